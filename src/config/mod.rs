@@ -1,0 +1,396 @@
+//! Configuration: one TOML file, `${ENV}` interpolation, `*_file` secrets, unknown keys rejected.
+//!
+//! [`load`] reads the file and returns either a validated [`Config`] or every problem it found,
+//! each with its key path and line. Loading has no effect beyond reading files, so a reload can
+//! build a new `Config` beside the running one and swap it in only when it is valid.
+
+mod doc;
+pub(crate) mod raw;
+pub mod secret;
+pub mod units;
+mod validate;
+
+use ipnet::IpNet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use secret::Secret;
+
+use crate::vendor::VendorKind;
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub admin: AdminConfig,
+    pub spool: SpoolConfig,
+    pub replay: ReplayConfig,
+    pub sources: Vec<SourceConfig>,
+    pub sinks: Vec<SinkConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub max_body: u64,
+    pub header_timeout: Duration,
+    pub request_timeout: Duration,
+    pub handshake_timeout: Duration,
+    pub max_connections: usize,
+    pub max_header_size: usize,
+    pub client_rate_limit: RateLimit,
+    /// Bound on the per-client limiter's key map; past it, new clients share one bucket.
+    pub max_tracked_clients: usize,
+    pub trusted_proxies: Vec<IpNet>,
+    pub tls: Option<TlsConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub client_ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+    pub token: Option<Secret>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SpoolConfig {
+    pub dir: PathBuf,
+    pub max_size: u64,
+}
+
+#[derive(Debug, Clone)]
+pub enum ReplayStoreKind {
+    Memory,
+    Redis { url: Secret },
+}
+
+#[derive(Debug, Clone)]
+pub struct ReplayConfig {
+    pub store: ReplayStoreKind,
+    pub retention: Duration,
+    pub max_entries: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    pub id: String,
+    pub vendor: VendorKind,
+    pub secrets: Vec<Secret>,
+    pub tolerance: Duration,
+    pub rate_limit: Option<RateLimit>,
+    pub sinks: Vec<String>,
+    pub include_raw: bool,
+    pub options: VendorOptions,
+}
+
+/// Vendor-specific keys of a source.
+#[derive(Debug, Clone, Default)]
+pub struct VendorOptions {
+    /// Spectral: the header carrying the timestamp. Okta: the authentication header.
+    /// generic_hmac: the signature header.
+    pub header: Option<String>,
+    pub timestamp_header: Option<String>,
+    pub generic: Option<GenericHmacOptions>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MacAlgorithm {
+    Sha1,
+    Sha256,
+    Sha512,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigEncoding {
+    Hex,
+    Base64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampUnit {
+    Seconds,
+    Milliseconds,
+    Iso8601,
+}
+
+/// One piece of a signed-content or key template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplatePart {
+    Literal(String),
+    Body,
+    Timestamp,
+    Id,
+    Secret,
+}
+
+#[derive(Debug, Clone)]
+pub struct GenericHmacOptions {
+    pub header: String,
+    /// `None`: the header carries the secret itself (a token), compared in constant time.
+    pub algorithm: Option<MacAlgorithm>,
+    pub encoding: SigEncoding,
+    pub prefix: String,
+    pub separator: Option<String>,
+    pub signed_template: Vec<TemplatePart>,
+    pub key_template: Vec<TemplatePart>,
+    pub secret_base64: bool,
+    pub timestamp_header: Option<String>,
+    pub timestamp_unit: TimestampUnit,
+    pub id_header: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SinkConfig {
+    pub id: String,
+    pub kind: SinkKind,
+    pub headers: Vec<(String, String)>,
+    pub min_severity: Option<u8>,
+    pub batch: BatchConfig,
+    pub retry: RetryConfig,
+    pub ca_file: Option<PathBuf>,
+    pub allow_http: bool,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct BatchConfig {
+    pub max_events: usize,
+    pub max_bytes: u64,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RetryConfig {
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    pub max_age: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+}
+
+#[derive(Debug, Clone)]
+pub enum SinkKind {
+    File {
+        path: PathBuf,
+    },
+    Http {
+        url: String,
+        method: String,
+        signing_secret: Option<Secret>,
+    },
+    SplunkHec {
+        url: String,
+        token: Secret,
+        index: Option<String>,
+        source: Option<String>,
+        sourcetype: Option<String>,
+        host: Option<String>,
+        channel: Option<String>,
+        use_ack: bool,
+        compression: Compression,
+    },
+    Sentinel {
+        endpoint: String,
+        dcr_id: String,
+        stream: String,
+        tenant_id: String,
+        client_id: String,
+        client_secret: Secret,
+        authority: String,
+        scope: String,
+    },
+    SentinelDataCollector {
+        workspace_id: String,
+        shared_key: Secret,
+        log_type: String,
+        url: Option<String>,
+    },
+    Datadog {
+        url: String,
+        api_key: Secret,
+        service: Option<String>,
+        source: Option<String>,
+        tags: Vec<String>,
+        compression: Compression,
+    },
+}
+
+impl SinkKind {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SinkKind::File { .. } => "file",
+            SinkKind::Http { .. } => "http",
+            SinkKind::SplunkHec { .. } => "splunk_hec",
+            SinkKind::Sentinel { .. } => "sentinel",
+            SinkKind::SentinelDataCollector { .. } => "sentinel_data_collector",
+            SinkKind::Datadog { .. } => "datadog",
+        }
+    }
+}
+
+/// One problem with the config: where it is and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn at(path: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            path: path.into(),
+            line: None,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.path.is_empty()) {
+            (Some(l), false) => write!(f, "line {l}: {}: {}", self.path, self.message),
+            (Some(l), true) => write!(f, "line {l}: {}", self.message),
+            (None, false) => write!(f, "{}: {}", self.path, self.message),
+            (None, true) => f.write_str(&self.message),
+        }
+    }
+}
+
+/// Every problem found in one config file.
+#[derive(Debug, Clone)]
+pub struct ConfigErrors {
+    pub file: Option<PathBuf>,
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.errors.len();
+        match &self.file {
+            Some(p) => writeln!(f, "{} has {n} problem(s):", p.display())?,
+            None => writeln!(f, "the config has {n} problem(s):")?,
+        }
+        for e in &self.errors {
+            writeln!(f, "  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Reads and validates the config file at `path` against the process environment.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+        file: Some(path.to_path_buf()),
+        errors: vec![ConfigError::at("", format!("cannot read the file: {e}"))],
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    parse(&text, base, &|k| std::env::var(k).ok()).map_err(|mut e| {
+        e.file = Some(path.to_path_buf());
+        e
+    })
+}
+
+/// Parses config text. Relative `*_file` paths resolve against `base`; `env` answers `${NAME}`.
+pub fn parse(
+    text: &str,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigErrors> {
+    validate::parse(text, base, env).map_err(|errors| ConfigErrors { file: None, errors })
+}
+
+/// The configuration a newcomer runs with: the example shipped in `config/demo.toml`.
+pub const DEMO_CONFIG: &str = include_str!("../../config/demo.toml");
+
+impl Config {
+    pub fn source(&self, id: &str) -> Option<&SourceConfig> {
+        self.sources.iter().find(|s| s.id == id)
+    }
+
+    /// A human summary with every secret redacted, for `siemgate check`.
+    pub fn summary(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let scheme = if self.server.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let _ = writeln!(
+            s,
+            "ingest: {scheme}://{} (max body {} bytes, {} connections max)",
+            self.server.listen, self.server.max_body, self.server.max_connections
+        );
+        if let Some(tls) = &self.server.tls {
+            let _ = writeln!(
+                s,
+                "tls: cert {} key {}{}",
+                tls.cert_file.display(),
+                tls.key_file.display(),
+                match &tls.client_ca_file {
+                    Some(ca) => format!(", client certificates required (CA {})", ca.display()),
+                    None => String::new(),
+                }
+            );
+        }
+        let _ = writeln!(
+            s,
+            "admin: http://{} (token {})",
+            self.admin.listen,
+            if self.admin.token.is_some() {
+                "[redacted]"
+            } else {
+                "not set: state-changing admin calls are refused"
+            }
+        );
+        let _ = writeln!(
+            s,
+            "spool: {} (max {} bytes)",
+            self.spool.dir.display(),
+            self.spool.max_size
+        );
+        let store = match &self.replay.store {
+            ReplayStoreKind::Memory => {
+                format!("memory, at most {} entries", self.replay.max_entries)
+            }
+            ReplayStoreKind::Redis { .. } => "redis ([redacted] url)".to_string(),
+        };
+        let _ = writeln!(s, "replay: {store}, retention {:?}", self.replay.retention);
+        for src in &self.sources {
+            let _ = writeln!(
+                s,
+                "source {}: vendor {}, {} secret(s) [redacted], tolerance {:?}, sinks [{}]",
+                src.id,
+                src.vendor.name(),
+                src.secrets.len(),
+                src.tolerance,
+                src.sinks.join(", ")
+            );
+        }
+        for sink in &self.sinks {
+            let _ = writeln!(s, "sink {}: {}", sink.id, sink.kind.type_name());
+        }
+        s
+    }
+}

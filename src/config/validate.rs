@@ -1,0 +1,916 @@
+//! From text to a validated [`Config`]: parse with spans, interpolate, deserialize each section on
+//! its own (so one bad section does not hide the next), then check meaning. Every problem is
+//! collected with its key path and line; nothing stops at the first.
+
+use serde::de::{DeserializeOwned, IntoDeserializer};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use super::doc::{self, LineIndex};
+use super::raw::*;
+use super::*;
+use crate::vendor::VendorKind;
+
+struct Ctx<'a> {
+    base: &'a Path,
+    errors: Vec<ConfigError>,
+}
+
+impl Ctx<'_> {
+    fn err(&mut self, path: impl Into<String>, msg: impl Into<String>) {
+        self.errors.push(ConfigError::at(path, msg));
+    }
+
+    fn resolve_path(&self, p: &str) -> PathBuf {
+        let p = PathBuf::from(p);
+        if p.is_absolute() {
+            p
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    fn read_secret_file(&mut self, path: &str, key: &str) -> Option<Secret> {
+        let full = self.resolve_path(path);
+        match std::fs::read(&full) {
+            Ok(mut bytes) => {
+                if bytes.ends_with(b"\n") {
+                    bytes.pop();
+                    if bytes.ends_with(b"\r") {
+                        bytes.pop();
+                    }
+                }
+                if bytes.is_empty() {
+                    self.err(key, format!("secret file {} is empty", full.display()));
+                    return None;
+                }
+                Some(Secret::new(bytes))
+            }
+            Err(e) => {
+                self.err(
+                    key,
+                    format!("cannot read secret file {}: {e}", full.display()),
+                );
+                None
+            }
+        }
+    }
+
+    /// A secret given inline as `key` or in a file as `key_file`; at most one of them.
+    fn secret(
+        &mut self,
+        path: &str,
+        key: &str,
+        inline: Option<String>,
+        file: Option<String>,
+        required: bool,
+    ) -> Option<Secret> {
+        match (inline, file) {
+            (Some(_), Some(_)) => {
+                self.err(
+                    format!("{path}.{key}"),
+                    format!("set either {key} or {key}_file, not both"),
+                );
+                None
+            }
+            (Some(v), None) => {
+                if v.is_empty() {
+                    self.err(format!("{path}.{key}"), "must not be empty");
+                    None
+                } else {
+                    Some(Secret::new(v))
+                }
+            }
+            (None, Some(f)) => self.read_secret_file(&f, &format!("{path}.{key}_file")),
+            (None, None) => {
+                if required {
+                    self.err(path, format!("missing {key} (or {key}_file)"));
+                }
+                None
+            }
+        }
+    }
+
+    fn positive(&mut self, path: &str, v: i64, max: i64) -> Option<i64> {
+        if v <= 0 || v > max {
+            self.err(path, format!("must be between 1 and {max}, got {v}"));
+            None
+        } else {
+            Some(v)
+        }
+    }
+
+    fn rate(&mut self, path: &str, r: RawRate) -> Option<RateLimit> {
+        let per_second = self.positive(&format!("{path}.per_second"), r.per_second, 1_000_000)?;
+        let burst = match r.burst {
+            Some(b) => self.positive(&format!("{path}.burst"), b, 10_000_000)?,
+            None => per_second,
+        };
+        Some(RateLimit {
+            per_second: per_second as u32,
+            burst: burst as u32,
+        })
+    }
+
+    fn duration(
+        &mut self,
+        path: &str,
+        d: Option<units::ConfDuration>,
+        default: Duration,
+    ) -> Duration {
+        match d {
+            Some(d) if d.0.is_zero() => {
+                self.err(path, "must be greater than zero");
+                default
+            }
+            Some(d) => d.0,
+            None => default,
+        }
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+fn de_section<T: DeserializeOwned>(
+    value: Spanned<DeValue<'_>>,
+    path: &str,
+    text: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<T> {
+    let outer = value.span();
+    let de = value.into_deserializer();
+    match serde_path_to_error::deserialize::<_, T>(de) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let inner_path = e.path().to_string();
+            let full = if inner_path == "." || inner_path.is_empty() {
+                path.to_string()
+            } else {
+                format!("{path}.{inner_path}")
+            };
+            let span = e.inner().span().unwrap_or(outer);
+            let message = e.inner().message().to_string();
+            errors.push(ConfigError {
+                path: full,
+                line: Some(doc::line_at(text, span.start)),
+                message,
+            });
+            None
+        }
+    }
+}
+
+pub(super) fn parse(
+    text: &str,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, Vec<ConfigError>> {
+    let (doc_table, syntax) = DeTable::parse_recoverable(text);
+    if !syntax.is_empty() {
+        return Err(syntax
+            .into_iter()
+            .map(|e| ConfigError {
+                path: String::new(),
+                line: e.span().map(|s| doc::line_at(text, s.start)),
+                message: format!("TOML syntax: {}", e.message()),
+            })
+            .collect());
+    }
+    let mut table = doc_table.into_inner();
+    let lines = doc::index_lines(text, &table);
+    let mut errors = Vec::new();
+    doc::interpolate(&mut table, env, &mut errors);
+
+    let mut server = None;
+    let mut admin = None;
+    let mut spool = None;
+    let mut replay = None;
+    let mut sources = Vec::new();
+    let mut sinks = Vec::new();
+    for (key, value) in table.into_iter() {
+        let name = key.get_ref().to_string();
+        match name.as_str() {
+            "server" => server = de_section::<RawServer>(value, "server", text, &mut errors),
+            "admin" => admin = de_section::<RawAdmin>(value, "admin", text, &mut errors),
+            "spool" => spool = de_section::<RawSpool>(value, "spool", text, &mut errors),
+            "replay" => replay = de_section::<RawReplay>(value, "replay", text, &mut errors),
+            "sources" | "sinks" => {
+                let span = value.span();
+                match value.into_inner() {
+                    DeValue::Array(items) => {
+                        for (i, item) in items.into_iter().enumerate() {
+                            let path = format!("{name}[{i}]");
+                            if name == "sources" {
+                                sources.push(de_section::<RawSource>(
+                                    item,
+                                    &path,
+                                    text,
+                                    &mut errors,
+                                ));
+                            } else {
+                                sinks.push(de_section::<RawSink>(item, &path, text, &mut errors));
+                            }
+                        }
+                    }
+                    _ => errors.push(ConfigError {
+                        path: name.clone(),
+                        line: Some(doc::line_at(text, span.start)),
+                        message: format!("must be an array of tables: write [[{name}]]"),
+                    }),
+                }
+            }
+            _ => errors.push(ConfigError {
+                path: name.clone(),
+                line: Some(doc::line_at(text, key.span().start)),
+                message: "unknown key; expected server, admin, spool, replay, sources or sinks"
+                    .into(),
+            }),
+        }
+    }
+
+    let mut cx = Ctx {
+        base,
+        errors: Vec::new(),
+    };
+    let server = build_server(&mut cx, server.unwrap_or_default());
+    let admin = build_admin(&mut cx, admin.unwrap_or_default());
+    let spool = build_spool(&mut cx, spool.unwrap_or_default());
+    let replay = build_replay(&mut cx, replay.unwrap_or_default());
+    let sinks: Vec<SinkConfig> = sinks
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.and_then(|s| build_sink(&mut cx, &format!("sinks[{i}]"), s)))
+        .collect();
+    let sink_ids: HashSet<&str> = sinks.iter().map(|s| s.id.as_str()).collect();
+    let sources: Vec<SourceConfig> = sources
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            s.and_then(|s| build_source(&mut cx, &format!("sources[{i}]"), s, &sink_ids))
+        })
+        .collect();
+    unique_ids(&mut cx, "sources", sources.iter().map(|s| s.id.as_str()));
+    unique_ids(&mut cx, "sinks", sinks.iter().map(|s| s.id.as_str()));
+    if sources.is_empty() && errors.is_empty() && cx.errors.is_empty() {
+        cx.err(
+            "sources",
+            "no [[sources]] configured: nothing could be received",
+        );
+    }
+    if server.listen == admin.listen {
+        cx.err(
+            "admin.listen",
+            "must differ from server.listen: the admin API is never served on the ingest listener",
+        );
+    }
+
+    errors.extend(cx.errors);
+    let errors = locate(errors, &lines);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Config {
+        server,
+        admin,
+        spool,
+        replay,
+        sources,
+        sinks,
+    })
+}
+
+fn locate(errors: Vec<ConfigError>, lines: &LineIndex) -> Vec<ConfigError> {
+    errors
+        .into_iter()
+        .map(|mut e| {
+            if e.line.is_none() {
+                e.line = lines.line_of(&e.path);
+            }
+            e
+        })
+        .collect()
+}
+
+fn unique_ids<'a>(cx: &mut Ctx<'_>, what: &str, ids: impl Iterator<Item = &'a str>) {
+    let mut seen = HashSet::new();
+    for (i, id) in ids.enumerate() {
+        if !seen.insert(id) {
+            cx.err(format!("{what}[{i}].id"), format!("duplicate id {id:?}"));
+        }
+    }
+}
+
+fn socket(cx: &mut Ctx<'_>, path: &str, v: Option<String>, default: &str) -> SocketAddr {
+    let s = v.unwrap_or_else(|| default.to_string());
+    match s.parse() {
+        Ok(a) => a,
+        Err(_) => {
+            cx.err(
+                path,
+                format!("{s:?} is not an address such as \"0.0.0.0:8443\""),
+            );
+            default.parse().expect("default address parses")
+        }
+    }
+}
+
+fn build_server(cx: &mut Ctx<'_>, r: RawServer) -> ServerConfig {
+    let listen = socket(cx, "server.listen", r.listen, "0.0.0.0:8443");
+    let max_body = match r.max_body {
+        Some(s) if s.0 == 0 => {
+            cx.err("server.max_body", "must be greater than zero");
+            1 << 20
+        }
+        Some(s) => s.0,
+        None => 1 << 20,
+    };
+    let max_header_size = match r.max_header_size {
+        Some(s) if s.0 < 8192 || s.0 > (1 << 24) => {
+            cx.err("server.max_header_size", "must be between 8KiB and 16MiB");
+            64 * 1024
+        }
+        Some(s) => s.0 as usize,
+        None => 64 * 1024,
+    };
+    let max_connections = r
+        .max_connections
+        .and_then(|v| cx.positive("server.max_connections", v, 10_000_000))
+        .unwrap_or(10_000) as usize;
+    let max_tracked_clients = r
+        .max_tracked_clients
+        .and_then(|v| cx.positive("server.max_tracked_clients", v, 100_000_000))
+        .unwrap_or(100_000) as usize;
+    let client_rate_limit = r
+        .client_rate_limit
+        .and_then(|rl| cx.rate("server.client_rate_limit", rl))
+        .unwrap_or(RateLimit {
+            per_second: 200,
+            burst: 400,
+        });
+    let mut trusted_proxies = Vec::new();
+    for (i, p) in r
+        .trusted_proxies
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        let parsed = p
+            .parse::<IpNet>()
+            .or_else(|_| p.parse::<std::net::IpAddr>().map(IpNet::from));
+        match parsed {
+            Ok(net) => trusted_proxies.push(net),
+            Err(_) => cx.err(
+                format!("server.trusted_proxies[{i}]"),
+                format!("{p:?} is not an address or network such as \"10.0.0.0/8\""),
+            ),
+        }
+    }
+    let tls = r.tls.map(|t| {
+        let cert_file = cx.resolve_path(&t.cert_file);
+        let key_file = cx.resolve_path(&t.key_file);
+        let client_ca_file = t.client_ca_file.map(|c| cx.resolve_path(&c));
+        for (k, p) in [
+            ("cert_file", Some(&cert_file)),
+            ("key_file", Some(&key_file)),
+            ("client_ca_file", client_ca_file.as_ref()),
+        ] {
+            if let Some(p) = p {
+                if let Err(e) = std::fs::metadata(p) {
+                    cx.err(
+                        format!("server.tls.{k}"),
+                        format!("cannot read {}: {e}", p.display()),
+                    );
+                }
+            }
+        }
+        TlsConfig {
+            cert_file,
+            key_file,
+            client_ca_file,
+        }
+    });
+    ServerConfig {
+        listen,
+        max_body,
+        header_timeout: cx.duration(
+            "server.header_timeout",
+            r.header_timeout,
+            Duration::from_secs(10),
+        ),
+        request_timeout: cx.duration(
+            "server.request_timeout",
+            r.request_timeout,
+            Duration::from_secs(30),
+        ),
+        handshake_timeout: cx.duration(
+            "server.handshake_timeout",
+            r.handshake_timeout,
+            Duration::from_secs(10),
+        ),
+        max_connections,
+        max_header_size,
+        client_rate_limit,
+        max_tracked_clients,
+        trusted_proxies,
+        tls,
+    }
+}
+
+fn build_admin(cx: &mut Ctx<'_>, r: RawAdmin) -> AdminConfig {
+    let listen = socket(cx, "admin.listen", r.listen, "127.0.0.1:9090");
+    let token = cx.secret("admin", "token", r.token, r.token_file, false);
+    AdminConfig { listen, token }
+}
+
+fn build_spool(cx: &mut Ctx<'_>, r: RawSpool) -> SpoolConfig {
+    let dir = cx.resolve_path(r.dir.as_deref().unwrap_or("/var/lib/siemgate"));
+    let max_size = match r.max_size {
+        Some(s) if s.0 < (1 << 20) => {
+            cx.err("spool.max_size", "must be at least 1MiB");
+            10 << 30
+        }
+        Some(s) => s.0,
+        None => 10 << 30,
+    };
+    SpoolConfig { dir, max_size }
+}
+
+fn build_replay(cx: &mut Ctx<'_>, r: RawReplay) -> ReplayConfig {
+    let store = match r.store.as_deref().unwrap_or("memory") {
+        "memory" => {
+            if r.redis_url.is_some() || r.redis_url_file.is_some() {
+                cx.err("replay.redis_url", "only used with store = \"redis\"");
+            }
+            ReplayStoreKind::Memory
+        }
+        "redis" => match cx.secret("replay", "redis_url", r.redis_url, r.redis_url_file, true) {
+            Some(url) => {
+                let ok = url
+                    .expose_str()
+                    .is_some_and(|u| u.starts_with("redis://") || u.starts_with("rediss://"));
+                if !ok {
+                    cx.err("replay.redis_url", "must start with redis:// or rediss://");
+                }
+                ReplayStoreKind::Redis { url }
+            }
+            None => ReplayStoreKind::Memory,
+        },
+        other => {
+            cx.err(
+                "replay.store",
+                format!("{other:?} is not a store; expected \"memory\" or \"redis\""),
+            );
+            ReplayStoreKind::Memory
+        }
+    };
+    let max_entries = r
+        .max_entries
+        .and_then(|v| cx.positive("replay.max_entries", v, 1_000_000_000))
+        .unwrap_or(1_000_000) as usize;
+    ReplayConfig {
+        store,
+        retention: cx.duration(
+            "replay.retention",
+            r.retention,
+            Duration::from_secs(24 * 3600),
+        ),
+        max_entries,
+    }
+}
+
+fn build_source(
+    cx: &mut Ctx<'_>,
+    path: &str,
+    r: RawSource,
+    sink_ids: &HashSet<&str>,
+) -> Option<SourceConfig> {
+    if !valid_id(&r.id) {
+        cx.err(
+            format!("{path}.id"),
+            "must be 1-64 characters of A-Z a-z 0-9 - _ .",
+        );
+    }
+    let vendor = match VendorKind::from_name(&r.vendor) {
+        Some(v) => Some(v),
+        None => {
+            cx.err(
+                format!("{path}.vendor"),
+                format!(
+                    "unknown vendor {:?}; expected one of {}",
+                    r.vendor,
+                    VendorKind::names().join(", ")
+                ),
+            );
+            None
+        }
+    };
+    let mut secrets: Vec<Secret> = Vec::new();
+    for (i, s) in r
+        .secrets
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        if s.is_empty() {
+            cx.err(format!("{path}.secrets[{i}]"), "must not be empty");
+        } else {
+            secrets.push(Secret::new(s));
+        }
+    }
+    if let Some(files) = r.secrets_file.clone() {
+        for (i, f) in files.into_vec().into_iter().enumerate() {
+            if let Some(s) = cx.read_secret_file(&f, &format!("{path}.secrets_file[{i}]")) {
+                secrets.push(s);
+            }
+        }
+    }
+    if secrets.is_empty() && r.secrets.is_none() && r.secrets_file.is_none() {
+        cx.err(
+            path,
+            "missing secrets (or secrets_file): a source must be able to verify what it receives",
+        );
+    }
+    if secrets.len() > 16 {
+        cx.err(format!("{path}.secrets"), "at most 16 secrets per source");
+    }
+    let tolerance = cx.duration(
+        &format!("{path}.tolerance"),
+        r.tolerance,
+        Duration::from_secs(300),
+    );
+    let rate_limit = r
+        .rate_limit
+        .and_then(|rl| cx.rate(&format!("{path}.rate_limit"), rl));
+    if r.sinks.is_empty() {
+        cx.err(format!("{path}.sinks"), "a source needs at least one sink");
+    }
+    for (i, s) in r.sinks.iter().enumerate() {
+        if !sink_ids.contains(s.as_str()) {
+            cx.err(
+                format!("{path}.sinks[{i}]"),
+                format!("no sink with id {s:?}"),
+            );
+        }
+    }
+    let vendor = vendor?;
+    let options = crate::vendor::options(vendor, &r, path, &mut |p, m| cx.err(p, m));
+    if let Some(options) = &options {
+        for (i, s) in secrets.iter().enumerate() {
+            if let Err(m) = crate::vendor::check_secret(vendor, options, s) {
+                cx.err(format!("{path}.secrets[{i}]"), m);
+            }
+        }
+    }
+    Some(SourceConfig {
+        id: r.id,
+        vendor,
+        secrets,
+        tolerance,
+        rate_limit,
+        sinks: r.sinks,
+        include_raw: r.include_raw.unwrap_or(true),
+        options: options?,
+    })
+}
+
+fn build_sink(cx: &mut Ctx<'_>, path: &str, r: RawSink) -> Option<SinkConfig> {
+    if !valid_id(&r.id) {
+        cx.err(
+            format!("{path}.id"),
+            "must be 1-64 characters of A-Z a-z 0-9 - _ .",
+        );
+    }
+    let allowed: &[&str] = match r.kind.as_str() {
+        "file" => &["path"],
+        "http" => &[
+            "url",
+            "method",
+            "signing_secret",
+            "signing_secret_file",
+            "allow_http",
+        ],
+        "splunk_hec" => &[
+            "url",
+            "token",
+            "token_file",
+            "index",
+            "source",
+            "sourcetype",
+            "host",
+            "channel",
+            "use_ack",
+            "compression",
+            "allow_http",
+        ],
+        "sentinel" => &[
+            "endpoint",
+            "dcr_id",
+            "stream",
+            "tenant_id",
+            "client_id",
+            "client_secret",
+            "client_secret_file",
+            "authority",
+            "scope",
+            "allow_http",
+        ],
+        "sentinel_data_collector" => &[
+            "workspace_id",
+            "shared_key",
+            "shared_key_file",
+            "log_type",
+            "url",
+            "allow_http",
+        ],
+        "datadog" => &[
+            "site",
+            "url",
+            "api_key",
+            "api_key_file",
+            "service",
+            "source",
+            "tags",
+            "compression",
+            "allow_http",
+        ],
+        other => {
+            cx.err(
+                format!("{path}.type"),
+                format!("unknown sink type {other:?}; expected splunk_hec, sentinel, sentinel_data_collector, datadog, http or file"),
+            );
+            return None;
+        }
+    };
+    for k in r.type_keys_set() {
+        if !allowed.contains(&k) {
+            cx.err(
+                format!("{path}.{k}"),
+                format!("not a key of sink type {}", r.kind),
+            );
+        }
+    }
+    let allow_http = r.allow_http.unwrap_or(false);
+    let url_key =
+        |cx: &mut Ctx<'_>, key: &str, v: Option<String>, required: bool| -> Option<String> {
+            let Some(u) = v else {
+                if required {
+                    cx.err(path, format!("missing {key}"));
+                }
+                return None;
+            };
+            let u = u.trim_end_matches('/').to_string();
+            if u.starts_with("https://") || (allow_http && u.starts_with("http://")) {
+                Some(u)
+            } else if u.starts_with("http://") {
+                cx.err(
+                    format!("{path}.{key}"),
+                    "plain http:// is refused unless allow_http = true",
+                );
+                None
+            } else {
+                cx.err(
+                    format!("{path}.{key}"),
+                    format!("{u:?} is not an https:// URL"),
+                );
+                None
+            }
+        };
+    let compression = |cx: &mut Ctx<'_>, v: Option<String>| match v.as_deref().unwrap_or("gzip") {
+        "gzip" => Compression::Gzip,
+        "none" => Compression::None,
+        other => {
+            cx.err(
+                format!("{path}.compression"),
+                format!("{other:?}: expected \"gzip\" or \"none\""),
+            );
+            Compression::Gzip
+        }
+    };
+    let required = |cx: &mut Ctx<'_>, key: &str, v: Option<String>| -> String {
+        match v {
+            Some(v) if !v.is_empty() => v,
+            _ => {
+                cx.err(path, format!("missing {key}"));
+                String::new()
+            }
+        }
+    };
+    let kind = match r.kind.as_str() {
+        "file" => {
+            let p = required(cx, "path", r.path);
+            SinkKind::File {
+                path: cx.resolve_path(&p),
+            }
+        }
+        "http" => SinkKind::Http {
+            url: url_key(cx, "url", r.url, true).unwrap_or_default(),
+            method: match r.method.as_deref().unwrap_or("POST") {
+                m @ ("POST" | "PUT" | "PATCH") => m.to_string(),
+                other => {
+                    cx.err(
+                        format!("{path}.method"),
+                        format!("{other:?}: expected POST, PUT or PATCH"),
+                    );
+                    "POST".into()
+                }
+            },
+            signing_secret: cx.secret(
+                path,
+                "signing_secret",
+                r.signing_secret,
+                r.signing_secret_file,
+                false,
+            ),
+        },
+        "splunk_hec" => SinkKind::SplunkHec {
+            url: url_key(cx, "url", r.url, true).unwrap_or_default(),
+            token: cx
+                .secret(path, "token", r.token, r.token_file, true)
+                .unwrap_or_else(|| Secret::new("")),
+            index: r.index,
+            source: r.source,
+            sourcetype: r.sourcetype,
+            host: r.host,
+            channel: r.channel,
+            use_ack: r.use_ack.unwrap_or(false),
+            compression: compression(cx, r.compression),
+        },
+        "sentinel" => SinkKind::Sentinel {
+            endpoint: url_key(cx, "endpoint", r.endpoint, true).unwrap_or_default(),
+            dcr_id: required(cx, "dcr_id", r.dcr_id),
+            stream: required(cx, "stream", r.stream),
+            tenant_id: required(cx, "tenant_id", r.tenant_id),
+            client_id: required(cx, "client_id", r.client_id),
+            client_secret: cx
+                .secret(
+                    path,
+                    "client_secret",
+                    r.client_secret,
+                    r.client_secret_file,
+                    true,
+                )
+                .unwrap_or_else(|| Secret::new("")),
+            authority: url_key(cx, "authority", r.authority, false)
+                .unwrap_or_else(|| "https://login.microsoftonline.com".into()),
+            scope: r
+                .scope
+                .unwrap_or_else(|| "https://monitor.azure.com/.default".into()),
+        },
+        "sentinel_data_collector" => SinkKind::SentinelDataCollector {
+            workspace_id: required(cx, "workspace_id", r.workspace_id),
+            shared_key: cx
+                .secret(path, "shared_key", r.shared_key, r.shared_key_file, true)
+                .unwrap_or_else(|| Secret::new("")),
+            log_type: {
+                let lt = r.log_type.unwrap_or_else(|| "SiemGate".into());
+                if lt.is_empty()
+                    || lt.len() > 100
+                    || !lt.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                {
+                    cx.err(
+                        format!("{path}.log_type"),
+                        "must be 1-100 characters of A-Z a-z 0-9 _",
+                    );
+                }
+                lt
+            },
+            url: url_key(cx, "url", r.url, false),
+        },
+        "datadog" => {
+            let url = match (r.url, r.site) {
+                (Some(_), Some(_)) => {
+                    cx.err(path, "set either site or url, not both");
+                    String::new()
+                }
+                (Some(u), None) => url_key(cx, "url", Some(u), true).unwrap_or_default(),
+                (None, site) => {
+                    let site = site.unwrap_or_else(|| "datadoghq.com".into());
+                    if site.is_empty()
+                        || !site
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+                    {
+                        cx.err(
+                            format!("{path}.site"),
+                            format!("{site:?} is not a Datadog site such as \"datadoghq.eu\""),
+                        );
+                    }
+                    format!("https://http-intake.logs.{site}")
+                }
+            };
+            SinkKind::Datadog {
+                url,
+                api_key: cx
+                    .secret(path, "api_key", r.api_key, r.api_key_file, true)
+                    .unwrap_or_else(|| Secret::new("")),
+                service: r.service,
+                source: r.source,
+                tags: r.tags.unwrap_or_default(),
+                compression: compression(cx, r.compression),
+            }
+        }
+        _ => unreachable!("sink type checked above"),
+    };
+    let min_severity = r
+        .min_severity
+        .and_then(|s| match crate::event::severity_id(&s) {
+            Some(id) => Some(id),
+            None => {
+                cx.err(
+                    format!("{path}.min_severity"),
+                    format!("{s:?}: expected info, low, medium, high or critical"),
+                );
+                None
+            }
+        });
+    let b = r.batch.unwrap_or(RawBatch {
+        max_events: None,
+        max_bytes: None,
+        timeout: None,
+    });
+    let batch = BatchConfig {
+        max_events: b
+            .max_events
+            .and_then(|v| cx.positive(&format!("{path}.batch.max_events"), v, 100_000))
+            .unwrap_or(500) as usize,
+        max_bytes: b.max_bytes.map(|s| s.0).unwrap_or(1 << 20),
+        timeout: cx.duration(
+            &format!("{path}.batch.timeout"),
+            b.timeout,
+            Duration::from_secs(1),
+        ),
+    };
+    let rt = r.retry.unwrap_or(RawRetry {
+        initial_backoff: None,
+        max_backoff: None,
+        max_age: None,
+    });
+    let retry = RetryConfig {
+        initial_backoff: cx.duration(
+            &format!("{path}.retry.initial_backoff"),
+            rt.initial_backoff,
+            Duration::from_secs(1),
+        ),
+        max_backoff: cx.duration(
+            &format!("{path}.retry.max_backoff"),
+            rt.max_backoff,
+            Duration::from_secs(600),
+        ),
+        max_age: cx.duration(
+            &format!("{path}.retry.max_age"),
+            rt.max_age,
+            Duration::from_secs(24 * 3600),
+        ),
+    };
+    let mut headers = Vec::new();
+    for (k, v) in r.headers.unwrap_or_default() {
+        let ok_name = http::HeaderName::from_bytes(k.as_bytes()).is_ok();
+        let ok_value = http::HeaderValue::from_str(&v).is_ok();
+        if !ok_name || !ok_value {
+            cx.err(
+                format!("{path}.headers.{k}"),
+                "not a valid HTTP header name and value",
+            );
+        } else {
+            headers.push((k, v));
+        }
+    }
+    let ca_file = r.tls.and_then(|t| t.ca_file).map(|p| {
+        let p = cx.resolve_path(&p);
+        if let Err(e) = std::fs::metadata(&p) {
+            cx.err(
+                format!("{path}.tls.ca_file"),
+                format!("cannot read {}: {e}", p.display()),
+            );
+        }
+        p
+    });
+    Some(SinkConfig {
+        id: r.id,
+        kind,
+        headers,
+        min_severity,
+        batch,
+        retry,
+        ca_file,
+        allow_http,
+        timeout: cx.duration(
+            &format!("{path}.timeout"),
+            r.timeout,
+            Duration::from_secs(30),
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests;

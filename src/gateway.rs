@@ -1,0 +1,414 @@
+//! The gateway's state and the ingest pipeline, apart from HTTP: given a source id and an
+//! unverified request, [`Gateway::ingest`] runs steps 5-8 of the lifecycle (see the crate docs)
+//! and says what happened as an [`Outcome`]. The server maps outcomes to HTTP in one place.
+//!
+//! Sources (secrets, windows, limits) live in a [`Runtime`] behind an `ArcSwap`, so a reload
+//! builds a new one beside the old and swaps it in whole; requests in flight keep the one
+//! they started with.
+
+use arc_swap::ArcSwap;
+use governor::clock::{Clock as _, DefaultClock};
+use governor::state::keyed::DashMapStateStore;
+use governor::{Quota, RateLimiter};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::{Config, RateLimit, SourceConfig};
+use crate::event::{self, Event};
+use crate::sink::{self, Sink};
+use crate::telemetry::names;
+use crate::vendor::{self, Scheme};
+use crate::verify::replay::{ReplayStore, Seen};
+use crate::verify::{self, Clock, Key, Reason, Rejection, Unverified, Verifier};
+
+type DirectLimiter =
+    RateLimiter<governor::state::NotKeyed, governor::state::InMemoryState, DefaultClock>;
+type KeyedLimiter = RateLimiter<IpAddr, DashMapStateStore<IpAddr>, DefaultClock>;
+
+/// A configured source, ready to verify.
+pub struct Source {
+    pub config: SourceConfig,
+    pub scheme: Box<dyn Scheme>,
+    pub keys: Vec<Key>,
+    limiter: Option<DirectLimiter>,
+    sinks: Vec<Arc<dyn Sink>>,
+}
+
+impl Source {
+    pub fn verifier(&self) -> Verifier<'_> {
+        Verifier {
+            source_id: &self.config.id,
+            scheme: self.scheme.as_ref(),
+            keys: &self.keys,
+            tolerance: self.config.tolerance,
+        }
+    }
+}
+
+/// Everything a reload may change.
+pub struct Runtime {
+    pub config: Arc<Config>,
+    pub sources: HashMap<String, Arc<Source>>,
+}
+
+/// What became of a request. `Unauthorized` keeps its reason for logs and metrics only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Accepted { events: usize },
+    Duplicate,
+    Unauthorized(Rejection),
+    RateLimited { retry_after: Duration },
+    Unavailable { retry_after: Duration },
+    NotFound,
+}
+
+impl Outcome {
+    /// The `outcome` label of `siemgate_requests_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Accepted { .. } => "accepted",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Unauthorized(_) => "unauthorized",
+            Outcome::RateLimited { .. } => "rate_limited",
+            Outcome::Unavailable { .. } => "unavailable",
+            Outcome::NotFound => "not_found",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("source {source_id}: secret {index}: {message}")]
+    Secret {
+        source_id: String,
+        index: usize,
+        message: String,
+    },
+    #[error("source {source_id}: sink {sink} is not configured")]
+    MissingSink { source_id: String, sink: String },
+    #[error("sink {0}")]
+    Sink(#[from] sink::SinkError),
+}
+
+/// The per-client limiter, with a bounded key map.
+pub struct ClientLimiter {
+    limiter: KeyedLimiter,
+    max_tracked: usize,
+}
+
+/// IPv6 clients are limited per /64: one host usually holds a whole /64.
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
+    }
+}
+
+/// Where clients are lumped once `max_tracked_clients` distinct ones are being tracked.
+const OVERFLOW_KEY: IpAddr = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+
+impl ClientLimiter {
+    fn new(rl: RateLimit, max_tracked: usize) -> Self {
+        ClientLimiter {
+            limiter: RateLimiter::dashmap(quota(rl)),
+            max_tracked,
+        }
+    }
+
+    /// `Err(wait)` when the client is over its limit.
+    pub fn check(&self, ip: IpAddr) -> Result<(), Duration> {
+        let mut key = client_key(ip);
+        if self.limiter.len() >= self.max_tracked {
+            self.limiter.retain_recent();
+            if self.limiter.len() >= self.max_tracked {
+                key = OVERFLOW_KEY;
+            }
+        }
+        self.limiter
+            .check_key(&key)
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+
+    /// Forgets clients whose buckets are full again; run periodically.
+    pub fn sweep(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+        metrics::gauge!(names::TRACKED_CLIENTS).set(self.limiter.len() as f64);
+    }
+}
+
+fn quota(rl: RateLimit) -> Quota {
+    let per_second = NonZeroU32::new(rl.per_second).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(rl.burst).unwrap_or(per_second);
+    Quota::per_second(per_second).allow_burst(burst)
+}
+
+pub struct Gateway {
+    runtime: ArcSwap<Runtime>,
+    clock: Arc<dyn Clock>,
+    replay: Arc<dyn ReplayStore>,
+    sinks: HashMap<String, Arc<dyn Sink>>,
+    client_limiter: ClientLimiter,
+    draining: AtomicBool,
+}
+
+fn build_sources(
+    config: &Config,
+    sinks: &HashMap<String, Arc<dyn Sink>>,
+) -> Result<HashMap<String, Arc<Source>>, BuildError> {
+    let mut out = HashMap::new();
+    for sc in &config.sources {
+        let scheme = vendor::scheme(sc);
+        let mut keys = Vec::new();
+        for (index, s) in sc.secrets.iter().enumerate() {
+            keys.push(
+                scheme
+                    .prepare_key(s)
+                    .map_err(|message| BuildError::Secret {
+                        source_id: sc.id.clone(),
+                        index,
+                        message,
+                    })?,
+            );
+        }
+        let mut source_sinks = Vec::new();
+        for id in &sc.sinks {
+            let s = sinks.get(id).ok_or_else(|| BuildError::MissingSink {
+                source_id: sc.id.clone(),
+                sink: id.clone(),
+            })?;
+            source_sinks.push(s.clone());
+        }
+        out.insert(
+            sc.id.clone(),
+            Arc::new(Source {
+                config: sc.clone(),
+                scheme,
+                keys,
+                limiter: sc.rate_limit.map(|rl| RateLimiter::direct(quota(rl))),
+                sinks: source_sinks,
+            }),
+        );
+    }
+    Ok(out)
+}
+
+impl Gateway {
+    pub fn new(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        replay: Arc<dyn ReplayStore>,
+    ) -> Result<Self, BuildError> {
+        let mut sinks = HashMap::new();
+        for sc in &config.sinks {
+            sinks.insert(sc.id.clone(), sink::build(sc)?);
+        }
+        let sources = build_sources(&config, &sinks)?;
+        let client_limiter = ClientLimiter::new(
+            config.server.client_rate_limit,
+            config.server.max_tracked_clients,
+        );
+        Ok(Gateway {
+            runtime: ArcSwap::from_pointee(Runtime {
+                config: Arc::new(config),
+                sources,
+            }),
+            clock,
+            replay,
+            sinks,
+            client_limiter,
+            draining: AtomicBool::new(false),
+        })
+    }
+
+    pub fn runtime(&self) -> arc_swap::Guard<Arc<Runtime>> {
+        self.runtime.load()
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        self.runtime.load().config.clone()
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub fn client_limiter(&self) -> &ClientLimiter {
+        &self.client_limiter
+    }
+
+    pub fn replay_store(&self) -> &Arc<dyn ReplayStore> {
+        &self.replay
+    }
+
+    pub fn sinks(&self) -> &HashMap<String, Arc<dyn Sink>> {
+        &self.sinks
+    }
+
+    pub fn set_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Swaps in a new config's sources. Listener, TLS, spool, replay-store and sink settings
+    /// take effect at the next start; the returned notes name the ones that changed.
+    pub fn reload(&self, config: Config) -> Result<Vec<String>, BuildError> {
+        let old = self.config();
+        let mut notes = Vec::new();
+        if old.server.listen != config.server.listen
+            || old.server.tls.is_some() != config.server.tls.is_some()
+        {
+            notes
+                .push("server listener or TLS changed: takes effect at the next start".to_string());
+        }
+        let old_sinks: Vec<_> = old
+            .sinks
+            .iter()
+            .map(|s| (&s.id, s.kind.type_name()))
+            .collect();
+        let new_sinks: Vec<_> = config
+            .sinks
+            .iter()
+            .map(|s| (&s.id, s.kind.type_name()))
+            .collect();
+        if old_sinks != new_sinks {
+            notes.push("sinks changed: take effect at the next start".to_string());
+        }
+        let sources = build_sources(&config, &self.sinks)?;
+        self.runtime.store(Arc::new(Runtime {
+            config: Arc::new(config),
+            sources,
+        }));
+        Ok(notes)
+    }
+
+    /// Runs verification, the source limit, de-duplication and hand-off for one request.
+    pub async fn ingest(&self, source_id: &str, req: Unverified) -> Outcome {
+        let runtime = self.runtime.load_full();
+        let Some(source) = runtime.sources.get(source_id).cloned() else {
+            return Outcome::NotFound;
+        };
+        if self.is_draining() {
+            return Outcome::Unavailable {
+                retry_after: Duration::from_secs(5),
+            };
+        }
+        let now = self.clock.now();
+        let verified = match verify::verify(&source.verifier(), req, now) {
+            Ok(v) => v,
+            Err(rejection) => return Outcome::Unauthorized(rejection),
+        };
+        if let Some(l) = &source.limiter {
+            if let Err(nu) = l.check() {
+                return Outcome::RateLimited {
+                    retry_after: nu.wait_time_from(DefaultClock::default().now()),
+                };
+            }
+        }
+        // Remember ids at least as long as a timestamp stays inside the window.
+        let ttl = runtime
+            .config
+            .replay
+            .retention
+            .max(source.config.tolerance * 2);
+        match self
+            .replay
+            .check_and_insert(verified.replay_keys(), now, ttl)
+            .await
+        {
+            Ok(Seen::Duplicate) => return Outcome::Duplicate,
+            Ok(Seen::New) => {}
+            Err(e) => {
+                metrics::counter!(names::REPLAY_ERRORS).increment(1);
+                tracing::error!(source = source_id, error = %e, "replay store unavailable; answering 503");
+                return Outcome::Unavailable {
+                    retry_after: Duration::from_secs(5),
+                };
+            }
+        }
+        let origin = event::Origin {
+            source_id: &source.config.id,
+            vendor: source.config.vendor.name(),
+            include_raw: source.config.include_raw,
+        };
+        let events = vec![event::base_event(&origin, &verified)];
+        if let Err(e) = self.hand_on(&source, &events).await {
+            tracing::error!(source = source_id, error = %e, "events could not be written; answering 503");
+            if let Err(e) = self.replay.forget(verified.replay_keys()).await {
+                tracing::error!(source = source_id, error = %e, "could not forget replay keys; the sender's retry may be taken for a duplicate");
+            }
+            return Outcome::Unavailable {
+                retry_after: Duration::from_secs(5),
+            };
+        }
+        for e in &events {
+            metrics::counter!(names::EVENTS, "source" => source.config.id.clone(), "class" => e.class_uid().to_string())
+                .increment(1);
+        }
+        Outcome::Accepted {
+            events: events.len(),
+        }
+    }
+
+    async fn hand_on(&self, source: &Source, events: &[Event]) -> Result<(), sink::SinkError> {
+        for s in &source.sinks {
+            let selected: Vec<Event> = match s.min_severity() {
+                Some(min) => events
+                    .iter()
+                    .filter(|e| e.severity_id() >= min)
+                    .cloned()
+                    .collect(),
+                None => events.to_vec(),
+            };
+            if !selected.is_empty() {
+                s.write(&selected).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts an outcome for `siemgate_requests_total` and, for failures,
+    /// `siemgate_verify_failures_total`.
+    pub fn record(&self, source_id: &str, outcome: &Outcome, started: Instant) {
+        let source = source_id.to_string();
+        metrics::counter!(names::REQUESTS, "source" => source.clone(), "outcome" => outcome.label()).increment(1);
+        if let Outcome::Unauthorized(r) = outcome {
+            metrics::counter!(names::VERIFY_FAILURES, "source" => source.clone(), "reason" => r.reason.as_str()).increment(1);
+        }
+        metrics::histogram!(names::REQUEST_DURATION, "source" => source)
+            .record(started.elapsed().as_secs_f64());
+    }
+
+    /// Pre-registers every source's series at zero so dashboards see them before traffic.
+    pub fn register_metrics(&self) {
+        for id in self.runtime.load().sources.keys() {
+            for o in [
+                "accepted",
+                "duplicate",
+                "unauthorized",
+                "rate_limited",
+                "too_large",
+                "unavailable",
+            ] {
+                metrics::counter!(names::REQUESTS, "source" => id.clone(), "outcome" => o)
+                    .absolute(0);
+            }
+            for r in Reason::ALL {
+                metrics::counter!(names::VERIFY_FAILURES, "source" => id.clone(), "reason" => r.as_str()).absolute(0);
+            }
+        }
+    }
+}

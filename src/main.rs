@@ -1,0 +1,322 @@
+//! The `siemgate` command line. The only place that uses `anyhow`.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use siemgate::config::{self, Config, ReplayStoreKind};
+use siemgate::gateway::Gateway;
+use siemgate::telemetry::{self, LogFormat};
+use siemgate::verify::replay::{MemoryStore, ReplayStore};
+use siemgate::verify::SystemClock;
+use siemgate::{cli, event, server};
+
+/// Exit codes (CONTRACT §2).
+const EXIT_RUNTIME: u8 = 1;
+const EXIT_CONFIG: u8 = 78;
+
+#[derive(Parser)]
+#[command(
+    name = "siemgate",
+    version,
+    about = "A verifying webhook gateway in front of your SIEM"
+)]
+struct Cli {
+    /// Config file; with no command, serve it.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Log format on stderr (default: text on a terminal, JSON lines otherwise).
+    #[arg(long, value_enum, global = true)]
+    log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve (the default). Without --config, the embedded demo config (config/demo.toml).
+    Run,
+    /// Validate the config, resolve every secret, print a redacted summary.
+    Check,
+    /// Print the headers a source's vendor would send for a body.
+    Sign(SignArgs),
+    /// Sign a body as a source's vendor would and POST it; print the answer.
+    Send {
+        #[command(flatten)]
+        sign: SignArgs,
+        /// The gateway's base URL (e.g. https://127.0.0.1:8443); the webhook path is appended.
+        #[arg(long)]
+        url: String,
+        /// Extra CA certificate (PEM) to trust, for a gateway with a private certificate.
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+        /// Accept any server certificate (testing only).
+        #[arg(long)]
+        insecure: bool,
+    },
+    /// Version, and the OCSF version emitted.
+    Version,
+}
+
+#[derive(clap::Args)]
+struct SignArgs {
+    #[arg(long)]
+    source: String,
+    /// Body file (default: standard input).
+    #[arg(long)]
+    body: Option<PathBuf>,
+    #[arg(long)]
+    event_id: Option<String>,
+    /// Unix seconds or RFC 3339 (default: now).
+    #[arg(long)]
+    timestamp: Option<String>,
+}
+
+enum Failure {
+    Config(String),
+    Runtime(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Runtime(e)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init_logging(cli.log_format);
+    let result = match cli.command.unwrap_or(Command::Run) {
+        Command::Run => run(cli.config.as_deref()),
+        Command::Check => check(cli.config.as_deref()),
+        Command::Sign(args) => sign(cli.config.as_deref(), &args).map(|headers| {
+            for (k, v) in headers {
+                println!("{k}: {v}");
+            }
+        }),
+        Command::Send {
+            sign,
+            url,
+            ca_file,
+            insecure,
+        } => send(
+            cli.config.as_deref(),
+            &sign,
+            &url,
+            ca_file.as_deref(),
+            insecure,
+        ),
+        Command::Version => {
+            println!("siemgate {}", env!("CARGO_PKG_VERSION"));
+            println!("ocsf {}", event::OCSF_VERSION);
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Config(msg)) => {
+            eprint!("{msg}");
+            if !msg.ends_with('\n') {
+                eprintln!();
+            }
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Err(Failure::Runtime(e)) => {
+            eprintln!("siemgate: {e:#}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+fn load(path: Option<&Path>) -> Result<Config, Failure> {
+    match path {
+        Some(p) => config::load(p).map_err(|e| Failure::Config(e.to_string())),
+        None => {
+            tracing::warn!("no --config given: using the embedded demo config (demo secrets; not for production)");
+            config::parse(config::DEMO_CONFIG, Path::new("."), &|k| {
+                std::env::var(k).ok()
+            })
+            .map_err(|e| Failure::Config(e.to_string()))
+        }
+    }
+}
+
+fn check(path: Option<&Path>) -> Result<(), Failure> {
+    let path = path.ok_or_else(|| Failure::Config("check needs --config FILE".into()))?;
+    let config = load(Some(path))?;
+    print!("{}", config.summary());
+    println!("{}: OK", path.display());
+    Ok(())
+}
+
+fn body_of(args: &SignArgs) -> anyhow::Result<Vec<u8>> {
+    match &args.body {
+        Some(p) => std::fs::read(p).with_context(|| format!("cannot read {}", p.display())),
+        None => {
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .context("cannot read the body from standard input")?;
+            Ok(buf)
+        }
+    }
+}
+
+fn sign(path: Option<&Path>, args: &SignArgs) -> Result<Vec<(String, String)>, Failure> {
+    let config = load(path)?;
+    let body = body_of(args)?;
+    let ts = match &args.timestamp {
+        Some(t) => cli::parse_timestamp(t).map_err(|e| Failure::Runtime(anyhow::anyhow!(e)))?,
+        None => time::OffsetDateTime::now_utc(),
+    };
+    let id = args.event_id.clone().unwrap_or_else(cli::new_event_id);
+    cli::sign_headers(&config, &args.source, &body, &id, ts).map_err(|e| Failure::Runtime(e.into()))
+}
+
+fn send(
+    path: Option<&Path>,
+    args: &SignArgs,
+    url: &str,
+    ca_file: Option<&Path>,
+    insecure: bool,
+) -> Result<(), Failure> {
+    let config = load(path)?;
+    let body = body_of(args)?;
+    let ts = match &args.timestamp {
+        Some(t) => cli::parse_timestamp(t).map_err(|e| Failure::Runtime(anyhow::anyhow!(e)))?,
+        None => time::OffsetDateTime::now_utc(),
+    };
+    let id = args.event_id.clone().unwrap_or_else(cli::new_event_id);
+    let headers = cli::sign_headers(&config, &args.source, &body, &id, ts)
+        .map_err(|e| Failure::Runtime(e.into()))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    rt.block_on(async {
+        let mut builder = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .danger_accept_invalid_certs(insecure);
+        if let Some(ca) = ca_file {
+            let pem = std::fs::read(ca).with_context(|| format!("cannot read {}", ca.display()))?;
+            builder = builder.add_root_certificate(
+                reqwest::Certificate::from_pem(&pem).context("CA file is not PEM")?,
+            );
+        }
+        let client = builder.build().context("HTTP client")?;
+        let target = format!("{}/v1/webhooks/{}", url.trim_end_matches('/'), args.source);
+        let mut req = client
+            .post(&target)
+            .header("content-type", "application/json")
+            .body(body);
+        for (k, v) in &headers {
+            req = req.header(k, v);
+        }
+        let resp = req.send().await.with_context(|| format!("POST {target}"))?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        println!("{}", status.as_u16());
+        println!("{text}");
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(Failure::Runtime(anyhow::anyhow!(
+                "the gateway answered {status}"
+            )))
+        }
+    })
+}
+
+fn run(path: Option<&Path>) -> Result<(), Failure> {
+    let config = load(path)?;
+    std::fs::create_dir_all(&config.spool.dir)
+        .with_context(|| format!("spool.dir {} cannot be created", config.spool.dir.display()))?;
+    let replay: Arc<dyn ReplayStore> = match &config.replay.store {
+        ReplayStoreKind::Memory => Arc::new(MemoryStore::new(config.replay.max_entries)),
+        ReplayStoreKind::Redis { .. } => {
+            return Err(Failure::Config(
+                "replay.store = \"redis\" is not available in this version; use \"memory\"".into(),
+            ))
+        }
+    };
+    let gateway = Gateway::new(config, Arc::new(SystemClock), replay)
+        .map_err(|e| Failure::Config(e.to_string()))?;
+    let gateway = Arc::new(gateway);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    rt.block_on(async move {
+        let grace = Duration::from_secs(10);
+        let handle = server::start(gateway.clone(), grace)
+            .await
+            .map_err(|e| Failure::Runtime(e.into()))?;
+        if let Some(p) = path.map(Path::to_path_buf) {
+            let gw = gateway.clone();
+            server::admin::set_reload(Arc::new(move || reload(&gw, &p)));
+        }
+        wait_for_shutdown(path).await;
+        tracing::info!("shutting down: not ready, draining requests in flight");
+        handle.shutdown(grace).await;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+fn reload(gw: &Gateway, path: &Path) -> Result<Vec<String>, String> {
+    let outcome = config::load(path)
+        .map_err(|e| e.to_string())
+        .and_then(|c| gw.reload(c).map_err(|e| e.to_string()));
+    let label = if outcome.is_ok() {
+        "success"
+    } else {
+        "failure"
+    };
+    metrics::counter!(telemetry::names::CONFIG_RELOADS, "outcome" => label).increment(1);
+    match &outcome {
+        Ok(notes) => tracing::info!(?notes, "config reloaded"),
+        Err(e) => tracing::error!(error = %e, "config reload refused; the running config stays"),
+    }
+    outcome
+}
+
+#[cfg(unix)]
+async fn wait_for_shutdown(path: Option<&Path>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                if path.is_none() {
+                    tracing::warn!("SIGHUP: nothing to reload (embedded config)");
+                }
+                // The admin reload hook re-reads the file.
+                else if let Err(e) = server::admin::trigger_reload() {
+                    tracing::error!(error = %e, "reload failed");
+                }
+            }
+        }
+    }
+    // A second signal exits at once.
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+        tracing::warn!("second signal: exiting now");
+        std::process::exit(EXIT_RUNTIME as i32);
+    });
+}
+
+#[cfg(not(unix))]
+async fn wait_for_shutdown(_path: Option<&Path>) {
+    let _ = tokio::signal::ctrl_c().await;
+}

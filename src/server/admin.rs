@@ -1,0 +1,190 @@
+//! The admin listener: `/metrics`, `/healthz`, `/readyz`, `/v1/status`, `POST /v1/reload`.
+//! Never served on the ingest listener. State-changing calls need the bearer token.
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::gateway::Gateway;
+use crate::telemetry;
+use crate::verify::mac;
+
+type Body = Full<Bytes>;
+
+fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+fn json(status: StatusCode, v: serde_json::Value) -> Response<Body> {
+    text(status, "application/json", v.to_string())
+}
+
+/// Whether the request carries the admin bearer token. No token configured: nobody does.
+pub fn authorized(gw: &Gateway, headers: &http::HeaderMap) -> bool {
+    let config = gw.config();
+    let Some(token) = &config.admin.token else {
+        return false;
+    };
+    let Some(presented) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    mac::ct_eq_token(presented.trim().as_bytes(), token.expose()).into()
+}
+
+/// A reload hook: the admin API and SIGHUP call it; main sets it to re-read the config file.
+pub type ReloadFn = Arc<dyn Fn() -> Result<Vec<String>, String> + Send + Sync>;
+
+static RELOAD: std::sync::OnceLock<ReloadFn> = std::sync::OnceLock::new();
+
+/// Installs the process's reload function (once).
+pub fn set_reload(f: ReloadFn) {
+    let _ = RELOAD.set(f);
+}
+
+async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path().to_string();
+    let r = match (req.method(), path.as_str()) {
+        (&Method::GET, "/metrics") => text(
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            telemetry::metrics_handle().render(),
+        ),
+        (&Method::GET, "/healthz") => json(StatusCode::OK, serde_json::json!({"status": "ok"})),
+        (&Method::GET, "/readyz") => {
+            let replay_ready = gw.replay_store().ready().await;
+            let ready = !gw.is_draining() && replay_ready;
+            let status = if ready {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            json(
+                status,
+                serde_json::json!({
+                    "status": if ready { "ready" } else { "not_ready" },
+                    "draining": gw.is_draining(),
+                    "replay_store": if replay_ready { "ok" } else { "unavailable" },
+                }),
+            )
+        }
+        (&Method::GET, "/v1/status") => json(StatusCode::OK, status(&gw)),
+        (&Method::POST, "/v1/reload") => {
+            if !authorized(&gw, req.headers()) {
+                json(
+                    StatusCode::UNAUTHORIZED,
+                    serde_json::json!({"error": "unauthorized"}),
+                )
+            } else {
+                match RELOAD.get() {
+                    None => json(
+                        StatusCode::NOT_IMPLEMENTED,
+                        serde_json::json!({"error": "reload not available"}),
+                    ),
+                    Some(f) => match f() {
+                        Ok(notes) => json(
+                            StatusCode::OK,
+                            serde_json::json!({"status": "reloaded", "notes": notes}),
+                        ),
+                        Err(e) => json(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            serde_json::json!({"error": "invalid config", "problems": e}),
+                        ),
+                    },
+                }
+            }
+        }
+        (_, "/metrics" | "/healthz" | "/readyz" | "/v1/status" | "/v1/reload") => json(
+            StatusCode::METHOD_NOT_ALLOWED,
+            serde_json::json!({"error": "method_not_allowed"}),
+        ),
+        _ => json(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({"error": "not_found"}),
+        ),
+    };
+    Ok(r)
+}
+
+fn status(gw: &Gateway) -> serde_json::Value {
+    let rt = gw.runtime();
+    let mut sources: Vec<_> = rt
+        .sources
+        .values()
+        .map(|s| {
+            serde_json::json!({
+                "id": s.config.id,
+                "vendor": s.config.vendor.name(),
+                "secrets": s.keys.len(),
+                "tolerance_seconds": s.config.tolerance.as_secs(),
+                "sinks": s.config.sinks,
+            })
+        })
+        .collect();
+    sources.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    let mut sinks: Vec<_> = gw
+        .sinks()
+        .values()
+        .map(|s| serde_json::json!({"id": s.id(), "type": s.type_name()}))
+        .collect();
+    sinks.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "ocsf_version": crate::event::OCSF_VERSION,
+        "draining": gw.is_draining(),
+        "replay_store": gw.replay_store().name(),
+        "sources": sources,
+        "sinks": sinks,
+    })
+}
+
+pub async fn serve(gw: Arc<Gateway>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10));
+    let builder = Arc::new(builder);
+    loop {
+        let stream = tokio::select! {
+            _ = shutdown.changed() => break,
+            r = listener.accept() => match r {
+                Ok((s, _)) => s,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let gw = gw.clone();
+        let builder = builder.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| handle(gw.clone(), req));
+            let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+        });
+    }
+}
+
+/// Runs the installed reload function (SIGHUP).
+pub fn trigger_reload() -> Result<Vec<String>, String> {
+    match RELOAD.get() {
+        Some(f) => f(),
+        None => Err("reload not available".into()),
+    }
+}

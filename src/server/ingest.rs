@@ -1,0 +1,184 @@
+//! The ingest handler: client limit, route, size and time bounds, then the gateway pipeline.
+
+use bytes::Bytes;
+use http::{Method, Request, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use ipnet::IpNet;
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::response::{self, Body};
+use crate::gateway::{Gateway, Outcome};
+use crate::telemetry::names;
+use crate::verify::Unverified;
+
+const PREFIX: &str = "/v1/webhooks/";
+
+/// The client's address: the peer, or, when the peer is a trusted proxy, the right-most
+/// `X-Forwarded-For` entry that is not itself a trusted proxy.
+pub fn client_ip(peer: IpAddr, headers: &http::HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if trusted.is_empty() || !is_trusted(&peer) {
+        return peer;
+    }
+    let mut client = peer;
+    for value in headers.get_all("x-forwarded-for").iter().rev() {
+        let Ok(s) = value.to_str() else { return client };
+        for part in s.rsplit(',') {
+            match part.trim().parse::<IpAddr>() {
+                Ok(ip) if is_trusted(&ip) => client = ip,
+                Ok(ip) => return ip,
+                Err(_) => return client,
+            }
+        }
+    }
+    client
+}
+
+fn reject(reason: &'static str) {
+    metrics::counter!(names::REJECTED, "reason" => reason).increment(1);
+}
+
+pub async fn handle(
+    gw: Arc<Gateway>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let started = Instant::now();
+    let config = gw.config();
+    let client = client_ip(peer.ip(), req.headers(), &config.server.trusted_proxies);
+
+    // The source this request names, if it names a configured one (labels take only those).
+    let source_id: Option<String> = req
+        .uri()
+        .path()
+        .strip_prefix(PREFIX)
+        .filter(|s| !s.is_empty() && !s.contains('/'))
+        .filter(|s| config.source(s).is_some())
+        .map(str::to_string);
+
+    if let Err(wait) = gw.client_limiter().check(client) {
+        match &source_id {
+            Some(s) => gw.record(s, &Outcome::RateLimited { retry_after: wait }, started),
+            None => reject("client_rate_limited"),
+        }
+        tracing::info!(source = source_id.as_deref().unwrap_or("-"), %client, outcome = "rate_limited", reason = "client_rate_limit", "request refused");
+        return Ok(response::rate_limited(wait));
+    }
+    let Some(source_id) = source_id else {
+        reject("not_found");
+        return Ok(response::not_found());
+    };
+    if req.method() != Method::POST {
+        reject("method_not_allowed");
+        return Ok(response::method_not_allowed());
+    }
+
+    let max_body = config.server.max_body;
+    let declared = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max_body) {
+        return Ok(too_large(&gw, &source_id, client, started));
+    }
+
+    let (parts, body) = req.into_parts();
+    let deadline = config.server.request_timeout;
+    let limited = Limited::new(body, max_body as usize);
+    let body: Bytes = match tokio::time::timeout(deadline, limited.collect()).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            return Ok(too_large(&gw, &source_id, client, started));
+        }
+        Ok(Err(_)) => {
+            reject("bad_request");
+            return Ok(response::bad_request());
+        }
+        Err(_) => {
+            reject("timeout");
+            tracing::info!(source = %source_id, %client, outcome = "timeout", "request body not received in time");
+            return Ok(response::timeout());
+        }
+    };
+
+    let unverified = Unverified {
+        headers: parts.headers,
+        query: parts.uri.query().map(str::to_string),
+        body,
+        received_at: gw.clock().now(),
+    };
+    // The pipeline runs in its own task: a client that goes away must not cancel it between
+    // recording the event id and writing the event.
+    let task = {
+        let gw = gw.clone();
+        let source_id = source_id.clone();
+        tokio::spawn(async move { gw.ingest(&source_id, unverified).await })
+    };
+    let outcome = match task.await {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::error!(source = %source_id, error = %e, "ingest task failed");
+            Outcome::Unavailable {
+                retry_after: std::time::Duration::from_secs(1),
+            }
+        }
+    };
+    gw.record(&source_id, &outcome, started);
+    let reason = match &outcome {
+        Outcome::Unauthorized(r) => r.reason.as_str(),
+        _ => "",
+    };
+    let detail = match &outcome {
+        Outcome::Unauthorized(r) => r.detail,
+        _ => "",
+    };
+    tracing::info!(
+        source = %source_id,
+        %client,
+        outcome = outcome.label(),
+        reason,
+        detail,
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    Ok(response::from_outcome(&outcome))
+}
+
+fn too_large(gw: &Gateway, source_id: &str, client: IpAddr, started: Instant) -> Response<Body> {
+    let source = source_id.to_string();
+    metrics::counter!(names::REQUESTS, "source" => source.clone(), "outcome" => "too_large")
+        .increment(1);
+    metrics::histogram!(names::REQUEST_DURATION, "source" => source)
+        .record(started.elapsed().as_secs_f64());
+    let _ = gw;
+    tracing::info!(source = %source_id, %client, outcome = "too_large", "request body over server.max_body");
+    response::too_large()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_only_from_trusted_proxies() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let mut h = http::HeaderMap::new();
+        h.insert("x-forwarded-for", "203.0.113.9, 10.1.1.1".parse().unwrap());
+        let proxy: IpAddr = "10.0.0.5".parse().unwrap();
+        let stranger: IpAddr = "198.51.100.1".parse().unwrap();
+        assert_eq!(
+            client_ip(proxy, &h, &trusted),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(client_ip(stranger, &h, &trusted), stranger);
+        assert_eq!(client_ip(proxy, &h, &[]), proxy);
+        let mut bad = http::HeaderMap::new();
+        bad.insert("x-forwarded-for", "not-an-ip".parse().unwrap());
+        assert_eq!(client_ip(proxy, &bad, &trusted), proxy);
+    }
+}

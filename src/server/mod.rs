@@ -1,0 +1,216 @@
+//! Listeners: the ingest listener (TLS or plain HTTP, HTTP/1.1 and h2) and the admin listener.
+//!
+//! [`start`] binds both and returns a [`Handle`] with their addresses; tests bind
+//! `127.0.0.1:0` and read the addresses back.
+
+pub mod admin;
+pub mod ingest;
+pub mod response;
+pub mod tls;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+
+use crate::config::ServerConfig;
+use crate::gateway::Gateway;
+use crate::telemetry::names;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {error}")]
+    Bind {
+        addr: SocketAddr,
+        error: std::io::Error,
+    },
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::TlsError),
+}
+
+/// A running gateway: its addresses, and the means to stop it.
+pub struct Handle {
+    pub ingest_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub gateway: Arc<Gateway>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Handle {
+    /// Stops accepting, lets requests in flight finish (up to `grace`), and returns.
+    pub async fn shutdown(self, grace: Duration) {
+        self.gateway.set_draining();
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = tokio::time::timeout(grace + Duration::from_secs(1), t).await;
+        }
+    }
+
+    /// A receiver that turns true when shutdown begins.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+}
+
+/// Binds the ingest and admin listeners from the gateway's config and starts serving.
+pub async fn start(gateway: Arc<Gateway>, grace: Duration) -> Result<Handle, StartError> {
+    let config = gateway.config();
+    let tls = match &config.server.tls {
+        Some(t) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(t)?)),
+        None => None,
+    };
+    let bind = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|error| StartError::Bind { addr, error })
+    };
+    let ingest = bind(config.server.listen).await?;
+    let admin = bind(config.admin.listen).await?;
+    let ingest_addr = ingest.local_addr().map_err(|error| StartError::Bind {
+        addr: config.server.listen,
+        error,
+    })?;
+    let admin_addr = admin.local_addr().map_err(|error| StartError::Bind {
+        addr: config.admin.listen,
+        error,
+    })?;
+    let (shutdown, rx) = watch::channel(false);
+
+    // Install the recorder before anything is counted.
+    crate::telemetry::metrics_handle();
+    gateway.register_metrics();
+    let sweeper = {
+        let gw = gateway.clone();
+        let mut rx = rx.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(10));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => gw.client_limiter().sweep(),
+                    _ = rx.changed() => break,
+                }
+            }
+        })
+    };
+    let ingest_task = tokio::spawn(serve_ingest(
+        gateway.clone(),
+        ingest,
+        tls,
+        config.server.clone(),
+        rx.clone(),
+        grace,
+    ));
+    let admin_task = tokio::spawn(admin::serve(gateway.clone(), admin, rx));
+    tracing::info!(
+        ingest = %ingest_addr,
+        admin = %admin_addr,
+        tls = config.server.tls.is_some(),
+        sources = config.sources.len(),
+        "siemgate listening"
+    );
+    Ok(Handle {
+        ingest_addr,
+        admin_addr,
+        gateway,
+        shutdown,
+        tasks: vec![ingest_task, admin_task, sweeper],
+    })
+}
+
+fn http_builder(cfg: &ServerConfig) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(cfg.header_timeout)
+        .max_buf_size(cfg.max_header_size.max(8192))
+        .keep_alive(true);
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(cfg.max_header_size as u32)
+        .max_concurrent_streams(256)
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    b
+}
+
+async fn serve_ingest(
+    gateway: Arc<Gateway>,
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    cfg: ServerConfig,
+    mut shutdown: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    let builder = Arc::new(http_builder(&cfg));
+    let connections = Arc::new(Semaphore::new(cfg.max_connections));
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.changed() => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            metrics::counter!(names::CONNECTIONS_REFUSED).increment(1);
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let gw = gateway.clone();
+        let builder = builder.clone();
+        let tls = tls.clone();
+        let watcher = graceful.watcher();
+        let handshake_timeout = cfg.handshake_timeout;
+        tokio::spawn(async move {
+            metrics::gauge!(names::OPEN_CONNECTIONS).increment(1.0);
+            let svc = service_fn(move |req| ingest::handle(gw.clone(), peer, req));
+            match tls {
+                Some(acceptor) => {
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(tls_stream)) => {
+                            let conn = builder.serve_connection(TokioIo::new(tls_stream), svc);
+                            let _ = watcher.watch(conn.into_owned()).await;
+                        }
+                        Ok(Err(e)) => {
+                            metrics::counter!(names::TLS_HANDSHAKE_FAILURES, "reason" => "error")
+                                .increment(1);
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        }
+                        Err(_) => {
+                            metrics::counter!(names::TLS_HANDSHAKE_FAILURES, "reason" => "timeout")
+                                .increment(1);
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                        }
+                    }
+                }
+                None => {
+                    let conn = builder.serve_connection(TokioIo::new(stream), svc);
+                    let _ = watcher.watch(conn.into_owned()).await;
+                }
+            }
+            metrics::gauge!(names::OPEN_CONNECTIONS).decrement(1.0);
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after the grace period; closing them");
+    }
+}

@@ -1,0 +1,72 @@
+//! TLS for the ingest listener: rustls (ring), ALPN h2 and http/1.1, optional client
+//! certificates (mTLS) checked against `client_ca_file`.
+
+use rustls::server::WebPkiClientVerifier;
+use rustls::RootCertStore;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::config::TlsConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read certificates from {path}: {error}")]
+    Certs { path: String, error: String },
+    #[error("no certificate found in {0}")]
+    NoCerts(String),
+    #[error("cannot read the private key from {path}: {error}")]
+    Key { path: String, error: String },
+    #[error("TLS setup failed: {0}")]
+    Rustls(String),
+}
+
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let err = |e: rustls_pki_types::pem::Error| TlsError::Certs {
+        path: path.display().to_string(),
+        error: e.to_string(),
+    };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(err)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(err)?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCerts(path.display().to_string()));
+    }
+    Ok(certs)
+}
+
+/// Builds the rustls server config from the files named in `[server.tls]`.
+pub fn server_config(cfg: &TlsConfig) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let chain = certs(&cfg.cert_file)?;
+    let key = PrivateKeyDer::from_pem_file(&cfg.key_file).map_err(|e| TlsError::Key {
+        path: cfg.key_file.display().to_string(),
+        error: e.to_string(),
+    })?;
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Rustls(e.to_string()))?;
+    let builder = match &cfg.client_ca_file {
+        Some(ca) => {
+            let mut roots = RootCertStore::empty();
+            for c in certs(ca)? {
+                roots.add(c).map_err(|e| TlsError::Rustls(e.to_string()))?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+                .build()
+                .map_err(|e| TlsError::Rustls(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder
+        .with_single_cert(chain, key)
+        .map_err(|e| TlsError::Rustls(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}

@@ -1,0 +1,100 @@
+//! Logging (tracing) and metrics (Prometheus text, rendered by the admin listener).
+
+pub mod names;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Installs the global subscriber: JSON lines, or text on a terminal. `RUST_LOG` filters.
+pub fn init_logging(format: Option<LogFormat>) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let format = format.unwrap_or(if std::io::stderr().is_terminal() {
+        LogFormat::Text
+    } else {
+        LogFormat::Json
+    });
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process-wide Prometheus recorder, installed on first use.
+pub fn metrics_handle() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let buckets = [
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            30.0,
+        ];
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("duration_seconds".into()), &buckets)
+            .expect("buckets are not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may already be installed (an embedding application): keep ours
+        // rendering what it sees rather than failing.
+        let _ = metrics::set_global_recorder(recorder);
+        describe();
+        handle
+    })
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(names::REQUESTS, "Webhook requests by source and outcome");
+    describe_counter!(
+        names::VERIFY_FAILURES,
+        "Verification failures by source and reason"
+    );
+    describe_histogram!(
+        names::REQUEST_DURATION,
+        Unit::Seconds,
+        "Time from request to answer, by source"
+    );
+    describe_counter!(names::EVENTS, "Events handed on, by source and OCSF class");
+    describe_counter!(
+        names::REJECTED,
+        "Requests refused before a source was known, by reason"
+    );
+    describe_counter!(
+        names::CONNECTIONS_REFUSED,
+        "Connections refused at max_connections"
+    );
+    describe_counter!(
+        names::TLS_HANDSHAKE_FAILURES,
+        "Failed or timed-out TLS handshakes"
+    );
+    describe_gauge!(names::OPEN_CONNECTIONS, "Open ingest connections");
+    describe_counter!(
+        names::REPLAY_EVICTIONS,
+        "Replay entries evicted early at replay.max_entries"
+    );
+    describe_counter!(names::REPLAY_ERRORS, "Replay store errors");
+    describe_gauge!(
+        names::TRACKED_CLIENTS,
+        "Clients tracked by the per-client rate limiter"
+    );
+    describe_counter!(names::CONFIG_RELOADS, "Config reloads by outcome");
+    describe_gauge!(
+        names::TLS_CERT_EXPIRY,
+        Unit::Seconds,
+        "Seconds until the serving certificate expires"
+    );
+}

@@ -1,0 +1,30 @@
+//! Every metric name, in one place (CONTRACT §7). Labels take configured ids and fixed words
+//! only: never a path, an address or an error string.
+
+pub const REQUESTS: &str = "siemgate_requests_total";
+pub const VERIFY_FAILURES: &str = "siemgate_verify_failures_total";
+pub const REQUEST_DURATION: &str = "siemgate_request_duration_seconds";
+pub const EVENTS: &str = "siemgate_events_total";
+pub const SPOOL_EVENTS: &str = "siemgate_spool_events";
+pub const SPOOL_BYTES: &str = "siemgate_spool_bytes";
+pub const SINK_EVENTS: &str = "siemgate_sink_events_total";
+pub const SINK_REQUEST_DURATION: &str = "siemgate_sink_request_duration_seconds";
+pub const DEAD_LETTERS: &str = "siemgate_dead_letters";
+pub const CONFIG_RELOADS: &str = "siemgate_config_reloads_total";
+pub const TLS_CERT_EXPIRY: &str = "siemgate_tls_cert_expiry_seconds";
+
+// Our own additions.
+/// Requests refused before routing (no source known yet): `reason` = client_rate_limited,
+/// not_found, method_not_allowed, too_large, timeout, bad_request.
+pub const REJECTED: &str = "siemgate_rejected_requests_total";
+/// Connections refused because `server.max_connections` was reached.
+pub const CONNECTIONS_REFUSED: &str = "siemgate_connections_refused_total";
+/// TLS handshakes that failed or timed out: `reason` = timeout, error.
+pub const TLS_HANDSHAKE_FAILURES: &str = "siemgate_tls_handshake_failures_total";
+pub const OPEN_CONNECTIONS: &str = "siemgate_open_connections";
+/// Replay-store entries evicted early because `replay.max_entries` was reached.
+pub const REPLAY_EVICTIONS: &str = "siemgate_replay_evictions_total";
+/// Replay-store errors (the request is answered 503 and can be retried).
+pub const REPLAY_ERRORS: &str = "siemgate_replay_store_errors_total";
+/// Clients tracked by the per-client rate limiter.
+pub const TRACKED_CLIENTS: &str = "siemgate_rate_limit_tracked_clients";

@@ -1,0 +1,386 @@
+//! `generic_hmac`: any "HMAC of some bytes in a header" scheme, described in the config.
+//!
+//! - `header`: where the signature is; `prefix` (e.g. `sha256=`) precedes each signature;
+//!   `separator` splits a list of signatures (rotation).
+//! - `algorithm`: `sha1`, `sha256` (default), `sha512`, or `token` (the header carries the
+//!   secret itself, compared in constant time).
+//! - `encoding`: `hex` (default) or `base64`.
+//! - `signed_template`: the signed bytes from `{body}`, `{timestamp}` and `{id}` and literal
+//!   text, e.g. `"v0:{timestamp}:{body}"` (default `"{body}"`).
+//! - `key_template`: the HMAC key from `{secret}` and `{timestamp}` (default `"{secret}"`);
+//!   `secret_encoding = "base64"` decodes the secret first.
+//! - `timestamp_header` with `timestamp_unit` (`seconds`, `milliseconds`, `iso8601`): the
+//!   window applies when the timestamp is signed (in either template).
+//! - `id_header`: the delivery id to de-duplicate on.
+
+use base64::Engine;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use super::common;
+use crate::config::raw::RawSource;
+use crate::config::{
+    GenericHmacOptions, MacAlgorithm, Secret, SigEncoding, TemplatePart, TimestampUnit,
+    VendorOptions,
+};
+use crate::verify::{self, Check, Claim, Facts, Key, KeyPart, Rejection, Unverified};
+
+pub struct GenericHmac {
+    o: GenericHmacOptions,
+}
+
+impl GenericHmac {
+    pub fn new(opts: &VendorOptions) -> Self {
+        GenericHmac {
+            o: opts
+                .generic
+                .clone()
+                .expect("generic_hmac options are validated at config load"),
+        }
+    }
+
+    fn timestamp_signed(&self) -> bool {
+        self.o.signed_template.contains(&TemplatePart::Timestamp)
+            || self.o.key_template.contains(&TemplatePart::Timestamp)
+    }
+
+    fn part<'a>(&self, req: &'a Unverified, p: &'a TemplatePart) -> Result<&'a [u8], Rejection> {
+        Ok(match p {
+            TemplatePart::Literal(s) => s.as_bytes(),
+            TemplatePart::Body => &req.body,
+            TemplatePart::Timestamp => {
+                let h = self.o.timestamp_header.as_deref().unwrap_or_default();
+                verify::single_header(req, h)?
+                    .ok_or(Rejection::missing("timestamp header missing"))?
+                    .as_bytes()
+            }
+            TemplatePart::Id => {
+                let h = self.o.id_header.as_deref().unwrap_or_default();
+                verify::single_header(req, h)?
+                    .ok_or(Rejection::missing("id header missing"))?
+                    .as_bytes()
+            }
+            TemplatePart::Secret => b"",
+        })
+    }
+}
+
+pub fn parse_template(t: &str, allowed: &[&str]) -> Result<Vec<TemplatePart>, String> {
+    let mut parts = Vec::new();
+    let mut rest = t;
+    while let Some(open) = rest.find('{') {
+        if open > 0 {
+            parts.push(TemplatePart::Literal(rest[..open].to_string()));
+        }
+        let close = rest[open..]
+            .find('}')
+            .ok_or_else(|| format!("unclosed '{{' in {t:?}"))?
+            + open;
+        let name = &rest[open + 1..close];
+        if !allowed.contains(&name) {
+            return Err(format!(
+                "unknown placeholder {{{name}}}; use {}",
+                allowed
+                    .iter()
+                    .map(|a| format!("{{{a}}}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        parts.push(match name {
+            "body" => TemplatePart::Body,
+            "timestamp" => TemplatePart::Timestamp,
+            "id" => TemplatePart::Id,
+            _ => TemplatePart::Secret,
+        });
+        rest = &rest[close + 1..];
+    }
+    if !rest.is_empty() {
+        parts.push(TemplatePart::Literal(rest.to_string()));
+    }
+    Ok(parts)
+}
+
+pub(super) fn options(
+    r: &RawSource,
+    path: &str,
+    err: &mut dyn FnMut(String, String),
+) -> Option<GenericHmacOptions> {
+    let mut ok = true;
+    let mut bad = |k: &str, m: String| {
+        err(format!("{path}.{k}"), m);
+        ok = false;
+    };
+    let header = match &r.header {
+        Some(h) => h.to_ascii_lowercase(),
+        None => {
+            err(
+                path.to_string(),
+                "generic_hmac needs `header`: where the signature is".into(),
+            );
+            return None;
+        }
+    };
+    let algorithm = match r.algorithm.as_deref().unwrap_or("sha256") {
+        "sha1" => Some(MacAlgorithm::Sha1),
+        "sha256" => Some(MacAlgorithm::Sha256),
+        "sha512" => Some(MacAlgorithm::Sha512),
+        "token" => None,
+        other => {
+            bad(
+                "algorithm",
+                format!("{other:?}: expected sha1, sha256, sha512 or token"),
+            );
+            Some(MacAlgorithm::Sha256)
+        }
+    };
+    let encoding = match r.encoding.as_deref().unwrap_or("hex") {
+        "hex" => SigEncoding::Hex,
+        "base64" => SigEncoding::Base64,
+        other => {
+            bad("encoding", format!("{other:?}: expected hex or base64"));
+            SigEncoding::Hex
+        }
+    };
+    let secret_base64 = match r.secret_encoding.as_deref().unwrap_or("utf8") {
+        "utf8" => false,
+        "base64" => true,
+        other => {
+            bad(
+                "secret_encoding",
+                format!("{other:?}: expected utf8 or base64"),
+            );
+            false
+        }
+    };
+    let timestamp_unit = match r.timestamp_unit.as_deref().unwrap_or("seconds") {
+        "seconds" => TimestampUnit::Seconds,
+        "milliseconds" => TimestampUnit::Milliseconds,
+        "iso8601" => TimestampUnit::Iso8601,
+        other => {
+            bad(
+                "timestamp_unit",
+                format!("{other:?}: expected seconds, milliseconds or iso8601"),
+            );
+            TimestampUnit::Seconds
+        }
+    };
+    let signed_template = match parse_template(
+        r.signed_template.as_deref().unwrap_or("{body}"),
+        &["body", "timestamp", "id"],
+    ) {
+        Ok(t) if t.contains(&TemplatePart::Body) => t,
+        Ok(_) => {
+            bad("signed_template", "must contain {body}: a signature that does not cover the body proves nothing about it".into());
+            vec![TemplatePart::Body]
+        }
+        Err(m) => {
+            bad("signed_template", m);
+            vec![TemplatePart::Body]
+        }
+    };
+    let key_template = match parse_template(
+        r.key_template.as_deref().unwrap_or("{secret}"),
+        &["secret", "timestamp"],
+    ) {
+        Ok(t) if t.contains(&TemplatePart::Secret) => t,
+        Ok(_) => {
+            bad("key_template", "must contain {secret}".into());
+            vec![TemplatePart::Secret]
+        }
+        Err(m) => {
+            bad("key_template", m);
+            vec![TemplatePart::Secret]
+        }
+    };
+    let uses_ts = signed_template.contains(&TemplatePart::Timestamp)
+        || key_template.contains(&TemplatePart::Timestamp);
+    if uses_ts && r.timestamp_header.is_none() {
+        bad(
+            "signed_template",
+            "uses {timestamp} but no timestamp_header is set".into(),
+        );
+    }
+    if signed_template.contains(&TemplatePart::Id) && r.id_header.is_none() {
+        bad(
+            "signed_template",
+            "uses {id} but no id_header is set".into(),
+        );
+    }
+    if algorithm.is_none()
+        && (r.signed_template.is_some() || r.key_template.is_some() || r.encoding.is_some())
+    {
+        bad(
+            "algorithm",
+            "a token is compared as sent: signed_template, key_template and encoding do not apply"
+                .into(),
+        );
+    }
+    if r.separator.as_deref() == Some("") {
+        bad("separator", "must not be empty".into());
+    }
+    ok.then(|| GenericHmacOptions {
+        header,
+        algorithm,
+        encoding,
+        prefix: r.prefix.clone().unwrap_or_default(),
+        separator: r.separator.clone(),
+        signed_template,
+        key_template,
+        secret_base64,
+        timestamp_header: r.timestamp_header.as_ref().map(|h| h.to_ascii_lowercase()),
+        timestamp_unit,
+        id_header: r.id_header.as_ref().map(|h| h.to_ascii_lowercase()),
+    })
+}
+
+impl super::Scheme for GenericHmac {
+    fn prepare_key(&self, secret: &Secret) -> Result<Key, String> {
+        if self.o.secret_base64 {
+            let s = secret.expose_str().ok_or("secret is not UTF-8")?;
+            let bytes = verify::decode_b64(s.trim())
+                .ok_or("secret_encoding is base64 but the secret is not base64")?;
+            Ok(Key::decoded(secret.expose(), bytes))
+        } else {
+            Ok(Key::plain(secret.expose()))
+        }
+    }
+
+    fn claim<'a>(&'a self, req: &'a Unverified) -> Result<Claim<'a>, Rejection> {
+        let value = verify::required_header(req, &self.o.header)?;
+        let Some(alg) = self.o.algorithm else {
+            let token = common::strip_prefix_ci(value, &self.o.prefix)
+                .ok_or(Rejection::malformed("prefix missing"))?;
+            return Ok(Claim {
+                check: Check::Token {
+                    presented: token.as_bytes(),
+                },
+            });
+        };
+        let entries = match &self.o.separator {
+            Some(sep) => {
+                let parts: Vec<&str> = value
+                    .split(sep.as_str())
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .collect();
+                if parts.len() > 4 * verify::MAX_SIGNATURES {
+                    return Err(Rejection::malformed("too many signature entries"));
+                }
+                parts
+            }
+            None => vec![value],
+        };
+        let sigs: Vec<&str> = entries
+            .into_iter()
+            .filter_map(|e| common::strip_prefix_ci(e, &self.o.prefix))
+            .collect();
+        if sigs.is_empty() {
+            return Err(Rejection::malformed("signature prefix missing"));
+        }
+        let decode = match self.o.encoding {
+            SigEncoding::Hex => verify::decode_hex,
+            SigEncoding::Base64 => verify::decode_b64,
+        };
+        let candidates = verify::candidates(sigs, decode)?;
+        let mut message = Vec::with_capacity(self.o.signed_template.len());
+        for p in &self.o.signed_template {
+            message.push(self.part(req, p)?);
+        }
+        let key = if self.o.key_template == [TemplatePart::Secret] {
+            None
+        } else {
+            let mut parts = Vec::new();
+            for p in &self.o.key_template {
+                parts.push(match p {
+                    TemplatePart::Secret => KeyPart::Secret,
+                    other => KeyPart::Bytes(self.part(req, other)?),
+                });
+            }
+            Some(parts)
+        };
+        Ok(Claim {
+            check: Check::Mac {
+                alg,
+                key,
+                message,
+                candidates,
+            },
+        })
+    }
+
+    fn facts(&self, req: &Unverified, _json: Option<&Value>) -> Result<Facts, Rejection> {
+        let signed_time = match (&self.o.timestamp_header, self.timestamp_signed()) {
+            (Some(h), true) => {
+                let raw = verify::required_header(req, h)?;
+                Some(verify::parse_timestamp(raw, self.o.timestamp_unit)?)
+            }
+            _ => None,
+        };
+        let id = match &self.o.id_header {
+            Some(h) => verify::id_header(req, h)?,
+            None => None,
+        };
+        Ok(Facts {
+            signed_time,
+            id,
+            id_signed: self.o.signed_template.contains(&TemplatePart::Id),
+        })
+    }
+
+    fn sign(&self, key: &Key, body: &[u8], ts: OffsetDateTime, id: &str) -> Vec<(String, String)> {
+        let ts_s = match self.o.timestamp_unit {
+            TimestampUnit::Seconds => ts.unix_timestamp().to_string(),
+            TimestampUnit::Milliseconds => {
+                ((ts.unix_timestamp_nanos() / 1_000_000) as i64).to_string()
+            }
+            TimestampUnit::Iso8601 => common::rfc3339(ts),
+        };
+        let mut headers = Vec::new();
+        if let Some(h) = &self.o.timestamp_header {
+            headers.push((h.clone(), ts_s.clone()));
+        }
+        if let Some(h) = &self.o.id_header {
+            headers.push((h.clone(), id.to_string()));
+        }
+        let Some(alg) = self.o.algorithm else {
+            headers.push((
+                self.o.header.clone(),
+                format!("{}{}", self.o.prefix, String::from_utf8_lossy(key.raw())),
+            ));
+            return headers;
+        };
+        let render = |t: &[TemplatePart], secret: &[u8]| -> Vec<u8> {
+            let mut out = Vec::new();
+            for p in t {
+                match p {
+                    TemplatePart::Literal(s) => out.extend_from_slice(s.as_bytes()),
+                    TemplatePart::Body => out.extend_from_slice(body),
+                    TemplatePart::Timestamp => out.extend_from_slice(ts_s.as_bytes()),
+                    TemplatePart::Id => out.extend_from_slice(id.as_bytes()),
+                    TemplatePart::Secret => out.extend_from_slice(secret),
+                }
+            }
+            out
+        };
+        let k = render(&self.o.key_template, key.mac());
+        let mac = verify::mac::hmac(alg, &k, &[&render(&self.o.signed_template, b"")]);
+        let sig = match self.o.encoding {
+            SigEncoding::Hex => hex::encode(mac),
+            SigEncoding::Base64 => base64::engine::general_purpose::STANDARD.encode(mac),
+        };
+        headers.push((self.o.header.clone(), format!("{}{sig}", self.o.prefix)));
+        headers
+    }
+
+    fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
+        serde_json::json!({
+            "id": id,
+            "time": common::rfc3339(ts),
+            "severity": "medium",
+            "title": "Suspicious sign-in",
+            "message": "Sign-in from a new country"
+        })
+        .to_string()
+    }
+}

@@ -1,0 +1,169 @@
+//! Standard Webhooks (and Svix, whose `svix-*` headers are accepted too):
+//! `webhook-signature` is a space-separated list of `v1,<base64 HMAC-SHA256>` (and `v1a,<base64
+//! Ed25519>`) over `"{webhook-id}.{webhook-timestamp}.{body}"`. Secrets are `whsec_` + base64
+//! (the HMAC key is the decoded bytes) or `whpk_` + base64 of an Ed25519 public key.
+//! The id and timestamp are signed; the window is ±tolerance.
+
+use base64::Engine;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::config::{MacAlgorithm, Secret, TimestampUnit};
+use crate::verify::{self, Check, Claim, Facts, Key, Rejection, Unverified};
+
+pub struct StandardWebhooks;
+
+/// The header names of one flavour.
+pub struct Names {
+    pub id: &'static str,
+    pub timestamp: &'static str,
+    pub signature: &'static str,
+}
+
+pub const WEBHOOK: Names = Names {
+    id: "webhook-id",
+    timestamp: "webhook-timestamp",
+    signature: "webhook-signature",
+};
+pub const SVIX: Names = Names {
+    id: "svix-id",
+    timestamp: "svix-timestamp",
+    signature: "svix-signature",
+};
+
+/// Svix's libraries prefer `svix-*` when both are present.
+pub fn names_for(req: &Unverified) -> &'static Names {
+    if req.headers.contains_key(SVIX.signature) {
+        &SVIX
+    } else {
+        &WEBHOOK
+    }
+}
+
+fn b64_lenient(s: &str) -> Option<Vec<u8>> {
+    verify::decode_b64(s)
+}
+
+pub fn prepare(secret: &Secret) -> Result<Key, String> {
+    let s = secret.expose_str().ok_or("secret is not UTF-8")?;
+    if let Some(pk) = s.strip_prefix("whpk_") {
+        let bytes = b64_lenient(pk).ok_or("whpk_ secret is not base64")?;
+        if bytes.len() != 32 {
+            return Err("whpk_ secret must encode a 32-byte Ed25519 public key".into());
+        }
+        return Ok(Key::decoded(secret.expose(), bytes));
+    }
+    let body = s.strip_prefix("whsec_").unwrap_or(s);
+    let bytes = b64_lenient(body).ok_or("secret must be whsec_ followed by base64")?;
+    if bytes.is_empty() {
+        return Err("secret decodes to an empty key".into());
+    }
+    Ok(Key::decoded(secret.expose(), bytes))
+}
+
+pub fn claim<'a>(req: &'a Unverified, n: &Names) -> Result<Claim<'a>, Rejection> {
+    let sigs = verify::required_header(req, n.signature)?;
+    let id =
+        verify::single_header(req, n.id)?.ok_or(Rejection::missing("message id header missing"))?;
+    let ts = verify::single_header(req, n.timestamp)?
+        .ok_or(Rejection::missing("timestamp header missing"))?;
+    if id.contains('.') || ts.contains('.') || id.len() > verify::MAX_ID_LEN {
+        return Err(Rejection::malformed(
+            "id or timestamp not of the signed form",
+        ));
+    }
+    let entries = verify::split_list(sigs, ' ')?;
+    let mut v1 = Vec::new();
+    let mut v1a = Vec::new();
+    for e in entries {
+        match e.split_once(',') {
+            Some(("v1", s)) => v1.push(s),
+            Some(("v1a", s)) => v1a.push(s),
+            _ => {} // unknown versions are skipped, as the reference libraries do
+        }
+    }
+    let message = vec![id.as_bytes(), b".", ts.as_bytes(), b".", &req.body[..]];
+    if !v1.is_empty() {
+        let candidates = verify::candidates(v1, verify::decode_b64)?;
+        return Ok(Claim {
+            check: Check::Mac {
+                alg: MacAlgorithm::Sha256,
+                key: None,
+                message,
+                candidates,
+            },
+        });
+    }
+    let mut candidates = Vec::new();
+    for s in v1a.into_iter().take(verify::MAX_SIGNATURES) {
+        if let Some(sig) = verify::decode_b64(s).and_then(|b| <[u8; 64]>::try_from(b).ok()) {
+            candidates.push(sig);
+        }
+    }
+    if candidates.is_empty() {
+        return Err(Rejection::malformed("no v1 or v1a signature"));
+    }
+    Ok(Claim {
+        check: Check::Ed25519 {
+            message,
+            candidates,
+        },
+    })
+}
+
+pub fn facts(req: &Unverified, n: &Names) -> Result<Facts, Rejection> {
+    let ts = verify::required_header(req, n.timestamp)?;
+    Ok(Facts {
+        signed_time: Some(verify::parse_timestamp(ts, TimestampUnit::Seconds)?),
+        id: verify::id_header(req, n.id)?,
+        id_signed: true,
+    })
+}
+
+pub fn sign(
+    key: &Key,
+    n: &Names,
+    body: &[u8],
+    ts: OffsetDateTime,
+    id: &str,
+) -> Vec<(String, String)> {
+    let ts = ts.unix_timestamp().to_string();
+    let mac = verify::mac::hmac(
+        MacAlgorithm::Sha256,
+        key.mac(),
+        &[id.as_bytes(), b".", ts.as_bytes(), b".", body],
+    );
+    let sig = base64::engine::general_purpose::STANDARD.encode(mac);
+    vec![
+        (n.id.into(), id.into()),
+        (n.timestamp.into(), ts),
+        (n.signature.into(), format!("v1,{sig}")),
+    ]
+}
+
+impl super::Scheme for StandardWebhooks {
+    fn prepare_key(&self, secret: &Secret) -> Result<Key, String> {
+        prepare(secret)
+    }
+
+    fn claim<'a>(&'a self, req: &'a Unverified) -> Result<Claim<'a>, Rejection> {
+        claim(req, names_for(req))
+    }
+
+    fn facts(&self, req: &Unverified, _json: Option<&Value>) -> Result<Facts, Rejection> {
+        facts(req, names_for(req))
+    }
+
+    fn sign(&self, key: &Key, body: &[u8], ts: OffsetDateTime, id: &str) -> Vec<(String, String)> {
+        sign(key, &WEBHOOK, body, ts, id)
+    }
+
+    fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
+        serde_json::json!({
+            "type": "invoice.paid",
+            "timestamp": super::common::rfc3339(ts),
+            "data": {"id": id, "amount": 4200}
+        })
+        .to_string()
+    }
+}

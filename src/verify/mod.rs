@@ -1,0 +1,493 @@
+//! The verification engine. Vendors say where a request's proof, timestamp and id live and
+//! which bytes are signed ([`Claim`], [`Facts`]); this module does the rest, the same way for
+//! every vendor:
+//!
+//! 1. find the proof ([`crate::vendor::Scheme::claim`]): a missing or malformed header is
+//!    rejected before any MAC is computed;
+//! 2. compute the MAC of the signed bytes under every configured key and compare it with every
+//!    presented signature in constant time ([`mac`]); any match passes (rotation);
+//! 3. only then parse the body and read the signed timestamp and event id
+//!    ([`crate::vendor::Scheme::facts`]);
+//! 4. check the timestamp against the window, past and future, on an injected [`Clock`];
+//! 5. build [`Verified`], the only type downstream code accepts. Its constructor is private to
+//!    this module.
+//!
+//! Replay de-duplication happens after this, in the handler, once rate limits have passed, so
+//! that an id is never recorded for a request that was not handed on.
+
+pub mod clock;
+pub mod mac;
+pub mod replay;
+
+use bytes::Bytes;
+use http::HeaderMap;
+use serde_json::Value;
+use std::time::Duration;
+use subtle::Choice;
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+
+use crate::config::MacAlgorithm;
+use replay::ReplayKey;
+
+/// Caps that no vendor sets but every verifier needs.
+pub const MAX_SIGNATURE_HEADER_LEN: usize = 4096;
+pub const MAX_SIGNATURES: usize = 16;
+pub const MAX_ID_LEN: usize = 256;
+
+/// A request as it came off the wire: nothing in it has been checked.
+#[derive(Debug)]
+pub struct Unverified {
+    pub headers: HeaderMap,
+    pub query: Option<String>,
+    pub body: Bytes,
+    pub received_at: OffsetDateTime,
+}
+
+/// Why a request failed verification. These are the metric's `reason` label values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reason {
+    MissingHeader,
+    MalformedHeader,
+    BadSignature,
+    TooOld,
+    TooNew,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 5] = [
+        Reason::MissingHeader,
+        Reason::MalformedHeader,
+        Reason::BadSignature,
+        Reason::TooOld,
+        Reason::TooNew,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::MissingHeader => "missing_header",
+            Reason::MalformedHeader => "malformed_header",
+            Reason::BadSignature => "bad_signature",
+            Reason::TooOld => "too_old",
+            Reason::TooNew => "too_new",
+        }
+    }
+}
+
+/// A failed verification: the reason (for the metric) and a fixed detail (for the log). Neither
+/// ever holds request bytes, a signature or a secret.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    pub reason: Reason,
+    pub detail: &'static str,
+}
+
+impl Rejection {
+    pub const fn missing(detail: &'static str) -> Self {
+        Rejection {
+            reason: Reason::MissingHeader,
+            detail,
+        }
+    }
+    pub const fn malformed(detail: &'static str) -> Self {
+        Rejection {
+            reason: Reason::MalformedHeader,
+            detail,
+        }
+    }
+}
+
+/// Key material prepared from a configured secret: the secret as configured (`raw`, for token
+/// schemes) and the bytes a MAC or signature check uses (`mac`: decoded where a vendor encodes
+/// its secrets, like Standard Webhooks' `whsec_` base64).
+pub struct Key {
+    raw: Zeroizing<Vec<u8>>,
+    mac: Zeroizing<Vec<u8>>,
+}
+
+impl Key {
+    /// A key whose MAC bytes are the secret itself.
+    pub fn plain(secret: &[u8]) -> Self {
+        Key {
+            raw: Zeroizing::new(secret.to_vec()),
+            mac: Zeroizing::new(secret.to_vec()),
+        }
+    }
+    /// A key whose MAC bytes are decoded from the secret.
+    pub fn decoded(secret: &[u8], mac: Vec<u8>) -> Self {
+        Key {
+            raw: Zeroizing::new(secret.to_vec()),
+            mac: Zeroizing::new(mac),
+        }
+    }
+    pub fn raw(&self) -> &[u8] {
+        &self.raw
+    }
+    pub fn mac(&self) -> &[u8] {
+        &self.mac
+    }
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Key([redacted])")
+    }
+}
+
+/// One piece of an HMAC key built per request (Spectral: `"{timestamp}_{secret}"`).
+#[derive(Debug, Clone, Copy)]
+pub enum KeyPart<'a> {
+    Bytes(&'a [u8]),
+    Secret,
+}
+
+/// What a vendor presents as proof, and what it proves.
+#[derive(Debug)]
+pub enum Check<'a> {
+    /// HMAC of `message` (its parts concatenated) under each key, against each candidate.
+    Mac {
+        alg: MacAlgorithm,
+        /// `None`: the prepared key itself.
+        key: Option<Vec<KeyPart<'a>>>,
+        message: Vec<&'a [u8]>,
+        candidates: Vec<Vec<u8>>,
+    },
+    /// The header carries the shared secret itself (GitLab token, Okta): constant-time equality.
+    Token { presented: &'a [u8] },
+    /// Ed25519 signatures of `message`; the configured keys are public keys.
+    Ed25519 {
+        message: Vec<&'a [u8]>,
+        candidates: Vec<[u8; 64]>,
+    },
+}
+
+#[derive(Debug)]
+pub struct Claim<'a> {
+    pub check: Check<'a>,
+}
+
+/// What a request says about itself, read only after its signature passed.
+#[derive(Debug, Default)]
+pub struct Facts {
+    /// The vendor's timestamp, when the signature covers it (only then is a window meaningful).
+    pub signed_time: Option<OffsetDateTime>,
+    /// The vendor's own event or delivery id.
+    pub id: Option<String>,
+    /// Whether the id is covered by the signature. An unsigned id (a header the MAC does not
+    /// cover) could be rewritten by a replayer, so the signed bytes are de-duplicated as well.
+    pub id_signed: bool,
+}
+
+/// A request whose signature, timestamp and headers passed. Only [`verify`] builds one.
+#[derive(Debug)]
+pub struct Verified {
+    request: Unverified,
+    json: Option<Value>,
+    event_id: String,
+    vendor_time: Option<OffsetDateTime>,
+    replay_keys: Vec<ReplayKey>,
+}
+
+impl Verified {
+    pub fn headers(&self) -> &HeaderMap {
+        &self.request.headers
+    }
+    pub fn body(&self) -> &Bytes {
+        &self.request.body
+    }
+    pub fn query(&self) -> Option<&str> {
+        self.request.query.as_deref()
+    }
+    /// The body parsed as JSON, when it is JSON. Parsed only after the signature passed.
+    pub fn json(&self) -> Option<&Value> {
+        self.json.as_ref()
+    }
+    pub fn event_id(&self) -> &str {
+        &self.event_id
+    }
+    pub fn received_at(&self) -> OffsetDateTime {
+        self.request.received_at
+    }
+    /// The vendor's signed timestamp, if it sent one.
+    pub fn vendor_time(&self) -> Option<OffsetDateTime> {
+        self.vendor_time
+    }
+    pub fn replay_keys(&self) -> &[ReplayKey] {
+        &self.replay_keys
+    }
+}
+
+/// What the engine needs of a source: its scheme, keys, window and id.
+pub struct Verifier<'s> {
+    pub source_id: &'s str,
+    pub scheme: &'s dyn crate::vendor::Scheme,
+    pub keys: &'s [Key],
+    pub tolerance: Duration,
+}
+
+/// Runs the whole check. On failure the request is handed back with the rejection, so the
+/// caller can log and count it; nothing of it is kept.
+pub fn verify(
+    v: &Verifier<'_>,
+    req: Unverified,
+    now: OffsetDateTime,
+) -> Result<Verified, Rejection> {
+    let claim = v.scheme.claim(&req)?;
+    check(&claim.check, v.keys)?;
+    let digest = match &claim.check {
+        Check::Mac { message, .. } | Check::Ed25519 { message, .. } => mac::sha256(message),
+        Check::Token { .. } => mac::sha256(&[&req.body]),
+    };
+    drop(claim);
+
+    let json = parse_json(&req.body);
+    let facts = v.scheme.facts(&req, json.as_ref())?;
+
+    if let Some(t) = facts.signed_time {
+        let tol = time::Duration::try_from(v.tolerance).unwrap_or(time::Duration::MAX);
+        if t < now - tol {
+            return Err(Rejection {
+                reason: Reason::TooOld,
+                detail: "timestamp before the window",
+            });
+        }
+        if t > now + tol {
+            return Err(Rejection {
+                reason: Reason::TooNew,
+                detail: "timestamp after the window",
+            });
+        }
+    }
+
+    let mut replay_keys = Vec::with_capacity(2);
+    let event_id = match facts.id {
+        Some(id) => {
+            replay_keys.push(ReplayKey::new(v.source_id, b"id", id.as_bytes()));
+            if !facts.id_signed {
+                replay_keys.push(ReplayKey::new(v.source_id, b"digest", &digest));
+            }
+            id
+        }
+        None => {
+            replay_keys.push(ReplayKey::new(v.source_id, b"digest", &digest));
+            format!("sha256:{}", hex::encode(&digest[..16]))
+        }
+    };
+    Ok(Verified {
+        request: req,
+        json,
+        event_id,
+        vendor_time: facts.signed_time,
+        replay_keys,
+    })
+}
+
+fn parse_json(body: &[u8]) -> Option<Value> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace())?;
+    if *first == b'{' || *first == b'[' {
+        serde_json::from_slice(body).ok()
+    } else {
+        None
+    }
+}
+
+/// Checks the proof against every key.
+fn check(c: &Check<'_>, keys: &[Key]) -> Result<(), Rejection> {
+    let bad = Rejection {
+        reason: Reason::BadSignature,
+        detail: "no signature matched any key",
+    };
+    match c {
+        Check::Mac {
+            alg,
+            key,
+            message,
+            candidates,
+        } => {
+            if candidates.is_empty() {
+                return Err(Rejection::malformed("no usable signature"));
+            }
+            let want = mac::output_len(*alg);
+            if candidates.iter().all(|c| c.len() != want) {
+                return Err(Rejection::malformed("signature of the wrong length"));
+            }
+            let mut ok = Choice::from(0);
+            for k in keys {
+                let expected = match key {
+                    None => mac::hmac(*alg, k.mac(), message),
+                    Some(parts) => {
+                        let mut buf = Zeroizing::new(Vec::new());
+                        for p in parts {
+                            match p {
+                                KeyPart::Bytes(b) => buf.extend_from_slice(b),
+                                KeyPart::Secret => buf.extend_from_slice(k.mac()),
+                            }
+                        }
+                        mac::hmac(*alg, &buf, message)
+                    }
+                };
+                for cand in candidates {
+                    ok |= mac::ct_eq(&expected, cand);
+                }
+            }
+            if bool::from(ok) {
+                Ok(())
+            } else {
+                Err(bad)
+            }
+        }
+        Check::Token { presented } => {
+            let mut ok = Choice::from(0);
+            for k in keys {
+                ok |= mac::ct_eq_token(presented, k.raw());
+            }
+            if bool::from(ok) {
+                Ok(())
+            } else {
+                Err(bad)
+            }
+        }
+        Check::Ed25519 {
+            message,
+            candidates,
+        } => {
+            use ed25519_dalek::{Signature, VerifyingKey};
+            if candidates.is_empty() {
+                return Err(Rejection::malformed("no usable signature"));
+            }
+            let msg: Vec<u8> = message.concat();
+            let mut ok = false;
+            for k in keys {
+                let Ok(bytes) = <[u8; 32]>::try_from(k.mac()) else {
+                    continue;
+                };
+                let Ok(vk) = VerifyingKey::from_bytes(&bytes) else {
+                    continue;
+                };
+                for cand in candidates {
+                    ok |= vk.verify_strict(&msg, &Signature::from_bytes(cand)).is_ok();
+                }
+            }
+            if ok {
+                Ok(())
+            } else {
+                Err(bad)
+            }
+        }
+    }
+}
+
+// ---- helpers for vendor modules: reading headers and decoding signatures -------------------
+
+/// The single value of header `name`. Absent: `Ok(None)`. Present twice, empty, too long or not
+/// visible ASCII: malformed (a signature header is never legitimately any of those).
+pub fn single_header<'a>(req: &'a Unverified, name: &str) -> Result<Option<&'a str>, Rejection> {
+    let mut it = req.headers.get_all(name).iter();
+    let Some(first) = it.next() else {
+        return Ok(None);
+    };
+    if it.next().is_some() {
+        return Err(Rejection::malformed("header sent more than once"));
+    }
+    if first.len() > MAX_SIGNATURE_HEADER_LEN {
+        return Err(Rejection::malformed("header too long"));
+    }
+    let s = first
+        .to_str()
+        .map_err(|_| Rejection::malformed("header is not visible ASCII"))?;
+    let s = s.trim();
+    if s.is_empty() {
+        return Err(Rejection::malformed("header is empty"));
+    }
+    Ok(Some(s))
+}
+
+/// Like [`single_header`], but absence is a rejection.
+pub fn required_header<'a>(req: &'a Unverified, name: &str) -> Result<&'a str, Rejection> {
+    single_header(req, name)?.ok_or(Rejection::missing("signature header missing"))
+}
+
+/// An id header (delivery id, event id): absent is fine, malformed is not. Ids are capped.
+pub fn id_header(req: &Unverified, name: &str) -> Result<Option<String>, Rejection> {
+    match single_header(req, name)? {
+        Some(s) if s.len() <= MAX_ID_LEN => Ok(Some(s.to_string())),
+        Some(_) => Err(Rejection::malformed("id header too long")),
+        None => Ok(None),
+    }
+}
+
+/// Splits a signature list, rejecting absurd ones (thousands of entries) as malformed.
+pub fn split_list(s: &str, sep: char) -> Result<Vec<&str>, Rejection> {
+    let parts: Vec<&str> = s
+        .split(sep)
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    if parts.len() > 4 * MAX_SIGNATURES {
+        return Err(Rejection::malformed("too many signature entries"));
+    }
+    Ok(parts)
+}
+
+/// Decodes a hex signature (either case); `None` when it is not hex.
+pub fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    hex::decode(s).ok()
+}
+
+/// Decodes a standard base64 signature (padding optional); `None` when it is not base64.
+pub fn decode_b64(s: &str) -> Option<Vec<u8>> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+    use base64::Engine;
+    STANDARD
+        .decode(s)
+        .or_else(|_| STANDARD_NO_PAD.decode(s))
+        .ok()
+}
+
+/// Keeps at most [`MAX_SIGNATURES`] decodable candidates; none at all is malformed.
+pub fn candidates<'a>(
+    entries: impl IntoIterator<Item = &'a str>,
+    decode: fn(&str) -> Option<Vec<u8>>,
+) -> Result<Vec<Vec<u8>>, Rejection> {
+    let mut out = Vec::new();
+    for e in entries {
+        if out.len() == MAX_SIGNATURES {
+            return Err(Rejection::malformed("too many signatures"));
+        }
+        if let Some(b) = decode(e) {
+            out.push(b);
+        }
+    }
+    if out.is_empty() {
+        return Err(Rejection::malformed("no signature could be decoded"));
+    }
+    Ok(out)
+}
+
+/// Parses a signed timestamp of the given form. Unparsable: malformed.
+pub fn parse_timestamp(
+    raw: &str,
+    unit: crate::config::TimestampUnit,
+) -> Result<OffsetDateTime, Rejection> {
+    use crate::config::TimestampUnit;
+    let bad = Rejection::malformed("timestamp is not of the expected form");
+    match unit {
+        TimestampUnit::Seconds => {
+            let secs: i64 = raw.trim().parse().map_err(|_| bad)?;
+            OffsetDateTime::from_unix_timestamp(secs).map_err(|_| bad)
+        }
+        TimestampUnit::Milliseconds => {
+            let ms: i64 = raw.trim().parse().map_err(|_| bad)?;
+            OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).map_err(|_| bad)
+        }
+        TimestampUnit::Iso8601 => {
+            OffsetDateTime::parse(raw.trim(), &time::format_description::well_known::Rfc3339)
+                .map_err(|_| bad)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
