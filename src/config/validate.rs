@@ -266,7 +266,7 @@ pub(super) fn parse(
             "no [[sources]] configured: nothing could be received",
         );
     }
-    if server.listen == admin.listen {
+    if server.listen == admin.listen && server.listen.port() != 0 {
         cx.err(
             "admin.listen",
             "must differ from server.listen: the admin API is never served on the ingest listener",

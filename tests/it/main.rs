@@ -1,0 +1,7 @@
+//! One integration binary: real gateways on 127.0.0.1:0, real sockets, real TLS.
+
+mod cli;
+mod conformance;
+mod server;
+mod support;
+mod vectors;

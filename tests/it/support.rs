@@ -1,0 +1,260 @@
+//! Test support: a real gateway on 127.0.0.1:0 (plain, TLS or mTLS with certificates made
+#![allow(dead_code)] // each test module uses a different part of the support
+//! here), a pinned clock, a file sink in a temporary directory, and clients.
+
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use siemgate::config::{self, Config, Secret};
+use siemgate::gateway::Gateway;
+use siemgate::server::{self, Handle};
+use siemgate::vendor::{self, VendorKind};
+use siemgate::verify::replay::MemoryStore;
+use siemgate::verify::ManualClock;
+use time::OffsetDateTime;
+
+/// The unix time the test clock starts at.
+pub const T0: i64 = 1_700_000_000;
+
+pub struct Pki {
+    pub ca_pem: String,
+    pub server_cert_pem: String,
+    pub server_key_pem: String,
+    pub client_cert_pem: String,
+    pub client_key_pem: String,
+}
+
+/// A CA, a server certificate for localhost/127.0.0.1 and a client certificate, all made now.
+pub fn pki() -> Pki {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "siemgate test CA");
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let server_key = KeyPair::generate().unwrap();
+    let server = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&server_key, &ca)
+        .unwrap();
+    let client_key = KeyPair::generate().unwrap();
+    let mut client_params = CertificateParams::new(vec!["vendor.example".to_string()]).unwrap();
+    client_params
+        .distinguished_name
+        .push(DnType::CommonName, "vendor.example");
+    let client = client_params.signed_by(&client_key, &ca).unwrap();
+    Pki {
+        ca_pem: ca.pem(),
+        server_cert_pem: server.pem(),
+        server_key_pem: server_key.serialize_pem(),
+        client_cert_pem: client.pem(),
+        client_key_pem: client_key.serialize_pem(),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Tls {
+    Off,
+    On,
+    Mutual,
+}
+
+pub struct Options {
+    pub tls: Tls,
+    /// Extra lines for `[server]`.
+    pub server: String,
+    /// `[[sources]]` tables; each should use `sinks = ["out"]`.
+    pub sources: String,
+}
+
+pub struct TestGateway {
+    pub handle: Handle,
+    pub dir: tempfile::TempDir,
+    pub clock: Arc<ManualClock>,
+    pub config: Config,
+    pub pki: Option<Pki>,
+}
+
+impl TestGateway {
+    pub async fn start(opts: Options) -> TestGateway {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = (opts.tls != Tls::Off).then(pki);
+        let mut tls = String::new();
+        if let Some(p) = &pki {
+            std::fs::write(dir.path().join("tls.crt"), &p.server_cert_pem).unwrap();
+            std::fs::write(dir.path().join("tls.key"), &p.server_key_pem).unwrap();
+            std::fs::write(dir.path().join("ca.crt"), &p.ca_pem).unwrap();
+            tls.push_str("[server.tls]\ncert_file = \"tls.crt\"\nkey_file = \"tls.key\"\n");
+            if opts.tls == Tls::Mutual {
+                tls.push_str("client_ca_file = \"ca.crt\"\n");
+            }
+        }
+        let text = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n{}\n{tls}\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"test-admin-token\"\n\n[spool]\ndir = \"spool\"\n\n{}\n\n[[sinks]]\nid = \"out\"\ntype = \"file\"\npath = \"events.jsonl\"\n",
+            opts.server, opts.sources
+        );
+        let config =
+            config::parse(&text, dir.path(), &|_| None).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let clock = Arc::new(ManualClock::at_unix(T0));
+        let replay = Arc::new(MemoryStore::new(config.replay.max_entries));
+        let gw = Arc::new(Gateway::new(config.clone(), clock.clone(), replay).unwrap());
+        let handle = server::start(gw, Duration::from_secs(2)).await.unwrap();
+        TestGateway {
+            handle,
+            dir,
+            clock,
+            config,
+            pki,
+        }
+    }
+
+    pub fn base(&self) -> String {
+        let scheme = if self.pki.is_some() { "https" } else { "http" };
+        format!("{scheme}://localhost:{}", self.handle.ingest_addr.port())
+    }
+
+    pub fn url(&self, source: &str) -> String {
+        format!("{}/v1/webhooks/{source}", self.base())
+    }
+
+    pub fn admin(&self, path: &str) -> String {
+        format!("http://{}{path}", self.handle.admin_addr)
+    }
+
+    /// A client that trusts the test CA (and presents the client certificate under mTLS).
+    pub fn client(&self) -> reqwest::Client {
+        self.client_builder().build().unwrap()
+    }
+
+    pub fn client_builder(&self) -> reqwest::ClientBuilder {
+        let mut b = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .resolve("localhost", self.handle.ingest_addr);
+        if let Some(p) = &self.pki {
+            b = b
+                .add_root_certificate(reqwest::Certificate::from_pem(p.ca_pem.as_bytes()).unwrap())
+                .tls_built_in_root_certs(false);
+        }
+        b
+    }
+
+    pub fn identity(&self) -> reqwest::Identity {
+        let p = self.pki.as_ref().unwrap();
+        reqwest::Identity::from_pem(format!("{}{}", p.client_cert_pem, p.client_key_pem).as_bytes())
+            .unwrap()
+    }
+
+    pub fn events_path(&self) -> PathBuf {
+        self.dir.path().join("events.jsonl")
+    }
+
+    /// Every event the file sink has written.
+    pub fn events(&self) -> Vec<Value> {
+        read_lines(&self.events_path())
+    }
+
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.admin("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Signs `body` as `source` would, at the clock's current time.
+    pub fn sign(&self, source: &str, body: &[u8], id: &str) -> Vec<(String, String)> {
+        siemgate::cli::sign_headers(&self.config, source, body, id, self.clock_now()).unwrap()
+    }
+
+    pub fn clock_now(&self) -> OffsetDateTime {
+        use siemgate::verify::Clock;
+        self.clock.now()
+    }
+
+    /// POSTs `body` with `headers` to `source`; returns status and body.
+    pub async fn post(
+        &self,
+        client: &reqwest::Client,
+        source: &str,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+    ) -> (u16, String) {
+        let mut req = client.post(self.url(source)).body(body);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap())
+    }
+}
+
+pub fn read_lines(path: &Path) -> Vec<Value> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => s
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The value of one Prometheus sample, e.g. `metric(&text, "siemgate_requests_total",
+/// &[("source","a"),("outcome","accepted")])`; 0 when absent.
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        if !(rest.starts_with('{') || rest.starts_with(' ')) {
+            continue;
+        }
+        if labels
+            .iter()
+            .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+        {
+            if let Some(v) = line.rsplit(' ').next().and_then(|v| v.parse().ok()) {
+                return v;
+            }
+        }
+    }
+    0.0
+}
+
+/// A `[[sources]]` table.
+pub fn source(id: &str, vendor: &str, secrets: &[&str], extra: &str) -> String {
+    let secrets = secrets
+        .iter()
+        .map(|s| format!("{s:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("[[sources]]\nid = \"{id}\"\nvendor = \"{vendor}\"\nsecrets = [{secrets}]\nsinks = [\"out\"]\n{extra}\n")
+}
+
+/// A test secret of the form the vendor needs.
+pub fn secret_for(kind: VendorKind, n: u8) -> String {
+    match kind {
+        VendorKind::StandardWebhooks => {
+            use base64::Engine;
+            format!(
+                "whsec_{}",
+                base64::engine::general_purpose::STANDARD.encode([n; 32])
+            )
+        }
+        _ => format!("{}-secret-{n}", kind.name()),
+    }
+}
+
+/// A body that the vendor would send, carrying `ts` and `id`.
+pub fn body_for(kind: VendorKind, ts: OffsetDateTime, id: &str) -> String {
+    vendor::scheme_for(kind, &Default::default()).sample_body(ts, id)
+}
+
+#[allow(dead_code)]
+pub fn secret(s: &str) -> Secret {
+    Secret::new(s)
+}
