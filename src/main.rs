@@ -8,10 +8,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use siemgate::config::{self, Config, ReplayStoreKind};
+use siemgate::config::{self, Config};
 use siemgate::gateway::Gateway;
 use siemgate::telemetry::{self, LogFormat};
-use siemgate::verify::replay::{MemoryStore, ReplayStore};
+use siemgate::verify::replay;
 use siemgate::verify::SystemClock;
 use siemgate::{cli, event, server};
 
@@ -235,14 +235,10 @@ fn run(path: Option<&Path>) -> Result<(), Failure> {
     let config = load(path)?;
     std::fs::create_dir_all(&config.spool.dir)
         .with_context(|| format!("spool.dir {} cannot be created", config.spool.dir.display()))?;
-    let replay: Arc<dyn ReplayStore> = match &config.replay.store {
-        ReplayStoreKind::Memory => Arc::new(MemoryStore::new(config.replay.max_entries)),
-        ReplayStoreKind::Redis { .. } => {
-            return Err(Failure::Config(
-                "replay.store = \"redis\" is not available in this version; use \"memory\"".into(),
-            ))
-        }
-    };
+    // A Redis store connects on first use: an unreachable Redis makes the gateway not ready
+    // and answer 503, rather than refusing to start.
+    let replay =
+        replay::from_config(&config.replay).map_err(|e| Failure::Config(format!("replay: {e}")))?;
     let gateway = Gateway::new(config, Arc::new(SystemClock), replay)
         .map_err(|e| Failure::Config(e.to_string()))?;
     let gateway = Arc::new(gateway);

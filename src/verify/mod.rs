@@ -17,6 +17,7 @@
 
 pub mod clock;
 pub mod mac;
+pub mod redis_store;
 pub mod replay;
 
 use bytes::Bytes;

@@ -48,6 +48,22 @@ pub enum Seen {
 #[error("replay store unavailable: {0}")]
 pub struct ReplayError(pub String);
 
+/// The store a config names.
+pub fn from_config(
+    cfg: &crate::config::ReplayConfig,
+) -> Result<std::sync::Arc<dyn ReplayStore>, ReplayError> {
+    use crate::config::ReplayStoreKind;
+    Ok(match &cfg.store {
+        ReplayStoreKind::Memory => std::sync::Arc::new(MemoryStore::new(cfg.max_entries)),
+        ReplayStoreKind::Redis { url } => {
+            let url = url
+                .expose_str()
+                .ok_or_else(|| ReplayError("redis_url is not UTF-8".into()))?;
+            std::sync::Arc::new(super::redis_store::RedisStore::new(url)?)
+        }
+    })
+}
+
 pub trait ReplayStore: Send + Sync + 'static {
     /// Records `keys` unless any of them is already known; says which it was. Atomic per call.
     fn check_and_insert<'a>(

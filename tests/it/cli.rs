@@ -128,6 +128,7 @@ async fn send_posts_a_signed_event_to_a_running_gateway() {
         tls: Tls::On,
         server: String::new(),
         sources: source("cli-gh", "github", &["cli-secret"], ""),
+        ..Default::default()
     })
     .await;
     // The same sources, in a config file the CLI can read.

@@ -2,6 +2,7 @@
 
 mod cli;
 mod conformance;
+mod redis;
 mod server;
 mod support;
 mod vectors;

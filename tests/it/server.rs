@@ -14,6 +14,7 @@ fn gh_opts(tls: Tls, id: &str, server: &str) -> Options {
         tls,
         server: server.into(),
         sources: source(id, "github", &[GH], ""),
+        ..Default::default()
     }
 }
 
@@ -120,6 +121,7 @@ async fn every_verification_failure_is_the_same_401_with_its_reason_in_metrics()
         tls: Tls::Off,
         server: String::new(),
         sources: source("fail-slack", "slack", &["slack-secret"], ""),
+        ..Default::default()
     })
     .await;
     let c = gw.client();
@@ -398,6 +400,7 @@ async fn a_flooding_client_is_limited_while_a_good_source_is_accepted() {
                 source("flood-target", "github", &[GH], ""),
                 source("flood-good", "stripe", &["whsec_good"], "")
             ),
+            ..Default::default()
         })
         .await,
     );
@@ -496,6 +499,7 @@ async fn the_source_limit_applies_after_verification_and_keeps_no_id() {
             &[GH],
             "rate_limit = { per_second = 1, burst = 2 }",
         ),
+        ..Default::default()
     })
     .await;
     let c = gw.client();

@@ -1,6 +1,7 @@
 //! Test support: a real gateway on 127.0.0.1:0 (plain, TLS or mTLS with certificates made
-#![allow(dead_code)] // each test module uses a different part of the support
 //! here), a pinned clock, a file sink in a temporary directory, and clients.
+
+#![allow(dead_code)] // each test module uses a different part of the support
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use serde_json::Value;
@@ -12,7 +13,6 @@ use siemgate::config::{self, Config, Secret};
 use siemgate::gateway::Gateway;
 use siemgate::server::{self, Handle};
 use siemgate::vendor::{self, VendorKind};
-use siemgate::verify::replay::MemoryStore;
 use siemgate::verify::ManualClock;
 use time::OffsetDateTime;
 
@@ -55,19 +55,34 @@ pub fn pki() -> Pki {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
 pub enum Tls {
+    #[default]
     Off,
     On,
     Mutual,
 }
 
+#[derive(Default)]
 pub struct Options {
     pub tls: Tls,
     /// Extra lines for `[server]`.
     pub server: String,
     /// `[[sources]]` tables; each should use `sinks = ["out"]`.
     pub sources: String,
+    /// Lines for `[replay]`.
+    pub replay: String,
+}
+
+impl Options {
+    pub fn new(tls: Tls, server: &str, sources: String) -> Self {
+        Options {
+            tls,
+            server: server.into(),
+            sources,
+            replay: String::new(),
+        }
+    }
 }
 
 pub struct TestGateway {
@@ -93,13 +108,13 @@ impl TestGateway {
             }
         }
         let text = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n{}\n{tls}\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"test-admin-token\"\n\n[spool]\ndir = \"spool\"\n\n{}\n\n[[sinks]]\nid = \"out\"\ntype = \"file\"\npath = \"events.jsonl\"\n",
-            opts.server, opts.sources
+            "[server]\nlisten = \"127.0.0.1:0\"\n{}\n{tls}\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"test-admin-token\"\n\n[spool]\ndir = \"spool\"\n\n[replay]\n{}\n\n{}\n\n[[sinks]]\nid = \"out\"\ntype = \"file\"\npath = \"events.jsonl\"\n",
+            opts.server, opts.replay, opts.sources
         );
         let config =
             config::parse(&text, dir.path(), &|_| None).unwrap_or_else(|e| panic!("{e}\n{text}"));
         let clock = Arc::new(ManualClock::at_unix(T0));
-        let replay = Arc::new(MemoryStore::new(config.replay.max_entries));
+        let replay = siemgate::verify::replay::from_config(&config.replay).unwrap();
         let gw = Arc::new(Gateway::new(config.clone(), clock.clone(), replay).unwrap());
         let handle = server::start(gw, Duration::from_secs(2)).await.unwrap();
         TestGateway {
@@ -254,7 +269,6 @@ pub fn body_for(kind: VendorKind, ts: OffsetDateTime, id: &str) -> String {
     vendor::scheme_for(kind, &Default::default()).sample_body(ts, id)
 }
 
-#[allow(dead_code)]
 pub fn secret(s: &str) -> Secret {
     Secret::new(s)
 }

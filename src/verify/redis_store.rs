@@ -1,0 +1,141 @@
+//! The shared replay store for several replicas: Redis. One Lua script checks and records all
+//! of a request's keys atomically (`SET ... PX retention`), so two replicas receiving the same
+//! event at once cannot both accept it. Keys are `siemgate:replay:<hex>`: digests, never ids.
+//!
+//! The connection is made on first use and re-made after failures; while Redis is unreachable
+//! requests are answered 503 (the sender retries) and `/readyz` says not ready.
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio::sync::OnceCell;
+
+use super::replay::{BoxFuture, ReplayError, ReplayKey, ReplayStore, Seen};
+
+const PREFIX: &str = "siemgate:replay:";
+const OP_TIMEOUT: Duration = Duration::from_secs(2);
+
+const CHECK_AND_SET: &str = r#"
+for i = 1, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then return 0 end
+end
+for i = 1, #KEYS do
+  redis.call('SET', KEYS[i], '1', 'PX', ARGV[1])
+end
+return 1
+"#;
+
+pub struct RedisStore {
+    client: redis::Client,
+    conn: OnceCell<ConnectionManager>,
+    script: redis::Script,
+}
+
+fn err(e: impl std::fmt::Display) -> ReplayError {
+    ReplayError(e.to_string())
+}
+
+impl RedisStore {
+    /// Checks the URL; connects on first use.
+    pub fn new(url: &str) -> Result<Self, ReplayError> {
+        // The error text could echo the URL and its password: say only what is wrong.
+        let client = redis::Client::open(url).map_err(|_| {
+            ReplayError(
+                "invalid redis_url (expected redis://[user:password@]host:port[/db])".into(),
+            )
+        })?;
+        Ok(RedisStore {
+            client,
+            conn: OnceCell::new(),
+            script: redis::Script::new(CHECK_AND_SET),
+        })
+    }
+
+    async fn conn(&self) -> Result<ConnectionManager, ReplayError> {
+        let c = self
+            .conn
+            .get_or_try_init(|| async {
+                let cfg = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(OP_TIMEOUT))
+                    .set_response_timeout(Some(OP_TIMEOUT))
+                    .set_number_of_retries(1);
+                tokio::time::timeout(
+                    OP_TIMEOUT * 2,
+                    ConnectionManager::new_with_config(self.client.clone(), cfg),
+                )
+                .await
+                .map_err(|_| ReplayError("connecting to redis timed out".into()))?
+                .map_err(err)
+            })
+            .await?;
+        Ok(c.clone())
+    }
+
+    fn keys(keys: &[ReplayKey]) -> Vec<String> {
+        keys.iter()
+            .map(|k| format!("{PREFIX}{}", k.hex()))
+            .collect()
+    }
+}
+
+impl ReplayStore for RedisStore {
+    fn check_and_insert<'a>(
+        &'a self,
+        keys: &'a [ReplayKey],
+        _now: OffsetDateTime,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Seen, ReplayError>> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            let mut inv = self.script.prepare_invoke();
+            for k in Self::keys(keys) {
+                inv.key(k);
+            }
+            inv.arg(ttl.as_millis().max(1) as u64);
+            let fresh: i64 = tokio::time::timeout(OP_TIMEOUT, inv.invoke_async(&mut conn))
+                .await
+                .map_err(|_| ReplayError("redis did not answer in time".into()))?
+                .map_err(err)?;
+            Ok(if fresh == 1 {
+                Seen::New
+            } else {
+                Seen::Duplicate
+            })
+        })
+    }
+
+    fn forget<'a>(&'a self, keys: &'a [ReplayKey]) -> BoxFuture<'a, Result<(), ReplayError>> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            let mut cmd = redis::cmd("DEL");
+            for k in Self::keys(keys) {
+                cmd.arg(k);
+            }
+            tokio::time::timeout(OP_TIMEOUT, cmd.query_async::<i64>(&mut conn))
+                .await
+                .map_err(|_| ReplayError("redis did not answer in time".into()))?
+                .map_err(err)?;
+            Ok(())
+        })
+    }
+
+    fn ready(&self) -> BoxFuture<'_, bool> {
+        Box::pin(async move {
+            let Ok(mut conn) = self.conn().await else {
+                return false;
+            };
+            matches!(
+                tokio::time::timeout(
+                    OP_TIMEOUT,
+                    redis::cmd("PING").query_async::<String>(&mut conn)
+                )
+                .await,
+                Ok(Ok(_))
+            )
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+}
