@@ -64,14 +64,20 @@ fn writer(mut file: std::fs::File, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let mut result = Ok(());
-        for j in &jobs {
-            if let Err(e) = file.write_all(&j.bytes) {
-                result = Err(e);
-                break;
+        // On failure, cut the file back to where this group began: no half line is left for
+        // the next group to append to, and every writer in the group gets the error.
+        let start = file.metadata().map(|m| m.len());
+        let mut result = jobs
+            .iter()
+            .try_for_each(|j| file.write_all(&j.bytes))
+            .and_then(|_| file.sync_data());
+        if result.is_err() {
+            if let Ok(len) = start {
+                if let Err(e) = file.set_len(len) {
+                    result = Err(e);
+                }
             }
         }
-        let result = result.and_then(|_| file.sync_data());
         for j in jobs.drain(..) {
             let r = match &result {
                 Ok(()) => Ok(()),

@@ -1,5 +1,6 @@
 //! One integration binary: real gateways on 127.0.0.1:0, real sockets, real TLS.
 
+mod binary;
 mod cli;
 mod conformance;
 mod redis;
