@@ -94,7 +94,8 @@ vendors! {
 }
 
 impl VendorKind {
-    /// Whether this vendor signs a timestamp, so the window applies.
+    /// Whether this vendor signs a timestamp, so the window applies. (GitLab signs one only in
+    /// its signing-token form, which the secret chooses: this says false for it.)
     pub fn signs_timestamp(self, opts: &VendorOptions) -> bool {
         match self {
             VendorKind::Humanbound
@@ -105,10 +106,11 @@ impl VendorKind {
             | VendorKind::StandardWebhooks
             | VendorKind::Zoom
             | VendorKind::Linear => true,
-            VendorKind::GenericHmac => opts
-                .generic
-                .as_ref()
-                .is_some_and(|g| g.timestamp_header.is_some()),
+            VendorKind::GenericHmac => opts.generic.as_ref().is_some_and(|g| {
+                use crate::config::TemplatePart;
+                g.signed_template.contains(&TemplatePart::Timestamp)
+                    || g.key_template.contains(&TemplatePart::Timestamp)
+            }),
             _ => false,
         }
     }

@@ -48,10 +48,10 @@ pub fn prepare(secret: &Secret) -> Result<Key, String> {
     let s = secret.expose_str().ok_or("secret is not UTF-8")?;
     if let Some(pk) = s.strip_prefix("whpk_") {
         let bytes = b64_lenient(pk).ok_or("whpk_ secret is not base64")?;
-        if bytes.len() != 32 {
-            return Err("whpk_ secret must encode a 32-byte Ed25519 public key".into());
-        }
-        return Ok(Key::decoded(secret.expose(), bytes));
+        let key: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| "whpk_ secret must encode a 32-byte Ed25519 public key")?;
+        return Ok(Key::ed25519_public(secret.expose(), key));
     }
     let body = s.strip_prefix("whsec_").unwrap_or(s);
     let bytes = b64_lenient(body).ok_or("secret must be whsec_ followed by base64")?;
@@ -82,33 +82,37 @@ pub fn claim<'a>(req: &'a Unverified, n: &Names) -> Result<Claim<'a>, Rejection>
             _ => {} // unknown versions are skipped, as the reference libraries do
         }
     }
-    let message = vec![id.as_bytes(), b".", ts.as_bytes(), b".", &req.body[..]];
+    let message = || vec![id.as_bytes(), b".", ts.as_bytes(), b".", &req.body[..]];
+    let mut checks = Vec::new();
     if !v1.is_empty() {
         let candidates = verify::candidates(v1, verify::decode_b64)?;
-        return Ok(Claim {
-            check: Check::Mac {
-                alg: MacAlgorithm::Sha256,
-                key: None,
-                message,
-                candidates,
-            },
+        checks.push(Check::Mac {
+            alg: MacAlgorithm::Sha256,
+            key: None,
+            message: message(),
+            candidates,
         });
     }
-    let mut candidates = Vec::new();
-    for s in v1a.into_iter().take(verify::MAX_SIGNATURES) {
-        if let Some(sig) = verify::decode_b64(s).and_then(|b| <[u8; 64]>::try_from(b).ok()) {
-            candidates.push(sig);
-        }
+    let ed: Vec<[u8; 64]> = v1a
+        .into_iter()
+        .take(verify::MAX_SIGNATURES)
+        .filter_map(|s| verify::decode_b64(s).and_then(|b| <[u8; 64]>::try_from(b).ok()))
+        .collect();
+    if !ed.is_empty() {
+        checks.push(Check::Ed25519 {
+            message: message(),
+            candidates: ed,
+        });
     }
-    if candidates.is_empty() {
-        return Err(Rejection::malformed("no v1 or v1a signature"));
+    match checks.len() {
+        0 => Err(Rejection::malformed("no v1 or v1a signature")),
+        1 => Ok(Claim {
+            check: checks.remove(0),
+        }),
+        _ => Ok(Claim {
+            check: Check::Any(checks),
+        }),
     }
-    Ok(Claim {
-        check: Check::Ed25519 {
-            message,
-            candidates,
-        },
-    })
 }
 
 pub fn facts(req: &Unverified, n: &Names) -> Result<Facts, Rejection> {

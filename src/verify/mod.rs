@@ -106,6 +106,9 @@ impl Rejection {
 pub struct Key {
     raw: Zeroizing<Vec<u8>>,
     mac: Zeroizing<Vec<u8>>,
+    /// An Ed25519 public key: it checks signatures and is never used as an HMAC key or a
+    /// token (it is public: anyone could compute an HMAC with it).
+    public: bool,
 }
 
 impl Key {
@@ -114,6 +117,7 @@ impl Key {
         Key {
             raw: Zeroizing::new(secret.to_vec()),
             mac: Zeroizing::new(secret.to_vec()),
+            public: false,
         }
     }
     /// A key whose MAC bytes are decoded from the secret.
@@ -121,7 +125,19 @@ impl Key {
         Key {
             raw: Zeroizing::new(secret.to_vec()),
             mac: Zeroizing::new(mac),
+            public: false,
         }
+    }
+    /// An Ed25519 public key (32 bytes), usable only for signature checks.
+    pub fn ed25519_public(secret: &[u8], key: [u8; 32]) -> Self {
+        Key {
+            raw: Zeroizing::new(secret.to_vec()),
+            mac: Zeroizing::new(key.to_vec()),
+            public: true,
+        }
+    }
+    pub fn is_public(&self) -> bool {
+        self.public
     }
     pub fn raw(&self) -> &[u8] {
         &self.raw
@@ -162,6 +178,22 @@ pub enum Check<'a> {
         message: Vec<&'a [u8]>,
         candidates: Vec<[u8; 64]>,
     },
+    /// Passes when any of these passes (Standard Webhooks sends `v1` and `v1a` side by side).
+    Any(Vec<Check<'a>>),
+}
+
+impl Check<'_> {
+    /// The signed bytes, for the replay digest.
+    fn signed<'s>(&'s self, body: &'s [u8]) -> Vec<&'s [u8]> {
+        match self {
+            Check::Mac { message, .. } | Check::Ed25519 { message, .. } => message.clone(),
+            Check::Token { .. } => vec![body],
+            Check::Any(checks) => checks
+                .first()
+                .map(|c| c.signed(body))
+                .unwrap_or_else(|| vec![body]),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -237,10 +269,7 @@ pub fn verify(
 ) -> Result<Verified, Rejection> {
     let claim = v.scheme.claim(&req)?;
     check(&claim.check, v.keys)?;
-    let digest = match &claim.check {
-        Check::Mac { message, .. } | Check::Ed25519 { message, .. } => mac::sha256(message),
-        Check::Token { .. } => mac::sha256(&[&req.body]),
-    };
+    let digest = mac::sha256(&claim.check.signed(&req.body));
     drop(claim);
 
     let json = parse_json(&req.body);
@@ -315,7 +344,7 @@ fn check(c: &Check<'_>, keys: &[Key]) -> Result<(), Rejection> {
                 return Err(Rejection::malformed("signature of the wrong length"));
             }
             let mut ok = Choice::from(0);
-            for k in keys {
+            for k in keys.iter().filter(|k| !k.is_public()) {
                 let expected = match key {
                     None => mac::hmac(*alg, k.mac(), message),
                     Some(parts) => {
@@ -341,7 +370,7 @@ fn check(c: &Check<'_>, keys: &[Key]) -> Result<(), Rejection> {
         }
         Check::Token { presented } => {
             let mut ok = Choice::from(0);
-            for k in keys {
+            for k in keys.iter().filter(|k| !k.is_public()) {
                 ok |= mac::ct_eq_token(presented, k.raw());
             }
             if bool::from(ok) {
@@ -376,6 +405,19 @@ fn check(c: &Check<'_>, keys: &[Key]) -> Result<(), Rejection> {
             } else {
                 Err(bad)
             }
+        }
+        Check::Any(checks) => {
+            let mut first_err = None;
+            for c in checks {
+                match check(c, keys) {
+                    Ok(()) => return Ok(()),
+                    Err(e) if e.reason == Reason::BadSignature => first_err = Some(e),
+                    Err(e) => {
+                        first_err.get_or_insert(e);
+                    }
+                }
+            }
+            Err(first_err.unwrap_or(Rejection::malformed("no usable signature")))
         }
     }
 }

@@ -9,6 +9,8 @@ use tokio::net::TcpStream;
 
 const GH: &str = "gh-secret";
 
+type Headers = Vec<(String, String)>;
+
 fn gh_opts(tls: Tls, id: &str, server: &str) -> Options {
     Options {
         tls,
@@ -139,7 +141,7 @@ async fn every_verification_failure_is_the_same_401_with_its_reason_in_metrics()
         h
     };
     let old = (T0 - 3600).to_string();
-    let cases: Vec<(Vec<(String, String)>, Vec<u8>, &str)> = vec![
+    let cases: Vec<(Headers, Vec<u8>, &str)> = vec![
         (without("x-slack-signature"), body.clone(), "missing_header"),
         (
             replace("x-slack-signature", "v0=nothex"),
@@ -352,9 +354,9 @@ async fn huge_headers_are_refused() {
         .body("{}")
         .send()
         .await;
-    match r {
-        Ok(r) => assert_eq!(r.status(), 431),
-        Err(_) => {} // or the connection is closed outright
+    // Either 431, or the connection is closed outright.
+    if let Ok(r) = r {
+        assert_eq!(r.status(), 431);
     }
     // and the gateway still serves
     let body = b"{}".to_vec();
@@ -578,7 +580,7 @@ async fn forwarded_for_is_trusted_only_from_configured_proxies() {
 async fn bad_input_never_breaks_the_gateway() {
     let gw = TestGateway::start(gh_opts(Tls::Off, "junk-gh", "")).await;
     let c = gw.client();
-    let junk: Vec<(Vec<(String, String)>, Vec<u8>)> = vec![
+    let junk: Vec<(Headers, Vec<u8>)> = vec![
         (
             vec![("x-hub-signature-256".into(), "sha256=".into())],
             vec![],
