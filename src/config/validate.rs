@@ -454,11 +454,13 @@ fn build_replay(cx: &mut Ctx<'_>, r: RawReplay) -> ReplayConfig {
         }
         "redis" => match cx.secret("replay", "redis_url", r.redis_url, r.redis_url_file, true) {
             Some(url) => {
-                let ok = url
-                    .expose_str()
-                    .is_some_and(|u| u.starts_with("redis://") || u.starts_with("rediss://"));
-                if !ok {
-                    cx.err("replay.redis_url", "must start with redis:// or rediss://");
+                match url.expose_str() {
+                    Some(u) if u.starts_with("redis://") => {}
+                    Some(u) if u.starts_with("rediss://") => cx.err(
+                        "replay.redis_url",
+                        "rediss:// (TLS to Redis) is not supported yet; use redis:// on a private network or a TLS sidecar",
+                    ),
+                    _ => cx.err("replay.redis_url", "must start with redis://"),
                 }
                 ReplayStoreKind::Redis { url }
             }
