@@ -58,11 +58,19 @@ pub struct Runtime {
 /// What became of a request. `Unauthorized` keeps its reason for logs and metrics only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Accepted { events: usize },
+    Accepted {
+        events: usize,
+    },
     Duplicate,
     Unauthorized(Rejection),
-    RateLimited { retry_after: Duration },
-    Unavailable { retry_after: Duration },
+    RateLimited {
+        retry_after: Duration,
+    },
+    Unavailable {
+        retry_after: Duration,
+    },
+    /// The body is over `server.max_body` (declared or streamed); decided by the server.
+    TooLarge,
     NotFound,
 }
 
@@ -75,6 +83,7 @@ impl Outcome {
             Outcome::Unauthorized(_) => "unauthorized",
             Outcome::RateLimited { .. } => "rate_limited",
             Outcome::Unavailable { .. } => "unavailable",
+            Outcome::TooLarge => "too_large",
             Outcome::NotFound => "not_found",
         }
     }

@@ -61,12 +61,14 @@ pub async fn handle(
         .map(str::to_string);
 
     if let Err(wait) = gw.client_limiter().check(client) {
-        match &source_id {
-            Some(s) => gw.record(s, &Outcome::RateLimited { retry_after: wait }, started),
-            None => reject("client_rate_limited"),
-        }
-        tracing::info!(source = source_id.as_deref().unwrap_or("-"), %client, outcome = "rate_limited", reason = "client_rate_limit", "request refused");
-        return Ok(response::rate_limited(wait));
+        let outcome = Outcome::RateLimited { retry_after: wait };
+        return Ok(match &source_id {
+            Some(s) => finish(&gw, s, client, &outcome, started),
+            None => {
+                reject("client_rate_limited");
+                response::from_outcome(&outcome)
+            }
+        });
     }
     let Some(source_id) = source_id else {
         reject("not_found");
@@ -84,7 +86,7 @@ pub async fn handle(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max_body) {
-        return Ok(too_large(&gw, &source_id, client, started));
+        return Ok(finish(&gw, &source_id, client, &Outcome::TooLarge, started));
     }
 
     let (parts, body) = req.into_parts();
@@ -93,7 +95,7 @@ pub async fn handle(
     let body: Bytes = match tokio::time::timeout(deadline, limited.collect()).await {
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            return Ok(too_large(&gw, &source_id, client, started));
+            return Ok(finish(&gw, &source_id, client, &Outcome::TooLarge, started));
         }
         Ok(Err(_)) => {
             reject("bad_request");
@@ -128,14 +130,22 @@ pub async fn handle(
             }
         }
     };
-    gw.record(&source_id, &outcome, started);
-    let reason = match &outcome {
-        Outcome::Unauthorized(r) => r.reason.as_str(),
-        _ => "",
-    };
-    let detail = match &outcome {
-        Outcome::Unauthorized(r) => r.detail,
-        _ => "",
+    Ok(finish(&gw, &source_id, client, &outcome, started))
+}
+
+/// Every request to a configured source ends here: counted once, logged in one line
+/// (source, client, outcome, reason, duration; never a header or a body), answered.
+fn finish(
+    gw: &Gateway,
+    source_id: &str,
+    client: IpAddr,
+    outcome: &Outcome,
+    started: Instant,
+) -> Response<Body> {
+    gw.record(source_id, outcome, started);
+    let (reason, detail) = match outcome {
+        Outcome::Unauthorized(r) => (r.reason.as_str(), r.detail),
+        _ => ("", ""),
     };
     tracing::info!(
         source = %source_id,
@@ -146,18 +156,7 @@ pub async fn handle(
         duration_ms = started.elapsed().as_secs_f64() * 1000.0,
         "request"
     );
-    Ok(response::from_outcome(&outcome))
-}
-
-fn too_large(gw: &Gateway, source_id: &str, client: IpAddr, started: Instant) -> Response<Body> {
-    let source = source_id.to_string();
-    metrics::counter!(names::REQUESTS, "source" => source.clone(), "outcome" => "too_large")
-        .increment(1);
-    metrics::histogram!(names::REQUEST_DURATION, "source" => source)
-        .record(started.elapsed().as_secs_f64());
-    let _ = gw;
-    tracing::info!(source = %source_id, %client, outcome = "too_large", "request body over server.max_body");
-    response::too_large()
+    response::from_outcome(outcome)
 }
 
 #[cfg(test)]

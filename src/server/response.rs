@@ -111,6 +111,7 @@ pub fn from_outcome(o: &Outcome) -> Response<Body> {
         Outcome::Unauthorized(_) => unauthorized(),
         Outcome::RateLimited { retry_after } => rate_limited(*retry_after),
         Outcome::Unavailable { retry_after } => unavailable(*retry_after),
+        Outcome::TooLarge => too_large(),
         Outcome::NotFound => not_found(),
     }
 }

@@ -1,17 +1,9 @@
 //! The gateway as users run it: the built binary, its logs and its signals.
 
-use crate::support::source;
+use crate::support::{free_port, source};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[tokio::test]
 async fn run_logs_each_request_without_secrets_and_stops_cleanly_on_sigterm() {

@@ -10,14 +10,6 @@ struct Redis {
     _dir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Redis {
     fn start_on(port: u16) -> Redis {
         let dir = tempfile::tempdir().unwrap();
@@ -139,10 +131,7 @@ async fn redis_down_means_503_and_not_ready_then_recovery() {
     let c = gw.client();
     let body = br#"{"n":1}"#.to_vec();
     let h = gw.sign("redis-down", &body, "d-1");
-    let mut req = c.post(gw.url("redis-down")).body(body.clone());
-    for (k, v) in &h {
-        req = req.header(k, v);
-    }
+    let req = gw.request(&c, "redis-down", &h, body.clone());
     let r = req.send().await.unwrap();
     assert_eq!(r.status(), 503);
     assert!(r.headers().get("retry-after").is_some());

@@ -26,10 +26,12 @@ async fn accepts_a_signed_event_over_tls_with_h1_and_h2() {
     let body = br#"{"action":"created","severity":"high"}"#.to_vec();
 
     let h1 = gw.client_builder().http1_only().build().unwrap();
-    let mut req = h1.post(gw.url("tls-gh")).body(body.clone());
-    for (k, v) in gw.sign("tls-gh", &body, "delivery-1") {
-        req = req.header(k, v);
-    }
+    let req = gw.request(
+        &h1,
+        "tls-gh",
+        &gw.sign("tls-gh", &body, "delivery-1"),
+        body.clone(),
+    );
     let resp = req.send().await.unwrap();
     assert_eq!(resp.version(), reqwest::Version::HTTP_11);
     assert_eq!(resp.status(), 200);
@@ -41,10 +43,12 @@ async fn accepts_a_signed_event_over_tls_with_h1_and_h2() {
     // h2 is negotiated by ALPN
     let h2 = gw.client();
     let body2 = br#"{"action":"created","n":2}"#.to_vec();
-    let mut req = h2.post(gw.url("tls-gh")).body(body2.clone());
-    for (k, v) in gw.sign("tls-gh", &body2, "delivery-2") {
-        req = req.header(k, v);
-    }
+    let req = gw.request(
+        &h2,
+        "tls-gh",
+        &gw.sign("tls-gh", &body2, "delivery-2"),
+        body2.clone(),
+    );
     let resp = req.send().await.unwrap();
     assert_eq!(resp.version(), reqwest::Version::HTTP_2);
     assert_eq!(resp.status(), 200);
@@ -92,10 +96,7 @@ async fn mutual_tls_requires_a_client_certificate() {
     let headers = gw.sign("mtls-gh", &body, "m-1");
 
     let anonymous = gw.client();
-    let mut req = anonymous.post(gw.url("mtls-gh")).body(body.clone());
-    for (k, v) in &headers {
-        req = req.header(k, v);
-    }
+    let req = gw.request(&anonymous, "mtls-gh", &headers, body.clone());
     assert!(
         req.send().await.is_err(),
         "a client without a certificate must not get through"
@@ -519,10 +520,7 @@ async fn the_source_limit_applies_after_verification_and_keeps_no_id() {
         assert_eq!(gw.post(&c, "limited-gh", &h, b).await.0, 200);
     }
     let (h, b) = send(2);
-    let mut req = c.post(gw.url("limited-gh")).body(b.clone());
-    for (k, v) in &h {
-        req = req.header(k, v);
-    }
+    let req = gw.request(&c, "limited-gh", &h, b.clone());
     let r = req.send().await.unwrap();
     assert_eq!(r.status(), 429);
     let wait: u64 = r.headers()["retry-after"]

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use siemgate::config::{self, Config, Secret};
+use siemgate::config::{self, Config};
 use siemgate::gateway::Gateway;
 use siemgate::server::{self, Handle};
 use siemgate::vendor::{self, VendorKind};
@@ -190,6 +190,21 @@ impl TestGateway {
         self.clock.now()
     }
 
+    /// A POST of `body` with `headers` to `source`, ready to send.
+    pub fn request(
+        &self,
+        client: &reqwest::Client,
+        source: &str,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+    ) -> reqwest::RequestBuilder {
+        headers
+            .iter()
+            .fold(client.post(self.url(source)).body(body), |req, (k, v)| {
+                req.header(k, v)
+            })
+    }
+
     /// POSTs `body` with `headers` to `source`; returns status and body.
     pub async fn post(
         &self,
@@ -198,14 +213,23 @@ impl TestGateway {
         headers: &[(String, String)],
         body: Vec<u8>,
     ) -> (u16, String) {
-        let mut req = client.post(self.url(source)).body(body);
-        for (k, v) in headers {
-            req = req.header(k, v);
-        }
-        let resp = req.send().await.unwrap();
+        let resp = self
+            .request(client, source, headers, body)
+            .send()
+            .await
+            .unwrap();
         let status = resp.status().as_u16();
         (status, resp.text().await.unwrap())
     }
+}
+
+/// A loopback port that was free a moment ago (for servers that must be told their port).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn read_lines(path: &Path) -> Vec<Value> {
@@ -267,8 +291,4 @@ pub fn secret_for(kind: VendorKind, n: u8) -> String {
 /// A body that the vendor would send, carrying `ts` and `id`.
 pub fn body_for(kind: VendorKind, ts: OffsetDateTime, id: &str) -> String {
     vendor::scheme_for(kind, &Default::default()).sample_body(ts, id)
-}
-
-pub fn secret(s: &str) -> Secret {
-    Secret::new(s)
 }
