@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Config, RateLimit, SourceConfig};
 use crate::event::{self, Event};
-use crate::sink::{self, Sink};
+use crate::sink::engine::SinkRuntime;
+use crate::sink::{self, Health, Sink};
+use crate::spool::{self, AppendError, NewEvent, Spool};
 use crate::telemetry::names;
 use crate::vendor::{self, Scheme};
 use crate::verify::replay::{ReplayStore, Seen};
@@ -35,7 +37,8 @@ pub struct Source {
     pub scheme: Box<dyn Scheme>,
     pub keys: Vec<Key>,
     limiter: Option<DirectLimiter>,
-    sinks: Vec<Arc<dyn Sink>>,
+    /// The source's sinks, each with its `min_severity`.
+    sinks: Vec<(String, Option<u8>)>,
 }
 
 impl Source {
@@ -101,6 +104,15 @@ pub enum BuildError {
     MissingSink { source_id: String, sink: String },
     #[error("sink {0}")]
     Sink(#[from] sink::SinkError),
+    #[error("{0}")]
+    Spool(#[from] spool::SpoolError),
+}
+
+/// A configured sink: what it is, its settings, and its health.
+pub struct SinkEntry {
+    pub sink: Arc<dyn Sink>,
+    pub config: crate::config::SinkConfig,
+    pub health: Arc<Health>,
 }
 
 /// The per-client limiter, with a bounded key map.
@@ -166,14 +178,15 @@ pub struct Gateway {
     runtime: ArcSwap<Runtime>,
     clock: Arc<dyn Clock>,
     replay: Arc<dyn ReplayStore>,
-    sinks: HashMap<String, Arc<dyn Sink>>,
+    sinks: HashMap<String, SinkEntry>,
+    spool: Arc<Spool>,
     client_limiter: ClientLimiter,
     draining: AtomicBool,
 }
 
 fn build_sources(
     config: &Config,
-    sinks: &HashMap<String, Arc<dyn Sink>>,
+    sinks: &HashMap<String, SinkEntry>,
 ) -> Result<HashMap<String, Arc<Source>>, BuildError> {
     let mut out = HashMap::new();
     for sc in &config.sources {
@@ -196,7 +209,7 @@ fn build_sources(
                 source_id: sc.id.clone(),
                 sink: id.clone(),
             })?;
-            source_sinks.push(s.clone());
+            source_sinks.push((id.clone(), s.config.min_severity));
         }
         out.insert(
             sc.id.clone(),
@@ -220,8 +233,17 @@ impl Gateway {
     ) -> Result<Self, BuildError> {
         let mut sinks = HashMap::new();
         for sc in &config.sinks {
-            sinks.insert(sc.id.clone(), sink::build(sc)?);
+            sinks.insert(
+                sc.id.clone(),
+                SinkEntry {
+                    sink: sink::build(sc)?,
+                    config: sc.clone(),
+                    health: Health::new(&sc.id),
+                },
+            );
         }
+        let ids: Vec<String> = config.sinks.iter().map(|s| s.id.clone()).collect();
+        let spool = Spool::open(&config.spool, &ids)?;
         let sources = build_sources(&config, &sinks)?;
         let client_limiter = ClientLimiter::new(
             config.server.client_rate_limit,
@@ -235,6 +257,7 @@ impl Gateway {
             clock,
             replay,
             sinks,
+            spool,
             client_limiter,
             draining: AtomicBool::new(false),
         })
@@ -260,8 +283,24 @@ impl Gateway {
         &self.replay
     }
 
-    pub fn sinks(&self) -> &HashMap<String, Arc<dyn Sink>> {
+    pub fn sinks(&self) -> &HashMap<String, SinkEntry> {
         &self.sinks
+    }
+
+    pub fn spool(&self) -> &Arc<Spool> {
+        &self.spool
+    }
+
+    /// What the delivery engine runs: one entry per configured sink.
+    pub fn sink_runtimes(&self) -> Vec<SinkRuntime> {
+        self.sinks
+            .values()
+            .map(|e| SinkRuntime {
+                sink: e.sink.clone(),
+                config: e.config.clone(),
+                health: e.health.clone(),
+            })
+            .collect()
     }
 
     pub fn set_draining(&self) {
@@ -310,11 +349,6 @@ impl Gateway {
         let Some(source) = runtime.sources.get(source_id).cloned() else {
             return Outcome::NotFound;
         };
-        if self.is_draining() {
-            return Outcome::Unavailable {
-                retry_after: Duration::from_secs(5),
-            };
-        }
         let now = self.clock.now();
         let verified = match verify::verify(&source.verifier(), req, now) {
             Ok(v) => v,
@@ -354,13 +388,21 @@ impl Gateway {
             include_raw: source.config.include_raw,
         };
         let events = vec![event::base_event(&origin, &verified)];
-        if let Err(e) = self.hand_on(&source, &events).await {
-            tracing::error!(source = source_id, error = %e, "events could not be written; answering 503");
+        let received_ms = (verified.received_at().unix_timestamp_nanos() / 1_000_000) as i64;
+        if let Err(e) = self.hand_on(&source, &events, received_ms).await {
+            match &e {
+                AppendError::Full { .. } => {
+                    tracing::warn!(source = source_id, error = %e, "spool full; answering 503")
+                }
+                _ => {
+                    tracing::error!(source = source_id, error = %e, "events could not be spooled; answering 503")
+                }
+            }
             if let Err(e) = self.replay.forget(verified.replay_keys()).await {
                 tracing::error!(source = source_id, error = %e, "could not forget replay keys; the sender's retry may be taken for a duplicate");
             }
             return Outcome::Unavailable {
-                retry_after: Duration::from_secs(5),
+                retry_after: spool::RETRY_AFTER,
             };
         }
         for e in &events {
@@ -372,21 +414,37 @@ impl Gateway {
         }
     }
 
-    async fn hand_on(&self, source: &Source, events: &[Event]) -> Result<(), sink::SinkError> {
-        for s in &source.sinks {
-            let selected: Vec<Event> = match s.min_severity() {
-                Some(min) => events
-                    .iter()
-                    .filter(|e| e.severity_id() >= min)
-                    .cloned()
-                    .collect(),
-                None => events.to_vec(),
-            };
-            if !selected.is_empty() {
-                s.write(&selected).await?;
+    /// Spools `events` for the source's sinks (each event only for the sinks whose
+    /// `min_severity` it meets); returns once they are durable.
+    async fn hand_on(
+        &self,
+        source: &Source,
+        events: &[Event],
+        received_ms: i64,
+    ) -> Result<(), AppendError> {
+        let mut news = Vec::with_capacity(events.len());
+        for e in events {
+            let sev = e.severity_id();
+            let sinks: Vec<String> = source
+                .sinks
+                .iter()
+                .filter(|(_, min)| min.is_none_or(|m| sev >= m))
+                .map(|(id, _)| id.clone())
+                .collect();
+            if sinks.is_empty() {
+                continue;
             }
+            let event = serde_json::to_vec(e).map_err(|e| AppendError::Io(e.to_string()))?;
+            news.push(NewEvent {
+                sinks,
+                received_ms,
+                event,
+            });
         }
-        Ok(())
+        if news.is_empty() {
+            return Ok(());
+        }
+        self.spool.append(news).await
     }
 
     /// Counts an outcome for `siemgate_requests_total` and, for failures,

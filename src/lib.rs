@@ -28,6 +28,7 @@ pub mod event;
 pub mod gateway;
 pub mod server;
 pub mod sink;
+pub mod spool;
 pub mod telemetry;
 pub mod vendor;
 pub mod verify;

@@ -58,8 +58,59 @@ enum Command {
         #[arg(long)]
         insecure: bool,
     },
+    /// Inspect, replay or drop dead letters through the admin API.
+    Dlq {
+        #[command(subcommand)]
+        action: DlqAction,
+        /// The admin listener's base URL (default: admin.listen from --config, else
+        /// http://127.0.0.1:9090).
+        #[arg(long, global = true)]
+        admin: Option<String>,
+        /// File holding the admin bearer token (default: $SIEMGATE_ADMIN_TOKEN, else the
+        /// token in --config).
+        #[arg(long, global = true)]
+        token_file: Option<PathBuf>,
+    },
     /// Version, and the OCSF version emitted.
     Version,
+}
+
+#[derive(Subcommand)]
+enum DlqAction {
+    /// List dead letters: sink, id, attempts, when, last error.
+    List {
+        #[command(flatten)]
+        select: DlqSelect,
+        /// At most this many (default 100).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Print the API's JSON answer, events included.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put dead letters back in their sink's queue.
+    Replay {
+        #[command(flatten)]
+        select: DlqSelect,
+    },
+    /// Delete dead letters (needs --sink, --id or --all).
+    Drop {
+        #[command(flatten)]
+        select: DlqSelect,
+        /// Every dead letter of every sink.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct DlqSelect {
+    /// Only this sink's dead letters.
+    #[arg(long)]
+    sink: Option<String>,
+    /// Only the dead letter with this id.
+    #[arg(long)]
+    id: Option<u64>,
 }
 
 #[derive(clap::Args)]
@@ -109,6 +160,16 @@ fn main() -> ExitCode {
             &url,
             ca_file.as_deref(),
             insecure,
+        ),
+        Command::Dlq {
+            action,
+            admin,
+            token_file,
+        } => dlq(
+            cli.config.as_deref(),
+            &action,
+            admin.as_deref(),
+            token_file.as_deref(),
         ),
         Command::Version => {
             println!("siemgate {}", env!("CARGO_PKG_VERSION"));
@@ -231,24 +292,149 @@ fn send(
     })
 }
 
+fn dlq(
+    path: Option<&Path>,
+    action: &DlqAction,
+    admin: Option<&str>,
+    token_file: Option<&Path>,
+) -> Result<(), Failure> {
+    let config = match path {
+        Some(p) => Some(load(Some(p))?),
+        None => None,
+    };
+    let base = match (admin, &config) {
+        (Some(a), _) => a.trim_end_matches('/').to_string(),
+        (None, Some(c)) => {
+            let mut addr = c.admin.listen;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            format!("http://{addr}")
+        }
+        (None, None) => "http://127.0.0.1:9090".to_string(),
+    };
+    let token = match token_file {
+        Some(f) => std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read {}", f.display()))?
+            .trim()
+            .to_string(),
+        None => match std::env::var("SIEMGATE_ADMIN_TOKEN") {
+            Ok(t) => t,
+            Err(_) => config
+                .as_ref()
+                .and_then(|c| c.admin.token.as_ref())
+                .map(|t| String::from_utf8_lossy(t.expose()).into_owned())
+                .ok_or_else(|| {
+                    Failure::Runtime(anyhow::anyhow!(
+                        "no admin token: give --token-file, set SIEMGATE_ADMIN_TOKEN, or --config with admin.token"
+                    ))
+                })?,
+        },
+    };
+    let mut query = Vec::new();
+    let (method, endpoint, select) = match action {
+        DlqAction::List { select, limit, .. } => {
+            if let Some(l) = limit {
+                query.push(format!("limit={l}"));
+            }
+            (reqwest::Method::GET, "/v1/dlq", select)
+        }
+        DlqAction::Replay { select } => (reqwest::Method::POST, "/v1/dlq/replay", select),
+        DlqAction::Drop { select, all } => {
+            if *all {
+                query.push("all=true".to_string());
+            } else if select.sink.is_none() && select.id.is_none() {
+                return Err(Failure::Runtime(anyhow::anyhow!(
+                    "say which dead letters to drop: --sink, --id, or --all"
+                )));
+            }
+            (reqwest::Method::POST, "/v1/dlq/drop", select)
+        }
+    };
+    if let Some(s) = &select.sink {
+        query.push(format!("sink={s}"));
+    }
+    if let Some(i) = select.id {
+        query.push(format!("id={i}"));
+    }
+    let url = if query.is_empty() {
+        format!("{base}{endpoint}")
+    } else {
+        format!("{base}{endpoint}?{}", query.join("&"))
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    let (status, body): (reqwest::StatusCode, serde_json::Value) = rt.block_on(async {
+        let resp = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .context("HTTP client")?
+            .request(method, &url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .with_context(|| format!("{endpoint} at {base}"))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.unwrap_or_default();
+        let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        Ok::<_, anyhow::Error>((status, body))
+    })?;
+    if !status.is_success() {
+        let msg = body["error"].as_str().unwrap_or("no error message");
+        return Err(Failure::Runtime(anyhow::anyhow!(
+            "the admin API answered {status}: {msg}"
+        )));
+    }
+    match action {
+        DlqAction::List { json: true, .. } => println!("{body:#}"),
+        DlqAction::List { .. } => {
+            let letters = body["dead_letters"].as_array().cloned().unwrap_or_default();
+            println!("SINK\tID\tATTEMPTS\tDEAD-LETTERED\tERROR");
+            for d in &letters {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    d["sink"].as_str().unwrap_or(""),
+                    d["id"],
+                    d["attempts"],
+                    d["dead_lettered_at"].as_str().unwrap_or(""),
+                    d["error"].as_str().unwrap_or("")
+                );
+            }
+            if let Some(counts) = body["counts"].as_object() {
+                let total: u64 = counts.values().filter_map(|v| v.as_u64()).sum();
+                println!("{} shown; {total} dead letter(s) in all", letters.len());
+            }
+        }
+        DlqAction::Replay { .. } => {
+            println!("replayed {} dead letter(s)", body["events"]);
+        }
+        DlqAction::Drop { .. } => {
+            println!("dropped {} dead letter(s)", body["events"]);
+        }
+    }
+    Ok(())
+}
+
 fn run(path: Option<&Path>) -> Result<(), Failure> {
     let config = load(path)?;
-    std::fs::create_dir_all(&config.spool.dir)
-        .with_context(|| format!("spool.dir {} cannot be created", config.spool.dir.display()))?;
     // A Redis store connects on first use: an unreachable Redis makes the gateway not ready
     // and answer 503, rather than refusing to start.
     let replay =
         replay::from_config(&config.replay).map_err(|e| Failure::Config(format!("replay: {e}")))?;
-    let gateway = Gateway::new(config, Arc::new(SystemClock), replay)
-        .map_err(|e| Failure::Config(e.to_string()))?;
+    let gateway = Gateway::new(config, Arc::new(SystemClock), replay).map_err(|e| match e {
+        // The config is fine; the disk is not.
+        siemgate::gateway::BuildError::Spool(e) => Failure::Runtime(e.into()),
+        e => Failure::Config(e.to_string()),
+    })?;
     let gateway = Arc::new(gateway);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("tokio runtime")?;
     rt.block_on(async move {
-        let grace = Duration::from_secs(10);
-        let handle = server::start(gateway.clone(), grace)
+        let handle = server::start(gateway.clone())
             .await
             .map_err(|e| Failure::Runtime(e.into()))?;
         if let Some(p) = path.map(Path::to_path_buf) {
@@ -256,8 +442,7 @@ fn run(path: Option<&Path>) -> Result<(), Failure> {
             server::admin::set_reload(Arc::new(move || reload(&gw, &p)));
         }
         wait_for_shutdown(path).await;
-        tracing::info!("shutting down: not ready, draining requests in flight");
-        handle.shutdown(grace).await;
+        handle.shutdown().await;
         tracing::info!("stopped");
         Ok(())
     })

@@ -38,6 +38,11 @@ pub struct ServerConfig {
     pub header_timeout: Duration,
     pub request_timeout: Duration,
     pub handshake_timeout: Duration,
+    /// After a shutdown signal: how long `/readyz` says 503 while requests are still served,
+    /// so load balancers stop sending before the listener closes.
+    pub shutdown_grace: Duration,
+    /// Then: how long requests in flight may take to finish.
+    pub drain_timeout: Duration,
     pub max_connections: usize,
     pub max_header_size: usize,
     pub client_rate_limit: RateLimit,
@@ -70,6 +75,9 @@ pub struct AdminConfig {
 pub struct SpoolConfig {
     pub dir: PathBuf,
     pub max_size: u64,
+    /// At shutdown: how long the sinks may take to deliver what is spooled; the rest stays
+    /// in the spool for the next start.
+    pub flush_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -195,6 +203,7 @@ pub enum SinkKind {
         url: String,
         method: String,
         signing_secret: Option<Secret>,
+        compression: Compression,
     },
     SplunkHec {
         url: String,

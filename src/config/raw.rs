@@ -14,6 +14,8 @@ pub struct RawServer {
     pub header_timeout: Option<ConfDuration>,
     pub request_timeout: Option<ConfDuration>,
     pub handshake_timeout: Option<ConfDuration>,
+    pub shutdown_grace: Option<ConfDuration>,
+    pub drain_timeout: Option<ConfDuration>,
     pub max_connections: Option<i64>,
     pub max_header_size: Option<ConfSize>,
     pub client_rate_limit: Option<RawRate>,
@@ -50,6 +52,7 @@ pub struct RawAdmin {
 pub struct RawSpool {
     pub dir: Option<String>,
     pub max_size: Option<ConfSize>,
+    pub flush_timeout: Option<ConfDuration>,
 }
 
 #[derive(Deserialize, Default)]

@@ -115,6 +115,7 @@ impl Ctx<'_> {
         })
     }
 
+    /// A duration that must be greater than zero.
     fn duration(
         &mut self,
         path: &str,
@@ -416,6 +417,15 @@ fn build_server(cx: &mut Ctx<'_>, r: RawServer) -> ServerConfig {
             r.handshake_timeout,
             Duration::from_secs(10),
         ),
+        shutdown_grace: r
+            .shutdown_grace
+            .map(|d| d.0)
+            .unwrap_or(Duration::from_secs(5)),
+        drain_timeout: cx.duration(
+            "server.drain_timeout",
+            r.drain_timeout,
+            Duration::from_secs(10),
+        ),
         max_connections,
         max_header_size,
         client_rate_limit,
@@ -441,7 +451,16 @@ fn build_spool(cx: &mut Ctx<'_>, r: RawSpool) -> SpoolConfig {
         Some(s) => s.0,
         None => 10 << 30,
     };
-    SpoolConfig { dir, max_size }
+    let flush_timeout = cx.duration(
+        "spool.flush_timeout",
+        r.flush_timeout,
+        Duration::from_secs(10),
+    );
+    SpoolConfig {
+        dir,
+        max_size,
+        flush_timeout,
+    }
 }
 
 fn build_replay(cx: &mut Ctx<'_>, r: RawReplay) -> ReplayConfig {
@@ -599,6 +618,7 @@ fn build_sink(cx: &mut Ctx<'_>, path: &str, r: RawSink) -> Option<SinkConfig> {
             "method",
             "signing_secret",
             "signing_secret_file",
+            "compression",
             "allow_http",
         ],
         "splunk_hec" => &[
@@ -733,6 +753,7 @@ fn build_sink(cx: &mut Ctx<'_>, path: &str, r: RawSink) -> Option<SinkConfig> {
                 r.signing_secret_file,
                 false,
             ),
+            compression: compression(cx, r.compression),
         },
         "splunk_hec" => SinkKind::SplunkHec {
             url: url_key(cx, "url", r.url, true).unwrap_or_default(),

@@ -1,4 +1,5 @@
-//! The admin listener: `/metrics`, `/healthz`, `/readyz`, `/v1/status`, `POST /v1/reload`.
+//! The admin listener: `/metrics`, `/healthz`, `/readyz`, `/v1/status`, `POST /v1/reload`,
+//! and the dead letters (`/v1/dlq`, see [`super::dlq`]).
 //! Never served on the ingest listener. State-changing calls need the bearer token.
 
 use bytes::Bytes;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::dlq;
 use crate::gateway::Gateway;
 use crate::telemetry;
 use crate::verify::mac;
@@ -69,7 +71,8 @@ async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Result<Response<Bod
         (&Method::GET, "/healthz") => json(StatusCode::OK, serde_json::json!({"status": "ok"})),
         (&Method::GET, "/readyz") => {
             let replay_ready = gw.replay_store().ready().await;
-            let ready = !gw.is_draining() && replay_ready;
+            let spool_ok = gw.spool().writable();
+            let ready = !gw.is_draining() && replay_ready && spool_ok;
             let status = if ready {
                 StatusCode::OK
             } else {
@@ -81,10 +84,22 @@ async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Result<Response<Bod
                     "status": if ready { "ready" } else { "not_ready" },
                     "draining": gw.is_draining(),
                     "replay_store": if replay_ready { "ok" } else { "unavailable" },
+                    "spool": if spool_ok { "ok" } else { "not_writable" },
                 }),
             )
         }
         (&Method::GET, "/v1/status") => json(StatusCode::OK, status(&gw)),
+        (&Method::GET, "/v1/dlq") | (&Method::POST, "/v1/dlq/replay" | "/v1/dlq/drop") => {
+            if !authorized(&gw, req.headers()) {
+                json(
+                    StatusCode::UNAUTHORIZED,
+                    serde_json::json!({"error": "unauthorized"}),
+                )
+            } else {
+                let (status, body) = dlq::handle(&gw, req.method(), &path, req.uri().query()).await;
+                json(status, body)
+            }
+        }
         (&Method::POST, "/v1/reload") => {
             if !authorized(&gw, req.headers()) {
                 json(
@@ -110,7 +125,11 @@ async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Result<Response<Bod
                 }
             }
         }
-        (_, "/metrics" | "/healthz" | "/readyz" | "/v1/status" | "/v1/reload") => json(
+        (
+            _,
+            "/metrics" | "/healthz" | "/readyz" | "/v1/status" | "/v1/reload" | "/v1/dlq"
+            | "/v1/dlq/replay" | "/v1/dlq/drop",
+        ) => json(
             StatusCode::METHOD_NOT_ALLOWED,
             serde_json::json!({"error": "method_not_allowed"}),
         ),
@@ -138,10 +157,22 @@ fn status(gw: &Gateway) -> serde_json::Value {
         })
         .collect();
     sources.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    let spool = gw.spool();
+    let dead = spool.dead_letter_counts();
     let mut sinks: Vec<_> = gw
         .sinks()
         .values()
-        .map(|s| serde_json::json!({"id": s.id(), "type": s.type_name()}))
+        .map(|s| {
+            let id = s.sink.id();
+            serde_json::json!({
+                "id": id,
+                "type": s.sink.type_name(),
+                "healthy": s.health.is_healthy(),
+                "last_error": s.health.last_error(),
+                "queued_events": spool.pending(id),
+                "dead_letters": dead.get(id).copied().unwrap_or(0),
+            })
+        })
         .collect();
     sinks.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
     serde_json::json!({
@@ -149,6 +180,12 @@ fn status(gw: &Gateway) -> serde_json::Value {
         "ocsf_version": crate::event::OCSF_VERSION,
         "draining": gw.is_draining(),
         "replay_store": gw.replay_store().name(),
+        "spool": {
+            "dir": spool.dir().display().to_string(),
+            "bytes": spool.bytes(),
+            "max_size": spool.max_size(),
+            "writable": spool.writable(),
+        },
         "sources": sources,
         "sinks": sinks,
     })

@@ -4,6 +4,7 @@
 //! `127.0.0.1:0` and read the addresses back.
 
 pub mod admin;
+mod dlq;
 pub mod ingest;
 pub mod response;
 pub mod tls;
@@ -21,6 +22,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::ServerConfig;
 use crate::gateway::Gateway;
+use crate::sink::engine::Engine;
 use crate::telemetry::names;
 
 #[derive(Debug, thiserror::Error)]
@@ -39,28 +41,71 @@ pub struct Handle {
     pub ingest_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub gateway: Arc<Gateway>,
-    shutdown: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+    stop_ingest: watch::Sender<bool>,
+    stop_admin: watch::Sender<bool>,
+    ingest_task: JoinHandle<()>,
+    admin_task: JoinHandle<()>,
+    sweeper: JoinHandle<()>,
+    engine: Engine,
 }
 
 impl Handle {
-    /// Stops accepting, lets requests in flight finish (up to `grace`), and returns.
-    pub async fn shutdown(self, grace: Duration) {
+    /// Shuts down gracefully, with the config's timings: `/readyz` turns 503 at once and
+    /// requests are still served for `server.shutdown_grace` (load balancers need that long
+    /// to stop sending); then the listener closes and requests in flight get
+    /// `server.drain_timeout` to finish; then the sinks get `spool.flush_timeout` to deliver
+    /// what is spooled. What is left stays in the spool for the next start. Returns whether
+    /// everything spooled was delivered.
+    pub async fn shutdown(self) -> bool {
+        let config = self.gateway.config();
         self.gateway.set_draining();
-        let _ = self.shutdown.send(true);
-        for t in self.tasks {
-            let _ = tokio::time::timeout(grace + Duration::from_secs(1), t).await;
+        tracing::info!(grace = ?config.server.shutdown_grace, "shutting down: not ready; still serving during the grace period");
+        tokio::time::sleep(config.server.shutdown_grace).await;
+        tracing::info!("closing the listener; draining requests in flight");
+        let _ = self.stop_ingest.send(true);
+        let _ = tokio::time::timeout(
+            config.server.drain_timeout + Duration::from_secs(1),
+            self.ingest_task,
+        )
+        .await;
+        tracing::info!(deadline = ?config.spool.flush_timeout, "flushing the sinks");
+        let delivered = self.engine.shutdown(config.spool.flush_timeout).await;
+        let spool = self.gateway.spool().clone();
+        let _ = tokio::task::spawn_blocking(move || spool.close()).await;
+        if delivered {
+            tracing::info!("every spooled event was delivered");
+        } else {
+            let left: Vec<_> = self
+                .gateway
+                .sinks()
+                .keys()
+                .map(|s| (s.clone(), self.gateway.spool().pending(s)))
+                .filter(|(_, n)| *n > 0)
+                .collect();
+            tracing::warn!(?left, "events left in the spool for the next start");
         }
+        let _ = self.stop_admin.send(true);
+        self.sweeper.abort();
+        let _ = self.admin_task.await;
+        delivered
     }
 
-    /// A receiver that turns true when shutdown begins.
-    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
-        self.shutdown.subscribe()
+    /// Stops at once, as a crash would (tests): nothing is flushed; the spool keeps it all.
+    pub async fn abort(self) {
+        let _ = self.stop_ingest.send(true);
+        let _ = self.stop_admin.send(true);
+        self.ingest_task.abort();
+        self.admin_task.abort();
+        self.sweeper.abort();
+        let _ = self.engine.shutdown(Duration::ZERO).await;
+        let spool = self.gateway.spool().clone();
+        let _ = tokio::task::spawn_blocking(move || spool.close()).await;
     }
 }
 
-/// Binds the ingest and admin listeners from the gateway's config and starts serving.
-pub async fn start(gateway: Arc<Gateway>, grace: Duration) -> Result<Handle, StartError> {
+/// Binds the ingest and admin listeners from the gateway's config, starts the delivery engine
+/// and starts serving.
+pub async fn start(gateway: Arc<Gateway>) -> Result<Handle, StartError> {
     let config = gateway.config();
     let tls = match &config.server.tls {
         Some(t) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(t)?)),
@@ -81,46 +126,53 @@ pub async fn start(gateway: Arc<Gateway>, grace: Duration) -> Result<Handle, Sta
         addr: config.admin.listen,
         error,
     })?;
-    let (shutdown, rx) = watch::channel(false);
+    let (stop_ingest, rx) = watch::channel(false);
+    let (stop_admin, admin_rx) = watch::channel(false);
 
     // Install the recorder before anything is counted.
     crate::telemetry::metrics_handle();
     gateway.register_metrics();
     let sweeper = {
         let gw = gateway.clone();
-        let mut rx = rx.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(10));
             loop {
-                tokio::select! {
-                    _ = tick.tick() => gw.client_limiter().sweep(),
-                    _ = rx.changed() => break,
-                }
+                tick.tick().await;
+                gw.client_limiter().sweep();
             }
         })
     };
+    let engine = Engine::start(
+        gateway.spool().clone(),
+        gateway.clock().clone(),
+        gateway.sink_runtimes(),
+    );
     let ingest_task = tokio::spawn(serve_ingest(
         gateway.clone(),
         ingest,
         tls,
         config.server.clone(),
-        rx.clone(),
-        grace,
+        rx,
     ));
-    let admin_task = tokio::spawn(admin::serve(gateway.clone(), admin, rx));
+    let admin_task = tokio::spawn(admin::serve(gateway.clone(), admin, admin_rx));
     tracing::info!(
         ingest = %ingest_addr,
         admin = %admin_addr,
         tls = config.server.tls.is_some(),
         sources = config.sources.len(),
+        sinks = config.sinks.len(),
         "siemgate listening"
     );
     Ok(Handle {
         ingest_addr,
         admin_addr,
         gateway,
-        shutdown,
-        tasks: vec![ingest_task, admin_task, sweeper],
+        stop_ingest,
+        stop_admin,
+        ingest_task,
+        admin_task,
+        sweeper,
+        engine,
     })
 }
 
@@ -146,7 +198,6 @@ async fn serve_ingest(
     tls: Option<tokio_rustls::TlsAcceptor>,
     cfg: ServerConfig,
     mut shutdown: watch::Receiver<bool>,
-    grace: Duration,
 ) {
     let builder = Arc::new(http_builder(&cfg));
     let connections = Arc::new(Semaphore::new(cfg.max_connections));
@@ -207,7 +258,7 @@ async fn serve_ingest(
         });
     }
     drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown())
+    if tokio::time::timeout(cfg.drain_timeout, graceful.shutdown())
         .await
         .is_err()
     {

@@ -1,31 +1,23 @@
-//! The `file` sink: JSON lines, one event a line, appended and fsync'd before `write` returns.
+//! The `file` sink: JSON lines, one event a line, appended and fsync'd per batch.
 //!
-//! Writes go through one writer task that takes every batch waiting, writes them all and syncs
-//! once (group commit), so concurrent requests share an fsync instead of queueing for one each.
+//! A failed write is cut back to where the batch began, so no half line is left for the next
+//! batch to append to; the engine retries the batch.
 
+use std::fs::File;
 use std::io::Write;
 use std::path::Path;
-use tokio::sync::{mpsc, oneshot};
+use std::sync::{Arc, Mutex};
 
-use super::{BoxFuture, Sink, SinkError};
-use crate::event::Event;
+use super::{BoxFuture, Delivery, Sink, SinkError};
+use crate::spool::Record;
 
 pub struct FileSink {
     id: String,
-    min_severity: Option<u8>,
-    tx: mpsc::Sender<Job>,
+    file: Arc<Mutex<File>>,
 }
-
-struct Job {
-    bytes: Vec<u8>,
-    done: oneshot::Sender<Result<(), std::io::Error>>,
-}
-
-/// Jobs taken per group commit at most.
-const GROUP: usize = 512;
 
 impl FileSink {
-    pub fn open(id: &str, path: &Path, min_severity: Option<u8>) -> Result<Self, SinkError> {
+    pub fn open(id: &str, path: &Path) -> Result<Self, SinkError> {
         let open_err = |error| SinkError::Open {
             sink: id.into(),
             path: path.display().to_string(),
@@ -41,51 +33,20 @@ impl FileSink {
             .append(true)
             .open(path)
             .map_err(open_err)?;
-        let (tx, rx) = mpsc::channel::<Job>(4096);
-        std::thread::Builder::new()
-            .name(format!("sink-file-{id}"))
-            .spawn(move || writer(file, rx))
-            .map_err(open_err)?;
         Ok(FileSink {
             id: id.into(),
-            min_severity,
-            tx,
+            file: Arc::new(Mutex::new(file)),
         })
     }
 }
 
-fn writer(mut file: std::fs::File, mut rx: mpsc::Receiver<Job>) {
-    let mut jobs = Vec::with_capacity(GROUP);
-    while let Some(first) = rx.blocking_recv() {
-        jobs.push(first);
-        while jobs.len() < GROUP {
-            match rx.try_recv() {
-                Ok(j) => jobs.push(j),
-                Err(_) => break,
-            }
-        }
-        // On failure, cut the file back to where this group began: no half line is left for
-        // the next group to append to, and every writer in the group gets the error.
-        let start = file.metadata().map(|m| m.len());
-        let mut result = jobs
-            .iter()
-            .try_for_each(|j| file.write_all(&j.bytes))
-            .and_then(|_| file.sync_data());
-        if result.is_err() {
-            if let Ok(len) = start {
-                if let Err(e) = file.set_len(len) {
-                    result = Err(e);
-                }
-            }
-        }
-        for j in jobs.drain(..) {
-            let r = match &result {
-                Ok(()) => Ok(()),
-                Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
-            };
-            let _ = j.done.send(r);
-        }
+fn append(file: &mut File, bytes: &[u8]) -> std::io::Result<()> {
+    let start = file.metadata()?.len();
+    let r = file.write_all(bytes).and_then(|_| file.sync_data());
+    if r.is_err() {
+        let _ = file.set_len(start);
     }
+    r
 }
 
 impl Sink for FileSink {
@@ -97,36 +58,29 @@ impl Sink for FileSink {
         "file"
     }
 
-    fn min_severity(&self) -> Option<u8> {
-        self.min_severity
-    }
-
-    fn write<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<(), SinkError>> {
+    fn send<'a>(&'a self, events: &'a [Record]) -> BoxFuture<'a, Delivery> {
+        let mut bytes = Vec::with_capacity(events.iter().map(|e| e.event.len() + 1).sum());
+        for e in events {
+            bytes.extend_from_slice(&e.event);
+            bytes.push(b'\n');
+        }
+        let file = self.file.clone();
         Box::pin(async move {
-            let mut bytes = Vec::with_capacity(events.len() * 512);
-            for e in events {
-                serde_json::to_writer(&mut bytes, e).map_err(|e| SinkError::Write {
-                    sink: self.id.clone(),
-                    error: e.into(),
-                })?;
-                bytes.push(b'\n');
-            }
-            let (done, wait) = oneshot::channel();
-            self.tx
-                .send(Job { bytes, done })
-                .await
-                .map_err(|_| SinkError::Stopped {
-                    sink: self.id.clone(),
-                })?;
-            match wait.await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(error)) => Err(SinkError::Write {
-                    sink: self.id.clone(),
-                    error,
-                }),
-                Err(_) => Err(SinkError::Stopped {
-                    sink: self.id.clone(),
-                }),
+            let r = tokio::task::spawn_blocking(move || {
+                let mut f = file.lock().unwrap_or_else(|e| e.into_inner());
+                append(&mut f, &bytes)
+            })
+            .await;
+            match r {
+                Ok(Ok(())) => Delivery::Delivered,
+                Ok(Err(e)) => Delivery::Retry {
+                    error: format!("write failed: {e}"),
+                    after: None,
+                },
+                Err(e) => Delivery::Retry {
+                    error: format!("writer task failed: {e}"),
+                    after: None,
+                },
             }
         })
     }

@@ -28,3 +28,16 @@ pub const REPLAY_EVICTIONS: &str = "siemgate_replay_evictions_total";
 pub const REPLAY_ERRORS: &str = "siemgate_replay_store_errors_total";
 /// Clients tracked by the per-client rate limiter.
 pub const TRACKED_CLIENTS: &str = "siemgate_rate_limit_tracked_clients";
+/// Appends to the spool that failed (disk full, I/O error); the sender got 503.
+pub const SPOOL_WRITE_FAILURES: &str = "siemgate_spool_write_failures_total";
+/// Requests refused because the spool was at `spool.max_size`.
+pub const SPOOL_FULL: &str = "siemgate_spool_full_total";
+/// Torn tails cut off a spool file at start (moved to `quarantine/`, never acknowledged data).
+pub const SPOOL_RECOVERED_TAILS: &str = "siemgate_spool_recovered_tails_total";
+/// Events pending for a sink that is no longer configured, found at start.
+pub const SPOOL_ABANDONED: &str = "siemgate_spool_abandoned_events";
+/// 1 while a sink's last attempt succeeded (or none was made), 0 while it is failing.
+pub const SINK_HEALTHY: &str = "siemgate_sink_healthy";
+/// Requests to a sink by how they were classified: `result` = delivered, retry, split,
+/// rejected, unauthorized.
+pub const SINK_REQUESTS: &str = "siemgate_sink_requests_total";

@@ -174,5 +174,5 @@ async fn send_posts_a_signed_event_to_a_running_gateway() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(stdout.trim(), "200\n{\"status\":\"accepted\",\"events\":1}");
-    assert_eq!(gw.events()[0]["metadata"]["uid"], "cli-delivery");
+    assert_eq!(gw.events().await[0]["metadata"]["uid"], "cli-delivery");
 }

@@ -6,8 +6,7 @@
 //! after the row, which runs every case and fails naming the vendor and each failed case.
 //! `every_vendor_has_a_profile` fails when a vendor in `VendorKind::ALL` has no row.
 
-use std::cell::Cell;
-use std::path::PathBuf;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -25,7 +24,7 @@ use siemgate::verify::{
     mac, Clock, Key, ManualClock, Reason, Unverified, MAX_SIGNATURE_HEADER_LEN,
 };
 
-use crate::support::{read_lines, secret_for, source, T0};
+use crate::support::{secret_for, source, T0};
 
 /// The form of a source's secrets.
 #[derive(Clone, Copy)]
@@ -286,7 +285,10 @@ async fn run(p: &Profile) {
 struct Harness<'p> {
     p: &'p Profile,
     _dir: tempfile::TempDir,
-    events: PathBuf,
+    /// Reads what the gateway spooled for the sink `out`.
+    reader: RefCell<siemgate::spool::Reader>,
+    /// Every event spooled so far.
+    spooled: RefCell<Vec<Value>>,
     gw: Gateway,
     clock: Arc<ManualClock>,
     scheme: Box<dyn Scheme>,
@@ -357,7 +359,7 @@ impl<'p> Harness<'p> {
         let dir = tempfile::tempdir().unwrap();
         let (s1, s2) = (secret(p, 1), secret(p, 2));
         let text = format!(
-            "{}\n[[sinks]]\nid = \"out\"\ntype = \"file\"\npath = \"events.jsonl\"\n",
+            "[spool]\ndir = \"spool\"\n{}\n[[sinks]]\nid = \"out\"\ntype = \"file\"\npath = \"events.jsonl\"\n",
             source(p.label, p.kind.name(), &[&s1, &s2], p.extra)
         );
         let config = config::parse(&text, dir.path(), &|_| None)
@@ -377,7 +379,8 @@ impl<'p> Harness<'p> {
         let wrong = key(&secret(p, 9));
         Harness {
             p,
-            events: dir.path().join("events.jsonl"),
+            reader: RefCell::new(gw.spool().reader("out")),
+            spooled: RefCell::new(Vec::new()),
             _dir: dir,
             gw,
             clock,
@@ -433,10 +436,21 @@ impl<'p> Harness<'p> {
             received_at: self.now(),
         };
         let outcome = self.gw.ingest(self.p.label, req).await;
-        let lines = read_lines(&self.events);
+        let lines = self.spooled_events();
         let new = lines.get(self.seen.get()..).unwrap_or_default().to_vec();
         self.seen.set(lines.len());
         (outcome, new)
+    }
+
+    /// Every event spooled for `out` so far.
+    fn spooled_events(&self) -> Vec<Value> {
+        let new = self.reader.borrow_mut().read(usize::MAX, u64::MAX).unwrap();
+        let mut all = self.spooled.borrow_mut();
+        all.extend(
+            new.iter()
+                .map(|r| serde_json::from_slice::<Value>(&r.event).unwrap()),
+        );
+        all.clone()
     }
 
     fn expected_uid(&self, body: &[u8], id: &str, ts: OffsetDateTime) -> String {
@@ -630,7 +644,8 @@ impl<'p> Harness<'p> {
             }
         }
         let uid = self.expected_uid(body.as_bytes(), &id, now);
-        let n = read_lines(&self.events)
+        let n = self
+            .spooled_events()
             .iter()
             .filter(|e| field(e, "/metadata/uid").as_str() == Some(&uid))
             .count();

@@ -94,7 +94,7 @@ async fn replicas_sharing_redis_see_each_others_events() {
         b.post(&cb, "shared", &h, body.clone()).await,
         (200, r#"{"status":"duplicate"}"#.into())
     );
-    assert_eq!(a.events().len() + b.events().len(), 1);
+    assert_eq!(a.events().await.len() + b.events().await.len(), 1);
 
     // What Redis holds: digests under our prefix, expiring after the retention.
     let mut c = redis.conn();
@@ -139,7 +139,7 @@ async fn redis_down_means_503_and_not_ready_then_recovery() {
         reqwest::get(gw.admin("/readyz")).await.unwrap().status(),
         503
     );
-    assert!(gw.events().is_empty());
+    assert!(gw.events().await.is_empty());
 
     // Redis comes up: the sender's retry is accepted, without restarting the gateway.
     let _redis = tokio::task::spawn_blocking(move || Redis::start_on(port))

@@ -53,7 +53,7 @@ async fn accepts_a_signed_event_over_tls_with_h1_and_h2() {
     assert_eq!(resp.version(), reqwest::Version::HTTP_2);
     assert_eq!(resp.status(), 200);
 
-    let events = gw.events();
+    let events = gw.events().await;
     assert_eq!(events.len(), 2);
     let e = &events[0];
     assert_eq!(e["metadata"]["uid"], "delivery-1");
@@ -197,7 +197,10 @@ async fn every_verification_failure_is_the_same_401_with_its_reason_in_metrics()
         ),
         5.0
     );
-    assert!(gw.events().is_empty(), "nothing unverified is handed on");
+    assert!(
+        gw.events().await.is_empty(),
+        "nothing unverified is handed on"
+    );
 }
 
 #[tokio::test]
@@ -229,7 +232,7 @@ async fn replay_is_answered_duplicate_and_not_handed_on() {
         gw.post(&c, "dup-gh", &rewritten, body).await,
         (200, r#"{"status":"duplicate"}"#.into())
     );
-    assert_eq!(gw.events().len(), 1);
+    assert_eq!(gw.events().await.len(), 1);
     let m = gw.metrics().await;
     assert_eq!(
         metric(
@@ -306,7 +309,7 @@ async fn bodies_over_max_body_get_413_declared_or_streamed() {
         ),
         2.0
     );
-    assert_eq!(gw.events().len(), 1);
+    assert_eq!(gw.events().await.len(), 1);
 }
 
 #[tokio::test]
@@ -488,7 +491,7 @@ async fn a_flooding_client_is_limited_while_a_good_source_is_accepted() {
         ),
         limited as f64
     );
-    assert_eq!(gw.events().len(), 40);
+    assert_eq!(gw.events().await.len(), 40);
 }
 
 #[tokio::test]
@@ -535,7 +538,7 @@ async fn the_source_limit_applies_after_verification_and_keeps_no_id() {
         gw.post(&c, "limited-gh", &h, b).await,
         (200, r#"{"status":"accepted","events":1}"#.into())
     );
-    assert_eq!(gw.events().len(), 3);
+    assert_eq!(gw.events().await.len(), 3);
 }
 
 #[tokio::test]
@@ -619,7 +622,7 @@ async fn bad_input_never_breaks_the_gateway() {
     let mut buf = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;
     assert!(buf.is_empty() || String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 400"));
-    assert!(gw.events().is_empty());
+    assert!(gw.events().await.is_empty());
     let (status, _) = gw
         .post(
             &c,

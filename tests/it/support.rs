@@ -72,6 +72,10 @@ pub struct Options {
     pub sources: String,
     /// Lines for `[replay]`.
     pub replay: String,
+    /// `[[sinks]]` tables replacing the default file sink `out` (events.jsonl).
+    pub sinks: Option<String>,
+    /// Lines for `[spool]` besides `dir`.
+    pub spool: String,
 }
 
 impl Options {
@@ -80,7 +84,7 @@ impl Options {
             tls,
             server: server.into(),
             sources,
-            replay: String::new(),
+            ..Default::default()
         }
     }
 }
@@ -107,16 +111,19 @@ impl TestGateway {
                 tls.push_str("client_ca_file = \"ca.crt\"\n");
             }
         }
+        let sinks = opts.sinks.clone().unwrap_or_else(|| {
+            "[[sinks]]\nid = \"out\"\ntype = \"file\"\npath = \"events.jsonl\"\nbatch = { timeout = \"5ms\" }\n".into()
+        });
         let text = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n{}\n{tls}\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"test-admin-token\"\n\n[spool]\ndir = \"spool\"\n\n[replay]\n{}\n\n{}\n\n[[sinks]]\nid = \"out\"\ntype = \"file\"\npath = \"events.jsonl\"\n",
-            opts.server, opts.replay, opts.sources
+            "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace = \"0s\"\ndrain_timeout = \"2s\"\n{}\n{tls}\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"test-admin-token\"\n\n[spool]\ndir = \"spool\"\n{}\n\n[replay]\n{}\n\n{}\n\n{sinks}",
+            opts.server, opts.spool, opts.replay, opts.sources
         );
         let config =
             config::parse(&text, dir.path(), &|_| None).unwrap_or_else(|e| panic!("{e}\n{text}"));
         let clock = Arc::new(ManualClock::at_unix(T0));
         let replay = siemgate::verify::replay::from_config(&config.replay).unwrap();
         let gw = Arc::new(Gateway::new(config.clone(), clock.clone(), replay).unwrap());
-        let handle = server::start(gw, Duration::from_secs(2)).await.unwrap();
+        let handle = server::start(gw).await.unwrap();
         TestGateway {
             handle,
             dir,
@@ -166,9 +173,36 @@ impl TestGateway {
         self.dir.path().join("events.jsonl")
     }
 
-    /// Every event the file sink has written.
-    pub fn events(&self) -> Vec<Value> {
+    /// Every event the file sink has written, once the spool has nothing pending.
+    pub async fn events(&self) -> Vec<Value> {
+        self.delivered().await;
         read_lines(&self.events_path())
+    }
+
+    /// Returns once every sink has taken everything spooled (fails the test after 20 s).
+    pub async fn delivered(&self) {
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            self.handle.gateway.spool().wait_idle(),
+        )
+        .await
+        .expect("the sinks did not take every spooled event within 20 s");
+    }
+
+    /// A client with the admin token.
+    pub async fn admin_call(&self, method: reqwest::Method, path: &str) -> (u16, Value) {
+        let r = reqwest::Client::new()
+            .request(method, self.admin(path))
+            .bearer_auth("test-admin-token")
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let bytes = r.bytes().await.unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     pub async fn metrics(&self) -> String {

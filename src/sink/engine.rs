@@ -1,0 +1,405 @@
+//! The delivery engine: one worker per sink.
+//!
+//! A worker reads its sink's events from the spool, batches them (by `batch.max_events`,
+//! `batch.max_bytes` and `batch.timeout`), sends a batch, and acts on the answer:
+//! - **delivered**: the sink's cursor moves past the batch;
+//! - **retry** (transport error, timeout, 408, 429, 5xx): wait, then send the same batch again.
+//!   The wait is the sink's `Retry-After` (up to `retry.max_backoff`) or else exponential
+//!   backoff with full jitter from `retry.initial_backoff`;
+//! - **too large** (413): split the batch in two and send each half;
+//! - **rejected** (400 and other 4xx), a single event that is too large, or events still
+//!   undelivered `retry.max_age` after they were received: dead letters, with the last error
+//!   and the attempt count;
+//! - **unauthorized** (401, 403): kept and retried like a transient failure, but logged as an
+//!   error and shown as an unhealthy sink, because only an operator can fix it.
+//!
+//! Only the batch being sent is in memory: a sink down for hours costs disk, not memory.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::{Delivery, Health, Sink};
+use crate::config::SinkConfig;
+use crate::spool::{DeadLetter, Reader, Record, Spool};
+use crate::telemetry::names;
+use crate::verify::Clock;
+
+/// What the workers are asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Run,
+    /// Deliver what is spooled, then stop (shutdown, after ingest has stopped).
+    Flush,
+    /// Stop now; what is not delivered stays in the spool.
+    Abort,
+}
+
+/// One sink's worker, as the engine starts it.
+pub struct SinkRuntime {
+    pub sink: Arc<dyn Sink>,
+    pub config: SinkConfig,
+    pub health: Arc<Health>,
+}
+
+pub struct Engine {
+    mode: watch::Sender<Mode>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl Engine {
+    pub fn start(spool: Arc<Spool>, clock: Arc<dyn Clock>, sinks: Vec<SinkRuntime>) -> Engine {
+        let (mode, _) = watch::channel(Mode::Run);
+        let workers = sinks
+            .into_iter()
+            .map(|s| {
+                let w = Worker {
+                    reader: Some(spool.reader(s.sink.id())),
+                    spool: spool.clone(),
+                    clock: clock.clone(),
+                    id: s.sink.id().to_string(),
+                    sink: s.sink,
+                    config: s.config,
+                    health: s.health,
+                    mode: mode.subscribe(),
+                    unacked: 0,
+                };
+                tokio::spawn(w.run())
+            })
+            .collect();
+        Engine { mode, workers }
+    }
+
+    /// Lets the workers deliver what is spooled for up to `deadline`, then stops them.
+    /// Returns whether everything was delivered in time.
+    pub async fn shutdown(self, deadline: Duration) -> bool {
+        let _ = self.mode.send(Mode::Flush);
+        let all = futures_join(self.workers);
+        tokio::pin!(all);
+        match tokio::time::timeout(deadline, &mut all).await {
+            Ok(()) => true,
+            Err(_) => {
+                let _ = self.mode.send(Mode::Abort);
+                // Workers stop at their next step; a request in flight is left to finish
+                // briefly, else it is abandoned (its events stay in the spool).
+                let _ = tokio::time::timeout(Duration::from_secs(2), all).await;
+                false
+            }
+        }
+    }
+}
+
+async fn futures_join(handles: Vec<JoinHandle<()>>) {
+    for h in handles {
+        let _ = h.await;
+    }
+}
+
+struct Worker {
+    id: String,
+    sink: Arc<dyn Sink>,
+    config: SinkConfig,
+    health: Arc<Health>,
+    spool: Arc<Spool>,
+    clock: Arc<dyn Clock>,
+    reader: Option<Reader>,
+    mode: watch::Receiver<Mode>,
+    /// Events done (delivered or dead-lettered) whose cursor update has not been persisted.
+    unacked: u64,
+}
+
+fn now_ms(clock: &dyn Clock) -> i64 {
+    (clock.now().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+impl Worker {
+    async fn run(mut self) {
+        let mut committed = self.spool.committed();
+        loop {
+            let Some(batch) = self.next_batch(&mut committed).await else {
+                break;
+            };
+            let last = batch.last().map(|r| r.seq).unwrap_or(0);
+            let n = batch.len() as u64;
+            if !self.deliver(batch).await {
+                break;
+            }
+            self.unacked += n;
+            self.ack(last).await;
+        }
+        tracing::debug!(sink = %self.id, "sink worker stopped");
+    }
+
+    fn mode(&self) -> Mode {
+        *self.mode.borrow()
+    }
+
+    /// The next batch; `None` when the worker should stop.
+    async fn next_batch(
+        &mut self,
+        committed: &mut watch::Receiver<crate::spool::Committed>,
+    ) -> Option<Vec<Record>> {
+        let max_events = self.config.batch.max_events.max(1);
+        let max_bytes = self.config.batch.max_bytes.max(1);
+        let mut batch: Vec<Record> = Vec::new();
+        let mut bytes = 0u64;
+        let mut deadline: Option<tokio::time::Instant> = None;
+        loop {
+            committed.borrow_and_update();
+            let mut reader = self
+                .reader
+                .take()
+                .expect("the reader is put back after each read");
+            let room = max_events - batch.len();
+            let room_bytes = max_bytes.saturating_sub(bytes).max(1);
+            let (reader, got) = tokio::task::spawn_blocking(move || {
+                let got = reader.read(room, room_bytes);
+                (reader, got)
+            })
+            .await
+            .expect("spool reads do not panic");
+            self.reader = Some(reader);
+            match got {
+                Ok(recs) => {
+                    for r in recs {
+                        bytes += r.event.len() as u64;
+                        batch.push(r);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(sink = %self.id, error = %e, "cannot read the spool");
+                    self.health.failing(&format!("spool read: {e}"));
+                    if !self.pause(Duration::from_secs(1)).await {
+                        return None;
+                    }
+                    continue;
+                }
+            }
+            if batch.len() >= max_events || bytes >= max_bytes {
+                return Some(batch);
+            }
+            match self.mode() {
+                Mode::Abort => return None,
+                Mode::Flush => return (!batch.is_empty()).then_some(batch),
+                Mode::Run => {}
+            }
+            if !batch.is_empty() && deadline.is_none() {
+                deadline = Some(tokio::time::Instant::now() + self.config.batch.timeout);
+            }
+            if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                return Some(batch);
+            }
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = committed.changed() => if r.is_err() { return (!batch.is_empty()).then_some(batch) },
+                _ = sleep => {},
+                _ = self.mode.changed() => {},
+            }
+        }
+    }
+
+    /// Waits `d` unless told to abort; false when aborted.
+    async fn pause(&mut self, d: Duration) -> bool {
+        let sleep = tokio::time::sleep(d);
+        tokio::pin!(sleep);
+        loop {
+            if self.mode() == Mode::Abort {
+                return false;
+            }
+            tokio::select! {
+                _ = &mut sleep => return true,
+                r = self.mode.changed() => if r.is_err() { return false },
+            }
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let r = &self.config.retry;
+        let cap = r
+            .initial_backoff
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
+            .min(r.max_backoff);
+        // Full jitter: anywhere between zero and the cap.
+        let nanos = cap.as_nanos().min(u128::from(u64::MAX)) as u64;
+        Duration::from_nanos(rand::random_range(0..=nanos))
+    }
+
+    /// Delivers or dead-letters every event of `batch`; false when aborted first.
+    async fn deliver(&mut self, batch: Vec<Record>) -> bool {
+        let (ok, refused): (Vec<Record>, Vec<Record>) =
+            batch.into_iter().partition(|r| self.sink.admit(r).is_ok());
+        for r in refused {
+            let reason = self.sink.admit(&r).err().unwrap_or_default();
+            if !self.dead_letter(vec![r], &reason, 0).await {
+                return false;
+            }
+        }
+        let mut queue = VecDeque::new();
+        if !ok.is_empty() {
+            queue.push_back(ok);
+        }
+        while let Some(part) = queue.pop_front() {
+            let mut attempt = 0u32;
+            loop {
+                if self.mode() == Mode::Abort {
+                    return false;
+                }
+                attempt += 1;
+                let started = Instant::now();
+                let result = match tokio::time::timeout(
+                    self.config.timeout + Duration::from_secs(1),
+                    self.sink.send(&part),
+                )
+                .await
+                {
+                    Ok(d) => d,
+                    Err(_) => Delivery::Retry {
+                        error: format!("no answer within {:?}", self.config.timeout),
+                        after: None,
+                    },
+                };
+                metrics::histogram!(names::SINK_REQUEST_DURATION, "sink" => self.id.clone())
+                    .record(started.elapsed().as_secs_f64());
+                metrics::counter!(names::SINK_REQUESTS, "sink" => self.id.clone(), "result" => result.label())
+                    .increment(1);
+                let n = part.len() as u64;
+                match result {
+                    Delivery::Delivered => {
+                        metrics::counter!(names::SINK_EVENTS, "sink" => self.id.clone(), "outcome" => "delivered").increment(n);
+                        self.health.ok();
+                        break;
+                    }
+                    Delivery::TooLarge { error } if part.len() > 1 => {
+                        tracing::info!(sink = %self.id, events = n, %error, "batch too large for the sink; splitting it");
+                        let mut first = part;
+                        let second = first.split_off(first.len() / 2);
+                        queue.push_front(second);
+                        queue.push_front(first);
+                        break;
+                    }
+                    Delivery::TooLarge { error } | Delivery::Rejected { error } => {
+                        tracing::warn!(sink = %self.id, events = n, attempts = attempt, %error, "the sink refused events; they are dead letters now");
+                        self.health.ok();
+                        if !self.dead_letter(part, &error, attempt).await {
+                            return false;
+                        }
+                        break;
+                    }
+                    Delivery::Retry { error, after } => {
+                        tracing::warn!(sink = %self.id, events = n, attempts = attempt, %error, "delivery failed; will retry");
+                        if !self.retry_or_expire(&part, &error, after, attempt).await {
+                            return false;
+                        }
+                        if self.expired(&part) {
+                            if !self.dead_letter(part, &format!("undelivered after retry.max_age ({:?}); last error: {error}", self.config.retry.max_age), attempt).await {
+                                return false;
+                            }
+                            break;
+                        }
+                    }
+                    Delivery::Unauthorized { error } => {
+                        tracing::error!(sink = %self.id, events = n, attempts = attempt, %error, "the sink refused siemgate's credentials; events are kept and retried until the credentials are fixed");
+                        if !self.retry_or_expire(&part, &error, None, attempt).await {
+                            return false;
+                        }
+                        if self.expired(&part) {
+                            if !self.dead_letter(part, &format!("undelivered after retry.max_age ({:?}); last error: {error}", self.config.retry.max_age), attempt).await {
+                                return false;
+                            }
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    fn expired(&self, part: &[Record]) -> bool {
+        let oldest = part.iter().map(|r| r.received_ms).min().unwrap_or(i64::MAX);
+        let age_ms = now_ms(self.clock.as_ref()).saturating_sub(oldest);
+        age_ms > self.config.retry.max_age.as_millis().min(i64::MAX as u128) as i64
+    }
+
+    /// Counts the retry and waits before the next attempt (unless the events have expired);
+    /// false when aborted.
+    async fn retry_or_expire(
+        &mut self,
+        part: &[Record],
+        error: &str,
+        after: Option<Duration>,
+        attempt: u32,
+    ) -> bool {
+        self.health.failing(error);
+        if self.expired(part) {
+            return true;
+        }
+        metrics::counter!(names::SINK_EVENTS, "sink" => self.id.clone(), "outcome" => "retried")
+            .increment(part.len() as u64);
+        let wait = match after {
+            Some(a) => a.min(self.config.retry.max_backoff),
+            None => self.backoff(attempt),
+        };
+        self.pause(wait).await
+    }
+
+    /// Writes dead letters durably; retries the write until it succeeds or the worker aborts.
+    async fn dead_letter(&mut self, part: Vec<Record>, error: &str, attempts: u32) -> bool {
+        let now = now_ms(self.clock.as_ref());
+        let n = part.len() as u64;
+        let letters: Arc<Vec<DeadLetter>> = Arc::new(
+            part.into_iter()
+                .map(|r| DeadLetter {
+                    seq: r.seq,
+                    received_ms: r.received_ms,
+                    dead_lettered_ms: now,
+                    attempts,
+                    error: error.to_string(),
+                    event: r.event,
+                })
+                .collect(),
+        );
+        loop {
+            let spool = self.spool.clone();
+            let id = self.id.clone();
+            let l = letters.clone();
+            let r = tokio::task::spawn_blocking(move || spool.dead_letter(&id, &l)).await;
+            match r {
+                Ok(Ok(())) => {
+                    metrics::counter!(names::SINK_EVENTS, "sink" => self.id.clone(), "outcome" => "dead_lettered").increment(n);
+                    return true;
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(sink = %self.id, error = %e, "cannot write dead letters; the events stay in the spool");
+                }
+                Err(e) => tracing::error!(sink = %self.id, error = %e, "dead-letter task failed"),
+            }
+            if !self.pause(Duration::from_secs(1)).await {
+                return false;
+            }
+        }
+    }
+
+    /// Persists the cursor past `last`. A failure is logged and retried with the next batch:
+    /// until then the events would be sent again after a restart, never lost.
+    async fn ack(&mut self, last: u64) {
+        let spool = self.spool.clone();
+        let id = self.id.clone();
+        let done = self.unacked;
+        let r = tokio::task::spawn_blocking(move || spool.ack(&id, last, done)).await;
+        match r {
+            Ok(Ok(())) => self.unacked = 0,
+            Ok(Err(e)) => {
+                tracing::error!(sink = %self.id, error = %e, "cannot persist the sink's spool cursor")
+            }
+            Err(e) => tracing::error!(sink = %self.id, error = %e, "cursor task failed"),
+        }
+    }
+}

@@ -1,0 +1,540 @@
+//! The spool: the durable queue between verification and the sinks.
+//!
+//! An event is answered `200` only once it is in the spool and fsync'd. The spool is an
+//! append-only log of CRC-framed records ([`frame`]) in numbered segment files, written by one
+//! writer thread that takes every append waiting and syncs once for all of them (group commit).
+//! Each record names the sinks it is for. Each sink reads the log at its own pace with its own
+//! [`Reader`] and persists its own cursor (the last sequence number it is done with), so a slow
+//! or dead sink holds back nobody else; it only keeps segments on disk. A segment is deleted
+//! once every sink it holds records for has passed it.
+//!
+//! Events a sink refuses for good, or that stay undelivered past `retry.max_age`, become dead
+//! letters ([`dlq`]): one file per sink, listed, replayed or dropped through the admin API.
+//!
+//! Layout under `spool.dir`:
+//! ```text
+//! segments/00000000000000000001.seg   records, named by the first sequence number they hold
+//! cursors/<sink>                      the last sequence number <sink> is done with
+//! dlq/<sink>.dlq                      dead letters of <sink>
+//! quarantine/                         torn tails cut off at start, kept for inspection
+//! ```
+//!
+//! Why a log of our own rather than an embedded database: the workload is append at the tail,
+//! read forward, delete whole files at the head. A log does that with one `fdatasync` per
+//! group and no write amplification, its crash behaviour is easy to state (everything before
+//! the last intact frame is whole; a torn tail was never acknowledged) and a full disk leaves it
+//! usable: a failed group is cut off and the next write can succeed once space is freed.
+
+pub mod dlq;
+pub mod frame;
+mod reader;
+mod recover;
+mod writer;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+
+pub use frame::{DeadLetter, Record};
+pub use reader::Reader;
+
+use crate::config::SpoolConfig;
+use crate::telemetry::names;
+
+/// How long a sender is asked to wait when the spool is full or failing.
+pub const RETRY_AFTER: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error("spool directory {path} is not usable: {error}")]
+    Dir { path: PathBuf, error: io::Error },
+    #[error("spool file {path} is damaged at byte {offset} ({reason}); it holds acknowledged events, so siemgate will not start over it. Move the file out of the spool directory to start without it, and keep it for recovery")]
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        reason: &'static str,
+    },
+    #[error("spool I/O on {path}: {error}")]
+    Io { path: PathBuf, error: io::Error },
+}
+
+/// Why an append was refused. Nothing was written; the sender may retry.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error("the spool is full ({max_size} bytes)")]
+    Full { max_size: u64 },
+    #[error("the spool could not be written: {0}")]
+    Io(String),
+    #[error("the spool is closed")]
+    Closed,
+}
+
+/// An event to spool: for which sinks, when it was received, and the event as JSON.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub sinks: Vec<String>,
+    pub received_ms: i64,
+    pub event: Vec<u8>,
+}
+
+/// Where the durable part of the log ends: readers never read past it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Committed {
+    /// The last sequence number written and synced (0: none yet).
+    pub seq: u64,
+    /// The segment being written (its first sequence number) and its synced length.
+    pub segment: u64,
+    pub offset: u64,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct SegInfo {
+    pub path: PathBuf,
+    pub last_seq: Option<u64>,
+    pub size: u64,
+    /// The sinks this segment holds records for.
+    pub sinks: BTreeSet<String>,
+}
+
+/// Per-sink state: cursor, counts, gauges.
+pub(crate) struct SinkState {
+    pub cursor: AtomicU64,
+    pub pending: AtomicU64,
+    pending_gauge: metrics::Gauge,
+}
+
+pub(crate) struct Shared {
+    pub dir: PathBuf,
+    pub max_size: u64,
+    pub segment_target: u64,
+    pub bytes: AtomicU64,
+    pub segments: Mutex<BTreeMap<u64, SegInfo>>,
+    pub sinks: HashMap<String, SinkState>,
+    pub committed: watch::Sender<Committed>,
+    /// Total events pending over all sinks; `wait_idle` watches it reach 0.
+    pub idle: watch::Sender<u64>,
+    pub writable: AtomicBool,
+    pub dlq: dlq::DeadLetters,
+    bytes_gauge: metrics::Gauge,
+}
+
+impl Shared {
+    pub fn add_bytes(&self, n: u64) {
+        let b = self.bytes.fetch_add(n, Ordering::SeqCst) + n;
+        self.bytes_gauge.set(b as f64);
+    }
+
+    pub fn sub_bytes(&self, n: u64) {
+        let prev = self
+            .bytes
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| {
+                Some(b.saturating_sub(n))
+            })
+            .unwrap_or(0);
+        self.bytes_gauge.set(prev.saturating_sub(n) as f64);
+    }
+
+    /// Counts newly committed events for their sinks.
+    pub fn add_pending(&self, counts: &HashMap<String, u64>) {
+        let mut total = 0;
+        for (sink, n) in counts {
+            if let Some(s) = self.sinks.get(sink) {
+                let p = s.pending.fetch_add(*n, Ordering::SeqCst) + n;
+                s.pending_gauge.set(p as f64);
+                total += n;
+            }
+        }
+        if total > 0 {
+            self.idle.send_modify(|t| *t += total);
+        }
+    }
+
+    fn sub_pending(&self, sink: &SinkState, n: u64) {
+        let prev = sink
+            .pending
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |p| {
+                Some(p.saturating_sub(n))
+            })
+            .unwrap_or(0);
+        let now = prev.saturating_sub(n);
+        sink.pending_gauge.set(now as f64);
+        let took = prev - now;
+        self.idle.send_modify(|t| *t = t.saturating_sub(took));
+    }
+
+    fn segments_dir(&self) -> PathBuf {
+        self.dir.join("segments")
+    }
+
+    fn cursors_dir(&self) -> PathBuf {
+        self.dir.join("cursors")
+    }
+}
+
+/// The durable queue. Cheap to share behind an `Arc`.
+pub struct Spool {
+    shared: Arc<Shared>,
+    tx: Mutex<Option<mpsc::Sender<writer::Job>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// Writes `bytes` to `path` so that a crash leaves either the old content or the new.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_data()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+/// Makes a directory's entries (created, renamed, removed files) durable.
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+impl Spool {
+    /// Opens (or creates) the spool in `cfg.dir` for the configured `sinks`, recovering what a
+    /// crash left. Fails with a message that names the file when the spool cannot be trusted.
+    pub fn open(cfg: &SpoolConfig, sinks: &[String]) -> Result<Arc<Spool>, SpoolError> {
+        crate::telemetry::metrics_handle();
+        let dir = cfg.dir.clone();
+        for sub in ["", "segments", "cursors", "dlq", "quarantine"] {
+            let p = dir.join(sub);
+            std::fs::create_dir_all(&p).map_err(|error| SpoolError::Dir {
+                path: p.clone(),
+                error,
+            })?;
+        }
+        // Prove the directory takes writes and syncs before promising durability.
+        let probe = dir.join(".write-probe");
+        write_atomically(&probe, b"ok")
+            .and_then(|_| std::fs::remove_file(&probe))
+            .map_err(|error| SpoolError::Dir {
+                path: dir.clone(),
+                error,
+            })?;
+
+        let recovered = recover::recover(&dir, sinks)?;
+        let segment_target = (cfg.max_size / 16).clamp(64 << 10, 64 << 20);
+        let mut sink_states = HashMap::new();
+        let mut total_pending = 0;
+        for s in sinks {
+            let pending = recovered.pending.get(s).copied().unwrap_or(0);
+            total_pending += pending;
+            let gauge = metrics::gauge!(names::SPOOL_EVENTS, "sink" => s.clone());
+            gauge.set(pending as f64);
+            sink_states.insert(
+                s.clone(),
+                SinkState {
+                    cursor: AtomicU64::new(recovered.cursors.get(s).copied().unwrap_or(0)),
+                    pending: AtomicU64::new(pending),
+                    pending_gauge: gauge,
+                },
+            );
+        }
+        for (sink, n) in &recovered.abandoned {
+            metrics::gauge!(names::SPOOL_ABANDONED, "sink" => sink.clone()).set(*n as f64);
+            tracing::warn!(sink = %sink, events = n, "the spool holds events for a sink that is no longer configured; they will not be delivered (add the sink back to deliver them)");
+        }
+        let dlq =
+            dlq::DeadLetters::open(&dir.join("dlq"), sinks).map_err(|error| SpoolError::Io {
+                path: dir.join("dlq"),
+                error,
+            })?;
+        let bytes = recovered.bytes + dlq.bytes();
+        let bytes_gauge = metrics::gauge!(names::SPOOL_BYTES);
+        bytes_gauge.set(bytes as f64);
+        let (committed, _) = watch::channel(recovered.committed);
+        let (idle, _) = watch::channel(total_pending);
+        let shared = Arc::new(Shared {
+            dir: dir.clone(),
+            max_size: cfg.max_size,
+            segment_target,
+            bytes: AtomicU64::new(bytes),
+            segments: Mutex::new(recovered.segments),
+            sinks: sink_states,
+            committed,
+            idle,
+            writable: AtomicBool::new(true),
+            dlq,
+            bytes_gauge,
+        });
+        let (tx, handle) =
+            writer::start(shared.clone(), recovered.next_seq).map_err(|error| SpoolError::Io {
+                path: dir.join("segments"),
+                error,
+            })?;
+        tracing::info!(
+            dir = %dir.display(),
+            pending = total_pending,
+            bytes,
+            "spool open"
+        );
+        Ok(Arc::new(Spool {
+            shared,
+            tx: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(handle)),
+        }))
+    }
+
+    /// Writes `events` durably. Returns once they are synced to disk.
+    pub async fn append(&self, events: Vec<NewEvent>) -> Result<(), AppendError> {
+        let tx = self
+            .tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or(AppendError::Closed)?;
+        let (done, wait) = oneshot::channel();
+        tx.send(writer::Job { events, done })
+            .await
+            .map_err(|_| AppendError::Closed)?;
+        wait.await.map_err(|_| AppendError::Closed)?
+    }
+
+    /// A reader for `sink`, starting after its cursor.
+    pub fn reader(&self, sink: &str) -> Reader {
+        let cursor = self
+            .shared
+            .sinks
+            .get(sink)
+            .map(|s| s.cursor.load(Ordering::SeqCst))
+            .unwrap_or(0);
+        Reader::new(self.shared.clone(), sink, cursor + 1)
+    }
+
+    /// Changes whenever more of the log becomes durable.
+    pub fn committed(&self) -> watch::Receiver<Committed> {
+        self.shared.committed.subscribe()
+    }
+
+    /// Records that `sink` is done with every record up to `upto` (`done` of them were its
+    /// own), persists its cursor and deletes segments nobody needs any more. Blocking.
+    pub fn ack(&self, sink: &str, upto: u64, done: u64) -> io::Result<()> {
+        let Some(state) = self.shared.sinks.get(sink) else {
+            return Ok(());
+        };
+        let path = self.shared.cursors_dir().join(sink);
+        write_atomically(&path, format!("{upto}\n").as_bytes())?;
+        state.cursor.fetch_max(upto, Ordering::SeqCst);
+        self.shared.sub_pending(state, done);
+        self.collect_garbage();
+        Ok(())
+    }
+
+    /// Deletes sealed segments that every sink they hold records for has passed.
+    fn collect_garbage(&self) {
+        let mut segs = self
+            .shared
+            .segments
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let Some(active) = segs.keys().next_back().copied() else {
+            return;
+        };
+        let done: Vec<u64> = segs
+            .iter()
+            .filter(|(first, _)| **first != active)
+            .filter(|(_, info)| {
+                let last = info.last_seq.unwrap_or(0);
+                info.sinks.iter().all(|s| match self.shared.sinks.get(s) {
+                    Some(st) => st.cursor.load(Ordering::SeqCst) >= last,
+                    None => true,
+                })
+            })
+            .map(|(first, _)| *first)
+            .collect();
+        for first in done {
+            if let Some(info) = segs.get(&first) {
+                match std::fs::remove_file(&info.path) {
+                    Ok(()) => {
+                        self.shared.sub_bytes(info.size);
+                        segs.remove(&first);
+                    }
+                    Err(e) => {
+                        tracing::warn!(file = %info.path.display(), error = %e, "cannot delete a delivered spool segment");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Moves events `sink` cannot take into its dead letters. Blocking; durable on return.
+    pub fn dead_letter(&self, sink: &str, letters: &[DeadLetter]) -> io::Result<()> {
+        let n = self.shared.dlq.append(sink, letters)?;
+        self.shared.add_bytes(n);
+        Ok(())
+    }
+
+    /// Dead letters, optionally of one sink and/or one id, at most `limit`. Blocking.
+    pub fn dead_letters(
+        &self,
+        sink: Option<&str>,
+        id: Option<u64>,
+        limit: usize,
+    ) -> io::Result<Vec<(String, DeadLetter)>> {
+        self.shared.dlq.list(sink, id, limit)
+    }
+
+    /// Dead letters per sink.
+    pub fn dead_letter_counts(&self) -> BTreeMap<String, u64> {
+        self.shared.dlq.counts()
+    }
+
+    /// Puts dead letters back in the queue of their sink; returns how many. The events are
+    /// spooled anew (durably) before they leave the dead letters, so a crash in between
+    /// delivers them twice rather than never.
+    pub async fn replay_dead_letters(
+        &self,
+        sink: Option<&str>,
+        id: Option<u64>,
+    ) -> Result<usize, DlqError> {
+        let sinks: Vec<String> = match sink {
+            Some(s) => {
+                if !self.shared.sinks.contains_key(s) {
+                    return Err(DlqError::UnknownSink(s.to_string()));
+                }
+                vec![s.to_string()]
+            }
+            None => self.shared.sinks.keys().cloned().collect(),
+        };
+        let mut total = 0;
+        for s in sinks {
+            let _guard = self.shared.dlq.lock(&s).await;
+            let shared = self.shared.clone();
+            let s2 = s.clone();
+            let letters =
+                tokio::task::spawn_blocking(move || shared.dlq.list(Some(&s2), id, usize::MAX))
+                    .await
+                    .map_err(|e| DlqError::Io(e.to_string()))?
+                    .map_err(|e| DlqError::Io(e.to_string()))?;
+            if letters.is_empty() {
+                continue;
+            }
+            let seqs: BTreeSet<u64> = letters.iter().map(|(_, d)| d.seq).collect();
+            // Replayed events age from the replay for `retry.max_age`.
+            let now = now_ms();
+            let events = letters
+                .into_iter()
+                .map(|(_, d)| NewEvent {
+                    sinks: vec![s.clone()],
+                    received_ms: now,
+                    event: d.event,
+                })
+                .collect::<Vec<_>>();
+            self.append(events).await.map_err(DlqError::Append)?;
+            let shared = self.shared.clone();
+            let s2 = s.clone();
+            let freed = tokio::task::spawn_blocking(move || shared.dlq.remove(&s2, &seqs))
+                .await
+                .map_err(|e| DlqError::Io(e.to_string()))?
+                .map_err(|e| DlqError::Io(e.to_string()))?;
+            self.shared.sub_bytes(freed.bytes);
+            total += freed.count;
+        }
+        Ok(total)
+    }
+
+    /// Deletes dead letters; returns how many.
+    pub async fn drop_dead_letters(
+        &self,
+        sink: Option<&str>,
+        id: Option<u64>,
+    ) -> Result<usize, DlqError> {
+        let sinks: Vec<String> = match sink {
+            Some(s) => vec![s.to_string()],
+            None => self.shared.dlq.counts().into_keys().collect(),
+        };
+        let mut total = 0;
+        for s in sinks {
+            let _guard = self.shared.dlq.lock(&s).await;
+            let shared = self.shared.clone();
+            let s2 = s.clone();
+            let freed = tokio::task::spawn_blocking(move || {
+                let seqs: BTreeSet<u64> = shared
+                    .dlq
+                    .list(Some(&s2), id, usize::MAX)?
+                    .into_iter()
+                    .map(|(_, d)| d.seq)
+                    .collect();
+                shared.dlq.remove(&s2, &seqs)
+            })
+            .await
+            .map_err(|e| DlqError::Io(e.to_string()))?
+            .map_err(|e| DlqError::Io(e.to_string()))?;
+            self.shared.sub_bytes(freed.bytes);
+            total += freed.count;
+        }
+        Ok(total)
+    }
+
+    /// Events waiting for `sink`.
+    pub fn pending(&self, sink: &str) -> u64 {
+        self.shared
+            .sinks
+            .get(sink)
+            .map(|s| s.pending.load(Ordering::SeqCst))
+            .unwrap_or(0)
+    }
+
+    /// Bytes the spool holds on disk (segments and dead letters).
+    pub fn bytes(&self) -> u64 {
+        self.shared.bytes.load(Ordering::SeqCst)
+    }
+
+    pub fn max_size(&self) -> u64 {
+        self.shared.max_size
+    }
+
+    /// False after a failed write until a write succeeds again, and after close.
+    pub fn writable(&self) -> bool {
+        self.shared.writable.load(Ordering::SeqCst)
+    }
+
+    /// Returns once no sink has events pending.
+    pub async fn wait_idle(&self) {
+        let mut rx = self.shared.idle.subscribe();
+        let _ = rx.wait_for(|n| *n == 0).await;
+    }
+
+    /// Stops taking appends; the writer finishes what it has and stops. Blocking.
+    pub fn close(&self) {
+        self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(h) = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = h.join();
+        }
+        self.shared.writable.store(false, Ordering::SeqCst);
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DlqError {
+    #[error("sink {0} is not configured")]
+    UnknownSink(String),
+    #[error("{0}")]
+    Append(AppendError),
+    #[error("dead-letter I/O: {0}")]
+    Io(String),
+}
+
+pub(crate) fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+#[cfg(test)]
+mod tests;

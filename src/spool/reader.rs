@@ -1,0 +1,153 @@
+//! A sink's view of the log: reads forward from its cursor, skipping records for other sinks,
+//! and never past what the writer has synced. Blocking; the delivery engine calls it from
+//! `spawn_blocking`. Only one batch is ever held in memory, however far behind the sink is.
+
+use std::fs::File;
+use std::io::{self, BufReader, Seek, SeekFrom};
+use std::sync::Arc;
+
+use super::frame::{self, Frame, Record};
+use super::Shared;
+
+struct Open {
+    first_seq: u64,
+    file: BufReader<File>,
+    offset: u64,
+}
+
+pub struct Reader {
+    shared: Arc<Shared>,
+    sink: String,
+    /// Records below this were read (or skipped) already.
+    next_seq: u64,
+    open: Option<Open>,
+    /// A record read but left for the next batch (it did not fit in this one).
+    held: Option<Record>,
+}
+
+impl Reader {
+    pub(super) fn new(shared: Arc<Shared>, sink: &str, next_seq: u64) -> Self {
+        Reader {
+            shared,
+            sink: sink.to_string(),
+            next_seq,
+            open: None,
+            held: None,
+        }
+    }
+
+    /// Up to `max_events` records (and about `max_bytes` of events, but at least one record)
+    /// for this sink that are durable now; empty when there are none yet.
+    pub fn read(&mut self, max_events: usize, max_bytes: u64) -> io::Result<Vec<Record>> {
+        let mut out = Vec::new();
+        let mut bytes = 0u64;
+        if let Some(r) = self.held.take() {
+            bytes += r.event.len() as u64;
+            out.push(r);
+        }
+        let committed = *self.shared.committed.borrow();
+        while out.len() < max_events && bytes < max_bytes {
+            if self.open.is_none() && !self.open_next()? {
+                break;
+            }
+            let open = self.open.as_mut().expect("opened above");
+            if open.first_seq == committed.segment && open.offset >= committed.offset {
+                // Drop anything buffered past the synced end: a failed group there may be cut
+                // off and written again differently.
+                open.file.seek(SeekFrom::Start(open.offset))?;
+                break;
+            }
+            if open.first_seq > committed.segment {
+                break;
+            }
+            match frame::read(&mut open.file)? {
+                Frame::Whole(payload, n) => {
+                    open.offset += n;
+                    let rec = frame::decode_record(&payload)
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                    if rec.seq < self.next_seq {
+                        continue;
+                    }
+                    self.next_seq = rec.seq + 1;
+                    if !rec.is_for(&self.sink) {
+                        continue;
+                    }
+                    let len = rec.event.len() as u64;
+                    if !out.is_empty() && bytes + len > max_bytes {
+                        self.held = Some(rec);
+                        break;
+                    }
+                    bytes += len;
+                    out.push(rec);
+                }
+                Frame::End => {
+                    if open.first_seq < committed.segment {
+                        // A sealed segment read to its end: on to the next one.
+                        let after = open.first_seq;
+                        self.open = None;
+                        if !self.open_after(after)? {
+                            break;
+                        }
+                    } else {
+                        break;
+                    }
+                }
+                Frame::Broken(reason) => {
+                    // Inside the synced part of the log this is damage on disk after start.
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "spool segment {} at byte {}: {reason}",
+                            open.first_seq, open.offset
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Opens the segment that holds `next_seq` (or the first after it).
+    fn open_next(&mut self) -> io::Result<bool> {
+        let pick = {
+            let segs = self
+                .shared
+                .segments
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            segs.range(..=self.next_seq)
+                .next_back()
+                .or_else(|| segs.range(self.next_seq..).next())
+                .map(|(k, v)| (*k, v.path.clone()))
+        };
+        self.open_picked(pick)
+    }
+
+    fn open_after(&mut self, after: u64) -> io::Result<bool> {
+        let pick = {
+            let segs = self
+                .shared
+                .segments
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            segs.range(after + 1..)
+                .next()
+                .map(|(k, v)| (*k, v.path.clone()))
+        };
+        self.open_picked(pick)
+    }
+
+    fn open_picked(&mut self, pick: Option<(u64, std::path::PathBuf)>) -> io::Result<bool> {
+        let Some((first_seq, path)) = pick else {
+            return Ok(false);
+        };
+        let mut file = File::open(&path)?;
+        file.seek(SeekFrom::Start(0))?;
+        self.open = Some(Open {
+            first_seq,
+            file: BufReader::with_capacity(256 << 10, file),
+            offset: 0,
+        });
+        Ok(true)
+    }
+}

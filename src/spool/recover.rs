@@ -1,0 +1,214 @@
+//! What the spool finds at start, after a clean stop or a crash.
+//!
+//! Every segment is read and every frame's checksum checked. The writer syncs each group before
+//! it answers, so bytes after the last intact frame of the *last* segment were never
+//! acknowledged: they are a torn group from a crash. That tail is moved to `quarantine/` and the
+//! segment cut back to its last intact frame. Damage anywhere else is in data that was
+//! acknowledged: the spool refuses to start and names the file and offset, rather than drop
+//! events silently.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use super::frame::{self, Frame};
+use super::{Committed, SegInfo, SpoolError};
+use crate::telemetry::names;
+
+pub(super) struct Recovered {
+    pub segments: BTreeMap<u64, SegInfo>,
+    pub next_seq: u64,
+    pub committed: Committed,
+    pub cursors: HashMap<String, u64>,
+    pub pending: HashMap<String, u64>,
+    pub abandoned: HashMap<String, u64>,
+    pub bytes: u64,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SpoolError + '_ {
+    move |error| SpoolError::Io {
+        path: path.to_path_buf(),
+        error,
+    }
+}
+
+fn read_cursors(dir: &Path) -> Result<HashMap<String, u64>, SpoolError> {
+    let mut out = HashMap::new();
+    for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
+        let entry = entry.map_err(io_err(dir))?;
+        let path = entry.path();
+        let Some(name) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        if name.ends_with(".tmp") {
+            // A cursor update that did not finish: the previous cursor stands.
+            let _ = std::fs::remove_file(&path);
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
+        let seq = text
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| SpoolError::Corrupt {
+                path: path.clone(),
+                offset: 0,
+                reason: "a cursor file that is not a number",
+            })?;
+        out.insert(name, seq);
+    }
+    Ok(out)
+}
+
+fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, SpoolError> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
+        let entry = entry.map_err(io_err(dir))?;
+        let path = entry.path();
+        let first = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".seg"))
+            .and_then(|n| n.parse::<u64>().ok());
+        match first {
+            Some(f) => out.push((f, path)),
+            None => {
+                tracing::warn!(file = %path.display(), "ignoring a file that is not a spool segment")
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Moves the bytes of `path` from `offset` on to the quarantine folder and cuts the file there.
+pub(super) fn quarantine_tail(path: &Path, offset: u64, quarantine: &Path) -> io::Result<u64> {
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)?;
+    let len = f.metadata()?.len();
+    let mut tail = Vec::new();
+    f.seek(SeekFrom::Start(offset))?;
+    f.read_to_end(&mut tail)?;
+    let name = format!(
+        "{}.{offset}.tail",
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("segment")
+    );
+    let mut q = File::create(quarantine.join(name))?;
+    q.write_all(&tail)?;
+    q.sync_all()?;
+    super::sync_dir(quarantine)?;
+    f.set_len(offset)?;
+    f.sync_all()?;
+    Ok(len - offset)
+}
+
+pub(super) fn recover(dir: &Path, sinks: &[String]) -> Result<Recovered, SpoolError> {
+    let cursors = read_cursors(&dir.join("cursors"))?;
+    let segments_dir = dir.join("segments");
+    let list = list_segments(&segments_dir)?;
+    let mut segments = BTreeMap::new();
+    let mut pending: HashMap<String, u64> = HashMap::new();
+    let mut abandoned: HashMap<String, u64> = HashMap::new();
+    let mut prev_seq = 0u64;
+    let mut bytes = 0u64;
+    let n = list.len();
+    for (i, (first, path)) in list.into_iter().enumerate() {
+        let is_last = i + 1 == n;
+        let file = File::open(&path).map_err(io_err(&path))?;
+        let mut r = BufReader::with_capacity(1 << 20, file);
+        let mut info = SegInfo {
+            path: path.clone(),
+            last_seq: None,
+            size: 0,
+            sinks: Default::default(),
+        };
+        let mut offset = 0u64;
+        let broken = loop {
+            match frame::read(&mut r).map_err(io_err(&path))? {
+                Frame::End => break None,
+                Frame::Broken(reason) => break Some(reason),
+                Frame::Whole(payload, len) => {
+                    let rec = match frame::decode_record(&payload) {
+                        Ok(rec) => rec,
+                        Err(reason) => break Some(reason),
+                    };
+                    if rec.seq <= prev_seq || rec.seq < first {
+                        break Some("sequence numbers out of order");
+                    }
+                    prev_seq = rec.seq;
+                    offset += len;
+                    info.last_seq = Some(rec.seq);
+                    for s in &rec.sinks {
+                        let cursor = cursors.get(s).copied().unwrap_or(0);
+                        if rec.seq <= cursor {
+                            continue;
+                        }
+                        if sinks.contains(s) {
+                            *pending.entry(s.clone()).or_default() += 1;
+                        } else {
+                            *abandoned.entry(s.clone()).or_default() += 1;
+                        }
+                        info.sinks.insert(s.clone());
+                    }
+                }
+            }
+        };
+        if let Some(reason) = broken {
+            if !is_last {
+                return Err(SpoolError::Corrupt {
+                    path,
+                    offset,
+                    reason,
+                });
+            }
+            let cut =
+                quarantine_tail(&path, offset, &dir.join("quarantine")).map_err(io_err(&path))?;
+            metrics::counter!(names::SPOOL_RECOVERED_TAILS).increment(1);
+            tracing::warn!(
+                file = %path.display(),
+                offset,
+                bytes = cut,
+                reason,
+                "cut a torn tail off the spool (a write interrupted by a crash, never acknowledged); the bytes are kept in quarantine/"
+            );
+        }
+        info.size = offset;
+        bytes += offset;
+        segments.insert(first, info);
+    }
+    let max_cursor = cursors.values().copied().max().unwrap_or(0);
+    let max_first = segments.keys().next_back().copied().unwrap_or(0);
+    let next_seq = (prev_seq + 1).max(max_cursor + 1).max(max_first).max(1);
+    let committed = match segments.iter().next_back() {
+        Some((first, info)) => Committed {
+            seq: next_seq - 1,
+            segment: *first,
+            offset: info.size,
+        },
+        None => Committed {
+            seq: next_seq - 1,
+            segment: 0,
+            offset: 0,
+        },
+    };
+    Ok(Recovered {
+        segments,
+        next_seq,
+        committed,
+        cursors: cursors
+            .into_iter()
+            .filter(|(k, _)| sinks.contains(k))
+            .collect(),
+        pending,
+        abandoned,
+        bytes,
+    })
+}

@@ -1,0 +1,239 @@
+//! The spool's one writer thread: group commit.
+//!
+//! It takes every append waiting (up to [`GROUP_JOBS`] or [`GROUP_BYTES`]), gives each record
+//! the next sequence number, writes them all at the end of the active segment, syncs once, and
+//! only then answers every append in the group. A failed write or sync cuts the segment back to
+//! where the group began, so a half-written group never sits in front of the next one, and every
+//! append in the group gets the error (the sender is answered 503 and retries).
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{frame, AppendError, Committed, NewEvent, SegInfo, Shared};
+use crate::telemetry::names;
+
+pub(super) struct Job {
+    pub events: Vec<NewEvent>,
+    pub done: oneshot::Sender<Result<(), AppendError>>,
+}
+
+const GROUP_JOBS: usize = 1024;
+const GROUP_BYTES: usize = 8 << 20;
+
+struct Writer {
+    shared: Arc<Shared>,
+    file: File,
+    /// First sequence number of the active segment.
+    segment: u64,
+    size: u64,
+    next_seq: u64,
+    /// Set when a failed group could not be cut off: nothing more is written.
+    poisoned: bool,
+}
+
+pub(super) fn segment_path(shared: &Shared, first_seq: u64) -> PathBuf {
+    shared.segments_dir().join(format!("{first_seq:020}.seg"))
+}
+
+pub(super) fn start(
+    shared: Arc<Shared>,
+    next_seq: u64,
+) -> io::Result<(mpsc::Sender<Job>, std::thread::JoinHandle<()>)> {
+    let committed = *shared.committed.borrow();
+    let (segment, size) = {
+        let segs = shared.segments.lock().unwrap_or_else(|e| e.into_inner());
+        match segs.iter().next_back() {
+            Some((first, info)) => (*first, info.size),
+            None => (0, 0),
+        }
+    };
+    let w = if segment == 0 {
+        let (file, first) = new_segment(&shared, next_seq)?;
+        Writer {
+            shared: shared.clone(),
+            file,
+            segment: first,
+            size: 0,
+            next_seq,
+            poisoned: false,
+        }
+    } else {
+        let file = OpenOptions::new()
+            .append(true)
+            .open(segment_path(&shared, segment))?;
+        Writer {
+            shared: shared.clone(),
+            file,
+            segment,
+            size,
+            next_seq,
+            poisoned: false,
+        }
+    };
+    w.publish(committed.seq);
+    let (tx, rx) = mpsc::channel::<Job>(4096);
+    let handle = std::thread::Builder::new()
+        .name("spool-writer".into())
+        .spawn(move || w.run(rx))?;
+    Ok((tx, handle))
+}
+
+/// Creates an empty segment for records from `first_seq` on and makes its name durable.
+fn new_segment(shared: &Shared, first_seq: u64) -> io::Result<(File, u64)> {
+    let path = segment_path(shared, first_seq);
+    let file = OpenOptions::new().create(true).append(true).open(&path)?;
+    super::sync_dir(&shared.segments_dir())?;
+    shared
+        .segments
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(
+            first_seq,
+            SegInfo {
+                path,
+                last_seq: None,
+                size: 0,
+                sinks: Default::default(),
+            },
+        );
+    Ok((file, first_seq))
+}
+
+impl Writer {
+    fn publish(&self, last_seq: u64) {
+        self.shared.committed.send_replace(Committed {
+            seq: last_seq,
+            segment: self.segment,
+            offset: self.size,
+        });
+    }
+
+    fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        let mut jobs = Vec::with_capacity(64);
+        while let Some(first) = rx.blocking_recv() {
+            let mut bytes: usize = first.events.iter().map(|e| e.event.len()).sum();
+            jobs.push(first);
+            while jobs.len() < GROUP_JOBS && bytes < GROUP_BYTES {
+                match rx.try_recv() {
+                    Ok(j) => {
+                        bytes += j.events.iter().map(|e| e.event.len()).sum::<usize>();
+                        jobs.push(j);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit(&mut jobs);
+        }
+    }
+
+    fn commit(&mut self, jobs: &mut Vec<Job>) {
+        if self.poisoned {
+            for j in jobs.drain(..) {
+                let _ = j.done.send(Err(AppendError::Io(
+                    "an earlier write failed and could not be undone; restart siemgate".into(),
+                )));
+            }
+            return;
+        }
+        let mut buf = Vec::with_capacity(64 << 10);
+        let mut accepted = Vec::with_capacity(jobs.len());
+        let mut counts: HashMap<String, u64> = HashMap::new();
+        let mut seq = self.next_seq;
+        let used = self.shared.bytes.load(Ordering::SeqCst);
+        for job in jobs.drain(..) {
+            let start = buf.len();
+            let mut job_seq = seq;
+            for e in &job.events {
+                frame::encode_record(&mut buf, job_seq, e.received_ms, &e.sinks, &e.event);
+                job_seq += 1;
+            }
+            if used + buf.len() as u64 > self.shared.max_size {
+                buf.truncate(start);
+                metrics::counter!(names::SPOOL_FULL).increment(1);
+                let _ = job.done.send(Err(AppendError::Full {
+                    max_size: self.shared.max_size,
+                }));
+                continue;
+            }
+            for e in &job.events {
+                for s in &e.sinks {
+                    *counts.entry(s.clone()).or_default() += 1;
+                }
+            }
+            seq = job_seq;
+            accepted.push(job);
+        }
+        if accepted.is_empty() {
+            return;
+        }
+        let result = self
+            .file
+            .write_all(&buf)
+            .and_then(|_| self.file.sync_data());
+        if let Err(e) = result {
+            metrics::counter!(names::SPOOL_WRITE_FAILURES).increment(1);
+            self.shared.writable.store(false, Ordering::SeqCst);
+            tracing::error!(error = %e, "spool write failed; answering 503 until a write succeeds");
+            if let Err(e2) = self
+                .file
+                .set_len(self.size)
+                .and_then(|_| self.file.sync_data())
+            {
+                tracing::error!(error = %e2, "the failed spool write could not be cut off; refusing further writes until restart");
+                self.poisoned = true;
+            }
+            let msg = e.to_string();
+            for j in accepted {
+                let _ = j.done.send(Err(AppendError::Io(msg.clone())));
+            }
+            return;
+        }
+        let first_new = self.next_seq;
+        self.next_seq = seq;
+        self.size += buf.len() as u64;
+        {
+            let mut segs = self
+                .shared
+                .segments
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some(info) = segs.get_mut(&self.segment) {
+                info.size = self.size;
+                info.last_seq = Some(seq - 1);
+                info.sinks.extend(counts.keys().cloned());
+            }
+        }
+        self.shared.add_bytes(buf.len() as u64);
+        self.shared.add_pending(&counts);
+        self.shared.writable.store(true, Ordering::SeqCst);
+        self.publish(seq - 1);
+        debug_assert!(seq > first_new);
+        for j in accepted {
+            let _ = j.done.send(Ok(()));
+        }
+        if self.size >= self.shared.segment_target {
+            self.roll();
+        }
+    }
+
+    /// Starts a new segment; the full one is sealed and can be deleted once read.
+    fn roll(&mut self) {
+        match new_segment(&self.shared, self.next_seq) {
+            Ok((file, first)) => {
+                self.file = file;
+                self.segment = first;
+                self.size = 0;
+                self.publish(self.next_seq - 1);
+            }
+            Err(e) => {
+                // Keep appending to the current segment; try again after the next group.
+                tracing::warn!(error = %e, "cannot start a new spool segment");
+            }
+        }
+    }
+}
