@@ -174,6 +174,9 @@ fn quota(rl: RateLimit) -> Quota {
     Quota::per_second(per_second).allow_burst(burst)
 }
 
+/// How long past `server.request_timeout` a replay reservation outlives its request.
+const PENDING_MARGIN: Duration = Duration::from_secs(30);
+
 pub struct Gateway {
     runtime: ArcSwap<Runtime>,
     clock: Arc<dyn Clock>,
@@ -367,12 +370,21 @@ impl Gateway {
             .replay
             .retention
             .max(source.config.tolerance * 2);
+        // Reserve the keys while the event is spooled; confirm once it is durable. A copy that
+        // arrives meanwhile is asked to retry rather than told "duplicate" for an event that
+        // might never reach the disk.
+        let pending_ttl = runtime.config.server.request_timeout + PENDING_MARGIN;
         match self
             .replay
-            .check_and_insert(verified.replay_keys(), now, ttl)
+            .check_and_insert(verified.replay_keys(), now, pending_ttl.min(ttl))
             .await
         {
             Ok(Seen::Duplicate) => return Outcome::Duplicate,
+            Ok(Seen::InFlight) => {
+                return Outcome::Unavailable {
+                    retry_after: Duration::from_secs(5),
+                }
+            }
             Ok(Seen::New) => {}
             Err(e) => {
                 metrics::counter!(names::REPLAY_ERRORS).increment(1);
@@ -404,6 +416,16 @@ impl Gateway {
             return Outcome::Unavailable {
                 retry_after: spool::RETRY_AFTER,
             };
+        }
+        if let Err(e) = self
+            .replay
+            .confirm(verified.replay_keys(), self.clock.now(), ttl)
+            .await
+        {
+            // The event is spooled; only its de-duplication is weaker: once the reservation
+            // expires, a retry of it would be accepted again (a duplicate, never a loss).
+            metrics::counter!(names::REPLAY_ERRORS).increment(1);
+            tracing::warn!(source = source_id, error = %e, "could not confirm replay keys");
         }
         for e in &events {
             metrics::counter!(names::EVENTS, "source" => source.config.id.clone(), "class" => e.class_uid().to_string())

@@ -14,17 +14,40 @@
 //! siemgate-load --url http://127.0.0.1:8080 --source github-demo --secret demo-github-secret \
 //!     --connections 64 --duration 5 --body-size 1024
 //! ```
+//!
+//! With `--baseline`, the run against `--url` is followed by the identical load (connections,
+//! duration or requests, body size, signing, `--http2`, path) against a bare hyper server started
+//! in-process on `127.0.0.1:0` (HTTP/1.1 and h2; it reads the whole body and answers `200`
+//! `{"status":"accepted","events":1}`): the ceiling of this machine and of the load tool itself.
+//! That server shares this process's runtime with the senders, as the gateway shares the
+//! machine's cores with them. Each run prints its labelled report (`gateway`, `baseline (bare
+//! hyper)`), and the last line is one JSON object `{"gateway": {..}, "baseline": {..}}` holding
+//! both summaries. The exit code is 0 only when every request of both runs was answered `200`;
+//! when Ctrl-C ends the gateway run early, the baseline run is skipped (`"baseline": null`,
+//! exit code 1).
+//!
+//! ```text
+//! siemgate-load --url http://127.0.0.1:8080 --source github-demo --secret demo-github-secret \
+//!     --connections 64 --duration 10 --body-size 1024 --baseline
+//! ```
 
 use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use clap::Parser;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
 use reqwest::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use reqwest::{Client, StatusCode, Url};
 use time::OffsetDateTime;
+use tokio::net::TcpListener;
 
 use siemgate::config::{Secret, VendorOptions};
 use siemgate::vendor::{scheme_for, Scheme, VendorKind};
@@ -43,8 +66,9 @@ const GRACE: Duration = Duration::from_secs(5);
     name = "siemgate-load",
     version,
     about = "Send unique signed events to a running siemgate and report events/s and latency",
-    after_help = "The last line of output is a JSON summary. Exit code 0: every request was answered 200; \
-                  1: transport errors or other statuses occurred; 2: usage error."
+    after_help = "The last line of output is a JSON summary (with --baseline: {\"gateway\": {..}, \"baseline\": {..}}). \
+                  Exit code 0: every request of every run was answered 200; \
+                  1: transport errors or other statuses occurred, or the baseline run was skipped; 2: usage error."
 )]
 struct Args {
     /// Base URL of the gateway's ingest listener, e.g. http://127.0.0.1:8080
@@ -102,6 +126,11 @@ struct Args {
     /// Spectral: the timestamp header (as configured)
     #[arg(long)]
     timestamp_header: Option<String>,
+
+    /// After the run, start a bare hyper server in-process (reads the body, answers 200) and
+    /// run the same load against it: the ceiling on this machine
+    #[arg(long)]
+    baseline: bool,
 }
 
 /// Everything the sender tasks share.
@@ -546,16 +575,24 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let args = Args::parse();
-    let (mut plan, clients, duration) = match prepare(&args) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("siemgate-load: {e}");
-            return ExitCode::from(2);
-        }
-    };
+/// What one run produced: its JSON summary, whether it failed (exit code 1), and whether Ctrl-C
+/// ended it early (later runs are then skipped).
+struct RunOutcome {
+    summary: serde_json::Value,
+    failed: bool,
+    interrupted: bool,
+}
+
+/// Runs the load described by `plan` over `clients` until the duration or the request count is
+/// reached (or Ctrl-C), prints the human report (headed `siemgate-load report`, plus `: {label}`
+/// when given) and returns the JSON summary.
+async fn run(
+    args: &Args,
+    label: Option<&str>,
+    mut plan: Plan,
+    clients: Vec<Client>,
+    duration: Duration,
+) -> RunOutcome {
     let sample_len = plan
         .body(OffsetDateTime::now_utc(), &plan.event_id(0))
         .len();
@@ -579,7 +616,7 @@ async fn main() -> ExitCode {
 
     // Ctrl-C ends the run early; the report is still printed.
     let plan_for_signal = Arc::clone(&plan);
-    tokio::spawn(async move {
+    let signal_task = tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             plan_for_signal.stop.store(true, Ordering::Relaxed);
         }
@@ -608,12 +645,17 @@ async fn main() -> ExitCode {
         }
     }
     let elapsed = start.elapsed().as_secs_f64().max(1e-9);
+    signal_task.abort();
+    let interrupted = plan.stop.load(Ordering::Relaxed);
 
     let h = &total.latency;
     let other_statuses: u64 = total.other_status.values().sum();
     let failed = total.errors > 0 || total.non_200() > 0 || lost_tasks > 0;
 
-    println!("siemgate-load report");
+    match label {
+        Some(l) => println!("siemgate-load report: {l}"),
+        None => println!("siemgate-load report"),
+    }
     println!(
         "  target        {} (vendor {}, {proto})",
         plan.endpoint, args.vendor
@@ -698,8 +740,124 @@ async fn main() -> ExitCode {
         "http2": args.http2,
         "ok": !failed,
     });
-    println!("{summary}");
+    RunOutcome {
+        summary,
+        failed,
+        interrupted,
+    }
+}
 
+/// The baseline server's answer: what the gateway answers for one accepted event.
+const BASELINE_ANSWER: &[u8] = br#"{"status":"accepted","events":1}"#;
+
+/// The baseline handler: read the whole body, answer `200` with [`BASELINE_ANSWER`]. A body
+/// that cannot be read fails the request (hyper then closes the connection).
+async fn baseline_handle(
+    req: hyper::Request<hyper::body::Incoming>,
+) -> Result<hyper::Response<Full<Bytes>>, hyper::Error> {
+    let _body = req.into_body().collect().await?;
+    let mut resp = hyper::Response::new(Full::new(Bytes::from_static(BASELINE_ANSWER)));
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    Ok(resp)
+}
+
+/// Starts the bare hyper server (HTTP/1.1 and h2, hyper's defaults) on 127.0.0.1:0 on its own
+/// tasks. Returns its address and the accept task; aborting that task stops accepting, and
+/// open connections end when their clients close them.
+async fn start_baseline() -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+    let addr = listener.local_addr()?;
+    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+    let task = tokio::spawn(async move {
+        loop {
+            let stream = match listener.accept().await {
+                Ok((s, _)) => s,
+                Err(_) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tokio::time::sleep(ERROR_PAUSE).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let builder = Arc::clone(&builder);
+            tokio::spawn(async move {
+                let _ = builder
+                    .serve_connection(TokioIo::new(stream), service_fn(baseline_handle))
+                    .await;
+            });
+        }
+    });
+    Ok((addr, task))
+}
+
+/// The gateway endpoint moved to the baseline server: same path, plain HTTP on `addr`.
+fn baseline_endpoint(gateway: &Url, addr: SocketAddr) -> Url {
+    let mut url = gateway.clone();
+    // `endpoint` only lets http and https through, and both have a host and a port, so none of
+    // these setters can fail.
+    let _ = url.set_scheme("http");
+    let _ = url.set_ip_host(addr.ip());
+    let _ = url.set_port(Some(addr.port()));
+    url
+}
+
+/// Starts the baseline server and runs the same load against it, with the same arguments.
+async fn run_baseline(args: &Args) -> Result<RunOutcome, String> {
+    let (mut plan, clients, duration) = prepare(args)?;
+    let (addr, server) = start_baseline()
+        .await
+        .map_err(|e| format!("cannot start the baseline server on 127.0.0.1: {e}"))?;
+    plan.endpoint = baseline_endpoint(&plan.endpoint, addr);
+    eprintln!("siemgate-load: baseline: bare hyper server on {addr}");
+    let outcome = run(args, Some("baseline (bare hyper)"), plan, clients, duration).await;
+    server.abort();
+    Ok(outcome)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let (plan, clients, duration) = match prepare(&args) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("siemgate-load: {e}");
+            return ExitCode::from(2);
+        }
+    };
+
+    if !args.baseline {
+        let outcome = run(&args, None, plan, clients, duration).await;
+        println!("{}", outcome.summary);
+        return if outcome.failed {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+
+    let gateway = run(&args, Some("gateway"), plan, clients, duration).await;
+    // The gateway's connections are closed by now (their clients were dropped with the tasks).
+    let baseline = if gateway.interrupted {
+        eprintln!("siemgate-load: interrupted; baseline run skipped");
+        None
+    } else {
+        match run_baseline(&args).await {
+            Ok(b) => Some(b),
+            Err(e) => {
+                eprintln!("siemgate-load: baseline run skipped: {e}");
+                None
+            }
+        }
+    };
+    let failed = gateway.failed || baseline.as_ref().is_none_or(|b| b.failed);
+    let combined = serde_json::json!({
+        "gateway": gateway.summary,
+        "baseline": baseline.map(|b| b.summary),
+    });
+    println!("{combined}");
     if failed {
         ExitCode::from(1)
     } else {
@@ -767,5 +925,75 @@ mod tests {
                 assert_eq!(body.len(), 1024, "{}", kind.name());
             }
         }
+    }
+
+    #[tokio::test]
+    async fn baseline_server_answers_200_over_http1_and_h2() {
+        let (addr, server) = start_baseline().await.unwrap();
+        let url = format!("http://{addr}/v1/webhooks/x");
+        for h2 in [false, true] {
+            let b = Client::builder().no_proxy();
+            let client = if h2 {
+                b.http2_prior_knowledge()
+            } else {
+                b.http1_only()
+            }
+            .build()
+            .unwrap();
+            for _ in 0..2 {
+                let resp = client
+                    .post(&url)
+                    .body("x".repeat(100_000))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), StatusCode::OK, "h2 {h2}");
+                assert_eq!(resp.headers()[CONTENT_TYPE], "application/json", "h2 {h2}");
+                assert_eq!(
+                    resp.version(),
+                    if h2 {
+                        reqwest::Version::HTTP_2
+                    } else {
+                        reqwest::Version::HTTP_11
+                    }
+                );
+                assert_eq!(&resp.bytes().await.unwrap()[..], BASELINE_ANSWER);
+            }
+        }
+        server.abort();
+    }
+
+    #[test]
+    fn baseline_endpoint_keeps_the_path() {
+        let gw = endpoint("https://gw.example:8443/prefix/", "src").unwrap();
+        let addr: SocketAddr = "127.0.0.1:4321".parse().unwrap();
+        assert_eq!(
+            baseline_endpoint(&gw, addr).as_str(),
+            "http://127.0.0.1:4321/prefix/v1/webhooks/src"
+        );
+    }
+
+    #[tokio::test]
+    async fn baseline_run_counts_every_request_as_accepted() {
+        let args = Args::try_parse_from([
+            "siemgate-load",
+            "--url",
+            "http://127.0.0.1:9",
+            "--source",
+            "s",
+            "--secret",
+            "k",
+            "--connections",
+            "2",
+            "--requests",
+            "20",
+            "--baseline",
+        ])
+        .unwrap();
+        let b = run_baseline(&args).await.unwrap();
+        assert!(!b.failed);
+        assert_eq!(b.summary["requests"], 20);
+        assert_eq!(b.summary["accepted"], 20);
+        assert_eq!(b.summary["ok"], true);
     }
 }

@@ -753,7 +753,8 @@ fn build_sink(cx: &mut Ctx<'_>, path: &str, r: RawSink) -> Option<SinkConfig> {
                 r.signing_secret_file,
                 false,
             ),
-            compression: compression(cx, r.compression),
+            // Any receiver can read a plain body; gzip is opt-in for the generic sink.
+            compression: compression(cx, Some(r.compression.unwrap_or_else(|| "none".into()))),
         },
         "splunk_hec" => SinkKind::SplunkHec {
             url: url_key(cx, "url", r.url, true).unwrap_or_default(),

@@ -327,8 +327,9 @@ impl Spool {
         let path = self.shared.cursors_dir().join(sink);
         write_atomically(&path, format!("{upto}\n").as_bytes())?;
         state.cursor.fetch_max(upto, Ordering::SeqCst);
-        self.shared.sub_pending(state, done);
+        // Free the disk before saying "idle", so whoever waits for idle sees the space.
         self.collect_garbage();
+        self.shared.sub_pending(state, done);
         Ok(())
     }
 

@@ -15,12 +15,26 @@ use super::replay::{BoxFuture, ReplayError, ReplayKey, ReplayStore, Seen};
 const PREFIX: &str = "siemgate:replay:";
 const OP_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// 1: new (reserved as 'p' for ARGV[1] ms); 0: a confirmed duplicate; 2: reserved by a
+/// request still in flight.
 const CHECK_AND_SET: &str = r#"
+local seen = 1
 for i = 1, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 1 then return 0 end
+  local v = redis.call('GET', KEYS[i])
+  if v == 'p' then return 2 end
+  if v then seen = 0 end
 end
+if seen == 0 then return 0 end
 for i = 1, #KEYS do
-  redis.call('SET', KEYS[i], '1', 'PX', ARGV[1])
+  redis.call('SET', KEYS[i], 'p', 'PX', ARGV[1])
+end
+return 1
+"#;
+
+/// Confirms reservations still held (XX: never resurrects a key that expired or was forgotten).
+const CONFIRM: &str = r#"
+for i = 1, #KEYS do
+  redis.call('SET', KEYS[i], '1', 'PX', ARGV[1], 'XX')
 end
 return 1
 "#;
@@ -29,6 +43,7 @@ pub struct RedisStore {
     client: redis::Client,
     conn: OnceCell<ConnectionManager>,
     script: redis::Script,
+    confirm: redis::Script,
 }
 
 fn err(e: impl std::fmt::Display) -> ReplayError {
@@ -48,6 +63,7 @@ impl RedisStore {
             client,
             conn: OnceCell::new(),
             script: redis::Script::new(CHECK_AND_SET),
+            confirm: redis::Script::new(CONFIRM),
         })
     }
 
@@ -96,11 +112,32 @@ impl ReplayStore for RedisStore {
                 .await
                 .map_err(|_| ReplayError("redis did not answer in time".into()))?
                 .map_err(err)?;
-            Ok(if fresh == 1 {
-                Seen::New
-            } else {
-                Seen::Duplicate
+            Ok(match fresh {
+                1 => Seen::New,
+                2 => Seen::InFlight,
+                _ => Seen::Duplicate,
             })
+        })
+    }
+
+    fn confirm<'a>(
+        &'a self,
+        keys: &'a [ReplayKey],
+        _now: OffsetDateTime,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), ReplayError>> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            let mut inv = self.confirm.prepare_invoke();
+            for k in Self::keys(keys) {
+                inv.key(k);
+            }
+            inv.arg(ttl.as_millis().max(1) as u64);
+            let _: i64 = tokio::time::timeout(OP_TIMEOUT, inv.invoke_async(&mut conn))
+                .await
+                .map_err(|_| ReplayError("redis did not answer in time".into()))?
+                .map_err(err)?;
+            Ok(())
         })
     }
 

@@ -40,8 +40,13 @@ impl std::fmt::Debug for ReplayKey {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Seen {
+    /// Not seen: the keys are now reserved (pending) until confirmed or forgotten.
     New,
+    /// Seen, and the event it belongs to was spooled.
     Duplicate,
+    /// Seen, but the request that reserved it has not finished (or died before confirming):
+    /// the event may not be on disk yet, so this copy must not be answered "duplicate".
+    InFlight,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,13 +70,23 @@ pub fn from_config(
 }
 
 pub trait ReplayStore: Send + Sync + 'static {
-    /// Records `keys` unless any of them is already known; says which it was. Atomic per call.
+    /// Reserves `keys` for `pending_ttl` unless any of them is already known; says which it
+    /// was. Atomic per call. A reservation that is never confirmed (the process died before
+    /// the event was spooled) expires, so the sender's retry gets through then.
     fn check_and_insert<'a>(
         &'a self,
         keys: &'a [ReplayKey],
         now: OffsetDateTime,
-        ttl: Duration,
+        pending_ttl: Duration,
     ) -> BoxFuture<'a, Result<Seen, ReplayError>>;
+
+    /// Marks reserved `keys` as handed on (the event is durable), remembered for `ttl`.
+    fn confirm<'a>(
+        &'a self,
+        keys: &'a [ReplayKey],
+        now: OffsetDateTime,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), ReplayError>>;
 
     /// Forgets `keys`: the event they belong to was not handed on after all, so the sender's
     /// retry must not be taken for a duplicate.
@@ -94,8 +109,8 @@ pub struct MemoryStore {
 
 #[derive(Default)]
 struct Inner {
-    /// key -> expiry (unix ms)
-    map: HashMap<ReplayKey, i64>,
+    /// key -> (expiry in unix ms, confirmed)
+    map: HashMap<ReplayKey, (i64, bool)>,
     /// insertion order, for expiry and eviction
     order: VecDeque<(ReplayKey, i64)>,
 }
@@ -131,30 +146,48 @@ impl MemoryStore {
                 break;
             }
             inner.order.pop_front();
-            if inner.map.get(&k) == Some(&exp) {
+            if inner.map.get(&k).map(|e| e.0) == Some(exp) {
                 inner.map.remove(&k);
             }
         }
-        if keys
-            .iter()
-            .any(|k| inner.map.get(k).is_some_and(|&e| e > now_ms))
-        {
-            return Seen::Duplicate;
+        let mut seen = None;
+        for k in keys {
+            match inner.map.get(k) {
+                Some(&(e, false)) if e > now_ms => return Seen::InFlight,
+                Some(&(e, true)) if e > now_ms => seen = Some(Seen::Duplicate),
+                _ => {}
+            }
+        }
+        if let Some(s) = seen {
+            return s;
         }
         for k in keys {
             while inner.map.len() >= self.max_entries {
                 let Some((old, exp)) = inner.order.pop_front() else {
                     break;
                 };
-                if inner.map.get(&old) == Some(&exp) {
+                if inner.map.get(&old).map(|e| e.0) == Some(exp) {
                     inner.map.remove(&old);
                     metrics::counter!(crate::telemetry::names::REPLAY_EVICTIONS).increment(1);
                 }
             }
-            inner.map.insert(*k, expiry);
+            inner.map.insert(*k, (expiry, false));
             inner.order.push_back((*k, expiry));
         }
         Seen::New
+    }
+
+    fn confirm_sync(&self, keys: &[ReplayKey], now: OffsetDateTime, ttl: Duration) {
+        let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+        let expiry = now_ms.saturating_add(ttl.as_millis().min(i64::MAX as u128) as i64);
+        let mut g = self.lock();
+        for k in keys {
+            // Only a reservation still held is confirmed (not one evicted meanwhile).
+            if let Some(e) = g.map.get_mut(k) {
+                *e = (expiry, true);
+                g.order.push_back((*k, expiry));
+            }
+        }
     }
 }
 
@@ -167,6 +200,16 @@ impl ReplayStore for MemoryStore {
     ) -> BoxFuture<'a, Result<Seen, ReplayError>> {
         let r = self.insert_sync(keys, now, ttl);
         Box::pin(async move { Ok(r) })
+    }
+
+    fn confirm<'a>(
+        &'a self,
+        keys: &'a [ReplayKey],
+        now: OffsetDateTime,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), ReplayError>> {
+        self.confirm_sync(keys, now, ttl);
+        Box::pin(async { Ok(()) })
     }
 
     fn forget<'a>(&'a self, keys: &'a [ReplayKey]) -> BoxFuture<'a, Result<(), ReplayError>> {
@@ -195,39 +238,57 @@ mod tests {
         ReplayKey::new("src", b"id", &n.to_be_bytes())
     }
 
+    /// Reserves and, when new, confirms at once (a request that spooled its event).
+    async fn ins(s: &MemoryStore, keys: &[ReplayKey], at: OffsetDateTime, ttl: Duration) -> Seen {
+        let r = s.check_and_insert(keys, at, ttl).await.unwrap();
+        if r == Seen::New {
+            s.confirm(keys, at, ttl).await.unwrap();
+        }
+        r
+    }
+
+    #[tokio::test]
+    async fn an_unconfirmed_reservation_is_in_flight_until_it_expires() {
+        let s = MemoryStore::new(10);
+        let short = Duration::from_secs(60);
+        assert_eq!(
+            s.check_and_insert(&[key(1)], t(0), short).await.unwrap(),
+            Seen::New
+        );
+        assert_eq!(
+            s.check_and_insert(&[key(1)], t(10), short).await.unwrap(),
+            Seen::InFlight
+        );
+        // the process died before confirming: after the reservation expires, a retry is new
+        assert_eq!(
+            s.check_and_insert(&[key(1)], t(61), short).await.unwrap(),
+            Seen::New
+        );
+        s.confirm(&[key(1)], t(62), Duration::from_secs(3600))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.check_and_insert(&[key(1)], t(200), short).await.unwrap(),
+            Seen::Duplicate
+        );
+    }
+
     #[tokio::test]
     async fn duplicate_within_retention_new_after() {
         let s = MemoryStore::new(100);
         let ttl = Duration::from_secs(60);
-        assert_eq!(
-            s.check_and_insert(&[key(1)], t(1000), ttl).await.unwrap(),
-            Seen::New
-        );
-        assert_eq!(
-            s.check_and_insert(&[key(1)], t(1059), ttl).await.unwrap(),
-            Seen::Duplicate
-        );
-        assert_eq!(
-            s.check_and_insert(&[key(1)], t(1060), ttl).await.unwrap(),
-            Seen::New
-        );
+        assert_eq!(ins(&s, &[key(1)], t(1000), ttl).await, Seen::New);
+        assert_eq!(ins(&s, &[key(1)], t(1059), ttl).await, Seen::Duplicate);
+        assert_eq!(ins(&s, &[key(1)], t(1060), ttl).await, Seen::New);
     }
 
     #[tokio::test]
     async fn any_known_key_is_a_duplicate_and_records_nothing() {
         let s = MemoryStore::new(100);
         let ttl = Duration::from_secs(60);
-        s.check_and_insert(&[key(1)], t(0), ttl).await.unwrap();
-        assert_eq!(
-            s.check_and_insert(&[key(2), key(1)], t(1), ttl)
-                .await
-                .unwrap(),
-            Seen::Duplicate
-        );
-        assert_eq!(
-            s.check_and_insert(&[key(2)], t(2), ttl).await.unwrap(),
-            Seen::New
-        );
+        ins(&s, &[key(1)], t(0), ttl).await;
+        assert_eq!(ins(&s, &[key(2), key(1)], t(1), ttl).await, Seen::Duplicate);
+        assert_eq!(ins(&s, &[key(2)], t(2), ttl).await, Seen::New);
     }
 
     #[tokio::test]
@@ -235,33 +296,20 @@ mod tests {
         let s = MemoryStore::new(3);
         let ttl = Duration::from_secs(3600);
         for i in 0..10 {
-            s.check_and_insert(&[key(i)], t(i as i64), ttl)
-                .await
-                .unwrap();
+            ins(&s, &[key(i)], t(i as i64), ttl).await;
         }
         assert_eq!(s.len(), 3);
         // the newest are remembered, the oldest were evicted
-        assert_eq!(
-            s.check_and_insert(&[key(9)], t(20), ttl).await.unwrap(),
-            Seen::Duplicate
-        );
-        assert_eq!(
-            s.check_and_insert(&[key(0)], t(20), ttl).await.unwrap(),
-            Seen::New
-        );
+        assert_eq!(ins(&s, &[key(9)], t(20), ttl).await, Seen::Duplicate);
+        assert_eq!(ins(&s, &[key(0)], t(20), ttl).await, Seen::New);
     }
 
     #[tokio::test]
     async fn forget_lets_a_retry_through() {
         let s = MemoryStore::new(10);
         let ttl = Duration::from_secs(60);
-        s.check_and_insert(&[key(1), key(2)], t(0), ttl)
-            .await
-            .unwrap();
+        ins(&s, &[key(1), key(2)], t(0), ttl).await;
         s.forget(&[key(1), key(2)]).await.unwrap();
-        assert_eq!(
-            s.check_and_insert(&[key(1)], t(1), ttl).await.unwrap(),
-            Seen::New
-        );
+        assert_eq!(ins(&s, &[key(1)], t(1), ttl).await, Seen::New);
     }
 }

@@ -3,6 +3,9 @@
 mod binary;
 mod cli;
 mod conformance;
+mod crash;
+mod delivery;
+mod fake;
 mod redis;
 mod server;
 mod support;

@@ -114,9 +114,13 @@ impl TestGateway {
         let sinks = opts.sinks.clone().unwrap_or_else(|| {
             "[[sinks]]\nid = \"out\"\ntype = \"file\"\npath = \"events.jsonl\"\nbatch = { timeout = \"5ms\" }\n".into()
         });
+        let mut server = opts.server.clone();
+        if !server.contains("shutdown_grace") {
+            server.push_str("\nshutdown_grace = \"0s\"\n");
+        }
         let text = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace = \"0s\"\ndrain_timeout = \"2s\"\n{}\n{tls}\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"test-admin-token\"\n\n[spool]\ndir = \"spool\"\n{}\n\n[replay]\n{}\n\n{}\n\n{sinks}",
-            opts.server, opts.spool, opts.replay, opts.sources
+            "[server]\nlisten = \"127.0.0.1:0\"\ndrain_timeout = \"2s\"\n{}\n{tls}\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"test-admin-token\"\n\n[spool]\ndir = \"spool\"\n{}\n\n[replay]\n{}\n\n{}\n\n{sinks}",
+            server, opts.spool, opts.replay, opts.sources
         );
         let config =
             config::parse(&text, dir.path(), &|_| None).unwrap_or_else(|e| panic!("{e}\n{text}"));
@@ -131,6 +135,39 @@ impl TestGateway {
             config,
             pki,
         }
+    }
+
+    /// Starts a new gateway on the same config, spool and clock, as a restart would (the
+    /// running one must have been shut down or aborted). The listeners get new ports.
+    pub async fn reopen(
+        dir: tempfile::TempDir,
+        config: Config,
+        clock: Arc<ManualClock>,
+        pki: Option<Pki>,
+    ) -> TestGateway {
+        let replay = siemgate::verify::replay::from_config(&config.replay).unwrap();
+        let gw = Arc::new(Gateway::new(config.clone(), clock.clone(), replay).unwrap());
+        let handle = server::start(gw).await.unwrap();
+        TestGateway {
+            handle,
+            dir,
+            clock,
+            config,
+            pki,
+        }
+    }
+
+    /// Crashes the gateway (nothing flushed) and starts it again on the same spool.
+    pub async fn crash_and_restart(self) -> TestGateway {
+        let TestGateway {
+            handle,
+            dir,
+            clock,
+            config,
+            pki,
+        } = self;
+        handle.abort().await;
+        Self::reopen(dir, config, clock, pki).await
     }
 
     pub fn base(&self) -> String {
