@@ -1,1 +1,275 @@
+use super::*;
+use crate::config::SpoolConfig;
 
+fn cfg(dir: &Path, max_size: u64) -> SpoolConfig {
+    SpoolConfig {
+        dir: dir.to_path_buf(),
+        max_size,
+        flush_timeout: Duration::from_secs(1),
+    }
+}
+
+fn sinks(ids: &[&str]) -> Vec<String> {
+    ids.iter().map(|s| s.to_string()).collect()
+}
+
+fn ev(sinks: &[&str], n: usize, size: usize) -> NewEvent {
+    NewEvent {
+        sinks: sinks.iter().map(|s| s.to_string()).collect(),
+        received_ms: 1_700_000_000_000,
+        event: format!("{{\"n\":{n},\"pad\":\"{}\"}}", "x".repeat(size)).into_bytes(),
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn ns(recs: &[Record]) -> Vec<u64> {
+    recs.iter()
+        .map(|r| {
+            let v: serde_json::Value = serde_json::from_slice(&r.event).unwrap();
+            v["n"].as_u64().unwrap()
+        })
+        .collect()
+}
+
+fn segment_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir.join("segments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn each_sink_reads_its_own_events_at_its_own_pace_and_cursors_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    {
+        let spool = Spool::open(&cfg(dir.path(), 64 << 20), &sinks(&["a", "b"])).unwrap();
+        rt.block_on(async {
+            for n in 0..10 {
+                let to: &[&str] = if n % 2 == 0 { &["a", "b"] } else { &["a"] };
+                spool.append(vec![ev(to, n, 10)]).await.unwrap();
+            }
+        });
+        assert_eq!((spool.pending("a"), spool.pending("b")), (10, 5));
+        let mut a = spool.reader("a");
+        let batch = a.read(4, u64::MAX).unwrap();
+        assert_eq!(ns(&batch), [0, 1, 2, 3]);
+        spool.ack("a", batch.last().unwrap().seq, 4).unwrap();
+        let mut b = spool.reader("b");
+        assert_eq!(ns(&b.read(100, u64::MAX).unwrap()), [0, 2, 4, 6, 8]);
+        assert!(b.read(100, u64::MAX).unwrap().is_empty());
+        assert_eq!((spool.pending("a"), spool.pending("b")), (6, 5));
+        spool.close();
+    }
+    // Reopened: "a" resumes after its cursor; "b" acknowledged nothing, so gets all again.
+    let spool = Spool::open(&cfg(dir.path(), 64 << 20), &sinks(&["a", "b"])).unwrap();
+    assert_eq!((spool.pending("a"), spool.pending("b")), (6, 5));
+    assert_eq!(
+        ns(&spool.reader("a").read(100, u64::MAX).unwrap()),
+        [4, 5, 6, 7, 8, 9]
+    );
+    assert_eq!(
+        ns(&spool.reader("b").read(100, u64::MAX).unwrap()),
+        [0, 2, 4, 6, 8]
+    );
+    // New events continue the sequence after the old ones.
+    rt.block_on(spool.append(vec![ev(&["a"], 10, 1)])).unwrap();
+    let all = spool.reader("a").read(100, u64::MAX).unwrap();
+    assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(ns(&all).last(), Some(&10));
+}
+
+#[test]
+fn batches_respect_max_bytes_but_always_take_one_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let spool = Spool::open(&cfg(dir.path(), 64 << 20), &sinks(&["a"])).unwrap();
+    rt.block_on(async {
+        for n in 0..5 {
+            spool.append(vec![ev(&["a"], n, 1000)]).await.unwrap();
+        }
+    });
+    let mut r = spool.reader("a");
+    assert_eq!(ns(&r.read(100, 2500).unwrap()), [0, 1]);
+    assert_eq!(ns(&r.read(100, 10).unwrap()), [2]);
+    assert_eq!(ns(&r.read(100, u64::MAX).unwrap()), [3, 4]);
+}
+
+#[test]
+fn delivered_segments_are_deleted_and_a_full_spool_refuses_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let max = 1 << 20;
+    let spool = Spool::open(&cfg(dir.path(), max), &sinks(&["a"])).unwrap();
+    let mut n = 0;
+    let full = rt.block_on(async {
+        loop {
+            match spool.append(vec![ev(&["a"], n, 8 << 10)]).await {
+                Ok(()) => n += 1,
+                Err(e) => return e,
+            }
+        }
+    });
+    assert!(matches!(full, AppendError::Full { .. }), "{full}");
+    assert!(spool.bytes() <= max);
+    assert!(segment_files(dir.path()).len() > 2, "segments roll");
+    let mut r = spool.reader("a");
+    let mut seen = 0;
+    loop {
+        let b = r.read(50, u64::MAX).unwrap();
+        if b.is_empty() {
+            break;
+        }
+        seen += b.len();
+        spool
+            .ack("a", b.last().unwrap().seq, b.len() as u64)
+            .unwrap();
+    }
+    assert_eq!(seen, n, "every accepted event is read once");
+    assert_eq!(spool.pending("a"), 0);
+    assert_eq!(
+        segment_files(dir.path()).len(),
+        1,
+        "only the active segment is left"
+    );
+    assert!(spool.bytes() < 100 << 10);
+    rt.block_on(spool.append(vec![ev(&["a"], 0, 8 << 10)]))
+        .expect("room again");
+}
+
+#[test]
+fn a_torn_tail_is_cut_off_and_quarantined_and_earlier_events_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    {
+        let spool = Spool::open(&cfg(dir.path(), 64 << 20), &sinks(&["a"])).unwrap();
+        rt.block_on(async {
+            for n in 0..3 {
+                spool.append(vec![ev(&["a"], n, 100)]).await.unwrap();
+            }
+        });
+        spool.close();
+    }
+    // A crash in the middle of writing the next group: half a frame at the end.
+    let seg = segment_files(dir.path()).pop().unwrap();
+    let mut half = Vec::new();
+    frame::encode_record(&mut half, 4, 0, &sinks(&["a"]), b"{\"n\":3}");
+    half.truncate(half.len() / 2);
+    let len = std::fs::metadata(&seg).unwrap().len();
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&seg).unwrap();
+        f.write_all(&half).unwrap();
+    }
+    let spool = Spool::open(&cfg(dir.path(), 64 << 20), &sinks(&["a"])).unwrap();
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), len);
+    assert_eq!(
+        ns(&spool.reader("a").read(100, u64::MAX).unwrap()),
+        [0, 1, 2]
+    );
+    let q: Vec<_> = std::fs::read_dir(dir.path().join("quarantine"))
+        .unwrap()
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(q, [half], "the cut bytes are kept for inspection");
+    // The spool goes on writing after the cut.
+    rt.block_on(spool.append(vec![ev(&["a"], 3, 1)])).unwrap();
+    assert_eq!(
+        ns(&spool.reader("a").read(100, u64::MAX).unwrap()),
+        [0, 1, 2, 3]
+    );
+}
+
+#[test]
+fn damage_in_acknowledged_data_refuses_to_start_and_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    {
+        // Small segments, so the damage lands in a sealed one.
+        let spool = Spool::open(&cfg(dir.path(), 1 << 20), &sinks(&["a"])).unwrap();
+        rt.block_on(async {
+            for n in 0..30 {
+                spool.append(vec![ev(&["a"], n, 8 << 10)]).await.unwrap();
+            }
+        });
+        spool.close();
+    }
+    let segs = segment_files(dir.path());
+    assert!(segs.len() >= 2);
+    let mut bytes = std::fs::read(&segs[0]).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(&segs[0], &bytes).unwrap();
+    let err = match Spool::open(&cfg(dir.path(), 1 << 20), &sinks(&["a"])) {
+        Ok(_) => panic!("a damaged sealed segment was accepted"),
+        Err(e) => e,
+    };
+    let msg = err.to_string();
+    assert!(matches!(err, SpoolError::Corrupt { .. }), "{msg}");
+    assert!(msg.contains(&segs[0].display().to_string()), "{msg}");
+    assert!(msg.contains("at byte 0"), "{msg}");
+    // Nothing was deleted or cut.
+    assert_eq!(std::fs::read(&segs[0]).unwrap(), bytes);
+}
+
+#[test]
+fn a_spool_dir_that_is_a_file_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let err = match Spool::open(&cfg(&file, 1 << 20), &sinks(&["a"])) {
+        Ok(_) => panic!("opened a file as a spool"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("spool directory") && err.contains("not-a-dir"),
+        "{err}"
+    );
+}
+
+#[test]
+fn dead_letters_survive_a_restart_and_are_removed_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let letter = |seq| DeadLetter {
+        seq,
+        received_ms: 1,
+        dead_lettered_ms: 2,
+        attempts: 3,
+        error: "HTTP 400".into(),
+        event: b"{}".to_vec(),
+    };
+    {
+        let spool = Spool::open(&cfg(dir.path(), 64 << 20), &sinks(&["a"])).unwrap();
+        spool
+            .dead_letter("a", &[letter(1), letter(2), letter(3)])
+            .unwrap();
+        spool.close();
+    }
+    let spool = Spool::open(&cfg(dir.path(), 64 << 20), &sinks(&["a"])).unwrap();
+    assert_eq!(spool.dead_letter_counts()["a"], 3);
+    assert_eq!(
+        spool.dead_letters(Some("a"), Some(2), 10).unwrap()[0].1.seq,
+        2
+    );
+    assert_eq!(
+        rt.block_on(spool.drop_dead_letters(Some("a"), Some(2)))
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        rt.block_on(spool.replay_dead_letters(Some("a"), None))
+            .unwrap(),
+        2
+    );
+    assert_eq!(spool.dead_letter_counts()["a"], 0);
+    assert_eq!(spool.pending("a"), 2);
+    assert_eq!(spool.reader("a").read(10, u64::MAX).unwrap().len(), 2);
+}

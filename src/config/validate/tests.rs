@@ -65,6 +65,13 @@ fn demo_config_parses() {
     assert!(c.server.tls.is_none());
 }
 
+#[test]
+fn bench_config_parses() {
+    let c = parse_ok(include_str!("../../../config/bench.toml"));
+    assert!(c.server.client_rate_limit.per_second >= 1_000_000);
+    assert_eq!(c.sinks[0].batch.max_events, 1000);
+}
+
 /// The example config, with its absolute paths moved into a temporary directory holding the
 /// files it names, parses with the environment it references.
 #[test]
