@@ -109,32 +109,34 @@ impl Reader {
 
     /// Opens the segment that holds `next_seq` (or the first after it).
     fn open_next(&mut self) -> io::Result<bool> {
-        let pick = {
-            let segs = self
-                .shared
-                .segments
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            segs.range(..=self.next_seq)
+        let next = self.next_seq;
+        self.open_with(|segs| {
+            segs.range(..=next)
                 .next_back()
-                .or_else(|| segs.range(self.next_seq..).next())
-                .map(|(k, v)| (*k, v.path.clone()))
-        };
-        self.open_picked(pick)
+                .or_else(|| segs.range(next..).next())
+        })
     }
 
+    /// Opens the first segment after the one starting at `after`.
     fn open_after(&mut self, after: u64) -> io::Result<bool> {
-        let pick = {
+        self.open_with(|segs| segs.range(after + 1..).next())
+    }
+
+    fn open_with(
+        &mut self,
+        pick: impl for<'a> FnOnce(
+            &'a std::collections::BTreeMap<u64, super::SegInfo>,
+        ) -> Option<(&'a u64, &'a super::SegInfo)>,
+    ) -> io::Result<bool> {
+        let picked = {
             let segs = self
                 .shared
                 .segments
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
-            segs.range(after + 1..)
-                .next()
-                .map(|(k, v)| (*k, v.path.clone()))
+            pick(&segs).map(|(k, v)| (*k, v.path.clone()))
         };
-        self.open_picked(pick)
+        self.open_picked(picked)
     }
 
     fn open_picked(&mut self, pick: Option<(u64, std::path::PathBuf)>) -> io::Result<bool> {

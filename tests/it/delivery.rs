@@ -62,6 +62,18 @@ async fn accept(gw: &TestGateway, src: &str, id: &str) {
     assert_eq!(body, r#"{"status":"accepted","events":1}"#);
 }
 
+/// The sink's entry in `/v1/status`.
+async fn sink_status(gw: &TestGateway, id: &str) -> Value {
+    let (_, status) = gw.admin_call(Method::GET, "/v1/status").await;
+    status["sinks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id)
+        .unwrap()
+        .clone()
+}
+
 async fn dead_letters(gw: &TestGateway, query: &str) -> Vec<Value> {
     let (status, body) = gw.admin_call(Method::GET, &format!("/v1/dlq{query}")).await;
     assert_eq!(status, 200, "{body}");
@@ -483,14 +495,7 @@ async fn refused_credentials_keep_the_events_and_show_an_unhealthy_sink_until_fi
     .await;
     accept(&gw, "auth-src", "auth-1").await;
     fake.wait_until("retries", |r| r.len() >= 3).await;
-    let (_, status) = gw.admin_call(Method::GET, "/v1/status").await;
-    let sink = status["sinks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == "auth")
-        .unwrap()
-        .clone();
+    let sink = sink_status(&gw, "auth").await;
     assert_eq!(sink["healthy"], false);
     assert_eq!(sink["queued_events"], 1);
     assert!(sink["last_error"].as_str().unwrap().contains("401"));
@@ -507,14 +512,7 @@ async fn refused_credentials_keep_the_events_and_show_an_unhealthy_sink_until_fi
     fake.set(|_, _| Reply::ok());
     gw.delivered().await;
     assert_eq!(delivered_uids(&fake.requests()), ["auth-1"]);
-    let (_, status) = gw.admin_call(Method::GET, "/v1/status").await;
-    let sink = status["sinks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == "auth")
-        .unwrap()
-        .clone();
+    let sink = sink_status(&gw, "auth").await;
     assert_eq!(sink["healthy"], true);
     assert_eq!(sink["queued_events"], 0);
 }
