@@ -40,7 +40,8 @@ pub fn severity_name(id: u8) -> &'static str {
     }
 }
 
-fn millis(t: OffsetDateTime) -> i64 {
+/// Unix time in milliseconds, as OCSF `time` fields and the spool carry it.
+pub fn unix_ms(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
@@ -80,7 +81,7 @@ pub struct Origin<'a> {
 
 /// A Base Event for a verified request.
 pub fn base_event(origin: &Origin<'_>, v: &Verified) -> Event {
-    let logged = millis(v.received_at());
+    let logged = unix_ms(v.received_at());
     let json = v.json();
     let severity = json
         .and_then(|j| j.get("severity"))
@@ -102,7 +103,7 @@ pub fn base_event(origin: &Origin<'_>, v: &Verified) -> Event {
         "category_name": "Uncategorized",
         "activity_id": 0,
         "type_uid": 0,
-        "time": v.vendor_time().map(millis).unwrap_or(logged),
+        "time": v.vendor_time().map(unix_ms).unwrap_or(logged),
         "severity_id": severity,
         "severity": severity_name(severity),
         "message": message,

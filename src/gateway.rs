@@ -400,7 +400,7 @@ impl Gateway {
             include_raw: source.config.include_raw,
         };
         let events = vec![event::base_event(&origin, &verified)];
-        let received_ms = (verified.received_at().unix_timestamp_nanos() / 1_000_000) as i64;
+        let received_ms = event::unix_ms(verified.received_at());
         if let Err(e) = self.hand_on(&source, &events, received_ms).await {
             match &e {
                 AppendError::Full { .. } => {

@@ -10,6 +10,8 @@ pub mod secret;
 pub mod units;
 mod validate;
 
+pub(crate) use validate::valid_id;
+
 use ipnet::IpNet;
 use std::fmt;
 use std::net::SocketAddr;

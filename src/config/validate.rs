@@ -133,7 +133,8 @@ impl Ctx<'_> {
     }
 }
 
-fn valid_id(id: &str) -> bool {
+/// A source or sink id: 1-64 characters of A-Z a-z 0-9 - _ .
+pub(crate) fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
         && id

@@ -30,11 +30,7 @@ fn parse_query(q: Option<&str>) -> Result<Query, String> {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         match k {
             "sink" => {
-                if v.is_empty()
-                    || !v
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-                {
+                if !crate::config::valid_id(v) {
                     return Err("sink: not a sink id".into());
                 }
                 out.sink = Some(v.to_string());
@@ -131,7 +127,14 @@ pub async fn handle(
                 Err(e) => error(DlqError::Io(e.to_string())),
             }
         }
-        (_, "/v1/dlq/replay") => match spool.replay_dead_letters(q.sink.as_deref(), q.id).await {
+        (_, "/v1/dlq/replay") => match spool
+            .replay_dead_letters(
+                q.sink.as_deref(),
+                q.id,
+                crate::event::unix_ms(gw.clock().now()),
+            )
+            .await
+        {
             Ok(n) => {
                 tracing::info!(sink = ?q.sink, id = ?q.id, events = n, "dead letters replayed");
                 (StatusCode::OK, json!({"status": "replayed", "events": n}))

@@ -111,7 +111,7 @@ struct Worker {
 }
 
 fn now_ms(clock: &dyn Clock) -> i64 {
-    (clock.now().unix_timestamp_nanos() / 1_000_000) as i64
+    crate::event::unix_ms(clock.now())
 }
 
 impl Worker {
@@ -233,12 +233,15 @@ impl Worker {
 
     /// Delivers or dead-letters every event of `batch`; false when aborted first.
     async fn deliver(&mut self, batch: Vec<Record>) -> bool {
-        let (ok, refused): (Vec<Record>, Vec<Record>) =
-            batch.into_iter().partition(|r| self.sink.admit(r).is_ok());
-        for r in refused {
-            let reason = self.sink.admit(&r).err().unwrap_or_default();
-            if !self.dead_letter(vec![r], &reason, 0).await {
-                return false;
+        let mut ok = Vec::with_capacity(batch.len());
+        for r in batch {
+            match self.sink.admit(&r) {
+                Ok(()) => ok.push(r),
+                Err(reason) => {
+                    if !self.dead_letter(vec![r], &reason, 0).await {
+                        return false;
+                    }
+                }
             }
         }
         let mut queue = VecDeque::new();
@@ -270,7 +273,7 @@ impl Worker {
                 metrics::counter!(names::SINK_REQUESTS, "sink" => self.id.clone(), "result" => result.label())
                     .increment(1);
                 let n = part.len() as u64;
-                match result {
+                let (error, after) = match result {
                     Delivery::Delivered => {
                         metrics::counter!(names::SINK_EVENTS, "sink" => self.id.clone(), "outcome" => "delivered").increment(n);
                         self.health.ok();
@@ -294,28 +297,26 @@ impl Worker {
                     }
                     Delivery::Retry { error, after } => {
                         tracing::warn!(sink = %self.id, events = n, attempts = attempt, %error, "delivery failed; will retry");
-                        if !self.retry_or_expire(&part, &error, after, attempt).await {
-                            return false;
-                        }
-                        if self.expired(&part) {
-                            if !self.dead_letter(part, &format!("undelivered after retry.max_age ({:?}); last error: {error}", self.config.retry.max_age), attempt).await {
-                                return false;
-                            }
-                            break;
-                        }
+                        (error, after)
                     }
                     Delivery::Unauthorized { error } => {
                         tracing::error!(sink = %self.id, events = n, attempts = attempt, %error, "the sink refused siemgate's credentials; events are kept and retried until the credentials are fixed");
-                        if !self.retry_or_expire(&part, &error, None, attempt).await {
-                            return false;
-                        }
-                        if self.expired(&part) {
-                            if !self.dead_letter(part, &format!("undelivered after retry.max_age ({:?}); last error: {error}", self.config.retry.max_age), attempt).await {
-                                return false;
-                            }
-                            break;
-                        }
+                        (error, None)
                     }
+                };
+                // Kept for another attempt, unless the events are past retry.max_age.
+                if !self.retry_or_expire(&part, &error, after, attempt).await {
+                    return false;
+                }
+                if self.expired(&part) {
+                    let why = format!(
+                        "undelivered after retry.max_age ({:?}); last error: {error}",
+                        self.config.retry.max_age
+                    );
+                    if !self.dead_letter(part, &why, attempt).await {
+                        return false;
+                    }
+                    break;
                 }
             }
         }

@@ -175,24 +175,24 @@ impl DeadLetters {
         Ok(out)
     }
 
-    /// Removes the letters of `sink` with these ids.
-    pub fn remove(&self, sink: &str, seqs: &BTreeSet<u64>) -> io::Result<Freed> {
+    /// Removes the letters of `sink` that `chosen` picks.
+    pub fn remove(&self, sink: &str, chosen: impl Fn(&DeadLetter) -> bool) -> io::Result<Freed> {
         let mut files = self.files();
         let Some(f) = files.get_mut(sink) else {
             return Ok(Freed { count: 0, bytes: 0 });
         };
-        if seqs.is_empty() {
-            return Ok(Freed { count: 0, bytes: 0 });
-        }
         let (letters, _, _) = scan(&f.path)?;
         let mut kept = Vec::new();
         let mut count = 0;
         for d in &letters {
-            if seqs.contains(&d.seq) {
+            if chosen(d) {
                 count += 1;
             } else {
                 frame::encode_dead_letter(&mut kept, d);
             }
+        }
+        if count == 0 {
+            return Ok(Freed { count: 0, bytes: 0 });
         }
         super::write_atomically(&f.path, &kept)?;
         let freed = f.bytes.saturating_sub(kept.len() as u64);

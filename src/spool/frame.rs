@@ -14,10 +14,17 @@ pub const MAX_PAYLOAD: u32 = 256 << 20;
 /// Version byte of the records below.
 const VERSION: u8 = 1;
 
-pub fn encode(out: &mut Vec<u8>, payload: &[u8]) {
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-    out.extend_from_slice(payload);
+/// Appends one frame whose payload `write` appends to `out` in place: the payload is written
+/// once, then its length and checksum are filled in ahead of it.
+pub fn encode_with(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
+    let start = out.len();
+    out.extend_from_slice(&[0u8; HEADER as usize]);
+    write(out);
+    let payload = &out[start + HEADER as usize..];
+    let len = (payload.len() as u32).to_le_bytes();
+    let crc = crc32fast::hash(payload).to_le_bytes();
+    out[start..start + 4].copy_from_slice(&len);
+    out[start + 4..start + 8].copy_from_slice(&crc);
 }
 
 /// What a read at some offset found.
@@ -94,19 +101,18 @@ pub fn encode_record(
     sinks: &[String],
     event: &[u8],
 ) {
-    let mut p =
-        Vec::with_capacity(32 + event.len() + sinks.iter().map(|s| s.len() + 1).sum::<usize>());
-    p.push(VERSION);
-    p.extend_from_slice(&seq.to_le_bytes());
-    p.extend_from_slice(&received_ms.to_le_bytes());
-    p.push(sinks.len().min(255) as u8);
-    for s in sinks.iter().take(255) {
-        let b = &s.as_bytes()[..s.len().min(255)];
-        p.push(b.len() as u8);
-        p.extend_from_slice(b);
-    }
-    p.extend_from_slice(event);
-    encode(out, &p);
+    encode_with(out, |p| {
+        p.push(VERSION);
+        p.extend_from_slice(&seq.to_le_bytes());
+        p.extend_from_slice(&received_ms.to_le_bytes());
+        p.push(sinks.len().min(255) as u8);
+        for s in sinks.iter().take(255) {
+            let b = &s.as_bytes()[..s.len().min(255)];
+            p.push(b.len() as u8);
+            p.extend_from_slice(b);
+        }
+        p.extend_from_slice(event);
+    });
 }
 
 /// A little cursor over a payload that fails instead of panicking.
@@ -179,16 +185,16 @@ pub struct DeadLetter {
 
 pub fn encode_dead_letter(out: &mut Vec<u8>, d: &DeadLetter) {
     let err = &d.error.as_bytes()[..floor_char_boundary(&d.error, 4096)];
-    let mut p = Vec::with_capacity(40 + err.len() + d.event.len());
-    p.push(VERSION);
-    p.extend_from_slice(&d.seq.to_le_bytes());
-    p.extend_from_slice(&d.received_ms.to_le_bytes());
-    p.extend_from_slice(&d.dead_lettered_ms.to_le_bytes());
-    p.extend_from_slice(&d.attempts.to_le_bytes());
-    p.extend_from_slice(&(err.len() as u16).to_le_bytes());
-    p.extend_from_slice(err);
-    p.extend_from_slice(&d.event);
-    encode(out, &p);
+    encode_with(out, |p| {
+        p.push(VERSION);
+        p.extend_from_slice(&d.seq.to_le_bytes());
+        p.extend_from_slice(&d.received_ms.to_le_bytes());
+        p.extend_from_slice(&d.dead_lettered_ms.to_le_bytes());
+        p.extend_from_slice(&d.attempts.to_le_bytes());
+        p.extend_from_slice(&(err.len() as u16).to_le_bytes());
+        p.extend_from_slice(err);
+        p.extend_from_slice(&d.event);
+    });
 }
 
 pub fn decode_dead_letter(payload: &[u8]) -> Result<DeadLetter, &'static str> {

@@ -84,8 +84,6 @@ pub struct NewEvent {
 /// Where the durable part of the log ends: readers never read past it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Committed {
-    /// The last sequence number written and synced (0: none yet).
-    pub seq: u64,
     /// The segment being written (its first sequence number) and its synced length.
     pub segment: u64,
     pub offset: u64,
@@ -254,7 +252,8 @@ impl Spool {
         let bytes = recovered.bytes + dlq.bytes();
         let bytes_gauge = metrics::gauge!(names::SPOOL_BYTES);
         bytes_gauge.set(bytes as f64);
-        let (committed, _) = watch::channel(recovered.committed);
+        // The writer publishes where the log ends before it takes its first append.
+        let (committed, _) = watch::channel(Committed::default());
         let (idle, _) = watch::channel(total_pending);
         let shared = Arc::new(Shared {
             dir: dir.clone(),
@@ -393,54 +392,57 @@ impl Spool {
         self.shared.dlq.counts()
     }
 
-    /// Puts dead letters back in the queue of their sink; returns how many. The events are
-    /// spooled anew (durably) before they leave the dead letters, so a crash in between
-    /// delivers them twice rather than never.
+    /// Runs dead-letter file work off the async threads.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Shared) -> io::Result<T> + Send + 'static,
+    ) -> Result<T, DlqError> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || f(&shared))
+            .await
+            .map_err(|e| DlqError::Io(e.to_string()))?
+            .map_err(|e| DlqError::Io(e.to_string()))
+    }
+
+    /// Puts dead letters back in the queue of their sink; returns how many. They age from
+    /// `now_ms` for `retry.max_age`. The events are spooled anew (durably) before they leave
+    /// the dead letters, so a crash in between delivers them twice rather than never.
     pub async fn replay_dead_letters(
         &self,
         sink: Option<&str>,
         id: Option<u64>,
+        now_ms: i64,
     ) -> Result<usize, DlqError> {
         let sinks: Vec<String> = match sink {
-            Some(s) => {
-                if !self.shared.sinks.contains_key(s) {
-                    return Err(DlqError::UnknownSink(s.to_string()));
-                }
-                vec![s.to_string()]
+            Some(s) if !self.shared.sinks.contains_key(s) => {
+                return Err(DlqError::UnknownSink(s.to_string()))
             }
+            Some(s) => vec![s.to_string()],
             None => self.shared.sinks.keys().cloned().collect(),
         };
         let mut total = 0;
         for s in sinks {
             let _guard = self.shared.dlq.lock(&s).await;
-            let shared = self.shared.clone();
-            let s2 = s.clone();
-            let letters =
-                tokio::task::spawn_blocking(move || shared.dlq.list(Some(&s2), id, usize::MAX))
-                    .await
-                    .map_err(|e| DlqError::Io(e.to_string()))?
-                    .map_err(|e| DlqError::Io(e.to_string()))?;
+            let name = s.clone();
+            let letters = self
+                .blocking(move |sh| sh.dlq.list(Some(&name), id, usize::MAX))
+                .await?;
             if letters.is_empty() {
                 continue;
             }
             let seqs: BTreeSet<u64> = letters.iter().map(|(_, d)| d.seq).collect();
-            // Replayed events age from the replay for `retry.max_age`.
-            let now = now_ms();
             let events = letters
                 .into_iter()
                 .map(|(_, d)| NewEvent {
                     sinks: vec![s.clone()],
-                    received_ms: now,
+                    received_ms: now_ms,
                     event: d.event,
                 })
-                .collect::<Vec<_>>();
+                .collect();
             self.append(events).await.map_err(DlqError::Append)?;
-            let shared = self.shared.clone();
-            let s2 = s.clone();
-            let freed = tokio::task::spawn_blocking(move || shared.dlq.remove(&s2, &seqs))
-                .await
-                .map_err(|e| DlqError::Io(e.to_string()))?
-                .map_err(|e| DlqError::Io(e.to_string()))?;
+            let freed = self
+                .blocking(move |sh| sh.dlq.remove(&s, |d| seqs.contains(&d.seq)))
+                .await?;
             self.shared.sub_bytes(freed.bytes);
             total += freed.count;
         }
@@ -460,20 +462,9 @@ impl Spool {
         let mut total = 0;
         for s in sinks {
             let _guard = self.shared.dlq.lock(&s).await;
-            let shared = self.shared.clone();
-            let s2 = s.clone();
-            let freed = tokio::task::spawn_blocking(move || {
-                let seqs: BTreeSet<u64> = shared
-                    .dlq
-                    .list(Some(&s2), id, usize::MAX)?
-                    .into_iter()
-                    .map(|(_, d)| d.seq)
-                    .collect();
-                shared.dlq.remove(&s2, &seqs)
-            })
-            .await
-            .map_err(|e| DlqError::Io(e.to_string()))?
-            .map_err(|e| DlqError::Io(e.to_string()))?;
+            let freed = self
+                .blocking(move |sh| sh.dlq.remove(&s, |d| id.is_none_or(|i| i == d.seq)))
+                .await?;
             self.shared.sub_bytes(freed.bytes);
             total += freed.count;
         }
@@ -531,10 +522,6 @@ pub enum DlqError {
     Append(AppendError),
     #[error("dead-letter I/O: {0}")]
     Io(String),
-}
-
-pub(crate) fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 #[cfg(test)]

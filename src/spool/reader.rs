@@ -143,8 +143,7 @@ impl Reader {
         let Some((first_seq, path)) = pick else {
             return Ok(false);
         };
-        let mut file = File::open(&path)?;
-        file.seek(SeekFrom::Start(0))?;
+        let file = File::open(&path)?;
         self.open = Some(Open {
             first_seq,
             file: BufReader::with_capacity(256 << 10, file),

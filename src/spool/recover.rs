@@ -13,13 +13,12 @@ use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use super::frame::{self, Frame};
-use super::{Committed, SegInfo, SpoolError};
+use super::{SegInfo, SpoolError};
 use crate::telemetry::names;
 
 pub(super) struct Recovered {
     pub segments: BTreeMap<u64, SegInfo>,
     pub next_seq: u64,
-    pub committed: Committed,
     pub cursors: HashMap<String, u64>,
     pub pending: HashMap<String, u64>,
     pub abandoned: HashMap<String, u64>,
@@ -187,22 +186,9 @@ pub(super) fn recover(dir: &Path, sinks: &[String]) -> Result<Recovered, SpoolEr
     let max_cursor = cursors.values().copied().max().unwrap_or(0);
     let max_first = segments.keys().next_back().copied().unwrap_or(0);
     let next_seq = (prev_seq + 1).max(max_cursor + 1).max(max_first).max(1);
-    let committed = match segments.iter().next_back() {
-        Some((first, info)) => Committed {
-            seq: next_seq - 1,
-            segment: *first,
-            offset: info.size,
-        },
-        None => Committed {
-            seq: next_seq - 1,
-            segment: 0,
-            offset: 0,
-        },
-    };
     Ok(Recovered {
         segments,
         next_seq,
-        committed,
         cursors: cursors
             .into_iter()
             .filter(|(k, _)| sinks.contains(k))

@@ -265,7 +265,7 @@ fn dead_letters_survive_a_restart_and_are_removed_whole() {
         1
     );
     assert_eq!(
-        rt.block_on(spool.replay_dead_letters(Some("a"), None))
+        rt.block_on(spool.replay_dead_letters(Some("a"), None, 5))
             .unwrap(),
         2
     );

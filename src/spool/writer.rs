@@ -44,7 +44,6 @@ pub(super) fn start(
     shared: Arc<Shared>,
     next_seq: u64,
 ) -> io::Result<(mpsc::Sender<Job>, std::thread::JoinHandle<()>)> {
-    let committed = *shared.committed.borrow();
     let (segment, size) = {
         let segs = shared.segments.lock().unwrap_or_else(|e| e.into_inner());
         match segs.iter().next_back() {
@@ -75,7 +74,7 @@ pub(super) fn start(
             poisoned: false,
         }
     };
-    w.publish(committed.seq);
+    w.publish();
     let (tx, rx) = mpsc::channel::<Job>(4096);
     let handle = std::thread::Builder::new()
         .name("spool-writer".into())
@@ -105,9 +104,8 @@ fn new_segment(shared: &Shared, first_seq: u64) -> io::Result<(File, u64)> {
 }
 
 impl Writer {
-    fn publish(&self, last_seq: u64) {
+    fn publish(&self) {
         self.shared.committed.send_replace(Committed {
-            seq: last_seq,
             segment: self.segment,
             offset: self.size,
         });
@@ -193,7 +191,6 @@ impl Writer {
             }
             return;
         }
-        let first_new = self.next_seq;
         self.next_seq = seq;
         self.size += buf.len() as u64;
         {
@@ -211,8 +208,7 @@ impl Writer {
         self.shared.add_bytes(buf.len() as u64);
         self.shared.add_pending(&counts);
         self.shared.writable.store(true, Ordering::SeqCst);
-        self.publish(seq - 1);
-        debug_assert!(seq > first_new);
+        self.publish();
         for j in accepted {
             let _ = j.done.send(Ok(()));
         }
@@ -228,7 +224,7 @@ impl Writer {
                 self.file = file;
                 self.segment = first;
                 self.size = 0;
-                self.publish(self.next_seq - 1);
+                self.publish();
             }
             Err(e) => {
                 // Keep appending to the current segment; try again after the next group.

@@ -87,6 +87,25 @@ impl RedisStore {
         Ok(c.clone())
     }
 
+    /// Runs `script` over `keys` with the TTL (ms) as its argument.
+    async fn run(
+        &self,
+        script: &redis::Script,
+        keys: &[ReplayKey],
+        ttl: Duration,
+    ) -> Result<i64, ReplayError> {
+        let mut conn = self.conn().await?;
+        let mut inv = script.prepare_invoke();
+        for k in Self::keys(keys) {
+            inv.key(k);
+        }
+        inv.arg(ttl.as_millis().max(1) as u64);
+        tokio::time::timeout(OP_TIMEOUT, inv.invoke_async(&mut conn))
+            .await
+            .map_err(|_| ReplayError("redis did not answer in time".into()))?
+            .map_err(err)
+    }
+
     fn keys(keys: &[ReplayKey]) -> Vec<String> {
         keys.iter()
             .map(|k| format!("{PREFIX}{}", k.hex()))
@@ -102,17 +121,7 @@ impl ReplayStore for RedisStore {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<Seen, ReplayError>> {
         Box::pin(async move {
-            let mut conn = self.conn().await?;
-            let mut inv = self.script.prepare_invoke();
-            for k in Self::keys(keys) {
-                inv.key(k);
-            }
-            inv.arg(ttl.as_millis().max(1) as u64);
-            let fresh: i64 = tokio::time::timeout(OP_TIMEOUT, inv.invoke_async(&mut conn))
-                .await
-                .map_err(|_| ReplayError("redis did not answer in time".into()))?
-                .map_err(err)?;
-            Ok(match fresh {
+            Ok(match self.run(&self.script, keys, ttl).await? {
                 1 => Seen::New,
                 2 => Seen::InFlight,
                 _ => Seen::Duplicate,
@@ -126,19 +135,7 @@ impl ReplayStore for RedisStore {
         _now: OffsetDateTime,
         ttl: Duration,
     ) -> BoxFuture<'a, Result<(), ReplayError>> {
-        Box::pin(async move {
-            let mut conn = self.conn().await?;
-            let mut inv = self.confirm.prepare_invoke();
-            for k in Self::keys(keys) {
-                inv.key(k);
-            }
-            inv.arg(ttl.as_millis().max(1) as u64);
-            let _: i64 = tokio::time::timeout(OP_TIMEOUT, inv.invoke_async(&mut conn))
-                .await
-                .map_err(|_| ReplayError("redis did not answer in time".into()))?
-                .map_err(err)?;
-            Ok(())
-        })
+        Box::pin(async move { self.run(&self.confirm, keys, ttl).await.map(drop) })
     }
 
     fn forget<'a>(&'a self, keys: &'a [ReplayKey]) -> BoxFuture<'a, Result<(), ReplayError>> {

@@ -136,11 +136,12 @@ impl MemoryStore {
     }
 
     fn insert_sync(&self, keys: &[ReplayKey], now: OffsetDateTime, ttl: Duration) -> Seen {
-        let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
-        let expiry = now_ms.saturating_add(ttl.as_millis().min(i64::MAX as u128) as i64);
+        let (now_ms, expiry) = expiry_ms(now, ttl);
         let mut g = self.lock();
         let inner = &mut *g;
-        // Drop what has expired (insertion order is expiry order: the ttl is one setting).
+        // Drop what has expired from the front. Reservations are shorter than confirmed
+        // entries, so an expired one may wait behind a live one until it is evicted; lookups
+        // check the expiry, so it is never taken for live.
         while let Some(&(k, exp)) = inner.order.front() {
             if exp > now_ms {
                 break;
@@ -178,8 +179,7 @@ impl MemoryStore {
     }
 
     fn confirm_sync(&self, keys: &[ReplayKey], now: OffsetDateTime, ttl: Duration) {
-        let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
-        let expiry = now_ms.saturating_add(ttl.as_millis().min(i64::MAX as u128) as i64);
+        let (_, expiry) = expiry_ms(now, ttl);
         let mut g = self.lock();
         for k in keys {
             // Only a reservation still held is confirmed (not one evicted meanwhile).
@@ -189,6 +189,13 @@ impl MemoryStore {
             }
         }
     }
+}
+
+/// `now` and `now + ttl`, in unix milliseconds.
+fn expiry_ms(now: OffsetDateTime, ttl: Duration) -> (i64, i64) {
+    let now_ms = crate::event::unix_ms(now);
+    let ttl_ms = ttl.as_millis().min(i64::MAX as u128) as i64;
+    (now_ms, now_ms.saturating_add(ttl_ms))
 }
 
 impl ReplayStore for MemoryStore {

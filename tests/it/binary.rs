@@ -1,8 +1,7 @@
 //! The gateway as users run it: the built binary, its logs and its signals.
 
-use crate::support::{free_port, source};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use crate::support::{free_port, source, spawn_binary};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 #[tokio::test]
@@ -19,25 +18,7 @@ async fn run_logs_each_request_without_secrets_and_stops_cleanly_on_sigterm() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_siemgate"))
-        .args([
-            "run",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--log-format",
-            "json",
-        ])
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let (mut child, rx) = spawn_binary(&cfg, |_| {});
     let mut lines = Vec::new();
     let wait_for = |lines: &mut Vec<String>, what: &str| {
         let deadline = Instant::now() + Duration::from_secs(20);

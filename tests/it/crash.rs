@@ -3,11 +3,10 @@
 //! the sink in the end (duplicates are allowed, and counted).
 
 use crate::fake::{delivered_uids, FakeServer, Reply};
-use crate::support::{free_port, source};
+use crate::support::{free_port, source, spawn_binary};
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -31,31 +30,11 @@ struct Gateway {
 impl Gateway {
     /// Starts `siemgate run` on `cfg` and returns once it logs "siemgate listening".
     fn start(cfg: &Path, run: usize, log: &Log) -> Gateway {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_siemgate"))
-            .args([
-                "run",
-                "--config",
-                cfg.to_str().unwrap(),
-                "--log-format",
-                "json",
-            ])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let gw = Gateway { child: Some(child) };
-        let (tx, rx) = std::sync::mpsc::channel::<String>();
         let sink = log.clone();
-        // Drains stderr for the whole life of the process (a full pipe would block it).
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(format!("[run {run}] {line}"));
-                let _ = tx.send(line);
-            }
+        let (child, rx) = spawn_binary(cfg, move |line| {
+            sink.lock().unwrap().push(format!("[run {run}] {line}"));
         });
+        let gw = Gateway { child: Some(child) };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());

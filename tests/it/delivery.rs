@@ -644,20 +644,13 @@ async fn what_a_stopped_or_crashed_gateway_leaves_in_the_spool_is_delivered_afte
     }
     fake.wait_until("attempts", |r| !r.is_empty()).await;
     // A crash: nothing is flushed.
-    let gw = gw.crash_and_restart().await;
+    let (_, gw) = gw.restart(false).await;
     assert_eq!(gw.handle.gateway.spool().pending("rs"), 5);
     accept(&gw, "rs-src", "rs-5").await;
     // A graceful stop whose sink stays down: the flush deadline passes, the events stay.
-    let TestGateway {
-        handle,
-        dir,
-        clock,
-        config,
-        pki,
-    } = gw;
-    assert!(!handle.shutdown().await, "nothing could be delivered");
+    let (flushed, gw) = gw.restart(true).await;
+    assert!(!flushed, "nothing could be delivered");
     fake.set(|_, _| Reply::ok());
-    let gw = TestGateway::reopen(dir, config, clock, pki).await;
     gw.delivered().await;
     let mut got = delivered_uids(&fake.requests());
     got.sort();

@@ -124,22 +124,12 @@ impl TestGateway {
         );
         let config =
             config::parse(&text, dir.path(), &|_| None).unwrap_or_else(|e| panic!("{e}\n{text}"));
-        let clock = Arc::new(ManualClock::at_unix(T0));
-        let replay = siemgate::verify::replay::from_config(&config.replay).unwrap();
-        let gw = Arc::new(Gateway::new(config.clone(), clock.clone(), replay).unwrap());
-        let handle = server::start(gw).await.unwrap();
-        TestGateway {
-            handle,
-            dir,
-            clock,
-            config,
-            pki,
-        }
+        Self::reopen(dir, config, Arc::new(ManualClock::at_unix(T0)), pki).await
     }
 
     /// Starts a new gateway on the same config, spool and clock, as a restart would (the
     /// running one must have been shut down or aborted). The listeners get new ports.
-    pub async fn reopen(
+    async fn reopen(
         dir: tempfile::TempDir,
         config: Config,
         clock: Arc<ManualClock>,
@@ -157,8 +147,9 @@ impl TestGateway {
         }
     }
 
-    /// Crashes the gateway (nothing flushed) and starts it again on the same spool.
-    pub async fn crash_and_restart(self) -> TestGateway {
+    /// Stops the gateway (gracefully, or as a crash would: nothing flushed) and starts it
+    /// again on the same spool. Returns whether the stop delivered everything, and the new one.
+    pub async fn restart(self, graceful: bool) -> (bool, TestGateway) {
         let TestGateway {
             handle,
             dir,
@@ -166,8 +157,13 @@ impl TestGateway {
             config,
             pki,
         } = self;
-        handle.abort().await;
-        Self::reopen(dir, config, clock, pki).await
+        let flushed = if graceful {
+            handle.shutdown().await
+        } else {
+            handle.abort().await;
+            false
+        };
+        (flushed, Self::reopen(dir, config, clock, pki).await)
     }
 
     pub fn base(&self) -> String {
@@ -292,6 +288,40 @@ impl TestGateway {
         let status = resp.status().as_u16();
         (status, resp.text().await.unwrap())
     }
+}
+
+/// Starts `siemgate run --config cfg --log-format json` as a child process. A thread drains
+/// its stderr for as long as it lives (a full pipe would block it), handing every line to
+/// `on_line` and to the returned channel.
+pub fn spawn_binary(
+    cfg: &Path,
+    on_line: impl Fn(&str) + Send + 'static,
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_siemgate"))
+        .args([
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--log-format",
+            "json",
+        ])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            on_line(&line);
+            let _ = tx.send(line);
+        }
+    });
+    (child, rx)
 }
 
 /// A loopback port that was free a moment ago (for servers that must be told their port).
