@@ -239,7 +239,7 @@ impl Gateway {
             sinks.insert(
                 sc.id.clone(),
                 SinkEntry {
-                    sink: sink::build(sc)?,
+                    sink: sink::build(sc, clock.clone())?,
                     config: sc.clone(),
                     health: Health::new(&sc.id),
                 },

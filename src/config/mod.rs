@@ -216,6 +216,9 @@ pub enum SinkKind {
         host: Option<String>,
         channel: Option<String>,
         use_ack: bool,
+        /// With `use_ack`: how long to wait for the indexer acknowledgement before sending the
+        /// batch again.
+        ack_timeout: Duration,
         compression: Compression,
     },
     Sentinel {

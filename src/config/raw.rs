@@ -185,6 +185,7 @@ pub struct RawSink {
     pub host: Option<String>,
     pub channel: Option<String>,
     pub use_ack: Option<bool>,
+    pub ack_timeout: Option<ConfDuration>,
     pub compression: Option<String>,
     // sentinel
     pub endpoint: Option<String>,
@@ -212,7 +213,7 @@ pub struct RawSink {
 impl RawSink {
     /// Names of the type-specific keys that are set.
     pub fn type_keys_set(&self) -> Vec<&'static str> {
-        let pairs: [(&'static str, bool); 33] = [
+        let pairs: [(&'static str, bool); 34] = [
             ("path", self.path.is_some()),
             ("url", self.url.is_some()),
             ("method", self.method.is_some()),
@@ -226,6 +227,7 @@ impl RawSink {
             ("host", self.host.is_some()),
             ("channel", self.channel.is_some()),
             ("use_ack", self.use_ack.is_some()),
+            ("ack_timeout", self.ack_timeout.is_some()),
             ("compression", self.compression.is_some()),
             ("endpoint", self.endpoint.is_some()),
             ("dcr_id", self.dcr_id.is_some()),

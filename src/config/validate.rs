@@ -632,6 +632,7 @@ fn build_sink(cx: &mut Ctx<'_>, path: &str, r: RawSink) -> Option<SinkConfig> {
             "host",
             "channel",
             "use_ack",
+            "ack_timeout",
             "compression",
             "allow_http",
         ],
@@ -768,6 +769,11 @@ fn build_sink(cx: &mut Ctx<'_>, path: &str, r: RawSink) -> Option<SinkConfig> {
             host: r.host,
             channel: r.channel,
             use_ack: r.use_ack.unwrap_or(false),
+            ack_timeout: cx.duration(
+                &format!("{path}.ack_timeout"),
+                r.ack_timeout,
+                Duration::from_secs(300),
+            ),
             compression: compression(cx, r.compression),
         },
         "sentinel" => SinkKind::Sentinel {

@@ -85,6 +85,11 @@ async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Result<Response<Bod
                     "draining": gw.is_draining(),
                     "replay_store": if replay_ready { "ok" } else { "unavailable" },
                     "spool": if spool_ok { "ok" } else { "not_writable" },
+                    // Shown, not counted: events for a sink that is down wait in the spool, so
+                    // taking the gateway out of service would only lose webhooks.
+                    "sinks": gw.sinks().values().map(|s| {
+                        (s.sink.id().to_string(), serde_json::Value::from(if s.health.is_healthy() { "healthy" } else { "unhealthy" }))
+                    }).collect::<serde_json::Map<_, _>>(),
                 }),
             )
         }
@@ -169,6 +174,7 @@ fn status(gw: &Gateway) -> serde_json::Value {
                 "type": s.sink.type_name(),
                 "healthy": s.health.is_healthy(),
                 "last_error": s.health.last_error(),
+                "health_check": s.health.check().label(),
                 "queued_events": spool.pending(id),
                 "dead_letters": dead.get(id).copied().unwrap_or(0),
             })

@@ -11,7 +11,13 @@
 //!   undelivered `retry.max_age` after they were received: dead letters, with the last error
 //!   and the attempt count;
 //! - **unauthorized** (401, 403): kept and retried like a transient failure, but logged as an
-//!   error and shown as an unhealthy sink, because only an operator can fix it.
+//!   error and shown as an unhealthy sink, because only an operator can fix it;
+//! - **partial** (Splunk's `invalid-event-number`): the events before the bad one are
+//!   delivered, the bad one is a dead letter, and the rest are sent again.
+//!
+//! Batches are cut to the smaller of the sink's `batch` settings and what the service takes in
+//! one request ([`super::Limits`]). Before its first batch, a worker runs the sink's start-up
+//! check (Splunk's health endpoint, an Entra ID token) and reports it as the sink's health.
 //!
 //! Only the batch being sent is in memory: a sink down for hours costs disk, not memory.
 
@@ -21,7 +27,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::{Delivery, Health, Sink};
+use super::{CheckState, Delivery, Health, Sink};
 use crate::config::SinkConfig;
 use crate::spool::{DeadLetter, Reader, Record, Spool};
 use crate::telemetry::names;
@@ -55,6 +61,9 @@ impl Engine {
         let workers = sinks
             .into_iter()
             .map(|s| {
+                if s.sink.check().is_some() {
+                    s.health.set_check(CheckState::Pending);
+                }
                 let w = Worker {
                     reader: Some(spool.reader(s.sink.id())),
                     spool: spool.clone(),
@@ -116,6 +125,7 @@ fn now_ms(clock: &dyn Clock) -> i64 {
 
 impl Worker {
     async fn run(mut self) {
+        self.check().await;
         let mut committed = self.spool.committed();
         loop {
             let Some(batch) = self.next_batch(&mut committed).await else {
@@ -136,13 +146,51 @@ impl Worker {
         *self.mode.borrow()
     }
 
+    /// The sink's start-up check, if it has one; deliveries go on whatever it says (they keep
+    /// the health current from then on).
+    async fn check(&mut self) {
+        let sink = self.sink.clone();
+        let Some(check) = sink.check() else {
+            return;
+        };
+        self.health.set_check(CheckState::Pending);
+        let limit = self.sink.max_send_time(self.config.timeout);
+        let result = tokio::select! {
+            r = tokio::time::timeout(limit, check) => r.unwrap_or_else(|_| Err(format!("no answer within {limit:?}"))),
+            _ = self.mode.wait_for(|m| *m == Mode::Abort) => return,
+        };
+        match result {
+            Ok(()) => {
+                tracing::info!(sink = %self.id, "sink health check passed");
+                self.health.set_check(CheckState::Passed);
+                self.health.ok();
+            }
+            Err(e) => {
+                tracing::error!(sink = %self.id, error = %e, "sink health check failed; events are spooled and delivery will be tried anyway");
+                self.health.set_check(CheckState::Failed);
+                self.health.failing(&format!("health check: {e}"));
+            }
+        }
+    }
+
     /// The next batch; `None` when the worker should stop.
     async fn next_batch(
         &mut self,
         committed: &mut watch::Receiver<crate::spool::Committed>,
     ) -> Option<Vec<Record>> {
-        let max_events = self.config.batch.max_events.max(1);
-        let max_bytes = self.config.batch.max_bytes.max(1);
+        let limits = self.sink.limits();
+        let max_events = limits
+            .max_events
+            .map_or(self.config.batch.max_events, |m| {
+                m.min(self.config.batch.max_events)
+            })
+            .max(1);
+        let max_bytes = limits
+            .max_bytes
+            .map_or(self.config.batch.max_bytes, |m| {
+                m.min(self.config.batch.max_bytes)
+            })
+            .max(1);
         let mut batch: Vec<Record> = Vec::new();
         let mut bytes = 0u64;
         let mut deadline: Option<tokio::time::Instant> = None;
@@ -256,15 +304,11 @@ impl Worker {
                 }
                 attempt += 1;
                 let started = Instant::now();
-                let result = match tokio::time::timeout(
-                    self.config.timeout + Duration::from_secs(1),
-                    self.sink.send(&part),
-                )
-                .await
-                {
+                let limit = self.sink.max_send_time(self.config.timeout);
+                let result = match tokio::time::timeout(limit, self.sink.send(&part)).await {
                     Ok(d) => d,
                     Err(_) => Delivery::Retry {
-                        error: format!("no answer within {:?}", self.config.timeout),
+                        error: format!("no answer within {limit:?}"),
                         after: None,
                     },
                 };
@@ -279,6 +323,21 @@ impl Worker {
                         self.health.ok();
                         break;
                     }
+                    Delivery::Partial { accepted, error } if accepted < part.len() => {
+                        tracing::warn!(sink = %self.id, events = n, accepted, %error, "the sink took part of the batch and refused one event; it is a dead letter, the rest is sent again");
+                        self.health.ok();
+                        let mut rest = part;
+                        let mut refused = rest.split_off(accepted);
+                        metrics::counter!(names::SINK_EVENTS, "sink" => self.id.clone(), "outcome" => "delivered").increment(rest.len() as u64);
+                        let after = refused.split_off(1);
+                        if !self.dead_letter(refused, &error, attempt).await {
+                            return false;
+                        }
+                        if !after.is_empty() {
+                            queue.push_front(after);
+                        }
+                        break;
+                    }
                     Delivery::TooLarge { error } if part.len() > 1 => {
                         tracing::info!(sink = %self.id, events = n, %error, "batch too large for the sink; splitting it");
                         let mut first = part;
@@ -287,7 +346,9 @@ impl Worker {
                         queue.push_front(first);
                         break;
                     }
-                    Delivery::TooLarge { error } | Delivery::Rejected { error } => {
+                    Delivery::TooLarge { error }
+                    | Delivery::Rejected { error }
+                    | Delivery::Partial { error, .. } => {
                         tracing::warn!(sink = %self.id, events = n, attempts = attempt, %error, "the sink refused events; they are dead letters now");
                         self.health.ok();
                         if !self.dead_letter(part, &error, attempt).await {

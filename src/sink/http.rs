@@ -7,9 +7,9 @@
 //! siemgate (or any Standard Webhooks receiver) can verify siemgate in turn. The id is derived
 //! from the body, so a retried batch carries the same id and the next hop can de-duplicate it.
 
-use reqwest::header::{HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
+use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE};
 
-use super::{transport, BoxFuture, Delivery, Sink, SinkError};
+use super::{summary, transport, BoxFuture, Delivery, Sink, SinkError};
 use crate::config::{Compression, SinkConfig, SinkKind};
 use crate::spool::Record;
 use crate::vendor::{self, Scheme, VendorKind};
@@ -19,7 +19,7 @@ pub struct HttpSink {
     id: String,
     url: String,
     method: reqwest::Method,
-    headers: Vec<(HeaderName, HeaderValue)>,
+    headers: http::HeaderMap,
     compression: Compression,
     signing: Option<(Box<dyn Scheme>, Key)>,
     client: reqwest::Client,
@@ -50,17 +50,16 @@ impl HttpSink {
             }
             None => None,
         };
-        let headers = cfg
-            .headers
-            .iter()
-            .map(|(k, v)| {
-                Ok((
-                    HeaderName::from_bytes(k.as_bytes())
-                        .map_err(|e| setup(format!("header {k}: {e}")))?,
-                    HeaderValue::from_str(v).map_err(|e| setup(format!("header {k}: {e}")))?,
-                ))
-            })
-            .collect::<Result<Vec<_>, SinkError>>()?;
+        let headers = transport::custom_headers(
+            cfg,
+            &[
+                "content-type",
+                "content-encoding",
+                "webhook-id",
+                "webhook-timestamp",
+                "webhook-signature",
+            ],
+        )?;
         Ok(HttpSink {
             id: cfg.id.clone(),
             url: url.clone(),
@@ -75,20 +74,6 @@ impl HttpSink {
     }
 }
 
-/// The events as one JSON array, without re-parsing them.
-pub fn json_array(events: &[Record]) -> Vec<u8> {
-    let mut body = Vec::with_capacity(events.iter().map(|e| e.event.len() + 1).sum::<usize>() + 2);
-    body.push(b'[');
-    for (i, e) in events.iter().enumerate() {
-        if i > 0 {
-            body.push(b',');
-        }
-        body.extend_from_slice(&e.event);
-    }
-    body.push(b']');
-    body
-}
-
 impl Sink for HttpSink {
     fn id(&self) -> &str {
         &self.id
@@ -100,14 +85,18 @@ impl Sink for HttpSink {
 
     fn send<'a>(&'a self, events: &'a [Record]) -> BoxFuture<'a, Delivery> {
         Box::pin(async move {
-            let body = json_array(events);
+            // The spooled events are JSON already: copied as they are, never re-parsed.
+            let Ok(body) = summary::json_array(events, |r, out| {
+                out.extend_from_slice(&r.event);
+                Ok(())
+            }) else {
+                unreachable!("copying bytes cannot fail")
+            };
             let mut req = self
                 .client
                 .request(self.method.clone(), &self.url)
+                .headers(self.headers.clone())
                 .header(CONTENT_TYPE, "application/json");
-            for (k, v) in &self.headers {
-                req = req.header(k, v);
-            }
             if let Some((scheme, key)) = &self.signing {
                 let digest = crate::verify::mac::sha256(&[&body]);
                 let id = format!("msg_{}", hex::encode(&digest[..16]));

@@ -5,20 +5,26 @@
 //! what the answer means as a [`Delivery`]. Batching, backoff, splitting, dead letters, metrics
 //! and health are the engine's, the same for every sink.
 
+pub mod data_collector;
+mod datadog;
 pub mod engine;
 mod file;
 mod http;
+mod sentinel;
+mod splunk;
+mod summary;
 pub mod transport;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::config::{SinkConfig, SinkKind};
 use crate::spool::Record;
 use crate::telemetry::names;
+use crate::verify::Clock;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -32,8 +38,6 @@ pub enum SinkError {
     },
     #[error("{sink}: {message}")]
     Setup { sink: String, message: String },
-    #[error("{sink}: sink type {kind} is not available in this version")]
-    Unsupported { sink: String, kind: &'static str },
 }
 
 /// What became of one request to a sink, as the engine acts on it.
@@ -54,9 +58,24 @@ pub enum Delivery {
     /// Our credentials were refused (401, 403): keep the events and keep trying (a fixed token
     /// delivers them); the sink reports unhealthy and the error is logged loudly.
     Unauthorized { error: String },
+    /// The sink took the first `accepted` events and refused the next one for good (Splunk
+    /// HEC's `invalid-event-number`): that one becomes a dead letter, the rest are sent again.
+    Partial { accepted: usize, error: String },
 }
 
 impl Delivery {
+    /// The error text; empty for a delivery.
+    pub fn error(&self) -> &str {
+        match self {
+            Delivery::Delivered => "",
+            Delivery::Retry { error, .. }
+            | Delivery::TooLarge { error }
+            | Delivery::Rejected { error }
+            | Delivery::Unauthorized { error }
+            | Delivery::Partial { error, .. } => error,
+        }
+    }
+
     /// The `result` label of `siemgate_sink_requests_total`.
     pub fn label(&self) -> &'static str {
         match self {
@@ -65,8 +84,19 @@ impl Delivery {
             Delivery::TooLarge { .. } => "split",
             Delivery::Rejected { .. } => "rejected",
             Delivery::Unauthorized { .. } => "unauthorized",
+            Delivery::Partial { .. } => "partial",
         }
     }
+}
+
+/// What the sink's service takes in one request; batches are cut to fit (besides the sink's
+/// `batch` settings, whichever is smaller).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Limits {
+    pub max_events: Option<usize>,
+    /// Counted on the events' own bytes; a sink whose encoding adds to them still checks its
+    /// real body and answers [`Delivery::TooLarge`] (without sending) when it does not fit.
+    pub max_bytes: Option<u64>,
 }
 
 pub trait Sink: Send + Sync + 'static {
@@ -79,6 +109,39 @@ pub trait Sink: Send + Sync + 'static {
     fn admit(&self, _event: &Record) -> Result<(), String> {
         Ok(())
     }
+    fn limits(&self) -> Limits {
+        Limits::default()
+    }
+    /// A check of the service run once when the sink starts (Splunk's health endpoint, a token
+    /// from Entra ID); `None` for sinks that have none.
+    fn check(&self) -> Option<BoxFuture<'_, Result<(), String>>> {
+        None
+    }
+    /// How long one `send` may take in all, given the per-request timeout: more than one
+    /// request when the sink fetches a token or polls for acknowledgements.
+    fn max_send_time(&self, request_timeout: Duration) -> Duration {
+        request_timeout + Duration::from_secs(1)
+    }
+}
+
+/// The outcome of a sink's start-up check, as `/v1/status` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckState {
+    None = 0,
+    Pending = 1,
+    Passed = 2,
+    Failed = 3,
+}
+
+impl CheckState {
+    pub fn label(self) -> &'static str {
+        match self {
+            CheckState::None => "none",
+            CheckState::Pending => "pending",
+            CheckState::Passed => "passed",
+            CheckState::Failed => "failed",
+        }
+    }
 }
 
 /// A sink's health as operators see it in `/v1/status` and `siemgate_sink_healthy`.
@@ -86,6 +149,7 @@ pub struct Health {
     sink: String,
     healthy: AtomicBool,
     last_error: Mutex<Option<String>>,
+    check: AtomicU8,
 }
 
 impl Health {
@@ -95,7 +159,21 @@ impl Health {
             sink: sink.to_string(),
             healthy: AtomicBool::new(true),
             last_error: Mutex::new(None),
+            check: AtomicU8::new(CheckState::None as u8),
         })
+    }
+
+    pub fn set_check(&self, state: CheckState) {
+        self.check.store(state as u8, Ordering::SeqCst);
+    }
+
+    pub fn check(&self) -> CheckState {
+        match self.check.load(Ordering::SeqCst) {
+            1 => CheckState::Pending,
+            2 => CheckState::Passed,
+            3 => CheckState::Failed,
+            _ => CheckState::None,
+        }
     }
 
     pub fn ok(&self) {
@@ -124,14 +202,16 @@ impl Health {
     }
 }
 
-/// Builds the sink a config names.
-pub fn build(cfg: &SinkConfig) -> Result<Arc<dyn Sink>, SinkError> {
-    match &cfg.kind {
-        SinkKind::File { path } => Ok(Arc::new(file::FileSink::open(&cfg.id, path)?)),
-        SinkKind::Http { .. } => Ok(Arc::new(http::HttpSink::new(cfg)?)),
-        other => Err(SinkError::Unsupported {
-            sink: cfg.id.clone(),
-            kind: other.type_name(),
-        }),
-    }
+/// Builds the sink a config names. `clock` is the gateway's (event ages are measured on it).
+pub fn build(cfg: &SinkConfig, clock: Arc<dyn Clock>) -> Result<Arc<dyn Sink>, SinkError> {
+    Ok(match &cfg.kind {
+        SinkKind::File { path } => Arc::new(file::FileSink::open(&cfg.id, path)?),
+        SinkKind::Http { .. } => Arc::new(http::HttpSink::new(cfg)?),
+        SinkKind::SplunkHec { .. } => Arc::new(splunk::SplunkSink::new(cfg)?),
+        SinkKind::Sentinel { .. } => Arc::new(sentinel::SentinelSink::new(cfg)?),
+        SinkKind::SentinelDataCollector { .. } => {
+            Arc::new(data_collector::DataCollectorSink::new(cfg)?)
+        }
+        SinkKind::Datadog { .. } => Arc::new(datadog::DatadogSink::new(cfg, clock)?),
+    })
 }

@@ -121,32 +121,125 @@ pub fn transport_error(e: &reqwest::Error) -> Delivery {
     }
 }
 
+/// A service's answer, read whole (sink answers are small).
+pub struct Answer {
+    pub status: http::StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+impl Answer {
+    /// The answer as a [`Delivery`], by the classification every sink shares.
+    pub fn classify(&self) -> Delivery {
+        classify(self.status, &self.headers, &self.text())
+    }
+
+    /// The start of the body, for logs and dead letters.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body[..self.body.len().min(4 * EXCERPT)]).into_owned()
+    }
+}
+
+/// Sends `req` and reads the answer; a transport failure is already a [`Delivery`].
+pub async fn send(req: reqwest::RequestBuilder) -> Result<Answer, Delivery> {
+    let resp = req.send().await.map_err(|e| transport_error(&e))?;
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    match resp.bytes().await {
+        Ok(body) => Ok(Answer {
+            status,
+            headers,
+            body,
+        }),
+        // The answer was cut off: whether the sink kept the events is unknown, so send them
+        // again (a duplicate rather than a loss).
+        Err(e) => Err(Delivery::Retry {
+            error: format!("HTTP {}: the answer was cut off: {e}", status.as_u16()),
+            after: None,
+        }),
+    }
+}
+
 /// Sends `req` and classifies the answer.
 pub async fn execute(req: reqwest::RequestBuilder) -> Delivery {
-    match req.send().await {
-        Err(e) => transport_error(&e),
-        Ok(resp) => {
-            let status = resp.status();
-            let headers = resp.headers().clone();
-            if status.is_success() {
-                // Read the body so the connection can be reused; its content does not matter.
-                return match resp.bytes().await {
-                    Ok(_) => Delivery::Delivered,
-                    // The answer was cut off: whether the sink kept the events is unknown, so
-                    // send them again (a duplicate rather than a loss).
-                    Err(e) => Delivery::Retry {
-                        error: format!("HTTP {}: the answer was cut off: {e}", status.as_u16()),
-                        after: None,
-                    },
-                };
-            }
-            let body = match resp.bytes().await {
-                Ok(b) => String::from_utf8_lossy(&b[..b.len().min(4 * EXCERPT)]).into_owned(),
-                Err(_) => String::new(),
-            };
-            classify(status, &headers, &body)
-        }
+    match send(req).await {
+        Ok(answer) => answer.classify(),
+        Err(d) => d,
     }
+}
+
+/// The sink's custom `headers`, refusing any the sink sets itself (a second `Authorization`
+/// or `Content-Encoding` would be ambiguous at best).
+pub fn custom_headers(cfg: &SinkConfig, reserved: &[&str]) -> Result<http::HeaderMap, SinkError> {
+    let setup = |message: String| SinkError::Setup {
+        sink: cfg.id.clone(),
+        message,
+    };
+    let mut map = http::HeaderMap::new();
+    for (k, v) in &cfg.headers {
+        let name = http::HeaderName::from_bytes(k.as_bytes())
+            .map_err(|e| setup(format!("header {k}: {e}")))?;
+        if reserved
+            .iter()
+            .any(|r| name.as_str().eq_ignore_ascii_case(r))
+        {
+            return Err(setup(format!(
+                "header {k} is set by the {} sink itself; remove it from headers",
+                cfg.kind.type_name()
+            )));
+        }
+        let value =
+            http::HeaderValue::from_str(v).map_err(|e| setup(format!("header {k}: {e}")))?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+/// A header value carrying a secret (`prefix` + secret), marked sensitive so that no debug
+/// output shows it. The error names the key, never the value.
+pub fn secret_header(
+    cfg: &SinkConfig,
+    key: &str,
+    prefix: &str,
+    secret: &crate::config::Secret,
+) -> Result<http::HeaderValue, SinkError> {
+    let bad = || SinkError::Setup {
+        sink: cfg.id.clone(),
+        message: format!(
+            "{key} cannot be sent in an HTTP header (control characters or not UTF-8)"
+        ),
+    };
+    let text = secret.expose_str().ok_or_else(bad)?;
+    let mut v =
+        http::HeaderValue::from_str(&format!("{prefix}{}", text.trim())).map_err(|_| bad())?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+/// A random (version 4) UUID, as Splunk channels and Azure request ids take.
+pub fn uuid_v4() -> String {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+/// This machine's name (the pod name on Kubernetes), for the sinks that carry a host.
+pub fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "siemgate".into())
 }
 
 #[cfg(test)]
@@ -205,6 +298,20 @@ mod tests {
         };
         assert!(error.starts_with("HTTP 400: é"));
         assert!(error.len() <= "HTTP 400: ".len() + EXCERPT);
+    }
+
+    #[test]
+    fn uuids_have_the_version_4_shape() {
+        let u = uuid_v4();
+        assert_eq!(u.len(), 36);
+        let parts: Vec<&str> = u.split('-').collect();
+        assert_eq!(
+            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12]
+        );
+        assert!(parts[2].starts_with('4'));
+        assert!(matches!(&parts[3][..1], "8" | "9" | "a" | "b"));
+        assert_ne!(u, uuid_v4());
     }
 
     #[test]

@@ -39,5 +39,8 @@ pub const SPOOL_ABANDONED: &str = "siemgate_spool_abandoned_events";
 /// 1 while a sink's last attempt succeeded (or none was made), 0 while it is failing.
 pub const SINK_HEALTHY: &str = "siemgate_sink_healthy";
 /// Requests to a sink by how they were classified: `result` = delivered, retry, split,
-/// rejected, unauthorized.
+/// rejected, unauthorized, partial.
 pub const SINK_REQUESTS: &str = "siemgate_sink_requests_total";
+/// Events a sink delivered although the SIEM drops them for their age after accepting them
+/// (Datadog: over 18 h old or 2 h ahead); siemgate sends them stamped with the intake time.
+pub const SINK_STALE_EVENTS: &str = "siemgate_sink_stale_events_total";

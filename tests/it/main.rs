@@ -8,5 +8,6 @@ mod delivery;
 mod fake;
 mod redis;
 mod server;
+mod siem;
 mod support;
 mod vectors;

@@ -166,6 +166,21 @@ impl TestGateway {
         (flushed, Self::reopen(dir, config, clock, pki).await)
     }
 
+    /// Stops the gateway gracefully and starts it again on the same spool, directory and clock
+    /// with the config `edit` leaves (a corrected credential, say). The listeners get new ports.
+    pub async fn restart_with(self, edit: impl FnOnce(&mut Config)) -> TestGateway {
+        let TestGateway {
+            handle,
+            dir,
+            clock,
+            mut config,
+            pki,
+        } = self;
+        handle.shutdown().await;
+        edit(&mut config);
+        Self::reopen(dir, config, clock, pki).await
+    }
+
     pub fn base(&self) -> String {
         let scheme = if self.pki.is_some() { "https" } else { "http" };
         format!("{scheme}://localhost:{}", self.handle.ingest_addr.port())
