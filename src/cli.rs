@@ -44,16 +44,7 @@ pub fn sign_headers(
 
 /// A fresh random event id.
 pub fn new_event_id() -> String {
-    let bytes: [u8; 16] = rand::random();
-    let h = hex::encode(bytes);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
+    crate::sink::transport::uuid_v4()
 }
 
 /// Parses `--timestamp`: unix seconds or RFC 3339.

@@ -105,6 +105,7 @@ pub struct FakeServer {
     pub addr: SocketAddr,
     state: Arc<State>,
     task: tokio::task::JoinHandle<()>,
+    tls: bool,
 }
 
 impl Drop for FakeServer {
@@ -145,6 +146,41 @@ fn gunzip(bytes: &[u8]) -> Vec<u8> {
 impl FakeServer {
     /// Starts a server that answers every request with `handler(request, index)`.
     pub async fn start(handler: impl FnMut(&Captured, usize) -> Reply + Send + 'static) -> Self {
+        Self::serve(None, handler).await
+    }
+
+    /// The same over HTTPS, with the server certificate of `pki` (for localhost/127.0.0.1,
+    /// issued by `pki.ca_pem`).
+    pub async fn start_tls(
+        pki: &crate::support::Pki,
+        handler: impl FnMut(&Captured, usize) -> Reply + Send + 'static,
+    ) -> Self {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let certs = CertificateDer::pem_slice_iter(pki.server_cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(pki.server_key_pem.as_bytes()).unwrap();
+        let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+        cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Self::serve(
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(cfg))),
+            handler,
+        )
+        .await
+    }
+
+    async fn serve(
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        handler: impl FnMut(&Captured, usize) -> Reply + Send + 'static,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (count, _) = watch::channel(0);
@@ -154,21 +190,39 @@ impl FakeServer {
             count,
         });
         let st = state.clone();
+        let is_tls = tls.is_some();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
                 let st = st.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| serve(st.clone(), req));
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    let builder =
+                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    match tls {
+                        // A client that does not trust the certificate fails here: nothing is
+                        // recorded, as with a real server.
+                        Some(acceptor) => {
+                            if let Ok(s) = acceptor.accept(stream).await {
+                                let _ = builder.serve_connection(TokioIo::new(s), svc).await;
+                            }
+                        }
+                        None => {
+                            let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                        }
+                    }
                 });
             }
         });
-        FakeServer { addr, state, task }
+        FakeServer {
+            addr,
+            state,
+            task,
+            tls: is_tls,
+        }
     }
 
     /// A server that answers 200 to everything.
@@ -177,7 +231,8 @@ impl FakeServer {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}{path}", self.addr)
     }
 
     /// Replaces how requests from now on are answered.

@@ -2,7 +2,8 @@
 //! (Entra ID token + Logs Ingestion, and the legacy Data Collector) and Datadog APIs. The fakes
 //! check what the real services check (credentials, paths, query, headers, body shape, size
 //! limits, the SharedKey signature) and refuse the way they do, so a wrong wire format fails
-//! here as it would in production. The exact formats are /work/notes/siem-spec.md.
+//! here as it would in production. The formats are README.md's "Sinks" section, after
+//! ../shared/reference/sinks.md.
 
 use base64::Engine;
 use reqwest::Method;
@@ -78,6 +79,24 @@ async fn accept_padded(gw: &TestGateway, src: &str, id: &str, pad: usize) {
         id,
         json!({"action": "created", "id": id, "pad": "x".repeat(pad)}),
     )
+    .await
+}
+
+/// Sends `ids` padded by `pad` bytes each, with one event `huge.0` padded over 1 MB inserted
+/// at position `huge.1`.
+async fn accept_padded_with_huge(
+    gw: &TestGateway,
+    src: &str,
+    ids: &[String],
+    pad: usize,
+    huge: (&str, usize),
+) {
+    let mut all = ids.to_vec();
+    all.insert(huge.1, huge.0.to_string());
+    accept_many(gw, src, &all, |id| {
+        let pad = if id == huge.0 { 1_050_000 } else { pad };
+        json!({"action": "created", "id": id, "pad": "x".repeat(pad)})
+    })
     .await
 }
 
@@ -909,6 +928,56 @@ async fn splunk_hec_refused_token_keeps_events_until_the_config_is_fixed() {
     assert!(dead_letters(&gw, "tok").await.is_empty());
 }
 
+#[tokio::test]
+async fn sinks_trust_an_extra_ca_from_tls_ca_file_and_nothing_else() {
+    let pki = crate::support::pki();
+    let fake = FakeServer::start_tls(&pki, |c, _| match hec_check(c, HEC_TOKEN) {
+        Ok(Hec::Events(_)) => hec_ok(),
+        Ok(_) => hec_healthy(),
+        Err(r) => r,
+    })
+    .await;
+    assert!(fake.url("").starts_with("https://127.0.0.1:"));
+    let ca_dir = tempfile::tempdir().unwrap();
+    let ca = ca_dir.path().join("siem-ca.pem");
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    // No allow_http: the URL is https, and the private CA is trusted only through tls.ca_file.
+    let sink =
+        |id: &str, tls: &str| splunk(id, &fake, QUICK, tls).replace("allow_http = true\n", "");
+
+    let untrusting = start("", gh("ut-src", &["ut"]), sink("ut", "")).await;
+    accept(&untrusting, "ut-src", "ut-0").await;
+    let s = wait_status(&untrusting, "ut", "failed on the unknown CA", |s| {
+        s["healthy"] == false && s["health_check"] == "failed"
+    })
+    .await;
+    let error = s["last_error"].as_str().unwrap().to_ascii_lowercase();
+    assert!(error.contains("certificate"), "{s}");
+    assert_eq!(s["queued_events"], 1, "kept, not dropped: {s}");
+    assert!(
+        fake.requests().is_empty(),
+        "no request passed the handshake"
+    );
+    untrusting.handle.abort().await;
+
+    let trusting = start(
+        "",
+        gh("tr-src", &["tr"]),
+        sink(
+            "tr",
+            &format!("tls = {{ ca_file = {:?} }}", ca.display().to_string()),
+        ),
+    )
+    .await;
+    accept(&trusting, "tr-src", "tr-0").await;
+    trusting.delivered().await;
+    assert_eq!(hec_uids(&fake.requests()), ["tr-0"]);
+    assert_eq!(
+        health_checked(&trusting, "tr").await["health_check"],
+        "passed"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Microsoft Sentinel: Entra ID client credentials + the Logs Ingestion API.
 
@@ -1276,17 +1345,7 @@ async fn sentinel_keeps_each_call_within_one_million_bytes_and_dead_letters_a_bi
     accept_padded(&gw, "azmb-src", &ids[0], 300_000).await;
     fake.wait_until("a refused first call", |r| r.iter().any(is_ingest))
         .await;
-    let mut rest: Vec<String> = ids[1..].to_vec();
-    rest.insert(2, "azmb-huge".into());
-    accept_many(&gw, "azmb-src", &rest, |id| {
-        let pad = if id == "azmb-huge" {
-            1_050_000
-        } else {
-            300_000
-        };
-        json!({"action": "created", "id": id, "pad": "x".repeat(pad)})
-    })
-    .await;
+    accept_padded_with_huge(&gw, "azmb-src", &ids[1..], 300_000, ("azmb-huge", 2)).await;
     az.ingest(IngestMode::Up);
     fake.wait_until("five delivered records", |r| az_uids(r).len() >= 5)
         .await;
@@ -1958,17 +2017,7 @@ async fn datadog_keeps_requests_under_5_mb_and_dead_letters_a_log_over_1_mb_unse
     accept_padded(&gw, "ddmb-src", &ids[0], 900_000).await;
     fake.wait_until("a refused first request", |r| r.iter().any(is_dd))
         .await;
-    let mut rest: Vec<String> = ids[1..].to_vec();
-    rest.insert(3, "ddmb-huge".into());
-    accept_many(&gw, "ddmb-src", &rest, |id| {
-        let pad = if id == "ddmb-huge" {
-            1_050_000
-        } else {
-            900_000
-        };
-        json!({"action": "created", "id": id, "pad": "x".repeat(pad)})
-    })
-    .await;
+    accept_padded_with_huge(&gw, "ddmb-src", &ids[1..], 900_000, ("ddmb-huge", 3)).await;
     dd.set(DdMode::Up);
     fake.wait_until("seven delivered logs", |r| dd_uids(r).len() >= 7)
         .await;
