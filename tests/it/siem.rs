@@ -2223,3 +2223,88 @@ async fn fan_out_to_three_siems_loses_nothing_while_each_is_down_in_turn() {
         assert_eq!(s["healthy"], true, "{s}");
     }
 }
+
+#[tokio::test]
+async fn min_severity_filters_per_sink_and_custom_headers_reach_every_siem() {
+    let hec = hec_fake(|_, h| match h {
+        Hec::Events(_) => hec_ok(),
+        _ => hec_healthy(),
+    })
+    .await;
+    let dd = Dd::new(DdMode::Up);
+    let ddf = datadog_fake(&dd).await;
+    let sinks = format!(
+        "{}{}",
+        splunk(
+            "sev-splunk",
+            &hec,
+            QUICK,
+            "min_severity = \"high\"\nheaders = { \"X-Tenant\" = \"acme\" }"
+        ),
+        datadog(
+            "sev-dd",
+            &ddf,
+            QUICK,
+            "headers = { \"X-Tenant\" = \"acme\", \"X-Route\" = \"soc\" }"
+        ),
+    );
+    let gw = start("", gh("sev-src", &["sev-splunk", "sev-dd"]), sinks).await;
+    for (id, severity) in [
+        ("sev-critical", Some("critical")),
+        ("sev-high", Some("high")),
+        ("sev-medium", Some("medium")),
+        ("sev-none", None),
+    ] {
+        let mut body = json!({"action": "created", "id": id});
+        if let Some(s) = severity {
+            body["severity"] = json!(s);
+        }
+        accept_json(&gw, "sev-src", id, body).await;
+    }
+    gw.delivered().await;
+    assert_eq!(
+        sorted(hec_uids(&hec.requests())),
+        ["sev-critical", "sev-high"],
+        "splunk takes high and above only"
+    );
+    let dd_reqs = ddf.requests();
+    assert_eq!(
+        sorted(dd_uids(&dd_reqs)),
+        ["sev-critical", "sev-high", "sev-medium", "sev-none"]
+    );
+    for c in hec.requests().iter().filter(|c| is_hec_post(c)) {
+        assert_eq!(c.header("x-tenant"), Some("acme"));
+    }
+    for c in dd_reqs.iter().filter(|c| is_dd(c)) {
+        assert_eq!(c.header("x-tenant"), Some("acme"));
+        assert_eq!(c.header("x-route"), Some("soc"));
+    }
+}
+
+#[tokio::test]
+async fn a_custom_header_that_would_override_the_sinks_credentials_is_refused_at_start() {
+    let fake = FakeServer::ok().await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[spool]\ndir = \"spool\"\n{}\n{}",
+        gh("hdr-src", &["hdr"]),
+        datadog(
+            "hdr",
+            &fake,
+            QUICK,
+            "headers = { \"dd-api-key\" = \"someone-elses-key\" }"
+        )
+    );
+    let config = siemgate::config::parse(&text, dir.path(), &|_| None).unwrap();
+    let clock = std::sync::Arc::new(siemgate::verify::ManualClock::at_unix(T0));
+    let replay = siemgate::verify::replay::from_config(&config.replay).unwrap();
+    let err = match siemgate::gateway::Gateway::new(config, clock, replay) {
+        Ok(_) => panic!("a gateway started with a header overriding DD-API-KEY"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("dd-api-key") && err.contains("set by the datadog sink"),
+        "{err}"
+    );
+    assert!(!err.contains("someone-elses-key"), "{err}");
+}
