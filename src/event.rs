@@ -1,15 +1,11 @@
 //! The common event every sink receives: an OCSF event (CONTRACT §6).
 //!
-//! Until the per-vendor OCSF mappings land, every verified request becomes one OCSF Base Event
-//! (class 0) carrying the source, vendor, event id, receipt time, the vendor's time and severity
-//! where given, and the raw body.
+//! What an event is and the words shared by every vendor's mapping; the mappings themselves
+//! are in [`crate::ocsf`] and the vendors' files.
 
-use base64::Engine;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use time::OffsetDateTime;
-
-use crate::verify::Verified;
 
 /// The OCSF schema version siemgate emits (`metadata.version`).
 pub const OCSF_VERSION: &str = "1.3.0";
@@ -77,61 +73,4 @@ pub struct Origin<'a> {
     pub source_id: &'a str,
     pub vendor: &'a str,
     pub include_raw: bool,
-}
-
-/// A Base Event for a verified request.
-pub fn base_event(origin: &Origin<'_>, v: &Verified) -> Event {
-    let logged = unix_ms(v.received_at());
-    let json = v.json();
-    let severity = json
-        .and_then(|j| j.get("severity"))
-        .and_then(Value::as_str)
-        .and_then(severity_id)
-        .unwrap_or(0);
-    let message = json
-        .and_then(|j| {
-            ["title", "message", "event_type", "type", "event", "action"]
-                .iter()
-                .find_map(|k| j.get(*k)?.as_str())
-        })
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("{} webhook", origin.vendor));
-    let mut e = json!({
-        "class_uid": 0,
-        "class_name": "Base Event",
-        "category_uid": 0,
-        "category_name": "Uncategorized",
-        "activity_id": 0,
-        "type_uid": 0,
-        "time": v.vendor_time().map(unix_ms).unwrap_or(logged),
-        "severity_id": severity,
-        "severity": severity_name(severity),
-        "message": message,
-        "metadata": {
-            "version": OCSF_VERSION,
-            "uid": v.event_id(),
-            "logged_time": logged,
-            "product": {"name": origin.vendor, "vendor_name": origin.vendor},
-        },
-        "unmapped": {"siemgate": {"source": origin.source_id, "vendor": origin.vendor}},
-    });
-    if origin.include_raw {
-        let map = e.as_object_mut().expect("object literal");
-        match std::str::from_utf8(v.body()) {
-            Ok(s) => {
-                map.insert("raw_data".into(), Value::String(s.to_string()));
-            }
-            Err(_) => {
-                map.insert(
-                    "raw_data".into(),
-                    Value::String(base64::engine::general_purpose::STANDARD.encode(v.body())),
-                );
-                map["unmapped"]["siemgate"]["raw_data_encoding"] = Value::String("base64".into());
-            }
-        }
-    }
-    match e {
-        Value::Object(m) => Event(m),
-        _ => unreachable!("object literal"),
-    }
 }

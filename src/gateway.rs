@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Config, RateLimit, SourceConfig};
 use crate::event::{self, Event};
+use crate::ocsf;
 use crate::sink::engine::SinkRuntime;
 use crate::sink::{self, Health, Sink};
 use crate::spool::{self, AppendError, NewEvent, Spool};
@@ -74,6 +75,8 @@ pub enum Outcome {
     },
     /// The body is over `server.max_body` (declared or streamed); decided by the server.
     TooLarge,
+    /// A vendor's endpoint check, answered as the vendor requires; nothing is spooled.
+    Handshake(crate::vendor::Handshake),
     NotFound,
 }
 
@@ -87,6 +90,7 @@ impl Outcome {
             Outcome::RateLimited { .. } => "rate_limited",
             Outcome::Unavailable { .. } => "unavailable",
             Outcome::TooLarge => "too_large",
+            Outcome::Handshake(_) => "handshake",
             Outcome::NotFound => "not_found",
         }
     }
@@ -357,6 +361,18 @@ impl Gateway {
             Ok(v) => v,
             Err(rejection) => return Outcome::Unauthorized(rejection),
         };
+        let vendor = source.config.vendor.name();
+        if let Some(h) = source
+            .scheme
+            .handshake(&ocsf::Input::of(vendor, &verified), &source.keys)
+        {
+            tracing::info!(
+                source = source_id,
+                vendor,
+                "answered the vendor's endpoint check"
+            );
+            return Outcome::Handshake(h);
+        }
         if let Some(l) = &source.limiter {
             if let Err(nu) = l.check() {
                 return Outcome::RateLimited {
@@ -399,7 +415,7 @@ impl Gateway {
             vendor: source.config.vendor.name(),
             include_raw: source.config.include_raw,
         };
-        let events = vec![event::base_event(&origin, &verified)];
+        let events = ocsf::normalize(source.scheme.as_ref(), &origin, &verified);
         let received_ms = event::unix_ms(verified.received_at());
         if let Err(e) = self.hand_on(&source, &events, received_ms).await {
             match &e {
@@ -491,6 +507,7 @@ impl Gateway {
                 "rate_limited",
                 "too_large",
                 "unavailable",
+                "handshake",
             ] {
                 metrics::counter!(names::REQUESTS, "source" => id.clone(), "outcome" => o)
                     .absolute(0);

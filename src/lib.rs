@@ -26,6 +26,7 @@ pub mod cli;
 pub mod config;
 pub mod event;
 pub mod gateway;
+pub mod ocsf;
 pub mod server;
 pub mod sink;
 pub mod spool;

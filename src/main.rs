@@ -57,6 +57,10 @@ enum Command {
         /// Accept any server certificate (testing only).
         #[arg(long)]
         insecure: bool,
+        /// An extra header the vendor sends unsigned, e.g. "X-GitHub-Event: code_scanning_alert"
+        /// (repeatable).
+        #[arg(long = "header", value_name = "NAME: VALUE")]
+        headers: Vec<String>,
     },
     /// Inspect, replay or drop dead letters through the admin API.
     Dlq {
@@ -154,12 +158,14 @@ fn main() -> ExitCode {
             url,
             ca_file,
             insecure,
+            headers,
         } => send(
             cli.config.as_deref(),
             &sign,
             &url,
             ca_file.as_deref(),
             insecure,
+            &headers,
         ),
         Command::Dlq {
             action,
@@ -244,8 +250,16 @@ fn send(
     url: &str,
     ca_file: Option<&Path>,
     insecure: bool,
+    extra: &[String],
 ) -> Result<(), Failure> {
     let config = load(path)?;
+    let mut extra_headers = Vec::with_capacity(extra.len());
+    for h in extra {
+        let (k, v) = h.split_once(':').ok_or_else(|| {
+            Failure::Runtime(anyhow::anyhow!("--header {h:?}: expected \"Name: value\""))
+        })?;
+        extra_headers.push((k.trim().to_string(), v.trim().to_string()));
+    }
     let body = body_of(args)?;
     let ts = match &args.timestamp {
         Some(t) => cli::parse_timestamp(t).map_err(|e| Failure::Runtime(anyhow::anyhow!(e)))?,
@@ -274,7 +288,7 @@ fn send(
             .post(&target)
             .header("content-type", "application/json")
             .body(body);
-        for (k, v) in &headers {
+        for (k, v) in headers.iter().chain(&extra_headers) {
             req = req.header(k, v);
         }
         let resp = req.send().await.with_context(|| format!("POST {target}"))?;

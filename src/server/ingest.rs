@@ -13,6 +13,7 @@ use std::time::Instant;
 use super::response::{self, Body};
 use crate::gateway::{Gateway, Outcome};
 use crate::telemetry::names;
+use crate::vendor::VendorKind;
 use crate::verify::Unverified;
 
 const PREFIX: &str = "/v1/webhooks/";
@@ -74,7 +75,13 @@ pub async fn handle(
         reject("not_found");
         return Ok(response::not_found());
     };
-    if req.method() != Method::POST {
+    // Okta checks an event hook's URL with a one-time GET carrying a challenge header.
+    let okta_check = req.method() == Method::GET
+        && req.headers().contains_key(OKTA_CHALLENGE)
+        && config
+            .source(&source_id)
+            .is_some_and(|s| s.vendor == VendorKind::Okta);
+    if req.method() != Method::POST && !okta_check {
         reject("method_not_allowed");
         return Ok(response::method_not_allowed());
     }
@@ -108,6 +115,20 @@ pub async fn handle(
         }
     };
 
+    // Microsoft Graph validates a subscription's URL with an empty POST carrying
+    // `?validationToken=`, to be echoed as text within 10 s. Graph signs nothing (its
+    // notifications carry `clientState`), so this is answered for any source, before
+    // verification, and never spooled.
+    if body.is_empty() {
+        if let Some(token) = graph_validation_token(parts.uri.query()) {
+            let outcome = Outcome::Handshake(crate::vendor::Handshake {
+                content_type: "text/plain; charset=utf-8",
+                body: token,
+            });
+            return Ok(finish(&gw, &source_id, client, &outcome, started));
+        }
+    }
+
     let unverified = Unverified {
         headers: parts.headers,
         query: parts.uri.query().map(str::to_string),
@@ -131,6 +152,18 @@ pub async fn handle(
         }
     };
     Ok(finish(&gw, &source_id, client, &outcome, started))
+}
+
+const OKTA_CHALLENGE: &str = "x-okta-verification-challenge";
+
+/// The `validationToken` of a Microsoft Graph subscription check, if the query has a sane one.
+fn graph_validation_token(query: Option<&str>) -> Option<String> {
+    let token = form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == "validationToken")?
+        .1
+        .into_owned();
+    (!token.is_empty() && token.len() <= 4096 && !token.chars().any(char::is_control))
+        .then_some(token)
 }
 
 /// Every request to a configured source ends here: counted once, logged in one line

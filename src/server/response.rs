@@ -113,5 +113,21 @@ pub fn from_outcome(o: &Outcome) -> Response<Body> {
         Outcome::Unavailable { retry_after } => unavailable(*retry_after),
         Outcome::TooLarge => too_large(),
         Outcome::NotFound => not_found(),
+        Outcome::Handshake(h) => handshake(h),
     }
+}
+
+/// A vendor's endpoint check, answered with the body it expects. `nosniff`: the body echoes
+/// what the request sent.
+pub fn handshake(h: &crate::vendor::Handshake) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(h.body.clone())));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(h.content_type),
+    );
+    r.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    r
 }

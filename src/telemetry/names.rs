@@ -44,3 +44,6 @@ pub const SINK_REQUESTS: &str = "siemgate_sink_requests_total";
 /// Events a sink delivered although the SIEM drops them for their age after accepting them
 /// (Datadog: over 18 h old or 2 h ahead); siemgate sends them stamped with the intake time.
 pub const SINK_STALE_EVENTS: &str = "siemgate_sink_stale_events_total";
+/// Verified payloads a vendor's normalizer could not map; they are forwarded as Base Events
+/// with `unmapped.siemgate.normalize_error` and the raw body.
+pub const NORMALIZE_ERRORS: &str = "siemgate_normalize_errors_total";

@@ -23,6 +23,7 @@ use crate::config::{
     GenericHmacOptions, MacAlgorithm, Secret, SigEncoding, TemplatePart, TimestampUnit,
     VendorOptions,
 };
+use crate::ocsf::{self, Draft, Input};
 use crate::verify::{self, Check, Claim, Facts, Key, KeyPart, Rejection, Unverified};
 
 pub struct GenericHmac {
@@ -373,6 +374,45 @@ impl super::Scheme for GenericHmac {
         headers
     }
 
+    /// No schema to map: a Base Event (severity, message and body as [`ocsf::base`] reads
+    /// them), with the envelope fields most senders share: the event's own time, and its id
+    /// when the request carries none (no `id_header`).
+    fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {
+        let mut d = ocsf::base(input);
+        let Some(obj) = input.json.and_then(Value::as_object) else {
+            return Ok(vec![d]);
+        };
+        // Names of the event's type that `base` does not read (Jira's `webhookEvent`, ...).
+        if d.message == format!("{} webhook", input.vendor) {
+            if let Some(m) = ["eventType", "event_name", "webhookEvent"]
+                .iter()
+                .find_map(|k| obj.get(*k)?.as_str())
+            {
+                d.message = m.to_string();
+            }
+        }
+        let time = [
+            "timestamp",
+            "time",
+            "created_at",
+            "createdAt",
+            "occurred_at",
+            "event_time",
+        ]
+        .iter()
+        .find_map(|k| obj.get(*k).and_then(ocsf::time_of));
+        d = d.time(time);
+        if input.event_id.starts_with("sha256:") {
+            let id = ["id", "event_id", "eventId", "uuid"]
+                .iter()
+                .find_map(|k| common::json_str(input.json, &[k]));
+            if let Some(id) = id {
+                d = d.uid(id);
+            }
+        }
+        Ok(vec![d])
+    }
+
     fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
         serde_json::json!({
             "id": id,
@@ -382,5 +422,80 @@ impl super::Scheme for GenericHmac {
             "message": "Sign-in from a new country"
         })
         .to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ocsf::Draft;
+    use crate::vendor::Scheme;
+    use serde_json::json;
+
+    fn run(
+        scheme: &dyn Scheme,
+        body: &Value,
+        headers: &[(&'static str, &str)],
+    ) -> Result<Vec<Draft>, String> {
+        let mut h = http::HeaderMap::new();
+        for (k, v) in headers {
+            h.insert(*k, http::HeaderValue::from_str(v).unwrap());
+        }
+        let bytes = body.to_string();
+        let input = Input {
+            vendor: "generic_hmac",
+            json: Some(body),
+            headers: &h,
+            body: bytes.as_bytes(),
+            event_id: "e-1",
+            vendor_time: None,
+            received: OffsetDateTime::UNIX_EPOCH,
+        };
+        scheme.normalize(&input)
+    }
+
+    /// Bodies of the wrong shape: an error (the framework forwards them as Base Events) or a
+    /// draft, never a panic.
+    const ODD: &[&str] = &["null", "[]", "{}", "1", "\"x\"", "[{}]"];
+
+    fn scheme() -> GenericHmac {
+        GenericHmac {
+            o: GenericHmacOptions {
+                header: "x-signature".into(),
+                algorithm: Some(MacAlgorithm::Sha256),
+                encoding: SigEncoding::Hex,
+                prefix: String::new(),
+                separator: None,
+                signed_template: vec![TemplatePart::Body],
+                key_template: vec![TemplatePart::Secret],
+                secret_base64: false,
+                timestamp_header: None,
+                timestamp_unit: TimestampUnit::Seconds,
+                id_header: None,
+            },
+        }
+    }
+
+    #[test]
+    fn odd_payloads_never_panic() {
+        for odd in ODD
+            .iter()
+            .map(|s| serde_json::from_str::<Value>(s).unwrap())
+            .chain([json!({"time": [], "id": {}, "severity": 9, "title": 1})])
+        {
+            let d = run(&scheme(), &odd, &[]).unwrap();
+            assert_eq!(d.len(), 1);
+        }
+    }
+
+    #[test]
+    fn the_envelope_gives_time_message_and_an_id_only_when_the_request_has_none() {
+        let body =
+            json!({"created_at": 1775485921, "webhookEvent": "jira:issue_updated", "id": "x-9"});
+        let d = run(&scheme(), &body, &[]).unwrap();
+        assert_eq!(d[0].time, Some(1_775_485_921_000));
+        assert_eq!(d[0].message, "jira:issue_updated");
+        // The request's id ("e-1", from an id header) wins over the body's.
+        assert_eq!(d[0].uid, None);
     }
 }

@@ -26,6 +26,7 @@ use time::OffsetDateTime;
 
 use crate::config::Secret;
 use crate::config::{SourceConfig, VendorOptions};
+use crate::ocsf::{self, Draft, Input};
 use crate::verify::{Claim, Facts, Key, Rejection, Unverified};
 
 /// How a vendor signs, and what its requests say about themselves.
@@ -47,6 +48,26 @@ pub trait Scheme: Send + Sync + 'static {
 
     /// A representative body carrying `ts` and `id` where this vendor puts them in the body.
     fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String;
+
+    /// The OCSF events of a verified request (see [`crate::ocsf`]). An error, or no event, makes
+    /// the request a Base Event carrying the error; nothing verified is dropped.
+    fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {
+        Ok(vec![ocsf::base(input)])
+    }
+
+    /// The answer to a vendor's endpoint check (Slack `url_verification`, Zoom
+    /// `endpoint.url_validation`, Okta's verification GET), given after the request verified
+    /// and instead of spooling it. `keys` are the source's keys, for answers that are signed.
+    fn handshake(&self, _input: &Input<'_>, _keys: &[Key]) -> Option<Handshake> {
+        None
+    }
+}
+
+/// A handshake answer: `200` with this body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handshake {
+    pub content_type: &'static str,
+    pub body: String,
 }
 
 macro_rules! vendors {

@@ -2,12 +2,24 @@
 //! body)>`. The timestamp header's name is not publicly confirmed, so it is configurable
 //! (`timestamp_header`, default `x-spectral-timestamp`); its value enters the key byte for byte.
 //! It is ISO-8601 (unix seconds are accepted too), and the window applies once the MAC passed.
+//!
+//! Normalization, by payload shape:
+//! - custom webhook `{"issues": [{assetId, detectorId, detectorName, severity, uri}]}`: one
+//!   Detection Finding per issue, the detector as `finding_info.analytic`, the asset as a
+//!   resource, `error`/`warning`/`info` as High/Medium/Informational;
+//! - events webhook `{"name", "ids", "time"}` about issues (`issue.created`, `issues_resolved`,
+//!   `issue.ignored`, ...): one Detection Finding per id carrying its lifecycle step. These
+//!   payloads hold no severity: new or reopened issues are Unknown (0), the custom webhook
+//!   carries their real one; other steps are Informational (1);
+//! - anything else with a `name` (an ingest or scan completing with its counts, a name not
+//!   about issues): one informational Base Event, counts and ids in `unmapped`.
 
-use serde_json::Value;
+use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
 use super::common;
 use crate::config::{MacAlgorithm, TimestampUnit, VendorOptions};
+use crate::ocsf::{self, Class, Draft, Input};
 use crate::verify::{self, Check, Claim, Facts, Key, KeyPart, Rejection, Unverified};
 
 pub struct Spectral {
@@ -62,6 +74,33 @@ impl super::Scheme for Spectral {
         })
     }
 
+    fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {
+        let body = input.object()?;
+        if let Some(issues) = body.get("issues").and_then(Value::as_array) {
+            let n = issues.len();
+            return Ok(issues
+                .iter()
+                .enumerate()
+                .map(|(i, issue)| issue_finding(input, issue, i, n))
+                .collect());
+        }
+        let name = ["name", "event", "type"]
+            .iter()
+            .find_map(|k| body.get(*k)?.as_str())
+            .ok_or("neither issues[] nor an event name in the Spectral payload")?;
+        let time = ["time", "timestamp"]
+            .iter()
+            .find_map(|k| body.get(*k).and_then(ocsf::time_of));
+        let ids = ids(body);
+        match lifecycle(name) {
+            Some(step) if !ids.is_empty() => Ok(ids
+                .iter()
+                .map(|id| id_finding(input, name, &step, id, ids.len()).time(time))
+                .collect()),
+            _ => Ok(vec![notice(body, name).time(time)]),
+        }
+    }
+
     fn sign(&self, key: &Key, body: &[u8], ts: OffsetDateTime, _id: &str) -> Vec<(String, String)> {
         let ts = common::iso_millis(ts);
         let k = [ts.as_bytes(), b"_", key.mac()].concat();
@@ -78,5 +117,260 @@ impl super::Scheme for Spectral {
             ]
         })
         .to_string()
+    }
+}
+
+fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key)?.as_str().filter(|s| !s.is_empty())
+}
+
+/// One issue of the custom webhook.
+fn issue_finding(input: &Input<'_>, issue: &Value, index: usize, count: usize) -> Draft {
+    let asset = text(issue, "assetId");
+    let detector_id = text(issue, "detectorId");
+    let detector = text(issue, "detectorName")
+        .or(detector_id)
+        .unwrap_or("Spectral issue");
+    let uri = text(issue, "uri");
+    // Issues carry no id: the link to the exact place (repository, commit, line) is what tells
+    // one from another; without it, this delivery and the issue's position in it.
+    let uid = text(issue, "id")
+        .or(text(issue, "issueId"))
+        .or(uri)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{}:{index}", input.event_id));
+    let mut info = Map::new();
+    info.insert("uid".into(), json!(uid));
+    info.insert("title".into(), json!(detector));
+    info.insert(
+        "desc".into(),
+        json!(match asset {
+            Some(a) => format!("{detector} in {a}"),
+            None => detector.to_string(),
+        }),
+    );
+    if let Some(id) = detector_id {
+        info.insert(
+            "analytic".into(),
+            json!({"uid": id, "name": detector, "type_id": 1, "type": "Rule"}),
+        );
+    }
+    if let Some(u) = uri {
+        info.insert("src_url".into(), json!(u));
+    }
+    let message = match asset {
+        Some(a) => format!("Spectral: {detector} in {a}"),
+        None => format!("Spectral: {detector}"),
+    };
+    let placed = [
+        "assetId",
+        "detectorId",
+        "detectorName",
+        "severity",
+        "uri",
+        "id",
+        "issueId",
+    ];
+    let extra: Map<String, Value> = issue
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter(|(k, _)| !placed.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    Draft::new(Class::DetectionFinding, 1, message)
+        .severity(
+            issue
+                .get("severity")
+                .and_then(ocsf::severity_of)
+                .unwrap_or(0),
+        )
+        .field("finding_info", Value::Object(info))
+        .field("status_id", json!(1))
+        .field("status", json!("New"))
+        .field(
+            "resources",
+            asset.map_or(
+                Value::Null,
+                |a| json!([{"type": "asset", "uid": a, "name": a}]),
+            ),
+        )
+        .unmapped("count", json!(count))
+        .unmapped(
+            "issue",
+            if extra.is_empty() {
+                Value::Null
+            } else {
+                Value::Object(extra)
+            },
+        )
+}
+
+/// An issue lifecycle step of the events webhook.
+struct Step {
+    activity: u8,
+    status_id: u8,
+    status: &'static str,
+    severity: u8,
+    verb: &'static str,
+}
+
+/// The lifecycle step an events-webhook name describes, when it is about issues.
+fn lifecycle(name: &str) -> Option<Step> {
+    let lower = name.to_ascii_lowercase();
+    let words: Vec<&str> = lower.split(|c: char| !c.is_ascii_alphanumeric()).collect();
+    let has = |w: &[&str]| words.iter().any(|x| w.contains(x));
+    if !has(&["issue", "issues", "finding", "findings"]) {
+        return None;
+    }
+    let step = |activity, status_id, status, severity, verb| Step {
+        activity,
+        status_id,
+        status,
+        severity,
+        verb,
+    };
+    Some(if has(&["reopened", "regressed"]) {
+        step(2, 1, "New", 0, "reopened")
+    } else if has(&["created", "new", "detected", "opened", "found"]) {
+        step(1, 1, "New", 0, "created")
+    } else if has(&["resolved", "fixed", "closed", "remediated"]) {
+        step(3, 4, "Resolved", 1, "resolved")
+    } else if has(&[
+        "ignored",
+        "snoozed",
+        "muted",
+        "suppressed",
+        "dismissed",
+        "false",
+    ]) {
+        step(2, 3, "Suppressed", 1, "ignored")
+    } else if has(&["assigned", "acknowledged"]) {
+        step(2, 2, "In Progress", 1, "assigned")
+    } else {
+        step(2, 99, "Other", 1, "updated")
+    })
+}
+
+/// The ids of an events-webhook payload (strings or numbers).
+fn ids(body: &Map<String, Value>) -> Vec<String> {
+    body.get("ids")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| match v {
+                    Value::String(s) if !s.is_empty() => Some(s.clone()),
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn id_finding(input: &Input<'_>, name: &str, step: &Step, id: &str, count: usize) -> Draft {
+    Draft::new(
+        Class::DetectionFinding,
+        step.activity,
+        format!("Spectral issue {}: {id}", step.verb),
+    )
+    .severity(step.severity)
+    .uid(format!("{}:{id}", input.event_id))
+    .field(
+        "finding_info",
+        json!({"uid": id, "title": format!("Spectral issue {id}")}),
+    )
+    .field("status_id", json!(step.status_id))
+    .field("status", json!(step.status))
+    .unmapped("name", json!(name))
+    .unmapped("count", json!(count))
+}
+
+/// A notice that is not about given issues: an ingest or scan completing, with its counts
+/// (numbers, or an object of numbers, summed up in the message).
+fn notice(body: &Map<String, Value>, name: &str) -> Draft {
+    let counts: Map<String, Value> = body
+        .iter()
+        .filter(|(k, v)| {
+            !["name", "event", "type", "time", "timestamp", "ids"].contains(&k.as_str())
+                && !v.is_null()
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let summary: Vec<String> = counts
+        .iter()
+        .flat_map(|(k, v)| match v {
+            Value::Object(o) => o
+                .iter()
+                .filter(|(_, n)| n.is_number())
+                .map(|(k2, n)| format!("{k2} {n}"))
+                .collect::<Vec<_>>(),
+            n => vec![format!("{k} {n}")],
+        })
+        .collect();
+    let message = if summary.is_empty() {
+        format!("Spectral {name}")
+    } else {
+        format!("Spectral {name}: {}", summary.join(", "))
+    };
+    let ids = body
+        .get("ids")
+        .filter(|v| v.as_array().is_some_and(|a| !a.is_empty()));
+    let mut d = Draft::new(Class::Base, 0, message)
+        .severity(1)
+        .unmapped("name", json!(name))
+        .unmapped("ids", ids.cloned().unwrap_or(Value::Null));
+    for (k, v) in counts {
+        d = d.unmapped(&k, v);
+    }
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vendor::Scheme;
+    use serde_json::json;
+
+    fn run(body: Value) -> Result<Vec<Draft>, String> {
+        let headers = http::HeaderMap::new();
+        let input = Input {
+            vendor: "spectral",
+            json: Some(&body),
+            headers: &headers,
+            body: b"",
+            event_id: "req-1",
+            vendor_time: None,
+            received: OffsetDateTime::UNIX_EPOCH,
+        };
+        Spectral::new(&VendorOptions::default()).normalize(&input)
+    }
+
+    #[test]
+    fn odd_bodies_map_or_fail_without_panicking() {
+        for body in [
+            json!(null),
+            json!({}),
+            json!({"issues": "x"}),
+            json!({"issues": [1, null, {"severity": 4, "uri": 7}]}),
+            json!({"name": "issue.created", "ids": [null, {}, 5]}),
+            json!({"name": "issues", "ids": "a"}),
+        ] {
+            let _ = run(body);
+        }
+        assert!(run(json!([1, 2])).is_err());
+    }
+
+    #[test]
+    fn issue_events_fan_out_per_id_and_others_are_one_notice() {
+        let d = run(json!({"name": "issue.ignored", "ids": ["a", "b", "c"]})).unwrap();
+        assert_eq!(d.len(), 3);
+        assert_eq!(d[2].fields["status_id"], json!(3));
+        assert_eq!(d[2].uid.as_deref(), Some("req-1:c"));
+        let d = run(json!({"name": "scan.completed", "ids": ["a"], "issues_found": 4})).unwrap();
+        assert_eq!((d.len(), d[0].class), (1, Class::Base));
+        assert!(run(json!({"foo": 1})).is_err());
     }
 }

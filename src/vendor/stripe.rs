@@ -2,11 +2,12 @@
 //! HMAC-SHA256 keyed with the endpoint secret as written (`whsec_...` included). Every `v1` is a
 //! candidate; other schemes (`v0`) are ignored. The event id is the body's `id`.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::common;
 use crate::config::{MacAlgorithm, TimestampUnit};
+use crate::ocsf::{self, str_at, Class, Draft, Input};
 use crate::verify::{self, Check, Claim, Facts, Key, Rejection, Unverified};
 
 pub struct Stripe;
@@ -73,4 +74,283 @@ impl super::Scheme for Stripe {
         })
         .to_string()
     }
+
+    /// By the event `type`: disputes, early fraud warnings and Radar reviews are Detection
+    /// Findings; every other event (customers, accounts, payments ...) is API Activity. `created`
+    /// is the time; the `evt_` id is already the event's uid.
+    fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {
+        let j = input
+            .json
+            .filter(|j| j.is_object())
+            .ok_or("the body is not a JSON object")?;
+        let ty = str_at(j, &["type"]).ok_or("no event type")?;
+        let draft = if ty.starts_with("charge.dispute.") {
+            dispute(ty, j)?
+        } else if ty.starts_with("radar.early_fraud_warning.") {
+            early_fraud_warning(ty, j)?
+        } else if ty == "review.opened" || ty == "review.closed" {
+            review(ty, j)?
+        } else {
+            api_activity(ty, j)
+        };
+        Ok(vec![draft])
+    }
+}
+
+/// The last word of the type (`created`, `updated`, `closed` ...).
+fn verb(ty: &str) -> &str {
+    ty.rsplit('.').next().unwrap_or(ty)
+}
+
+/// What a finding-type event says beyond the common fields.
+struct Finding {
+    title: String,
+    desc: String,
+    severity: u8,
+    types: &'static str,
+    status: Option<(u8, &'static str)>,
+}
+
+fn finding(ty: &str, j: &Value, f: Finding) -> Result<Draft, String> {
+    let obj = &j["data"]["object"];
+    let uid = str_at(obj, &["id"]).ok_or_else(|| format!("{ty} without data.object.id"))?;
+    let activity = match verb(ty) {
+        "created" | "opened" => 1,
+        "closed" => 3,
+        _ => 2,
+    };
+    let resources: Vec<Value> = [("charge", "charge"), ("payment_intent", "payment_intent")]
+        .iter()
+        .filter_map(|(k, t)| Some(json!({"type": t, "uid": obj[*k].as_str()?})))
+        .collect();
+    let info = ocsf::compact(json!({
+        "uid": uid,
+        "title": f.title,
+        "desc": f.desc,
+        "types": [f.types],
+        "created_time": ocsf::time_of(&obj["created"]),
+        "src_url": format!("https://dashboard.stripe.com/{}", dashboard_path(obj, uid)),
+    }));
+    Ok(Draft::new(
+        Class::DetectionFinding,
+        activity,
+        format!("Stripe {ty}: {}", f.title),
+    )
+    .severity(f.severity)
+    .time(ocsf::time_of(&j["created"]))
+    .field("finding_info", info)
+    .field("status", f.status.map_or(Value::Null, |s| s.1.into()))
+    .field("status_id", f.status.map_or(Value::Null, |s| s.0.into()))
+    .field(
+        "resources",
+        if resources.is_empty() {
+            Value::Null
+        } else {
+            resources.into()
+        },
+    )
+    .unmapped("event_type", ty.into())
+    .unmapped("livemode", j["livemode"].clone())
+    .unmapped("account", j["account"].clone())
+    .unmapped("amount", obj["amount"].clone())
+    .unmapped("currency", obj["currency"].clone()))
+}
+
+/// The dashboard page of a finding's object (test-mode objects live under `/test`).
+fn dashboard_path(obj: &Value, uid: &str) -> String {
+    let test = if obj["livemode"] == Value::Bool(false) {
+        "test/"
+    } else {
+        ""
+    };
+    match obj["object"].as_str() {
+        Some("dispute") => format!("{test}disputes/{uid}"),
+        Some("review") | Some("radar.early_fraud_warning") => match obj["charge"].as_str() {
+            Some(ch) => format!("{test}payments/{ch}"),
+            None => format!("{test}radar"),
+        },
+        _ => format!("{test}events"),
+    }
+}
+
+/// Disputes: High when the cardholder claims fraud (money is pulled back and the card may be
+/// stolen), Medium for other reasons (a deadline to answer, but a commercial matter).
+fn dispute(ty: &str, j: &Value) -> Result<Draft, String> {
+    let obj = &j["data"]["object"];
+    let reason = str_at(obj, &["reason"]).unwrap_or("unknown reason");
+    let status_word = str_at(obj, &["status"]).unwrap_or("");
+    let status = match status_word {
+        "warning_needs_response" | "needs_response" => Some((1, "New")),
+        "warning_under_review" | "under_review" => Some((2, "In Progress")),
+        "won" | "lost" | "warning_closed" | "prevented" => Some((4, "Resolved")),
+        _ => None,
+    };
+    let charge = str_at(obj, &["charge"]).unwrap_or("a charge");
+    let mut desc = format!("Charge {charge} disputed ({reason})");
+    if !status_word.is_empty() {
+        desc.push_str(&format!("; status {status_word}"));
+    }
+    let d = finding(
+        ty,
+        j,
+        Finding {
+            title: format!("Payment disputed: {reason}"),
+            desc,
+            severity: if reason == "fraudulent" { 4 } else { 3 },
+            types: "Payment Dispute",
+            status,
+        },
+    )?;
+    Ok(d.unmapped("dispute_status", obj["status"].clone())
+        .unmapped("reason", obj["reason"].clone())
+        .unmapped(
+            "evidence_due_by",
+            obj["evidence_details"]["due_by"]
+                .as_i64()
+                .and_then(|t| ocsf::time_of(&t.into()))
+                .into(),
+        ))
+}
+
+/// Early fraud warnings: the issuer reports the charge as fraud. High while it is actionable
+/// (refunding now avoids a dispute), Medium once it is not.
+fn early_fraud_warning(ty: &str, j: &Value) -> Result<Draft, String> {
+    let obj = &j["data"]["object"];
+    let fraud = str_at(obj, &["fraud_type"]).unwrap_or("unspecified");
+    let actionable = obj["actionable"].as_bool();
+    let charge = str_at(obj, &["charge"]).unwrap_or("a charge");
+    let d = finding(
+        ty,
+        j,
+        Finding {
+            title: format!("Early fraud warning: {fraud}"),
+            desc: format!(
+                "The card issuer reported charge {charge} as fraudulent ({fraud}); actionable: {}",
+                actionable.map_or("unknown".to_string(), |a| a.to_string())
+            ),
+            severity: if actionable == Some(false) { 3 } else { 4 },
+            types: "Early Fraud Warning",
+            status: (verb(ty) == "created").then_some((1, "New")),
+        },
+    )?;
+    Ok(d.unmapped("fraud_type", obj["fraud_type"].clone())
+        .unmapped("actionable", obj["actionable"].clone()))
+}
+
+/// Radar manual reviews: a payment held for a person to check; Medium.
+fn review(ty: &str, j: &Value) -> Result<Draft, String> {
+    let obj = &j["data"]["object"];
+    let why = str_at(obj, &["opened_reason"])
+        .or(str_at(obj, &["reason"]))
+        .unwrap_or("unspecified");
+    let open = obj["open"].as_bool().unwrap_or(ty == "review.opened");
+    let mut desc = format!(
+        "Radar placed {} in review ({why})",
+        str_at(obj, &["charge"])
+            .or(str_at(obj, &["payment_intent"]))
+            .unwrap_or("a payment")
+    );
+    if let Some(c) = str_at(obj, &["closed_reason"]) {
+        desc.push_str(&format!("; closed: {c}"));
+    }
+    let d = finding(
+        ty,
+        j,
+        Finding {
+            title: format!("Radar review: {why}"),
+            desc,
+            severity: 3,
+            types: "Radar Review",
+            status: Some(if open { (1, "New") } else { (4, "Resolved") }),
+        },
+    )?;
+    Ok(d.unmapped("closed_reason", obj["closed_reason"].clone())
+        .unmapped("ip_address", obj["ip_address"].clone())
+        .unmapped("ip_country", obj["ip_address_location"]["country"].clone()))
+}
+
+/// Routine business events are Informational; failures (payments, payouts, invoices) and an
+/// app losing access to the account are Low.
+fn activity_severity(ty: &str) -> u8 {
+    let v = verb(ty);
+    if v == "failed" || v == "payment_failed" || ty == "account.application.deauthorized" {
+        2
+    } else {
+        1
+    }
+}
+
+/// The API request that caused the event (v1 `request.id`, v2 `reason.request.id`).
+fn request_id(j: &Value) -> Option<&str> {
+    str_at(j, &["request", "id"]).or(str_at(j, &["reason", "request", "id"]))
+}
+
+/// Every other event: the object it is about as the resource, a few of its small fields, and
+/// which fields an update changed. Stripe names no person: the actor is Stripe (or the connected
+/// account the event belongs to).
+fn api_activity(ty: &str, j: &Value) -> Draft {
+    let obj = &j["data"]["object"];
+    // Thin (v2) events carry no object, only a reference to it.
+    let (kind, uid) = match obj["id"].as_str() {
+        Some(id) => (obj["object"].clone(), Some(id)),
+        None => (
+            j["related_object"]["type"].clone(),
+            str_at(j, &["related_object", "id"]),
+        ),
+    };
+    let activity = match verb(ty) {
+        "created" => 1,
+        "updated" => 3,
+        "deleted" => 4,
+        _ => 99,
+    };
+    let mut message = format!("Stripe {ty}");
+    if let Some(id) = uid {
+        message.push_str(&format!(": {id}"));
+    }
+    let failure = str_at(obj, &["last_payment_error", "code"]).or(str_at(obj, &["failure_code"]));
+    if let Some(f) = failure {
+        message.push_str(&format!(" ({f})"));
+    }
+    let changed: Option<Vec<Value>> = j["data"]["previous_attributes"]
+        .as_object()
+        .map(|p| p.keys().cloned().map(Value::String).collect());
+    let mut d = Draft::new(Class::ApiActivity, activity, message)
+        .severity(activity_severity(ty))
+        .time(ocsf::time_of(&j["created"]))
+        .field(
+            "actor",
+            ocsf::compact(json!({"app_name": "stripe", "user": {"uid": j["account"]}})),
+        )
+        .field(
+            "api",
+            ocsf::compact(json!({
+                "operation": ty,
+                "service": {"name": "stripe"},
+                "version": j["api_version"],
+                "request": {"uid": request_id(j)},
+            })),
+        )
+        .field("src_endpoint", json!({"name": "stripe"}))
+        .field(
+            "resources",
+            uid.map_or(Value::Null, |id| {
+                json!([ocsf::compact(json!({"type": kind, "uid": id}))])
+            }),
+        )
+        .unmapped("livemode", j["livemode"].clone())
+        .unmapped(
+            "idempotency_key",
+            str_at(j, &["request", "idempotency_key"])
+                .or(str_at(j, &["reason", "request", "idempotency_key"]))
+                .into(),
+        )
+        .unmapped("changed", changed.map_or(Value::Null, Value::from))
+        .unmapped("failure_code", failure.into());
+    for k in ["amount", "currency", "status", "customer"] {
+        if let Some(v) = obj.get(k).filter(|v| v.is_string() || v.is_number()) {
+            d = d.unmapped(k, v.clone());
+        }
+    }
+    d
 }

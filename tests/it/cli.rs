@@ -143,7 +143,11 @@ async fn send_posts_a_signed_event_to_a_running_gateway() {
     .unwrap();
     let ca = gw.dir.path().join("ca.crt");
     let body = gw.dir.path().join("body.json");
-    std::fs::write(&body, br#"{"action":"created"}"#).unwrap();
+    std::fs::write(
+        &body,
+        br#"{"action":"created","alert":{"number":1,"html_url":"https://github.com/acme/api/security/code-scanning/1","rule":{"id":"js/sql-injection","description":"SQL injection","security_severity_level":"high"}},"repository":{"full_name":"acme/api"},"sender":{"login":"octocat"}}"#,
+    )
+    .unwrap();
     let url = gw.base();
     let args: Vec<String> = vec![
         "send".into(),
@@ -159,6 +163,8 @@ async fn send_posts_a_signed_event_to_a_running_gateway() {
         ca.to_str().unwrap().into(),
         "--event-id".into(),
         "cli-delivery".into(),
+        "--header".into(),
+        "X-GitHub-Event: code_scanning_alert".into(),
     ];
     let port = gw.handle.ingest_addr.port();
     let out = tokio::task::spawn_blocking(move || {
@@ -174,5 +180,9 @@ async fn send_posts_a_signed_event_to_a_running_gateway() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(stdout.trim(), "200\n{\"status\":\"accepted\",\"events\":1}");
-    assert_eq!(gw.events().await[0]["metadata"]["uid"], "cli-delivery");
+    // The README's first event: with its unsigned event header, a Detection Finding.
+    let e = &gw.events().await[0];
+    assert_eq!(e["metadata"]["uid"], "cli-delivery");
+    assert_eq!(e["class_uid"], 2004, "{e}");
+    assert_eq!(e["severity_id"], 4, "{e}");
 }

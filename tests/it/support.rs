@@ -221,7 +221,8 @@ impl TestGateway {
         self.dir.path().join("events.jsonl")
     }
 
-    /// Every event the file sink has written, once the spool has nothing pending.
+    /// Every event the file sink has written, once the spool has nothing pending, each checked
+    /// against the OCSF schema subset (see [`read_lines`]).
     pub async fn events(&self) -> Vec<Value> {
         self.delivered().await;
         read_lines(&self.events_path())
@@ -348,14 +349,18 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The events a file sink wrote, one JSON object a line. Every event is checked against the OCSF
+/// schema subset (`tests/ocsf/`): a test reading events fails on one that does not conform.
 pub fn read_lines(path: &Path) -> Vec<Value> {
-    match std::fs::read_to_string(path) {
+    let events: Vec<Value> = match std::fs::read_to_string(path) {
         Ok(s) => s
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect(),
         Err(_) => Vec::new(),
-    }
+    };
+    crate::ocsf_schema::assert_conforms(&path.display().to_string(), &events);
+    events
 }
 
 /// The value of one Prometheus sample, e.g. `metric(&text, "siemgate_requests_total",

@@ -1,0 +1,529 @@
+//! Normalization: every vendor's payload becomes OCSF events (CONTRACT §6).
+//!
+//! A vendor's [`crate::vendor::Scheme::normalize`] looks at the verified request ([`Input`])
+//! and describes the events in it as [`Draft`]s: the class and activity, severity, time,
+//! message, the class's own attributes (`finding_info`, `user`, `actor`, `api`, ...) and what it
+//! leaves `unmapped`. [`finish`] turns a draft into the event every sink receives, adding what
+//! every OCSF event carries the same way for every vendor: the class, category and type names
+//! and ids, `metadata` (version, uid, logged time, product), the source, and `raw_data`.
+//!
+//! A payload a normalizer cannot map is never dropped: it becomes a Base Event with the raw body
+//! and `unmapped.siemgate.normalize_error` ([`normalize`]), counted in
+//! `siemgate_normalize_errors_total{source}`.
+
+use http::HeaderMap;
+use serde_json::{json, Map, Value};
+use time::OffsetDateTime;
+
+use crate::event::{severity_name, unix_ms, Event, Origin, OCSF_VERSION};
+use crate::telemetry::names;
+use crate::verify::Verified;
+
+/// The OCSF classes siemgate emits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    Base,
+    DetectionFinding,
+    AccountChange,
+    Authentication,
+    ApiActivity,
+}
+
+impl Class {
+    pub fn uid(self) -> u32 {
+        match self {
+            Class::Base => 0,
+            Class::DetectionFinding => 2004,
+            Class::AccountChange => 3001,
+            Class::Authentication => 3002,
+            Class::ApiActivity => 6003,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::Base => "Base Event",
+            Class::DetectionFinding => "Detection Finding",
+            Class::AccountChange => "Account Change",
+            Class::Authentication => "Authentication",
+            Class::ApiActivity => "API Activity",
+        }
+    }
+
+    pub fn category(self) -> (u32, &'static str) {
+        match self {
+            Class::Base => (0, "Uncategorized"),
+            Class::DetectionFinding => (2, "Findings"),
+            Class::AccountChange | Class::Authentication => (3, "Identity & Access Management"),
+            Class::ApiActivity => (6, "Application Activity"),
+        }
+    }
+
+    /// The name of one of the class's activities (OCSF 1.3.0); `None` for an id the class does
+    /// not define.
+    pub fn activity_name(self, id: u8) -> Option<&'static str> {
+        let name = match (self, id) {
+            (_, 0) => "Unknown",
+            (_, 99) => "Other",
+            (Class::DetectionFinding, 1) => "Create",
+            (Class::DetectionFinding, 2) => "Update",
+            (Class::DetectionFinding, 3) => "Close",
+            (Class::AccountChange, 1) => "Create",
+            (Class::AccountChange, 2) => "Enable",
+            (Class::AccountChange, 3) => "Password Change",
+            (Class::AccountChange, 4) => "Password Reset",
+            (Class::AccountChange, 5) => "Disable",
+            (Class::AccountChange, 6) => "Delete",
+            (Class::AccountChange, 7) => "Attach Policy",
+            (Class::AccountChange, 8) => "Detach Policy",
+            (Class::AccountChange, 9) => "Lock",
+            (Class::AccountChange, 10) => "MFA Factor Enable",
+            (Class::AccountChange, 11) => "MFA Factor Disable",
+            (Class::Authentication, 1) => "Logon",
+            (Class::Authentication, 2) => "Logoff",
+            (Class::Authentication, 3) => "Authentication Ticket",
+            (Class::Authentication, 4) => "Service Ticket Request",
+            (Class::Authentication, 5) => "Service Ticket Renew",
+            (Class::Authentication, 6) => "Preauth",
+            (Class::ApiActivity, 1) => "Create",
+            (Class::ApiActivity, 2) => "Read",
+            (Class::ApiActivity, 3) => "Update",
+            (Class::ApiActivity, 4) => "Delete",
+            _ => return None,
+        };
+        Some(name)
+    }
+}
+
+/// What a normalizer sees of a verified request.
+pub struct Input<'a> {
+    /// The vendor's name (`vendor = ...`).
+    pub vendor: &'a str,
+    pub json: Option<&'a Value>,
+    pub headers: &'a HeaderMap,
+    pub body: &'a [u8],
+    /// The vendor's event id, or `sha256:<digest>` of the signed bytes.
+    pub event_id: &'a str,
+    /// The time the vendor signed, when it signs one.
+    pub vendor_time: Option<OffsetDateTime>,
+    pub received: OffsetDateTime,
+}
+
+impl<'a> Input<'a> {
+    pub fn of(vendor: &'a str, v: &'a Verified) -> Input<'a> {
+        Input {
+            vendor,
+            json: v.json(),
+            headers: v.headers(),
+            body: v.body(),
+            event_id: v.event_id(),
+            vendor_time: v.vendor_time(),
+            received: v.received_at(),
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&'a str> {
+        self.headers.get(name)?.to_str().ok()
+    }
+
+    /// The JSON body, or an error a normalizer can return as is.
+    pub fn object(&self) -> Result<&'a Map<String, Value>, String> {
+        self.json
+            .and_then(Value::as_object)
+            .ok_or_else(|| "the body is not a JSON object".to_string())
+    }
+}
+
+/// One event as a normalizer describes it; [`finish`] completes it.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    pub class: Class,
+    pub activity_id: u8,
+    /// OCSF severity id (0-6); see [`crate::event::severity_id`] for vendor words.
+    pub severity_id: u8,
+    /// Unix ms of the event, when the payload says; else the signed time, else receipt.
+    pub time: Option<i64>,
+    pub message: String,
+    /// This event's own id when one request carries several events (a finding's id); the
+    /// request's event id otherwise.
+    pub uid: Option<String>,
+    /// The class's own attributes, placed at the top level (`finding_info`, `user`, ...).
+    pub fields: Map<String, Value>,
+    /// What the mapping does not place; `unmapped.siemgate` is added by [`finish`].
+    pub unmapped: Map<String, Value>,
+    /// Nothing of the body is mapped (a Base Event): without `raw_data`, the parsed body goes
+    /// under `unmapped.data` so nothing is lost; with it, the body is not sent twice.
+    pub keep_body: bool,
+}
+
+impl Draft {
+    pub fn new(class: Class, activity_id: u8, message: impl Into<String>) -> Draft {
+        Draft {
+            class,
+            activity_id,
+            severity_id: 0,
+            time: None,
+            message: message.into(),
+            uid: None,
+            fields: Map::new(),
+            unmapped: Map::new(),
+            keep_body: false,
+        }
+    }
+
+    pub fn severity(mut self, id: u8) -> Draft {
+        self.severity_id = id;
+        self
+    }
+
+    pub fn time(mut self, ms: Option<i64>) -> Draft {
+        self.time = ms;
+        self
+    }
+
+    pub fn uid(mut self, uid: impl Into<String>) -> Draft {
+        self.uid = Some(uid.into());
+        self
+    }
+
+    /// Sets a top-level attribute (null values are left out).
+    pub fn field(mut self, key: &str, value: Value) -> Draft {
+        if !value.is_null() {
+            self.fields.insert(key.to_string(), value);
+        }
+        self
+    }
+
+    pub fn unmapped(mut self, key: &str, value: Value) -> Draft {
+        if !value.is_null() {
+            self.unmapped.insert(key.to_string(), value);
+        }
+        self
+    }
+}
+
+/// Completes a draft as the `index`-th of `count` events of one request.
+pub fn finish(
+    d: Draft,
+    origin: &Origin<'_>,
+    input: &Input<'_>,
+    index: usize,
+    count: usize,
+) -> Event {
+    let received = unix_ms(input.received);
+    let time = d
+        .time
+        .or(input.vendor_time.map(unix_ms))
+        .unwrap_or(received);
+    let uid = d.uid.unwrap_or_else(|| {
+        if count > 1 {
+            format!("{}#{index}", input.event_id)
+        } else {
+            input.event_id.to_string()
+        }
+    });
+    let (category_uid, category_name) = d.class.category();
+    let activity_name = d.class.activity_name(d.activity_id).unwrap_or("Other");
+    let activity_id = if d.class.activity_name(d.activity_id).is_some() {
+        d.activity_id
+    } else {
+        99
+    };
+    let severity_id = if d.severity_id <= 6 {
+        d.severity_id
+    } else {
+        99
+    };
+    let mut metadata = json!({
+        "version": OCSF_VERSION,
+        "uid": uid,
+        "logged_time": received,
+        "product": {"name": origin.vendor, "vendor_name": origin.vendor},
+    });
+    if count > 1 {
+        metadata["correlation_uid"] = Value::String(input.event_id.to_string());
+    }
+    let mut unmapped = d.unmapped;
+    if d.keep_body && !origin.include_raw {
+        if let Some(j) = input.json {
+            unmapped.insert("data".into(), j.clone());
+        }
+    }
+    let mut siemgate = json!({"source": origin.source_id, "vendor": origin.vendor});
+    if let Some(Value::Object(extra)) = unmapped.remove("siemgate") {
+        for (k, v) in extra {
+            siemgate[k] = v;
+        }
+    }
+    unmapped.insert("siemgate".into(), siemgate);
+    let mut e = Map::new();
+    e.insert("class_uid".into(), d.class.uid().into());
+    e.insert("class_name".into(), d.class.name().into());
+    e.insert("category_uid".into(), category_uid.into());
+    e.insert("category_name".into(), category_name.into());
+    e.insert("activity_id".into(), activity_id.into());
+    e.insert("activity_name".into(), activity_name.into());
+    e.insert(
+        "type_uid".into(),
+        (u64::from(d.class.uid()) * 100 + u64::from(activity_id)).into(),
+    );
+    e.insert(
+        "type_name".into(),
+        format!("{}: {activity_name}", d.class.name()).into(),
+    );
+    e.insert("time".into(), time.into());
+    e.insert("severity_id".into(), severity_id.into());
+    e.insert("severity".into(), severity_name(severity_id).into());
+    e.insert("message".into(), d.message.into());
+    e.insert("metadata".into(), metadata);
+    for (k, mut v) in d.fields {
+        drop_malformed(&mut v);
+        e.entry(k).or_insert(v);
+    }
+    e.insert("unmapped".into(), Value::Object(unmapped));
+    if origin.include_raw {
+        raw_data(&mut e, input.body);
+    }
+    Event(e)
+}
+
+/// Removes typed attributes whose value a vendor sent malformed (an `email_addr` that is no
+/// address, an `ip` that is no IP): the SIEM would refuse or mis-type them, and `raw_data`
+/// keeps the original.
+fn drop_malformed(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|k, v| match k.as_str() {
+                "email_addr" => v.as_str().and_then(email).is_some(),
+                "ip" => v
+                    .as_str()
+                    .is_some_and(|s| s.parse::<std::net::IpAddr>().is_ok()),
+                _ => true,
+            });
+            m.values_mut().for_each(drop_malformed);
+        }
+        Value::Array(a) => a.iter_mut().for_each(drop_malformed),
+        _ => {}
+    }
+}
+
+/// `s` if it has the form of an e-mail address (OCSF `email_t`).
+pub fn email(s: &str) -> Option<&str> {
+    let (local, domain) = s.split_once('@')?;
+    let local_ok = !local.is_empty()
+        && local
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.".contains(&b));
+    let (host, tld) = domain.split_once('.')?;
+    let domain_ok = !host.is_empty()
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !tld.is_empty()
+        && tld
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    (local_ok && domain_ok).then_some(s)
+}
+
+fn raw_data(e: &mut Map<String, Value>, body: &[u8]) {
+    use base64::Engine;
+    match std::str::from_utf8(body) {
+        Ok(s) => {
+            e.insert("raw_data".into(), Value::String(s.to_string()));
+        }
+        Err(_) => {
+            e.insert(
+                "raw_data".into(),
+                Value::String(base64::engine::general_purpose::STANDARD.encode(body)),
+            );
+            if let Some(Value::Object(u)) = e.get_mut("unmapped") {
+                u["siemgate"]["raw_data_encoding"] = Value::String("base64".into());
+            }
+        }
+    }
+}
+
+/// The events of one verified request. A normalizer error (or no event at all) still yields
+/// the request as a Base Event, with the error in `unmapped.siemgate.normalize_error`.
+pub fn normalize(
+    scheme: &dyn crate::vendor::Scheme,
+    origin: &Origin<'_>,
+    verified: &Verified,
+) -> Vec<Event> {
+    let input = Input::of(origin.vendor, verified);
+    let mut drafts = match scheme.normalize(&input) {
+        Ok(d) if !d.is_empty() => d,
+        Ok(_) => fallback(&input, origin, "the payload describes no event"),
+        Err(why) => fallback(&input, origin, &why),
+    };
+    // Ids a payload repeats (two entries with the same id) still name distinct events.
+    let mut seen = std::collections::HashSet::new();
+    for (i, d) in drafts.iter_mut().enumerate() {
+        if let Some(uid) = &d.uid {
+            if !seen.insert(uid.clone()) {
+                d.uid = Some(format!("{uid}#{i}"));
+            }
+        }
+    }
+    let count = drafts.len();
+    drafts
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| finish(d, origin, &input, i, count))
+        .collect()
+}
+
+fn fallback(input: &Input<'_>, origin: &Origin<'_>, why: &str) -> Vec<Draft> {
+    metrics::counter!(names::NORMALIZE_ERRORS, "source" => origin.source_id.to_string())
+        .increment(1);
+    tracing::warn!(
+        source = origin.source_id,
+        vendor = origin.vendor,
+        error = why,
+        "payload not mapped; forwarded as a Base Event with its raw body"
+    );
+    let mut d = base(input);
+    d.unmapped
+        .insert("siemgate".into(), json!({"normalize_error": why}));
+    vec![d]
+}
+
+/// A Base Event for any payload: severity from a top-level `severity`/`level`/`priority` word,
+/// message from the first of `title`, `message`, `summary`, `event_type`, `type`, `event`,
+/// `action`; the body itself is kept (see [`Draft::keep_body`]).
+pub fn base(input: &Input<'_>) -> Draft {
+    let obj = input.json.and_then(Value::as_object);
+    let sev = obj
+        .and_then(|o| {
+            ["severity", "level", "priority"]
+                .iter()
+                .find_map(|k| severity_of(o.get(*k)?))
+        })
+        .unwrap_or(0);
+    let message = obj
+        .and_then(|o| {
+            [
+                "title",
+                "message",
+                "summary",
+                "event_type",
+                "type",
+                "event",
+                "action",
+            ]
+            .iter()
+            .find_map(|k| o.get(*k)?.as_str())
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{} webhook", input.vendor));
+    let mut d = Draft::new(Class::Base, 0, message).severity(sev);
+    d.keep_body = true;
+    d
+}
+
+/// A vendor severity (a word, or a number 0-6) as an OCSF severity id.
+pub fn severity_of(v: &Value) -> Option<u8> {
+    match v {
+        Value::String(s) => crate::event::severity_id(s),
+        Value::Number(n) => n.as_u64().filter(|n| *n <= 6).map(|n| n as u8),
+        _ => None,
+    }
+}
+
+/// 9999-12-31T23:59:59.999Z.
+const MAX_TIME_MS: i64 = 253_402_300_799_999;
+
+/// A JSON timestamp as unix ms: RFC 3339 text, or a number of seconds (or ms when it is
+/// too large to be seconds).
+pub fn time_of(v: &Value) -> Option<i64> {
+    match v {
+        Value::String(s) => {
+            if let Ok(t) = OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+            {
+                return Some(unix_ms(t));
+            }
+            s.trim()
+                .parse::<f64>()
+                .ok()
+                .and_then(|n| time_of(&json!(n)))
+        }
+        Value::Number(n) => {
+            let f = n.as_f64()?;
+            if !f.is_finite() || f < 0.0 {
+                return None;
+            }
+            // Seconds until the year 5138; anything bigger is already milliseconds. Past the
+            // year 9999 it is no time at all.
+            let ms = if f < 1e11 { f * 1000.0 } else { f };
+            (ms <= MAX_TIME_MS as f64).then_some(ms as i64)
+        }
+        _ => None,
+    }
+}
+
+/// `v` without null members and empty objects, recursively: what a mapping builds from
+/// optional vendor fields.
+pub fn compact(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| (k, compact(v)))
+                .filter(|(_, v)| !v.is_null() && v.as_object().is_none_or(|o| !o.is_empty()))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(compact).collect()),
+        other => other,
+    }
+}
+
+/// The string at `path` in `v`.
+pub fn str_at<'v>(v: &'v Value, path: &[&str]) -> Option<&'v str> {
+    at(v, path)?.as_str()
+}
+
+/// The value at `path` in `v`.
+pub fn at<'v>(v: &'v Value, path: &[&str]) -> Option<&'v Value> {
+    path.iter().try_fold(v, |v, k| v.get(*k))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_in_seconds_milliseconds_and_rfc_3339_all_read_as_ms() {
+        assert_eq!(time_of(&json!(1707840000)), Some(1_707_840_000_000));
+        assert_eq!(time_of(&json!(1707840000.5)), Some(1_707_840_000_500));
+        assert_eq!(time_of(&json!(1707840000123i64)), Some(1_707_840_000_123));
+        assert_eq!(
+            time_of(&json!("2026-04-06T14:32:01.847Z")),
+            Some(1_775_485_921_847)
+        );
+        assert_eq!(time_of(&json!("1707840000")), Some(1_707_840_000_000));
+        assert_eq!(time_of(&json!("yesterday")), None);
+        assert_eq!(time_of(&json!(-1)), None);
+        assert_eq!(time_of(&json!(1e300)), None);
+    }
+
+    #[test]
+    fn malformed_emails_and_ips_are_left_out() {
+        assert_eq!(email("alice@acme.com"), Some("alice@acme.com"));
+        for bad in ["@", "alice", "a@b", "a@.com", "a b@c.d", "@acme.com"] {
+            assert_eq!(email(bad), None, "{bad}");
+        }
+        let mut v = json!({"user": {"name": "a", "email_addr": "@"}, "src_endpoint": {"ip": "x"},
+                           "evidences": [{"src_endpoint": {"ip": "203.0.113.7"}}]});
+        drop_malformed(&mut v);
+        assert_eq!(
+            v,
+            json!({"user": {"name": "a"}, "src_endpoint": {},
+                   "evidences": [{"src_endpoint": {"ip": "203.0.113.7"}}]})
+        );
+    }
+
+    #[test]
+    fn activity_ids_a_class_does_not_define_become_other() {
+        assert_eq!(Class::DetectionFinding.activity_name(4), None);
+        assert_eq!(Class::Authentication.activity_name(1), Some("Logon"));
+        assert_eq!(Class::Base.activity_name(0), Some("Unknown"));
+    }
+}
