@@ -330,10 +330,13 @@ async fn serve(
     }
 }
 
-/// The events in an `http` sink request (a JSON array).
+/// The events in an `http` sink request (a JSON array), each checked against the OCSF schema.
 pub fn events_of(c: &Captured) -> Vec<Value> {
     match c.json() {
-        Value::Array(a) => a,
+        Value::Array(a) => {
+            crate::ocsf_schema::assert_conforms("an http sink request", &a);
+            a
+        }
         other => panic!("expected a JSON array of events, got {other}"),
     }
 }

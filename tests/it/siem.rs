@@ -430,7 +430,9 @@ fn hec_events(c: &Captured) -> Vec<Value> {
 }
 
 fn hec_request_uids(c: &Captured) -> Vec<String> {
-    hec_events(c).iter().map(|o| uid_of(&o["event"])).collect()
+    let objs = hec_events(c);
+    crate::ocsf_schema::assert_conforms("HEC events", objs.iter().map(|o| &o["event"]));
+    objs.iter().map(|o| uid_of(&o["event"])).collect()
 }
 
 /// The uids of every event in a 2xx-answered `/event` POST.
@@ -1226,7 +1228,10 @@ fn is_ingest(c: &Captured) -> bool {
 
 fn az_records(c: &Captured) -> Vec<Value> {
     match c.json() {
-        Value::Array(a) => a,
+        Value::Array(a) => {
+            crate::ocsf_schema::assert_conforms("Sentinel records", a.iter().map(|r| &r["Event"]));
+            a
+        }
         other => panic!("expected a JSON array of records, got {other}"),
     }
 }
@@ -1871,7 +1876,10 @@ fn is_dd(c: &Captured) -> bool {
 
 fn dd_logs(c: &Captured) -> Vec<Value> {
     match c.json() {
-        Value::Array(a) => a,
+        Value::Array(a) => {
+            crate::ocsf_schema::assert_conforms("Datadog logs", a.iter().map(|l| &l["ocsf"]));
+            a
+        }
         other => panic!("expected a JSON array of logs, got {other}"),
     }
 }
