@@ -1320,12 +1320,57 @@ async fn sentinel_fetches_one_token_and_posts_gzipped_record_arrays() {
         ids.insert(c.header("x-ms-client-request-id").unwrap().to_string());
         for r in az_records(c) {
             check_az_record(&r, "az-src");
+            check_against_the_shipped_table(&r);
         }
     }
     assert_eq!(ids.len(), 3, "a new x-ms-client-request-id per request");
     let s = sink_status(&gw, "az").await;
     assert_eq!(s["healthy"], true, "{s}");
     assert_eq!(s["queued_events"], 0);
+}
+
+/// A record has exactly the columns of the table and DCR stream users create from
+/// `deploy/sentinel/`, each with a JSON value of the column's type: a column the DCR does not
+/// declare would be dropped by Azure without an error.
+fn check_against_the_shipped_table(record: &Value) {
+    let read = |f: &str| -> Value {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("deploy/sentinel")
+            .join(f);
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    let table = read("table.json");
+    let dcr = read("dcr.json");
+    let stream = dcr["resources"][0]["properties"]["streamDeclarations"]["Custom-SiemGate"]
+        ["columns"]
+        .clone();
+    for columns in [&table["properties"]["schema"]["columns"], &stream] {
+        let columns = columns.as_array().expect("a column list");
+        let mut names: Vec<&str> = columns
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        let mut keys: Vec<&str> = record
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        names.sort();
+        keys.sort();
+        assert_eq!(keys, names, "the record's fields are the shipped columns");
+        for c in columns {
+            let v = &record[c["name"].as_str().unwrap()];
+            let ok = match c["type"].as_str().unwrap() {
+                "string" => v.is_string(),
+                "int" | "long" => v.is_i64() || v.is_u64(),
+                "datetime" => v.as_str().is_some_and(|s| rfc3339_ms(s) > 0),
+                "dynamic" => v.is_object(),
+                other => panic!("unexpected column type {other}"),
+            };
+            assert!(ok, "column {c} holds {v}");
+        }
+    }
 }
 
 #[tokio::test]
