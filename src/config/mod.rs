@@ -196,6 +196,16 @@ pub enum Compression {
     Gzip,
 }
 
+/// How the `sentinel` sink proves itself to Microsoft Entra ID.
+#[derive(Debug, Clone)]
+pub enum EntraCredential {
+    /// `client_secret`: the app registration's secret.
+    Secret(Secret),
+    /// `client_assertion_file`: a federated token (Kubernetes workload identity:
+    /// `$AZURE_FEDERATED_TOKEN_FILE`), re-read for every token request as the kubelet rotates it.
+    AssertionFile(PathBuf),
+}
+
 #[derive(Debug, Clone)]
 pub enum SinkKind {
     File {
@@ -227,7 +237,7 @@ pub enum SinkKind {
         stream: String,
         tenant_id: String,
         client_id: String,
-        client_secret: Secret,
+        credential: EntraCredential,
         authority: String,
         scope: String,
     },

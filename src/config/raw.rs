@@ -195,6 +195,7 @@ pub struct RawSink {
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
     pub client_secret_file: Option<String>,
+    pub client_assertion_file: Option<String>,
     pub authority: Option<String>,
     pub scope: Option<String>,
     // sentinel_data_collector
@@ -213,7 +214,7 @@ pub struct RawSink {
 impl RawSink {
     /// Names of the type-specific keys that are set.
     pub fn type_keys_set(&self) -> Vec<&'static str> {
-        let pairs: [(&'static str, bool); 34] = [
+        let pairs: [(&'static str, bool); 35] = [
             ("path", self.path.is_some()),
             ("url", self.url.is_some()),
             ("method", self.method.is_some()),
@@ -236,6 +237,10 @@ impl RawSink {
             ("client_id", self.client_id.is_some()),
             ("client_secret", self.client_secret.is_some()),
             ("client_secret_file", self.client_secret_file.is_some()),
+            (
+                "client_assertion_file",
+                self.client_assertion_file.is_some(),
+            ),
             ("authority", self.authority.is_some()),
             ("scope", self.scope.is_some()),
             ("workspace_id", self.workspace_id.is_some()),

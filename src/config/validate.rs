@@ -644,6 +644,7 @@ fn build_sink(cx: &mut Ctx<'_>, path: &str, r: RawSink) -> Option<SinkConfig> {
             "client_id",
             "client_secret",
             "client_secret_file",
+            "client_assertion_file",
             "authority",
             "scope",
             "allow_http",
@@ -782,15 +783,33 @@ fn build_sink(cx: &mut Ctx<'_>, path: &str, r: RawSink) -> Option<SinkConfig> {
             stream: required(cx, "stream", r.stream),
             tenant_id: required(cx, "tenant_id", r.tenant_id),
             client_id: required(cx, "client_id", r.client_id),
-            client_secret: cx
-                .secret(
+            credential: {
+                let assertion = r.client_assertion_file.map(|p| {
+                    let p = cx.resolve_path(&p);
+                    if let Err(e) = std::fs::metadata(&p) {
+                        cx.err(
+                            format!("{path}.client_assertion_file"),
+                            format!("cannot read {}: {e}", p.display()),
+                        );
+                    }
+                    p
+                });
+                let secret = cx.secret(
                     path,
                     "client_secret",
                     r.client_secret,
                     r.client_secret_file,
-                    true,
-                )
-                .unwrap_or_else(|| Secret::new("")),
+                    assertion.is_none(),
+                );
+                match (secret, assertion) {
+                    (Some(_), Some(_)) => {
+                        cx.err(path, "set client_secret or client_assertion_file, not both");
+                        EntraCredential::Secret(Secret::new(""))
+                    }
+                    (_, Some(p)) => EntraCredential::AssertionFile(p),
+                    (s, None) => EntraCredential::Secret(s.unwrap_or_else(|| Secret::new(""))),
+                }
+            },
             authority: url_key(cx, "authority", r.authority, false)
                 .unwrap_or_else(|| "https://login.microsoftonline.com".into()),
             scope: r

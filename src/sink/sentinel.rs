@@ -2,9 +2,11 @@
 //!
 //! `POST {endpoint}/dataCollectionRules/{dcr_id}/streams/{stream}?api-version=2023-01-01`
 //! with a JSON array of records, gzip-compressed, and a Microsoft Entra ID token from the
-//! client-credentials flow at `{authority}/{tenant_id}/oauth2/v2.0/token`. The token is cached
-//! until shortly before it expires; a 401 from the ingestion API fetches a fresh one and sends
-//! the batch again once before the sink counts as unauthorized.
+//! client-credentials flow at `{authority}/{tenant_id}/oauth2/v2.0/token`, proved with the
+//! app's `client_secret` or with a federated token from `client_assertion_file` (Kubernetes
+//! workload identity). The token is cached until shortly before it expires; a 401 from the
+//! ingestion API fetches a fresh one and sends the batch again once before the sink counts as
+//! unauthorized.
 //!
 //! The API takes at most 1 MB per call, compressed or not: bodies are kept to 1,000,000 bytes
 //! of uncompressed JSON (batches are cut below that and split when the records come out
@@ -23,7 +25,7 @@ use tokio::time::Instant;
 use super::summary::{self, Columns, Summary};
 use super::transport;
 use super::{BoxFuture, Delivery, Limits, Sink, SinkError};
-use crate::config::{Secret, SinkConfig, SinkKind};
+use crate::config::{EntraCredential, SinkConfig, SinkKind};
 use crate::spool::Record;
 
 /// The API's limit per call, on the uncompressed JSON (as Microsoft's SDK counts it).
@@ -52,7 +54,7 @@ pub struct SentinelSink {
     ingest_url: String,
     token_url: String,
     client_id: String,
-    client_secret: Secret,
+    credential: EntraCredential,
     scope: String,
     token: Mutex<Option<Token>>,
     headers: http::HeaderMap,
@@ -67,18 +69,20 @@ impl SentinelSink {
             stream,
             tenant_id,
             client_id,
-            client_secret,
+            credential,
             authority,
             scope,
         } = &cfg.kind
         else {
             unreachable!("built for sentinel sinks only")
         };
-        if client_secret.expose_str().is_none() {
-            return Err(SinkError::Setup {
-                sink: cfg.id.clone(),
-                message: "client_secret is not UTF-8 text".into(),
-            });
+        if let EntraCredential::Secret(s) = credential {
+            if s.expose_str().is_none() {
+                return Err(SinkError::Setup {
+                    sink: cfg.id.clone(),
+                    message: "client_secret is not UTF-8 text".into(),
+                });
+            }
         }
         Ok(SentinelSink {
             id: cfg.id.clone(),
@@ -87,7 +91,7 @@ impl SentinelSink {
             ),
             token_url: format!("{authority}/{tenant_id}/oauth2/v2.0/token"),
             client_id: client_id.clone(),
-            client_secret: client_secret.clone(),
+            credential: credential.clone(),
             scope: scope.clone(),
             token: Mutex::new(None),
             headers: transport::custom_headers(
@@ -125,13 +129,33 @@ impl SentinelSink {
     }
 
     async fn fetch_token(&self) -> Result<Token, Delivery> {
-        let secret = self.client_secret.expose_str().unwrap_or_default();
-        let form = [
+        let assertion;
+        let mut form = vec![
             ("grant_type", "client_credentials"),
             ("client_id", self.client_id.as_str()),
-            ("client_secret", secret),
             ("scope", self.scope.as_str()),
         ];
+        match &self.credential {
+            EntraCredential::Secret(s) => {
+                form.push(("client_secret", s.expose_str().unwrap_or_default()));
+            }
+            EntraCredential::AssertionFile(path) => {
+                // Re-read each time: the kubelet rotates the projected token.
+                let text = std::fs::read_to_string(path).map_err(|e| Delivery::Retry {
+                    error: format!(
+                        "client_assertion_file {}: cannot read it: {e}",
+                        path.display()
+                    ),
+                    after: None,
+                })?;
+                assertion = zeroize::Zeroizing::new(text.trim().to_string());
+                form.push((
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ));
+                form.push(("client_assertion", assertion.as_str()));
+            }
+        }
         let req = self.client.post(&self.token_url).form(&form);
         let answer = transport::send(req).await.map_err(|d| Delivery::Retry {
             error: format!("Entra ID token endpoint: {}", d.error()),

@@ -1011,6 +1011,8 @@ struct AzState {
     issued: u32,
     revoked: u32,
     ingest: IngestMode,
+    /// Federated tokens (workload identity) Entra ID takes as client assertions.
+    assertions: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -1023,7 +1025,12 @@ impl Az {
             issued: 0,
             revoked: 0,
             ingest: IngestMode::Up,
+            assertions: Vec::new(),
         })))
+    }
+
+    fn trust_assertion(&self, a: &str) {
+        self.0.lock().unwrap().assertions.push(a.to_string());
     }
 
     fn token(&self, m: TokenMode) {
@@ -1091,7 +1098,17 @@ fn azure_reply(az: &Az, c: &Captured) -> Reply {
                 "AADSTS700016: Application not found in the directory.",
             );
         }
-        if get("client_secret") != Some(CLIENT_SECRET) {
+        let assertion_ok = get("client_assertion_type")
+            == Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+            && get("client_assertion").is_some_and(|a| st.assertions.iter().any(|t| t == a));
+        if get("client_secret").is_some() && get("client_assertion").is_some() {
+            return entra_error(
+                400,
+                "invalid_request",
+                "AADSTS50027: Only one client credential may be used.",
+            );
+        }
+        if get("client_secret") != Some(CLIENT_SECRET) && !assertion_ok {
             return entra_error(
                 401,
                 "invalid_client",
@@ -1371,6 +1388,49 @@ fn check_against_the_shipped_table(record: &Value) {
             assert!(ok, "column {c} holds {v}");
         }
     }
+}
+
+#[tokio::test]
+async fn sentinel_signs_in_with_a_rotated_workload_identity_token_instead_of_a_secret() {
+    let az = Az::new();
+    az.trust_assertion("federated-token-1");
+    let fake = azure_fake(&az).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("azure-identity-token");
+    std::fs::write(&token_file, "federated-token-1\n").unwrap();
+    let sink = sentinel("wi", &fake, QUICK, "").replace(
+        &format!("client_secret = \"{CLIENT_SECRET}\"\n"),
+        &format!(
+            "client_assertion_file = {:?}\n",
+            token_file.display().to_string()
+        ),
+    );
+    let gw = start("", gh("wi-src", &["wi"]), sink).await;
+    accept(&gw, "wi-src", "wi-0").await;
+    gw.delivered().await;
+    // The kubelet rotates the projected token; the next token request reads the new one.
+    std::fs::write(&token_file, "federated-token-2").unwrap();
+    az.trust_assertion("federated-token-2");
+    az.revoke_tokens();
+    accept(&gw, "wi-src", "wi-1").await;
+    gw.delivered().await;
+    let reqs = fake.requests();
+    assert_eq!(sorted(az_uids(&reqs)), ["wi-0", "wi-1"]);
+    let assertions: Vec<String> = reqs
+        .iter()
+        .filter(|c| is_token_request(c) && c.answered == 200)
+        .map(|c| {
+            let f = form(&String::from_utf8_lossy(&c.body));
+            assert!(!f.contains_key("client_secret"), "{f:?}");
+            f["client_assertion"].clone()
+        })
+        .collect();
+    assert_eq!(
+        assertions.last().map(String::as_str),
+        Some("federated-token-2"),
+        "{assertions:?}"
+    );
+    assert_eq!(assertions[0], "federated-token-1");
 }
 
 #[tokio::test]

@@ -291,3 +291,48 @@ fn syntax_errors_have_lines() {
     let errs = parse_err("[server]\nlisten = \n");
     assert_eq!(errs[0].line, Some(2));
 }
+
+#[test]
+fn a_sentinel_sink_takes_a_client_secret_or_a_workload_identity_token_file_not_both() {
+    let sink = |cred: &str| {
+        format!(
+            "{}\n[[sinks]]\nid = \"az\"\ntype = \"sentinel\"\nendpoint = \"https://dce.example\"\ndcr_id = \"dcr-1\"\nstream = \"Custom-SiemGate\"\ntenant_id = \"t\"\nclient_id = \"c\"\n{cred}\n",
+            MINIMAL.replace("sinks = [\"out\"]", "sinks = [\"out\", \"az\"]")
+        )
+    };
+    let token = std::env::temp_dir().join("siemgate-test-federated-token");
+    std::fs::write(&token, "jwt").unwrap();
+    let file = format!("client_assertion_file = {:?}", token.display().to_string());
+    let c = parse_ok(&sink(&file));
+    assert!(matches!(
+        &c.sinks[1].kind,
+        SinkKind::Sentinel { credential: EntraCredential::AssertionFile(p), .. } if *p == token
+    ));
+    let c = parse_ok(&sink("client_secret = \"s\""));
+    assert!(matches!(
+        &c.sinks[1].kind,
+        SinkKind::Sentinel {
+            credential: EntraCredential::Secret(_),
+            ..
+        }
+    ));
+    let both = parse_err(&sink(&format!("client_secret = \"s\"\n{file}")));
+    assert!(
+        both.iter().any(|e| e.message.contains("not both")),
+        "{both:?}"
+    );
+    let neither = parse_err(&sink(""));
+    assert!(
+        neither
+            .iter()
+            .any(|e| e.message.contains("missing client_secret")),
+        "{neither:?}"
+    );
+    let missing = parse_err(&sink("client_assertion_file = \"/nonexistent/token\""));
+    assert!(
+        missing
+            .iter()
+            .any(|e| e.path.ends_with("client_assertion_file")),
+        "{missing:?}"
+    );
+}
