@@ -288,18 +288,29 @@ pub fn finish(
 }
 
 /// Removes typed attributes whose value a vendor sent malformed (an `email_addr` that is no
-/// address, an `ip` that is no IP): the SIEM would refuse or mis-type them, and `raw_data`
-/// keeps the original.
+/// address, an `ip` that is no IP): the SIEM would refuse or mis-type them. A malformed text
+/// becomes the object's `name` when it has none, so the object still names something (OCSF
+/// needs a name or an id on users and endpoints); `raw_data` keeps the original either way.
 fn drop_malformed(v: &mut Value) {
     match v {
         Value::Object(m) => {
-            m.retain(|k, v| match k.as_str() {
-                "email_addr" => v.as_str().and_then(email).is_some(),
-                "ip" => v
-                    .as_str()
-                    .is_some_and(|s| s.parse::<std::net::IpAddr>().is_ok()),
-                _ => true,
+            let mut text = None;
+            m.retain(|k, v| {
+                let ok = match k.as_str() {
+                    "email_addr" => v.as_str().and_then(email).is_some(),
+                    "ip" => v
+                        .as_str()
+                        .is_some_and(|s| s.parse::<std::net::IpAddr>().is_ok()),
+                    _ => true,
+                };
+                if !ok && text.is_none() {
+                    text = v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
+                }
+                ok
             });
+            if let Some(t) = text {
+                m.entry("name").or_insert(Value::String(t));
+            }
             m.values_mut().for_each(drop_malformed);
         }
         Value::Array(a) => a.iter_mut().for_each(drop_malformed),
@@ -511,11 +522,13 @@ mod tests {
             assert_eq!(email(bad), None, "{bad}");
         }
         let mut v = json!({"user": {"name": "a", "email_addr": "@"}, "src_endpoint": {"ip": "x"},
+                           "actor": {"user": {"email_addr": false}},
                            "evidences": [{"src_endpoint": {"ip": "203.0.113.7"}}]});
         drop_malformed(&mut v);
         assert_eq!(
             v,
-            json!({"user": {"name": "a"}, "src_endpoint": {},
+            json!({"user": {"name": "a"}, "src_endpoint": {"name": "x"},
+                   "actor": {"user": {}},
                    "evidences": [{"src_endpoint": {"ip": "203.0.113.7"}}]})
         );
     }

@@ -758,7 +758,11 @@ fn any_verified_body_of_any_vendor_normalizes_to_conforming_events() {
     for &kind in VendorKind::ALL {
         let vendor = Vendor::new(kind);
         let mut runner = TestRunner::new(Config {
-            cases: CASES,
+            // PROPTEST_CASES=N runs a longer search than CI's.
+            cases: std::env::var("PROPTEST_CASES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(CASES),
             failure_persistence: None,
             max_shrink_iters: 256,
             ..Config::default()
