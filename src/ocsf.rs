@@ -276,7 +276,11 @@ pub fn finish(
     e.insert("severity".into(), severity_name(severity_id).into());
     e.insert("message".into(), d.message.into());
     e.insert("metadata".into(), metadata);
-    for (k, mut v) in d.fields {
+    let mut fields = d.fields;
+    if d.class == Class::ApiActivity {
+        api_defaults(&mut fields, origin.vendor);
+    }
+    for (k, mut v) in fields {
         drop_malformed(&mut v);
         e.entry(k).or_insert(v);
     }
@@ -285,6 +289,18 @@ pub fn finish(
         raw_data(&mut e, input.body);
     }
     Event(e)
+}
+
+/// What OCSF requires of an API Activity that a webhook always knows: the API's service is the
+/// vendor, and so is the source endpoint when the payload names no address.
+fn api_defaults(fields: &mut Map<String, Value>, vendor: &str) {
+    if let Some(Value::Object(api)) = fields.get_mut("api") {
+        api.entry("service")
+            .or_insert_with(|| json!({ "name": vendor }));
+    }
+    fields
+        .entry("src_endpoint")
+        .or_insert_with(|| json!({ "name": vendor }));
 }
 
 /// Removes typed attributes whose value a vendor sent malformed (an `email_addr` that is no

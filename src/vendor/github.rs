@@ -581,11 +581,7 @@ fn api_activity(event: &str, j: &Value) -> Draft {
     let mut d = Draft::new(Class::ApiActivity, activity_id(event, action), message)
         .severity(activity_severity(event, action, j))
         .field("actor", actor)
-        .field(
-            "api",
-            json!({"operation": operation, "service": {"name": "github"}}),
-        )
-        .field("src_endpoint", json!({"name": "github"}))
+        .field("api", json!({"operation": operation}))
         .field(
             "resources",
             match repository(j) {

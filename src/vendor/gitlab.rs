@@ -448,11 +448,7 @@ fn api_activity(kind: &str, j: &Value) -> Draft {
     .severity(activity_severity(kind, action.as_deref()))
     .time(event_time(j))
     .field("actor", actor)
-    .field(
-        "api",
-        json!({"operation": operation, "service": {"name": "gitlab"}}),
-    )
-    .field("src_endpoint", json!({"name": "gitlab"}))
+    .field("api", json!({"operation": operation}))
     .field(
         "resources",
         if target.is_null() {

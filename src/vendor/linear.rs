@@ -74,11 +74,7 @@ impl super::Scheme for Linear {
             .severity(1)
             .time(at(j, &["createdAt"]).and_then(ocsf::time_of))
             .field("actor", actor(j))
-            .field(
-                "api",
-                json!({"operation": format!("{kind}.{action}"), "service": {"name": "linear"}}),
-            )
-            .field("src_endpoint", json!({"name": "linear"}))
+            .field("api", json!({"operation": format!("{kind}.{action}")}))
             .field("resources", resources.unwrap_or(Value::Null))
             .unmapped("url", j["url"].clone())
             .unmapped("organization_id", j["organizationId"].clone())

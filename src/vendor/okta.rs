@@ -285,16 +285,10 @@ fn api_activity(e: &Value, event_type: &str) -> Draft {
     let (status_id, status) = outcome(e);
     let what = str_at(e, &["displayMessage"]).unwrap_or(event_type);
     let who = known(&e["actor"]["alternateId"]).unwrap_or("an unknown actor");
-    let src = match src_endpoint(e) {
-        Value::Null => json!({"name": "okta"}),
-        s => s,
-    };
+    let src = src_endpoint(e);
     Draft::new(Class::ApiActivity, activity, format!("{what} by {who}"))
         .field("actor", actor(e))
-        .field(
-            "api",
-            json!({"operation": event_type, "service": {"name": "okta"}}),
-        )
+        .field("api", json!({"operation": event_type}))
         .field("src_endpoint", src)
         .field("http_request", http_request(e))
         .field("status_id", json!(status_id))

@@ -186,11 +186,7 @@ fn other(event: &Value, event_type: &str) -> Draft {
     )
     .severity(1)
     .field("actor", actor)
-    .field(
-        "api",
-        json!({"operation": event_type, "service": {"name": "pagerduty"}}),
-    )
-    .field("src_endpoint", json!({"name": "pagerduty"}))
+    .field("api", json!({"operation": event_type}))
     .field(
         "resources",
         resources.map(ocsf::compact).unwrap_or(Value::Null),

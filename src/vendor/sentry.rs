@@ -304,11 +304,7 @@ fn api_activity(j: &Value, resource: &str, action: &str) -> Draft {
     .severity(1)
     .time(time)
     .field("actor", actor(&j["actor"]))
-    .field(
-        "api",
-        json!({"operation": format!("{resource}.{action}"), "service": {"name": "sentry"}}),
-    )
-    .field("src_endpoint", json!({"name": "sentry"}))
+    .field("api", json!({"operation": format!("{resource}.{action}")}))
     .field("resources", ocsf::compact(resource_json))
     .unmapped("project", data["project_slug"].clone())
 }

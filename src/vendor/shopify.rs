@@ -130,7 +130,7 @@ fn shop_resource(j: &Value, shop: Option<&str>) -> Value {
 }
 
 fn api(topic: &str) -> Value {
-    json!({"operation": topic, "service": {"name": "shopify"}})
+    json!({"operation": topic})
 }
 
 /// The GDPR compliance topics: the shop asks the app to hand over or erase what it holds about
@@ -163,7 +163,6 @@ fn gdpr(topic: &str, j: &Value, shop: Option<&str>) -> Draft {
         .severity(3)
         .field("actor", json!({"app_name": "shopify"}))
         .field("api", api(topic))
-        .field("src_endpoint", json!({"name": "shopify"}))
         .field("resources", json!(resources))
         .unmapped("compliance", note.into())
         .unmapped("shop_domain", shop.into())
@@ -220,11 +219,8 @@ fn activity(topic: &str, j: &Value, shop: Option<&str>) -> Draft {
         None => json!({"app_name": "shopify"}),
     };
     let time = ocsf::time_of(&j["updated_at"]).or_else(|| ocsf::time_of(&j["created_at"]));
-    // Orders carry the buyer's browser address.
-    let endpoint = match str_at(j, &["browser_ip"]) {
-        Some(ip) => json!({ "ip": ip }),
-        None => json!({"name": "shopify"}),
-    };
+    // Orders carry the buyer's browser address (else the source is Shopify: see ocsf::finish).
+    let endpoint = str_at(j, &["browser_ip"]).map_or(Value::Null, |ip| json!({ "ip": ip }));
     let mut d = Draft::new(Class::ApiActivity, activity_id(topic), message)
         .severity(severity(topic))
         .time(time)

@@ -217,11 +217,7 @@ fn event_callback(j: &Value) -> Result<Draft, String> {
             .severity(severity(ty))
             .time(time)
             .field("actor", actor)
-            .field(
-                "api",
-                json!({"operation": operation, "service": {"name": "slack"}}),
-            )
-            .field("src_endpoint", json!({"name": "slack"}))
+            .field("api", json!({"operation": operation}))
             .field(
                 "resources",
                 if channel.is_null() {

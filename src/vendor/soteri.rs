@@ -291,8 +291,7 @@ fn api_activity(body: &Value, event_type: &str, words: &[String], user: Value) -
         .or(ocsf::str_at(&user, &["uid"]))
         .unwrap_or("unknown")
         .to_string();
-    let src = text(body, &["ipAddress", "ip"])
-        .map_or_else(|| json!({"name": "soteri"}), |ip| json!({"ip": ip}));
+    let src = text(body, &["ipAddress", "ip"]).map_or(Value::Null, |ip| json!({"ip": ip}));
     Draft::new(
         Class::ApiActivity,
         verb(words),
@@ -300,10 +299,7 @@ fn api_activity(body: &Value, event_type: &str, words: &[String], user: Value) -
     )
     .severity(1)
     .field("actor", json!({"user": user}))
-    .field(
-        "api",
-        json!({"operation": event_type, "service": {"name": "soteri"}}),
-    )
+    .field("api", json!({"operation": event_type}))
     .field("src_endpoint", src)
     .field(
         "resources",

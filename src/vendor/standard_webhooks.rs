@@ -277,8 +277,7 @@ fn envelope(vendor: &str, j: &Value, ty: &str, data: &Value) -> Draft {
         .severity(severity)
         .time(ocsf::time_of(&j["timestamp"]))
         .field("actor", actor(vendor, data))
-        .field("api", json!({"operation": ty, "service": {"name": vendor}}))
-        .field("src_endpoint", json!({ "name": vendor }))
+        .field("api", json!({"operation": ty}))
         .field("resources", resource.unwrap_or(Value::Null))
         .unmapped(
             "data",

@@ -326,12 +326,10 @@ fn api_activity(ty: &str, j: &Value) -> Draft {
             "api",
             ocsf::compact(json!({
                 "operation": ty,
-                "service": {"name": "stripe"},
                 "version": j["api_version"],
                 "request": {"uid": request_id(j)},
             })),
         )
-        .field("src_endpoint", json!({"name": "stripe"}))
         .field(
             "resources",
             uid.map_or(Value::Null, |id| {

@@ -330,10 +330,7 @@ fn api_activity(body: &Value, event_type: &str, words: &[&str]) -> Draft {
         .or(ocsf::str_at(&actor, &["uid"]))
         .unwrap_or("unknown")
         .to_string();
-    let src = match endpoint(body) {
-        Value::Null => json!({"name": "syvault"}),
-        e => e,
-    };
+    let src = endpoint(body);
     let resource = body.get("target").and_then(Value::as_object).map(|t| {
         let mut r = Map::new();
         for (k, key) in [("type", "type"), ("uid", "id"), ("name", "name")] {
@@ -349,10 +346,7 @@ fn api_activity(body: &Value, event_type: &str, words: &[&str]) -> Draft {
         format!("SyVault {event_type} by {name}"),
     )
     .field("actor", as_actor(actor))
-    .field(
-        "api",
-        json!({"operation": event_type, "service": {"name": "syvault"}}),
-    )
+    .field("api", json!({"operation": event_type}))
     .field("src_endpoint", src)
     .field("http_request", user_agent(body))
     .field("resources", resource.unwrap_or(Value::Null))

@@ -207,11 +207,7 @@ fn api_activity(payload: &Value, event: &str) -> Draft {
             "actor",
             actor(payload).unwrap_or_else(|| json!({"app_name": "Zoom"})),
         )
-        .field(
-            "api",
-            json!({"operation": event, "service": {"name": "zoom"}}),
-        )
-        .field("src_endpoint", json!({"name": "zoom"}))
+        .field("api", json!({"operation": event}))
         .field("resources", resources.unwrap_or(Value::Null))
         .unmapped("host_id", o["host_id"].clone())
 }
