@@ -36,8 +36,13 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
+    /// At most [`MAX_BODY_LIMIT`].
     pub max_body: u64,
+    /// A connection must send its first complete request head within this of being accepted
+    /// (after the TLS handshake).
     pub header_timeout: Duration,
+    /// A connection with no request in progress is closed after this (HTTP/1.1 and h2).
+    pub idle_timeout: Duration,
     pub request_timeout: Duration,
     pub handshake_timeout: Duration,
     /// After a shutdown signal: how long `/readyz` says 503 while requests are still served,
@@ -45,8 +50,12 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Then: how long requests in flight may take to finish.
     pub drain_timeout: Duration,
+    /// As configured; the listener clamps it below the open-file limit.
     pub max_connections: usize,
     pub max_header_size: usize,
+    /// Bytes of request bodies being read or held at once, over every connection; at least
+    /// `max_body`. Past it, requests are answered 503 + Retry-After.
+    pub max_inflight_body_bytes: u64,
     pub client_rate_limit: RateLimit,
     /// Bound on the per-client limiter's key map; past it, new clients share one bucket.
     pub max_tracked_clients: usize,
@@ -71,7 +80,17 @@ pub struct RateLimit {
 pub struct AdminConfig {
     pub listen: SocketAddr,
     pub token: Option<Secret>,
+    /// Open admin connections at most; their file descriptors are reserved out of the
+    /// open-file limit before the ingest listener gets its share.
+    pub max_connections: usize,
 }
+
+/// The largest `server.max_body`. The spool writes each event as one frame of at most
+/// [`crate::spool::frame::MAX_PAYLOAD`] (256 MiB), and an event carries its body as
+/// `raw_data`, JSON-escaped: a control byte becomes `\u00XX`, six bytes for one, and mapped
+/// fields can copy parts of the body again. A body of an eighth of a frame (32 MiB) leaves
+/// room for that six-fold growth and the rest of the event.
+pub const MAX_BODY_LIMIT: u64 = crate::spool::frame::MAX_PAYLOAD as u64 / 8;
 
 #[derive(Debug, Clone)]
 pub struct SpoolConfig {

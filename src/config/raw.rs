@@ -12,12 +12,14 @@ pub struct RawServer {
     pub listen: Option<String>,
     pub max_body: Option<ConfSize>,
     pub header_timeout: Option<ConfDuration>,
+    pub idle_timeout: Option<ConfDuration>,
     pub request_timeout: Option<ConfDuration>,
     pub handshake_timeout: Option<ConfDuration>,
     pub shutdown_grace: Option<ConfDuration>,
     pub drain_timeout: Option<ConfDuration>,
     pub max_connections: Option<i64>,
     pub max_header_size: Option<ConfSize>,
+    pub max_inflight_body_bytes: Option<ConfSize>,
     pub client_rate_limit: Option<RawRate>,
     pub max_tracked_clients: Option<i64>,
     pub trusted_proxies: Option<Vec<String>>,
@@ -45,6 +47,7 @@ pub struct RawAdmin {
     pub listen: Option<String>,
     pub token: Option<String>,
     pub token_file: Option<String>,
+    pub max_connections: Option<i64>,
 }
 
 #[derive(Deserialize, Default)]

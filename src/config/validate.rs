@@ -328,12 +328,31 @@ fn socket(cx: &mut Ctx<'_>, path: &str, v: Option<String>, default: &str) -> Soc
 fn build_server(cx: &mut Ctx<'_>, r: RawServer) -> ServerConfig {
     let listen = socket(cx, "server.listen", r.listen, "0.0.0.0:8443");
     let max_body = match r.max_body {
-        Some(s) if s.0 == 0 => {
-            cx.err("server.max_body", "must be greater than zero");
+        Some(s) if s.0 == 0 || s.0 > MAX_BODY_LIMIT => {
+            cx.err(
+                "server.max_body",
+                format!(
+                    "must be between 1 byte and {} MiB: the spool holds each event in one frame \
+                     of at most {} MiB, and an event carries the body escaped as raw_data",
+                    MAX_BODY_LIMIT >> 20,
+                    crate::spool::frame::MAX_PAYLOAD >> 20
+                ),
+            );
             1 << 20
         }
         Some(s) => s.0,
         None => 1 << 20,
+    };
+    let max_inflight_body_bytes = match r.max_inflight_body_bytes {
+        Some(s) if s.0 < max_body => {
+            cx.err(
+                "server.max_inflight_body_bytes",
+                format!("must be at least server.max_body ({max_body} bytes), or no body of that size is ever read"),
+            );
+            max_body
+        }
+        Some(s) => s.0,
+        None => (256 << 20).max(max_body),
     };
     let max_header_size = match r.max_header_size {
         Some(s) if s.0 < 8192 || s.0 > (1 << 24) => {
@@ -413,6 +432,11 @@ fn build_server(cx: &mut Ctx<'_>, r: RawServer) -> ServerConfig {
             r.request_timeout,
             Duration::from_secs(30),
         ),
+        idle_timeout: cx.duration(
+            "server.idle_timeout",
+            r.idle_timeout,
+            Duration::from_secs(60),
+        ),
         handshake_timeout: cx.duration(
             "server.handshake_timeout",
             r.handshake_timeout,
@@ -429,6 +453,7 @@ fn build_server(cx: &mut Ctx<'_>, r: RawServer) -> ServerConfig {
         ),
         max_connections,
         max_header_size,
+        max_inflight_body_bytes,
         client_rate_limit,
         max_tracked_clients,
         trusted_proxies,
@@ -439,7 +464,15 @@ fn build_server(cx: &mut Ctx<'_>, r: RawServer) -> ServerConfig {
 fn build_admin(cx: &mut Ctx<'_>, r: RawAdmin) -> AdminConfig {
     let listen = socket(cx, "admin.listen", r.listen, "127.0.0.1:9090");
     let token = cx.secret("admin", "token", r.token, r.token_file, false);
-    AdminConfig { listen, token }
+    let max_connections = r
+        .max_connections
+        .and_then(|v| cx.positive("admin.max_connections", v, 10_000))
+        .unwrap_or(64) as usize;
+    AdminConfig {
+        listen,
+        token,
+        max_connections,
+    }
 }
 
 fn build_spool(cx: &mut Ctx<'_>, r: RawSpool) -> SpoolConfig {
