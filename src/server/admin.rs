@@ -6,12 +6,8 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -197,31 +193,19 @@ fn status(gw: &Gateway) -> serde_json::Value {
     })
 }
 
-pub async fn serve(gw: Arc<Gateway>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(10));
-    let builder = Arc::new(builder);
-    loop {
-        let stream = tokio::select! {
-            _ = shutdown.changed() => break,
-            r = listener.accept() => match r {
-                Ok((s, _)) => s,
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let gw = gw.clone();
-        let builder = builder.clone();
-        tokio::spawn(async move {
-            let svc = service_fn(move |req| handle(gw.clone(), req));
-            let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
-        });
-    }
+/// Serves the admin API: at most `admin.max_connections` connections, with the ingest
+/// listener's header and idle timeouts (see [`super::conn`]).
+pub async fn serve(gw: Arc<Gateway>, listener: TcpListener, shutdown: watch::Receiver<bool>) {
+    let g = gw.clone();
+    super::conn::serve_listener(
+        gw,
+        listener,
+        super::conn::Kind::Admin,
+        None,
+        shutdown,
+        move |_, req| handle(g.clone(), req),
+    )
+    .await;
 }
 
 /// Runs the installed reload function (SIGHUP).

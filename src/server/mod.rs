@@ -1,29 +1,25 @@
 //! Listeners: the ingest listener (TLS or plain HTTP, HTTP/1.1 and h2) and the admin listener.
 //!
 //! [`start`] binds both and returns a [`Handle`] with their addresses; tests bind
-//! `127.0.0.1:0` and read the addresses back.
+//! `127.0.0.1:0` and read the addresses back. Each connection's life (caps, timeouts,
+//! draining) is in [`conn`].
 
 pub mod admin;
+pub mod conn;
 mod dlq;
 pub mod ingest;
 pub mod response;
 pub mod tls;
 
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::ServerConfig;
 use crate::gateway::Gateway;
 use crate::sink::engine::Engine;
-use crate::telemetry::names;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -147,13 +143,17 @@ pub async fn start(gateway: Arc<Gateway>) -> Result<Handle, StartError> {
         gateway.clock().clone(),
         gateway.sink_runtimes(),
     );
-    let ingest_task = tokio::spawn(serve_ingest(
-        gateway.clone(),
-        ingest,
-        tls,
-        config.server.clone(),
-        rx,
-    ));
+    let ingest_task = {
+        let gw = gateway.clone();
+        tokio::spawn(conn::serve_listener(
+            gateway.clone(),
+            ingest,
+            conn::Kind::Ingest,
+            tls,
+            rx,
+            move |peer, req| ingest::handle(gw.clone(), peer, req),
+        ))
+    };
     let admin_task = tokio::spawn(admin::serve(gateway.clone(), admin, admin_rx));
     tracing::info!(
         ingest = %ingest_addr,
@@ -174,94 +174,4 @@ pub async fn start(gateway: Arc<Gateway>) -> Result<Handle, StartError> {
         sweeper,
         engine,
     })
-}
-
-fn http_builder(cfg: &ServerConfig) -> auto::Builder<TokioExecutor> {
-    let mut b = auto::Builder::new(TokioExecutor::new());
-    b.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(cfg.header_timeout)
-        .max_buf_size(cfg.max_header_size.max(8192))
-        .keep_alive(true);
-    b.http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(cfg.max_header_size as u32)
-        .max_concurrent_streams(256)
-        .keep_alive_interval(Some(Duration::from_secs(30)))
-        .keep_alive_timeout(Duration::from_secs(20));
-    b
-}
-
-async fn serve_ingest(
-    gateway: Arc<Gateway>,
-    listener: TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    cfg: ServerConfig,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let builder = Arc::new(http_builder(&cfg));
-    let connections = Arc::new(Semaphore::new(cfg.max_connections));
-    let graceful = GracefulShutdown::new();
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = shutdown.changed() => break,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let Ok(permit) = connections.clone().try_acquire_owned() else {
-            metrics::counter!(names::CONNECTIONS_REFUSED).increment(1);
-            drop(stream);
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let gw = gateway.clone();
-        let builder = builder.clone();
-        let tls = tls.clone();
-        let watcher = graceful.watcher();
-        let handshake_timeout = cfg.handshake_timeout;
-        tokio::spawn(async move {
-            metrics::gauge!(names::OPEN_CONNECTIONS).increment(1.0);
-            let svc = service_fn(move |req| ingest::handle(gw.clone(), peer, req));
-            match tls {
-                Some(acceptor) => {
-                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(tls_stream)) => {
-                            let conn = builder.serve_connection(TokioIo::new(tls_stream), svc);
-                            let _ = watcher.watch(conn.into_owned()).await;
-                        }
-                        Ok(Err(e)) => {
-                            metrics::counter!(names::TLS_HANDSHAKE_FAILURES, "reason" => "error")
-                                .increment(1);
-                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                        }
-                        Err(_) => {
-                            metrics::counter!(names::TLS_HANDSHAKE_FAILURES, "reason" => "timeout")
-                                .increment(1);
-                            tracing::debug!(%peer, "TLS handshake timed out");
-                        }
-                    }
-                }
-                None => {
-                    let conn = builder.serve_connection(TokioIo::new(stream), svc);
-                    let _ = watcher.watch(conn.into_owned()).await;
-                }
-            }
-            metrics::gauge!(names::OPEN_CONNECTIONS).decrement(1.0);
-            drop(permit);
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(cfg.drain_timeout, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("connections still open after the grace period; closing them");
-    }
 }

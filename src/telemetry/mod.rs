@@ -81,7 +81,24 @@ fn describe() {
         names::TLS_HANDSHAKE_FAILURES,
         "Failed or timed-out TLS handshakes"
     );
-    describe_gauge!(names::OPEN_CONNECTIONS, "Open ingest connections");
+    describe_gauge!(names::OPEN_CONNECTIONS, "Open connections, by listener");
+    describe_gauge!(
+        names::CONNECTION_LIMIT,
+        "Connection cap in force, by listener (lowered below the open-file limit)"
+    );
+    describe_counter!(
+        names::CONNECTIONS_CLOSED,
+        "Connections closed for sending no request head in time or idling, by listener and reason"
+    );
+    describe_gauge!(
+        names::INFLIGHT_BODY_BYTES,
+        Unit::Bytes,
+        "Bytes of request bodies being read or held, over every connection"
+    );
+    describe_counter!(
+        names::BODY_BUDGET_REFUSALS,
+        "Requests answered 503 because server.max_inflight_body_bytes was in use"
+    );
     describe_counter!(
         names::REPLAY_EVICTIONS,
         "Replay entries evicted early at replay.max_entries"

@@ -18,9 +18,11 @@ pub const TLS_CERT_EXPIRY: &str = "siemgate_tls_cert_expiry_seconds";
 /// not_found, method_not_allowed, too_large, timeout, bad_request.
 pub const REJECTED: &str = "siemgate_rejected_requests_total";
 /// Connections refused because `server.max_connections` was reached.
+/// `listener` = ingest, or admin (refused at `admin.max_connections`).
 pub const CONNECTIONS_REFUSED: &str = "siemgate_connections_refused_total";
 /// TLS handshakes that failed or timed out: `reason` = timeout, error.
 pub const TLS_HANDSHAKE_FAILURES: &str = "siemgate_tls_handshake_failures_total";
+/// Open connections: `listener` = ingest, admin.
 pub const OPEN_CONNECTIONS: &str = "siemgate_open_connections";
 /// Replay-store entries evicted early because `replay.max_entries` was reached.
 pub const REPLAY_EVICTIONS: &str = "siemgate_replay_evictions_total";
@@ -47,3 +49,15 @@ pub const SINK_STALE_EVENTS: &str = "siemgate_sink_stale_events_total";
 /// Verified payloads a vendor's normalizer could not map; they are forwarded as Base Events
 /// with `unmapped.siemgate.normalize_error` and the raw body.
 pub const NORMALIZE_ERRORS: &str = "siemgate_normalize_errors_total";
+/// Connections the gateway closed: `listener` = ingest, admin; `reason` = header_timeout (no
+/// complete request head within `server.header_timeout` of accept), idle (no request in
+/// progress for `server.idle_timeout`).
+pub const CONNECTIONS_CLOSED: &str = "siemgate_connections_closed_total";
+/// Bytes of request bodies being read or held now, over every connection (bounded by
+/// `server.max_inflight_body_bytes`).
+pub const INFLIGHT_BODY_BYTES: &str = "siemgate_inflight_body_bytes";
+/// Requests answered 503 because `server.max_inflight_body_bytes` was in use.
+pub const BODY_BUDGET_REFUSALS: &str = "siemgate_body_budget_refusals_total";
+/// The connection cap each listener enforces (`listener` = ingest, admin): the configured
+/// `max_connections`, or less when the open-file limit is lower.
+pub const CONNECTION_LIMIT: &str = "siemgate_connection_limit";
