@@ -18,6 +18,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, RateLimit, SourceConfig};
+
+mod budget;
 use crate::event::{self, Event};
 use crate::ocsf;
 use crate::sink::engine::SinkRuntime;
@@ -27,6 +29,7 @@ use crate::telemetry::names;
 use crate::vendor::{self, Scheme};
 use crate::verify::replay::{ReplayStore, Seen};
 use crate::verify::{self, Clock, Key, Reason, Rejection, Unverified, Verifier};
+pub use budget::{BodyBudget, Reservation};
 
 type DirectLimiter =
     RateLimiter<governor::state::NotKeyed, governor::state::InMemoryState, DefaultClock>;
@@ -122,6 +125,7 @@ pub struct SinkEntry {
 /// The per-client limiter, with a bounded key map.
 pub struct ClientLimiter {
     limiter: KeyedLimiter,
+    rate: RateLimit,
     max_tracked: usize,
 }
 
@@ -146,6 +150,7 @@ impl ClientLimiter {
     fn new(rl: RateLimit, max_tracked: usize) -> Self {
         ClientLimiter {
             limiter: RateLimiter::dashmap(quota(rl)),
+            rate: rl,
             max_tracked,
         }
     }
@@ -187,7 +192,9 @@ pub struct Gateway {
     replay: Arc<dyn ReplayStore>,
     sinks: HashMap<String, SinkEntry>,
     spool: Arc<Spool>,
-    client_limiter: ClientLimiter,
+    /// Swapped whole when a reload changes `client_rate_limit` or `max_tracked_clients`.
+    client_limiter: ArcSwap<ClientLimiter>,
+    body_budget: BodyBudget,
     draining: AtomicBool,
 }
 
@@ -265,7 +272,8 @@ impl Gateway {
             replay,
             sinks,
             spool,
-            client_limiter,
+            client_limiter: ArcSwap::from_pointee(client_limiter),
+            body_budget: BodyBudget::default(),
             draining: AtomicBool::new(false),
         })
     }
@@ -282,8 +290,13 @@ impl Gateway {
         &self.clock
     }
 
-    pub fn client_limiter(&self) -> &ClientLimiter {
-        &self.client_limiter
+    pub fn client_limiter(&self) -> arc_swap::Guard<Arc<ClientLimiter>> {
+        self.client_limiter.load()
+    }
+
+    /// The budget every request body being read takes its bytes from.
+    pub fn body_budget(&self) -> &BodyBudget {
+        &self.body_budget
     }
 
     pub fn replay_store(&self) -> &Arc<dyn ReplayStore> {
@@ -318,17 +331,25 @@ impl Gateway {
         self.draining.load(Ordering::SeqCst)
     }
 
-    /// Swaps in a new config's sources. Listener, TLS, spool, replay-store and sink settings
-    /// take effect at the next start; the returned notes name the ones that changed.
+    /// Swaps in a new config: sources, limits and timeouts. The per-client limiter is rebuilt
+    /// when its settings changed (its clients start with full buckets); the listeners read
+    /// `max_connections`, `admin.max_connections`, the timeouts and the sizes from the current
+    /// config for every new connection and request. What only a restart applies (listen
+    /// addresses, TLS on or off, sinks, the spool) is named in the returned notes.
     pub fn reload(&self, config: Config) -> Result<Vec<String>, BuildError> {
         let old = self.config();
         let mut notes = Vec::new();
-        if old.server.listen != config.server.listen
-            || old.server.tls.is_some() != config.server.tls.is_some()
-        {
-            notes
-                .push("server listener or TLS changed: takes effect at the next start".to_string());
-        }
+        let mut restart = |changed: bool, what: &str| {
+            if changed {
+                notes.push(format!("{what} changed: takes effect at the next start"));
+            }
+        };
+        restart(old.server.listen != config.server.listen, "server.listen");
+        restart(
+            old.server.tls.is_some() != config.server.tls.is_some(),
+            "server.tls (on or off)",
+        );
+        restart(old.admin.listen != config.admin.listen, "admin.listen");
         let old_sinks: Vec<_> = old
             .sinks
             .iter()
@@ -339,10 +360,21 @@ impl Gateway {
             .iter()
             .map(|s| (&s.id, s.kind.type_name()))
             .collect();
-        if old_sinks != new_sinks {
-            notes.push("sinks changed: take effect at the next start".to_string());
-        }
+        restart(old_sinks != new_sinks, "sinks");
+        restart(
+            old.spool.dir != config.spool.dir || old.spool.max_size != config.spool.max_size,
+            "spool.dir or spool.max_size",
+        );
         let sources = build_sources(&config, &self.sinks)?;
+        let (rate, tracked) = (
+            config.server.client_rate_limit,
+            config.server.max_tracked_clients,
+        );
+        let limiter = self.client_limiter.load();
+        if limiter.rate != rate || limiter.max_tracked != tracked {
+            self.client_limiter
+                .store(Arc::new(ClientLimiter::new(rate, tracked)));
+        }
         self.runtime.store(Arc::new(Runtime {
             config: Arc::new(config),
             sources,

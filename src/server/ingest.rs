@@ -1,8 +1,8 @@
 //! The ingest handler: client limit, route, size and time bounds, then the gateway pipeline.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{Method, Request, Response};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use ipnet::IpNet;
 use std::convert::Infallible;
@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::response::{self, Body};
-use crate::gateway::{Gateway, Outcome};
+use crate::gateway::{Gateway, Outcome, Reservation};
 use crate::telemetry::names;
 use crate::vendor::VendorKind;
 use crate::verify::Unverified;
@@ -98,13 +98,20 @@ pub async fn handle(
 
     let (parts, body) = req.into_parts();
     let deadline = config.server.request_timeout;
-    let limited = Limited::new(body, max_body as usize);
-    let body: Bytes = match tokio::time::timeout(deadline, limited.collect()).await {
-        Ok(Ok(collected)) => collected.to_bytes(),
-        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
+    let budget = config.server.max_inflight_body_bytes;
+    let read = read_body(&gw, body, declared, max_body, budget);
+    let (body, held) = match tokio::time::timeout(deadline, read).await {
+        Ok(Ok(read)) => read,
+        Ok(Err(ReadError::TooLarge)) => {
             return Ok(finish(&gw, &source_id, client, &Outcome::TooLarge, started));
         }
-        Ok(Err(_)) => {
+        Ok(Err(ReadError::Busy)) => {
+            let outcome = Outcome::Unavailable {
+                retry_after: BUDGET_RETRY_AFTER,
+            };
+            return Ok(finish(&gw, &source_id, client, &outcome, started));
+        }
+        Ok(Err(ReadError::Broken)) => {
             reject("bad_request");
             return Ok(response::bad_request());
         }
@@ -140,7 +147,12 @@ pub async fn handle(
     let task = {
         let gw = gw.clone();
         let source_id = source_id.clone();
-        tokio::spawn(async move { gw.ingest(&source_id, unverified).await })
+        tokio::spawn(async move {
+            let outcome = gw.ingest(&source_id, unverified).await;
+            // The body's bytes count against the budget until the pipeline is done with them.
+            drop(held);
+            outcome
+        })
     };
     let outcome = match task.await {
         Ok(o) => o,
@@ -155,6 +167,49 @@ pub async fn handle(
 }
 
 const OKTA_CHALLENGE: &str = "x-okta-verification-challenge";
+
+/// When `server.max_inflight_body_bytes` is in use, senders are asked to retry after this.
+const BUDGET_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+enum ReadError {
+    /// Over `server.max_body`.
+    TooLarge,
+    /// Over `server.max_inflight_body_bytes`, with every other body being read.
+    Busy,
+    /// The body could not be read (the peer went away, a framing error).
+    Broken,
+}
+
+/// Reads the body within `max_body`, its bytes taken from the gateway's body budget first: all
+/// of a declared length before reading, else each chunk as it arrives.
+async fn read_body(
+    gw: &Gateway,
+    mut body: Incoming,
+    declared: Option<u64>,
+    max_body: u64,
+    budget: u64,
+) -> Result<(Bytes, Reservation), ReadError> {
+    let declared = declared.unwrap_or(0);
+    let mut held = gw
+        .body_budget()
+        .reserve(declared, budget)
+        .ok_or(ReadError::Busy)?;
+    let mut buf = BytesMut::with_capacity(declared as usize);
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(|_| ReadError::Broken)?.into_data() else {
+            continue; // trailers
+        };
+        let len = (buf.len() + data.len()) as u64;
+        if len > max_body {
+            return Err(ReadError::TooLarge);
+        }
+        if len > held.bytes() && !held.grow(len - held.bytes(), budget) {
+            return Err(ReadError::Busy);
+        }
+        buf.extend_from_slice(&data);
+    }
+    Ok((buf.freeze(), held))
+}
 
 /// The `validationToken` of a Microsoft Graph subscription check, if the query has a sane one.
 fn graph_validation_token(query: Option<&str>) -> Option<String> {
