@@ -5,6 +5,7 @@ mod cli;
 mod conformance;
 mod crash;
 mod delivery;
+mod edges;
 mod fake;
 mod golden;
 mod handshake;

@@ -76,6 +76,8 @@ pub struct Options {
     pub sinks: Option<String>,
     /// Lines for `[spool]` besides `dir`.
     pub spool: String,
+    /// Lines for `[admin]` besides `listen` and `token`.
+    pub admin: String,
 }
 
 impl Options {
@@ -119,8 +121,8 @@ impl TestGateway {
             server.push_str("\nshutdown_grace = \"0s\"\n");
         }
         let text = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\ndrain_timeout = \"2s\"\n{}\n{tls}\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"test-admin-token\"\n\n[spool]\ndir = \"spool\"\n{}\n\n[replay]\n{}\n\n{}\n\n{sinks}",
-            server, opts.spool, opts.replay, opts.sources
+            "[server]\nlisten = \"127.0.0.1:0\"\ndrain_timeout = \"2s\"\n{}\n{tls}\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"test-admin-token\"\n{}\n\n[spool]\ndir = \"spool\"\n{}\n\n[replay]\n{}\n\n{}\n\n{sinks}",
+            server, opts.admin, opts.spool, opts.replay, opts.sources
         );
         let config =
             config::parse(&text, dir.path(), &|_| None).unwrap_or_else(|e| panic!("{e}\n{text}"));
