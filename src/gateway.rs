@@ -18,8 +18,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, RateLimit, SourceConfig};
-
-mod budget;
 use crate::event::{self, Event};
 use crate::ocsf;
 use crate::sink::engine::SinkRuntime;
@@ -29,6 +27,8 @@ use crate::telemetry::names;
 use crate::vendor::{self, Scheme};
 use crate::verify::replay::{ReplayStore, Seen};
 use crate::verify::{self, Clock, Key, Reason, Rejection, Unverified, Verifier};
+
+mod budget;
 pub use budget::{BodyBudget, Reservation};
 
 type DirectLimiter =
