@@ -107,13 +107,17 @@ pub fn transport_error(e: &reqwest::Error) -> Delivery {
     } else {
         "transport error"
     };
-    // reqwest's Display names the URL; sink URLs carry no secrets (tokens go in headers).
+    // reqwest's Display names the URL, which may carry a secret (an `http` sink's URL is used
+    // as given): the message is logged, shown in /v1/status and kept with dead letters.
     let mut msg = format!("{kind}: {e}");
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
         msg.push_str(": ");
         msg.push_str(&s.to_string());
         src = s.source();
+    }
+    if let Some(url) = e.url() {
+        msg = super::redact::redact_in(&msg, url.as_str());
     }
     Delivery::Retry {
         error: msg,

@@ -47,3 +47,9 @@ pub const SINK_STALE_EVENTS: &str = "siemgate_sink_stale_events_total";
 /// Verified payloads a vendor's normalizer could not map; they are forwarded as Base Events
 /// with `unmapped.siemgate.normalize_error` and the raw body.
 pub const NORMALIZE_ERRORS: &str = "siemgate_normalize_errors_total";
+/// The replay store's size (CONTRACT §7): ids remembered, and the memory their tables hold.
+pub const REPLAY_KEYS: &str = "siemgate_replay_keys";
+pub const REPLAY_BYTES: &str = "siemgate_replay_bytes";
+/// New events refused (503) because the memory replay store was full of ids still within
+/// retention (`replay.max_entries`); it never forgets a live id to make room.
+pub const REPLAY_FULL: &str = "siemgate_replay_full_total";
