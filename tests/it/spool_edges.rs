@@ -102,43 +102,45 @@ fn segment_files(spool: &Path) -> usize {
 const ORPHANS: usize = 24;
 const PAD: usize = 8 << 10;
 
-/// A gateway with source `orph-src` feeding `orph-a` (an http sink whose receiver answers
-/// 503, so its events wait) and `orph-b` (a file sink that takes everything). Sends
+/// A gateway with source `{p}-src` feeding `{p}-a` (an http sink whose receiver answers
+/// 503, so its events wait) and `{p}-b` (a file sink that takes everything). Sends
 /// [`ORPHANS`] events of about 8 KiB, enough for several 64 KiB segments, and returns once
-/// `orph-b` has taken them all.
-async fn a_blocked_and_a_working_sink() -> (FakeServer, TestGateway, Vec<String>) {
+/// `{p}-b` has taken them all.
+async fn a_blocked_and_a_working_sink(p: &str) -> (FakeServer, TestGateway, Vec<String>) {
     let fake = FakeServer::start(|_, _| Reply::status(503)).await;
     let gw = start(
-        gh("orph-src", &["orph-a", "orph-b"]),
+        gh(&format!("{p}-src"), &[&format!("{p}-a"), &format!("{p}-b")]),
         format!(
             "{}{}",
-            http_sink("orph-a", &fake),
-            file_sink("orph-b", "b.jsonl")
+            http_sink(&format!("{p}-a"), &fake),
+            file_sink(&format!("{p}-b"), "b.jsonl")
         ),
         "max_size = \"1MiB\"\nflush_timeout = \"100ms\"",
         "",
     )
     .await;
-    let ids: Vec<String> = (0..ORPHANS).map(|i| format!("orph-{i}")).collect();
+    let ids: Vec<String> = (0..ORPHANS).map(|i| format!("{p}-{i}")).collect();
     for id in &ids {
-        let (status, body, _) = send(&gw, "orph-src", id, PAD).await;
+        let (status, body, _) = send(&gw, &format!("{p}-src"), id, PAD).await;
         assert_eq!(status, 200, "{id}: {body}");
     }
     let spool = gw.handle.gateway.spool().clone();
-    until("orph-b takes every event", Duration::from_secs(20), || {
+    let b = format!("{p}-b");
+    until("sink b takes every event", Duration::from_secs(20), || {
         let s = spool.clone();
-        async move { s.pending("orph-b") == 0 }
+        let b = b.clone();
+        async move { s.pending(&b) == 0 }
     })
     .await;
-    assert_eq!(spool.pending("orph-a"), ORPHANS as u64);
-    fake.wait_until("a delivery attempt to orph-a", |r| !r.is_empty())
+    assert_eq!(spool.pending(&format!("{p}-a")), ORPHANS as u64);
+    fake.wait_until("a delivery attempt to sink a", |r| !r.is_empty())
         .await;
     (fake, gw, ids)
 }
 
 #[tokio::test]
 async fn a_removed_sink_keeps_its_events_and_gets_them_when_it_is_added_back() {
-    let (fake, gw, ids) = a_blocked_and_a_working_sink().await;
+    let (fake, gw, ids) = a_blocked_and_a_working_sink("orph").await;
     let full = gw.config.clone();
     let gw = gw.restart_with(|c| without_sink(c, "orph-a")).await;
     let spool = gw.handle.gateway.spool().clone();
@@ -217,14 +219,14 @@ async fn siemgate(args: &[&str]) -> (Option<i32>, String, String) {
     )
 }
 
-/// A config for the binary: source `orph-src` to `orph-b` (a file sink), and `extra_sinks`.
+/// A config for the binary: source `drop-src` to `drop-b` (a file sink), and `extra_sinks`.
 fn binary_config(dir: &Path, port: u16, admin: u16, extra_sinks: &str, sinks: &[&str]) -> PathBuf {
     let text = format!(
         "[server]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace = \"0s\"\n\n[admin]\nlisten = \"127.0.0.1:{admin}\"\ntoken_file = \"{token}\"\n\n[spool]\ndir = \"{spool}\"\nmax_size = \"1MiB\"\nflush_timeout = \"100ms\"\n\n{source}\n{b}\n{extra_sinks}",
         token = dir.join("admin-token").display(),
         spool = dir.join("spool").display(),
-        source = gh("orph-src", sinks),
-        b = file_sink("orph-b", &dir.join("b.jsonl").display().to_string()),
+        source = gh("drop-src", sinks),
+        b = file_sink("drop-b", &dir.join("b.jsonl").display().to_string()),
     );
     let path = dir.join("gateway.toml");
     std::fs::write(&path, text).unwrap();
@@ -270,21 +272,21 @@ async fn admin_get(admin: &str, path: &str) -> Value {
 
 #[tokio::test]
 async fn the_startup_log_says_how_to_drop_a_removed_sinks_events_and_the_spool_command_does() {
-    let (_fake, gw, _ids) = a_blocked_and_a_working_sink().await;
+    let (_fake, gw, _ids) = a_blocked_and_a_working_sink("drop").await;
     let TestGateway { handle, dir, .. } = gw;
     handle.shutdown().await;
     let d = dir.path();
     std::fs::write(d.join("admin-token"), "edge-admin-token\n").unwrap();
     let (port, admin_port) = (free_port(), free_port());
-    let cfg = binary_config(d, port, admin_port, "", &["orph-b"]);
+    let cfg = binary_config(d, port, admin_port, "", &["drop-b"]);
     let (child, lines) = start_binary(&cfg);
     let line = lines
         .iter()
         .find(|l| l.contains("no longer configured"))
-        .unwrap_or_else(|| panic!("no log line about orph-a:\n{}", lines.join("\n")));
+        .unwrap_or_else(|| panic!("no log line about drop-a:\n{}", lines.join("\n")));
     assert!(
-        line.contains("siemgate spool drop --sink orph-a")
-            && line.contains("POST /v1/spool/drop?sink=orph-a")
+        line.contains("siemgate spool drop --sink drop-a")
+            && line.contains("POST /v1/spool/drop?sink=drop-a")
             && line.contains(&format!("{ORPHANS} event(s)")),
         "{line}"
     );
@@ -297,14 +299,14 @@ async fn the_startup_log_says_how_to_drop_a_removed_sinks_events_and_the_spool_c
 
     let (code, out, err) = siemgate(&[&["spool", "list"][..], &common].concat()).await;
     assert_eq!(code, Some(0), "{err}");
-    assert!(out.contains("orph-a\t24\t0"), "{out}");
+    assert!(out.contains("drop-a\t24\t0"), "{out}");
     let (code, _, err) =
-        siemgate(&[&["spool", "drop", "--sink", "orph-b"][..], &common].concat()).await;
+        siemgate(&[&["spool", "drop", "--sink", "drop-b"][..], &common].concat()).await;
     assert_eq!(code, Some(1));
     assert!(err.contains("409") && err.contains("configured"), "{err}");
 
     let (code, out, err) =
-        siemgate(&[&["spool", "drop", "--sink", "orph-a"][..], &common].concat()).await;
+        siemgate(&[&["spool", "drop", "--sink", "drop-a"][..], &common].concat()).await;
     assert_eq!(code, Some(0), "{err}");
     assert!(
         out.contains(&format!("dropped {ORPHANS} event(s)")),
@@ -325,28 +327,28 @@ async fn the_startup_log_says_how_to_drop_a_removed_sinks_events_and_the_spool_c
         .await
         .unwrap();
     assert_eq!(
-        metric(&m, "siemgate_spool_events", &[("sink", "orph-a")]),
+        metric(&m, "siemgate_spool_events", &[("sink", "drop-a")]),
         0.0
     );
     let (code, _, err) =
-        siemgate(&[&["spool", "drop", "--sink", "orph-a"][..], &common].concat()).await;
+        siemgate(&[&["spool", "drop", "--sink", "drop-a"][..], &common].concat()).await;
     assert_eq!(code, Some(1));
     assert!(err.contains("404"), "{err}");
     drop(child);
 
     // The drop is durable: with the sink configured again, nothing is queued for it.
     let fake = FakeServer::ok().await;
-    let a = http_sink("orph-a", &fake);
+    let a = http_sink("drop-a", &fake);
     let admin_port = free_port();
     let admin = format!("http://127.0.0.1:{admin_port}");
-    let cfg = binary_config(d, free_port(), admin_port, &a, &["orph-a", "orph-b"]);
+    let cfg = binary_config(d, free_port(), admin_port, &a, &["drop-a", "drop-b"]);
     let (_child, _) = start_binary(&cfg);
     let status = admin_get(&admin, "/v1/status").await;
     let a = status["sinks"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|s| s["id"] == "orph-a")
+        .find(|s| s["id"] == "drop-a")
         .unwrap()
         .clone();
     assert_eq!(a["queued_events"], 0, "{status:#}");
@@ -481,8 +483,10 @@ async fn a_full_memory_replay_store_refuses_new_events_and_never_forgets_a_live_
     assert_eq!((status, body.as_str()), (200, r#"{"status":"duplicate"}"#));
     let m = gw.metrics().await;
     assert!(metric(&m, "siemgate_replay_full_total", &[]) >= 1.0);
-    assert_eq!(metric(&m, "siemgate_replay_keys", &[]), 4.0);
-    assert!(metric(&m, "siemgate_replay_bytes", &[]) > 0.0);
+    // The gauges are process-wide (another test's store may have set them last): their
+    // values are checked in the store's unit tests.
+    assert!(m.contains("\nsiemgate_replay_keys "), "{m}");
+    assert!(m.contains("\nsiemgate_replay_bytes "), "{m}");
 
     // Once retention ends the old ids are purged and new events fit again.
     gw.clock.advance(Duration::from_secs(3601));
