@@ -158,7 +158,11 @@ pub async fn send(req: reqwest::RequestBuilder) -> Result<Answer, Delivery> {
         // The answer was cut off: whether the sink kept the events is unknown, so send them
         // again (a duplicate rather than a loss).
         Err(e) => Err(Delivery::Retry {
-            error: format!("HTTP {}: the answer was cut off: {e}", status.as_u16()),
+            error: format!(
+                "HTTP {}: the answer was cut off: {}",
+                status.as_u16(),
+                e.without_url()
+            ),
             after: None,
         }),
     }
