@@ -605,3 +605,65 @@ async fn sink_urls_are_redacted_and_status_needs_the_admin_token() {
     let error = sink["last_error"].as_str().unwrap();
     assert!(error.contains("REDACTED"), "{error}");
 }
+
+#[tokio::test]
+async fn secrets_in_a_sink_url_never_reach_the_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (port, admin, dead) = (free_port(), free_port(), free_port());
+    let cfg = d.join("gateway.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace = \"0s\"\n\n[admin]\nlisten = \"127.0.0.1:{admin}\"\ntoken = \"edge-admin-token\"\n\n[spool]\ndir = \"{spool}\"\n\n{source}\n[[sinks]]\nid = \"leaky\"\ntype = \"http\"\nurl = \"http://user:pw-s3cret@127.0.0.1:{dead}/hooks/path-s3cret?token=query-s3cret\"\nallow_http = true\ntimeout = \"1s\"\nbatch = {{ timeout = \"5ms\" }}\nretry = {{ initial_backoff = \"5ms\", max_backoff = \"20ms\" }}\n",
+            spool = d.join("spool").display(),
+            source = gh("leaky-src", &["leaky"]),
+        ),
+    )
+    .unwrap();
+    let body = d.join("body.json");
+    std::fs::write(&body, br#"{"action":"created","id":"leaky-1"}"#).unwrap();
+    let (child, rx) = spawn_binary(&cfg, |_| {});
+    let _child = Child(child);
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut sent = false;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no failed delivery logged:\n{}", lines.join("\n")));
+        let listening = line.contains("siemgate listening");
+        let failed = line.contains("delivery failed");
+        lines.push(line);
+        if listening && !sent {
+            let url = format!("http://127.0.0.1:{port}");
+            let (code, out, err) = siemgate(&[
+                "send",
+                "--config",
+                cfg.to_str().unwrap(),
+                "--source",
+                "leaky-src",
+                "--url",
+                &url,
+                "--body",
+                body.to_str().unwrap(),
+            ])
+            .await;
+            assert_eq!(code, Some(0), "{out}{err}");
+            sent = true;
+        }
+        if failed {
+            break;
+        }
+    }
+    let failure = lines.last().unwrap();
+    assert!(
+        failure.contains(&format!(
+            "127.0.0.1:{dead}/REDACTED/REDACTED?token=REDACTED"
+        )),
+        "{failure}"
+    );
+    let leaked: Vec<_> = lines.iter().filter(|l| l.contains("s3cret")).collect();
+    assert!(leaked.is_empty(), "{leaked:#?}");
+}
