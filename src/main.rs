@@ -75,8 +75,37 @@ enum Command {
         #[arg(long, global = true)]
         token_file: Option<PathBuf>,
     },
+    /// Events queued for sinks that are no longer configured: list them, or drop them.
+    Spool {
+        #[command(subcommand)]
+        action: SpoolAction,
+        /// The admin listener's base URL (default: admin.listen from --config, else
+        /// http://127.0.0.1:9090).
+        #[arg(long, global = true)]
+        admin: Option<String>,
+        /// File holding the admin bearer token (default: $SIEMGATE_ADMIN_TOKEN, else the
+        /// token in --config).
+        #[arg(long, global = true)]
+        token_file: Option<PathBuf>,
+    },
     /// Version, and the OCSF version emitted.
     Version,
+}
+
+#[derive(Subcommand)]
+enum SpoolAction {
+    /// The spool's size, and the sinks no longer configured that still have events in it.
+    List {
+        /// Print the API's JSON answer.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete the queued events of a sink that is no longer configured (a configured sink's
+    /// are refused).
+    Drop {
+        #[arg(long)]
+        sink: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -172,6 +201,16 @@ fn main() -> ExitCode {
             admin,
             token_file,
         } => dlq(
+            cli.config.as_deref(),
+            &action,
+            admin.as_deref(),
+            token_file.as_deref(),
+        ),
+        Command::Spool {
+            action,
+            admin,
+            token_file,
+        } => spool(
             cli.config.as_deref(),
             &action,
             admin.as_deref(),
@@ -306,12 +345,12 @@ fn send(
     })
 }
 
-fn dlq(
+/// The admin API's base URL and bearer token, from the flags, the environment or the config.
+fn admin_target(
     path: Option<&Path>,
-    action: &DlqAction,
     admin: Option<&str>,
     token_file: Option<&Path>,
-) -> Result<(), Failure> {
+) -> Result<(String, String), Failure> {
     let config = match path {
         Some(p) => Some(load(Some(p))?),
         None => None,
@@ -345,6 +384,119 @@ fn dlq(
                 })?,
         },
     };
+    Ok((base, token))
+}
+
+/// Calls the admin API; an answer other than 2xx is a runtime failure naming the API's error.
+fn admin_request(
+    method: reqwest::Method,
+    base: &str,
+    endpoint: &str,
+    query: &[String],
+    token: &str,
+) -> Result<serde_json::Value, Failure> {
+    let url = if query.is_empty() {
+        format!("{base}{endpoint}")
+    } else {
+        format!("{base}{endpoint}?{}", query.join("&"))
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    let (status, body): (reqwest::StatusCode, serde_json::Value) = rt.block_on(async {
+        let resp = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .context("HTTP client")?
+            .request(method, &url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .with_context(|| format!("{endpoint} at {base}"))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.unwrap_or_default();
+        let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        Ok::<_, anyhow::Error>((status, body))
+    })?;
+    if !status.is_success() {
+        let msg = body["error"].as_str().unwrap_or("no error message");
+        return Err(Failure::Runtime(anyhow::anyhow!(
+            "the admin API answered {status}: {msg}"
+        )));
+    }
+    Ok(body)
+}
+
+fn spool(
+    path: Option<&Path>,
+    action: &SpoolAction,
+    admin: Option<&str>,
+    token_file: Option<&Path>,
+) -> Result<(), Failure> {
+    let (base, token) = admin_target(path, admin, token_file)?;
+    match action {
+        SpoolAction::List { json } => {
+            let body = admin_request(reqwest::Method::GET, &base, "/v1/spool", &[], &token)?;
+            if *json {
+                println!("{body:#}");
+                return Ok(());
+            }
+            println!(
+                "spool {}: {} of {} bytes, {}",
+                body["dir"].as_str().unwrap_or(""),
+                body["bytes"],
+                body["max_size"],
+                if body["writable"] == true {
+                    "writable"
+                } else {
+                    "NOT writable"
+                }
+            );
+            let orphans = body["orphaned_sinks"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if orphans.is_empty() {
+                println!("no events queued for sinks that are no longer configured");
+            } else {
+                println!("SINK (not configured)\tQUEUED EVENTS\tDEAD LETTERS");
+                for o in &orphans {
+                    println!(
+                        "{}\t{}\t{}",
+                        o["id"].as_str().unwrap_or(""),
+                        o["queued_events"],
+                        o["dead_letters"]
+                    );
+                }
+                println!("add a sink back to deliver its events, or drop them: siemgate spool drop --sink ID");
+            }
+        }
+        SpoolAction::Drop { sink } => {
+            let id: String = form_urlencoded::byte_serialize(sink.as_bytes()).collect();
+            let body = admin_request(
+                reqwest::Method::POST,
+                &base,
+                "/v1/spool/drop",
+                &[format!("sink={id}")],
+                &token,
+            )?;
+            println!(
+                "dropped {} event(s) queued for sink {sink}; {} byte(s) freed",
+                body["events"], body["bytes_freed"]
+            );
+        }
+    }
+    Ok(())
+}
+
+fn dlq(
+    path: Option<&Path>,
+    action: &DlqAction,
+    admin: Option<&str>,
+    token_file: Option<&Path>,
+) -> Result<(), Failure> {
+    let (base, token) = admin_target(path, admin, token_file)?;
     let mut query = Vec::new();
     let (method, endpoint, select) = match action {
         DlqAction::List { select, limit, .. } => {
@@ -371,36 +523,7 @@ fn dlq(
     if let Some(i) = select.id {
         query.push(format!("id={i}"));
     }
-    let url = if query.is_empty() {
-        format!("{base}{endpoint}")
-    } else {
-        format!("{base}{endpoint}?{}", query.join("&"))
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("tokio runtime")?;
-    let (status, body): (reqwest::StatusCode, serde_json::Value) = rt.block_on(async {
-        let resp = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .context("HTTP client")?
-            .request(method, &url)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .with_context(|| format!("{endpoint} at {base}"))?;
-        let status = resp.status();
-        let bytes = resp.bytes().await.unwrap_or_default();
-        let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-        Ok::<_, anyhow::Error>((status, body))
-    })?;
-    if !status.is_success() {
-        let msg = body["error"].as_str().unwrap_or("no error message");
-        return Err(Failure::Runtime(anyhow::anyhow!(
-            "the admin API answered {status}: {msg}"
-        )));
-    }
+    let body = admin_request(method, &base, endpoint, &query, &token)?;
     match action {
         DlqAction::List { json: true, .. } => println!("{body:#}"),
         DlqAction::List { .. } => {

@@ -1,6 +1,9 @@
 //! The admin listener: `/metrics`, `/healthz`, `/readyz`, `/v1/status`, `POST /v1/reload`,
-//! and the dead letters (`/v1/dlq`, see [`super::dlq`]).
-//! Never served on the ingest listener. State-changing calls need the bearer token.
+//! the dead letters (`/v1/dlq`, see [`super::dlq`]) and the events of sinks no longer
+//! configured (`GET /v1/spool`, `POST /v1/spool/drop?sink=ID`).
+//! Never served on the ingest listener. `/metrics`, `/healthz` and `/readyz` are open (probes
+//! and scrapers); everything else needs the bearer token (`/v1/status` names sinks and their
+//! errors).
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
@@ -89,7 +92,20 @@ async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Result<Response<Bod
                 }),
             )
         }
+        (&Method::GET, "/v1/status" | "/v1/spool") | (&Method::POST, "/v1/spool/drop")
+            if !authorized(&gw, req.headers()) =>
+        {
+            json(
+                StatusCode::UNAUTHORIZED,
+                serde_json::json!({"error": "unauthorized"}),
+            )
+        }
         (&Method::GET, "/v1/status") => json(StatusCode::OK, status(&gw)),
+        (&Method::GET, "/v1/spool") => json(StatusCode::OK, spool_status(&gw)),
+        (&Method::POST, "/v1/spool/drop") => {
+            let (status, body) = drop_orphan(&gw, req.uri().query()).await;
+            json(status, body)
+        }
         (&Method::GET, "/v1/dlq") | (&Method::POST, "/v1/dlq/replay" | "/v1/dlq/drop") => {
             if !authorized(&gw, req.headers()) {
                 json(
@@ -129,7 +145,7 @@ async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Result<Response<Bod
         (
             _,
             "/metrics" | "/healthz" | "/readyz" | "/v1/status" | "/v1/reload" | "/v1/dlq"
-            | "/v1/dlq/replay" | "/v1/dlq/drop",
+            | "/v1/dlq/replay" | "/v1/dlq/drop" | "/v1/spool" | "/v1/spool/drop",
         ) => json(
             StatusCode::METHOD_NOT_ALLOWED,
             serde_json::json!({"error": "method_not_allowed"}),
@@ -140,6 +156,84 @@ async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Result<Response<Bod
         ),
     };
     Ok(r)
+}
+
+/// The spool's size and the sinks no longer configured that still have events in it.
+fn spool_status(gw: &Gateway) -> serde_json::Value {
+    let spool = gw.spool();
+    let dead = spool.dead_letter_counts();
+    let orphans: Vec<_> = spool
+        .orphans()
+        .into_iter()
+        .map(|(id, n)| {
+            serde_json::json!({
+                "id": id,
+                "queued_events": n,
+                "dead_letters": dead.get(&id).copied().unwrap_or(0),
+                "drop": format!("siemgate spool drop --sink {id}"),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "dir": spool.dir().display().to_string(),
+        "bytes": spool.bytes(),
+        "max_size": spool.max_size(),
+        "writable": spool.writable(),
+        "orphaned_sinks": orphans,
+    })
+}
+
+/// `POST /v1/spool/drop?sink=ID`: deletes the queued events of a sink that is not configured.
+async fn drop_orphan(gw: &Gateway, query: Option<&str>) -> (StatusCode, serde_json::Value) {
+    use crate::spool::DropError;
+    let mut sink = None;
+    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "sink" if crate::config::valid_id(&v) => sink = Some(v.into_owned()),
+            "sink" => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    serde_json::json!({"error": "sink: not a sink id"}),
+                )
+            }
+            _ => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    serde_json::json!({"error": "unknown parameter; expected sink"}),
+                )
+            }
+        }
+    }
+    let Some(sink) = sink else {
+        return (
+            StatusCode::BAD_REQUEST,
+            serde_json::json!({"error": "say whose events to drop: sink=ID"}),
+        );
+    };
+    match gw.spool().drop_orphan(&sink).await {
+        Ok(d) => {
+            tracing::warn!(sink = %sink, events = d.events, bytes_freed = d.bytes, "dropped the spooled events of a sink that is no longer configured");
+            (
+                StatusCode::OK,
+                serde_json::json!({"status": "dropped", "sink": sink, "events": d.events, "bytes_freed": d.bytes}),
+            )
+        }
+        Err(e @ DropError::Configured(_)) => (
+            StatusCode::CONFLICT,
+            serde_json::json!({"error": e.to_string()}),
+        ),
+        Err(e @ DropError::NotOrphan(_)) => (
+            StatusCode::NOT_FOUND,
+            serde_json::json!({"error": e.to_string()}),
+        ),
+        Err(e) => {
+            tracing::error!(sink = %sink, error = %e, "dropping a sink's spooled events failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                serde_json::json!({"error": "dropping the events failed; see the logs"}),
+            )
+        }
+    }
 }
 
 fn status(gw: &Gateway) -> serde_json::Value {
@@ -168,6 +262,7 @@ fn status(gw: &Gateway) -> serde_json::Value {
             serde_json::json!({
                 "id": id,
                 "type": s.sink.type_name(),
+                "url": crate::sink::redact::sink_url(&s.config.kind),
                 "healthy": s.health.is_healthy(),
                 "last_error": s.health.last_error(),
                 "health_check": s.health.check().label(),
@@ -182,12 +277,7 @@ fn status(gw: &Gateway) -> serde_json::Value {
         "ocsf_version": crate::event::OCSF_VERSION,
         "draining": gw.is_draining(),
         "replay_store": gw.replay_store().name(),
-        "spool": {
-            "dir": spool.dir().display().to_string(),
-            "bytes": spool.bytes(),
-            "max_size": spool.max_size(),
-            "writable": spool.writable(),
-        },
+        "spool": spool_status(gw),
         "sources": sources,
         "sinks": sinks,
     })

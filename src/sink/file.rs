@@ -2,6 +2,9 @@
 //!
 //! A failed write is cut back to where the batch began, so no half line is left for the next
 //! batch to append to; the engine retries the batch.
+//!
+//! The file is created 0600 and a directory made for it 0700: events hold whatever the vendors
+//! sent.
 
 use std::fs::File;
 use std::io::Write;
@@ -25,10 +28,10 @@ impl FileSink {
         };
         if let Some(dir) = path.parent() {
             if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(open_err)?;
+                crate::spool::create_private_dir(dir).map_err(open_err)?;
             }
         }
-        let file = std::fs::OpenOptions::new()
+        let file = crate::spool::private_file()
             .create(true)
             .append(true)
             .open(path)

@@ -10,6 +10,7 @@ mod datadog;
 pub mod engine;
 mod file;
 mod http;
+pub mod redact;
 mod sentinel;
 mod splunk;
 mod summary;

@@ -107,13 +107,17 @@ pub fn transport_error(e: &reqwest::Error) -> Delivery {
     } else {
         "transport error"
     };
-    // reqwest's Display names the URL; sink URLs carry no secrets (tokens go in headers).
+    // reqwest's Display names the URL, which may carry a secret (an `http` sink's URL is used
+    // as given): the message is logged, shown in /v1/status and kept with dead letters.
     let mut msg = format!("{kind}: {e}");
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
         msg.push_str(": ");
         msg.push_str(&s.to_string());
         src = s.source();
+    }
+    if let Some(url) = e.url() {
+        msg = super::redact::redact_in(&msg, url.as_str());
     }
     Delivery::Retry {
         error: msg,
@@ -154,7 +158,11 @@ pub async fn send(req: reqwest::RequestBuilder) -> Result<Answer, Delivery> {
         // The answer was cut off: whether the sink kept the events is unknown, so send them
         // again (a duplicate rather than a loss).
         Err(e) => Err(Delivery::Retry {
-            error: format!("HTTP {}: the answer was cut off: {e}", status.as_u16()),
+            error: format!(
+                "HTTP {}: the answer was cut off: {}",
+                status.as_u16(),
+                e.without_url()
+            ),
             after: None,
         }),
     }

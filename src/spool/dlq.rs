@@ -6,7 +6,7 @@
 //! over, so a crash leaves the old file or the new, whole.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -132,7 +132,7 @@ impl DeadLetters {
             bytes: 0,
         });
         let new = !entry.path.exists();
-        let mut f = OpenOptions::new()
+        let mut f = super::private_file()
             .create(true)
             .append(true)
             .open(&entry.path)?;

@@ -11,6 +11,17 @@
 //! Events a sink refuses for good, or that stay undelivered past `retry.max_age`, become dead
 //! letters ([`dlq`]): one file per sink, listed, replayed or dropped through the admin API.
 //!
+//! Events queued for a sink that is no longer configured (removed or renamed) are *orphans*:
+//! their segments and the sink's cursor are kept, so adding the sink back delivers them, until
+//! an operator drops them ([`Spool::drop_orphan`]: `POST /v1/spool/drop?sink=ID`, or
+//! `siemgate spool drop --sink ID`).
+//!
+//! A failed write makes the spool not writable (`/readyz` 503). A probe thread re-checks the
+//! directory every [`PROBE_INTERVAL`] while it is so (free space, then a write, fsync and delete
+//! of a probe file), so readiness comes back once space is freed, with no traffic needed.
+//!
+//! Everything under `spool.dir` is private to siemgate's user: directories 0700, files 0600.
+//!
 //! Layout under `spool.dir`:
 //! ```text
 //! segments/00000000000000000001.seg   records, named by the first sequence number they hold
@@ -27,11 +38,13 @@
 
 pub mod dlq;
 pub mod frame;
+mod probe;
 mod reader;
 mod recover;
 mod writer;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::OpenOptions;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -47,6 +60,44 @@ use crate::telemetry::names;
 
 /// How long a sender is asked to wait when the spool is full or failing.
 pub const RETRY_AFTER: Duration = Duration::from_secs(10);
+
+pub use probe::{PROBE_INTERVAL, PROBE_MIN_FREE};
+
+/// Options that create a file only its owner can read and write (0600).
+pub(crate) fn private_file() -> OpenOptions {
+    #[allow(unused_mut)]
+    let mut o = OpenOptions::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    o
+}
+
+/// Creates `path` and any missing parents as directories only their owner can enter (0700).
+pub(crate) fn create_private_dir(path: &Path) -> io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(path)
+}
+
+/// Sets an existing directory of siemgate's own to 0700 (one an older version made 0755).
+fn make_private(path: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
@@ -116,7 +167,14 @@ pub(crate) struct Shared {
     /// Total events pending over all sinks; `wait_idle` watches it reach 0.
     pub idle: watch::Sender<u64>,
     pub writable: AtomicBool,
+    /// Set by the writer when a failed group could not be cut off: only a restart helps, so
+    /// the probe never calls the spool writable again.
+    pub poisoned: AtomicBool,
+    /// Test hook: the writer's next group fails as a full disk would.
+    pub fail_next_write: AtomicBool,
     pub dlq: dlq::DeadLetters,
+    /// Events pending per sink that is no longer configured; kept until dropped.
+    orphans: Mutex<BTreeMap<String, u64>>,
     bytes_gauge: metrics::Gauge,
 }
 
@@ -171,6 +229,99 @@ impl Shared {
     fn cursors_dir(&self) -> PathBuf {
         self.dir.join("cursors")
     }
+
+    fn orphans(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, u64>> {
+        self.orphans.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Deletes sealed segments that every sink they hold records for has passed. A sink that
+    /// is no longer configured has passed nothing until its events are dropped. Returns the
+    /// bytes freed.
+    fn collect_garbage(&self) -> u64 {
+        let mut segs = self.segments.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(active) = segs.keys().next_back().copied() else {
+            return 0;
+        };
+        let orphans = self.orphans().clone();
+        let done: Vec<u64> = segs
+            .iter()
+            .filter(|(first, _)| **first != active)
+            .filter(|(_, info)| {
+                let last = info.last_seq.unwrap_or(0);
+                info.sinks.iter().all(|s| match self.sinks.get(s) {
+                    Some(st) => st.cursor.load(Ordering::SeqCst) >= last,
+                    None => !orphans.contains_key(s),
+                })
+            })
+            .map(|(first, _)| *first)
+            .collect();
+        let mut freed = 0;
+        for first in done {
+            if let Some(info) = segs.get(&first) {
+                match std::fs::remove_file(&info.path) {
+                    Ok(()) => {
+                        self.sub_bytes(info.size);
+                        freed += info.size;
+                        segs.remove(&first);
+                    }
+                    Err(e) => {
+                        tracing::warn!(file = %info.path.display(), error = %e, "cannot delete a delivered spool segment");
+                        break;
+                    }
+                }
+            }
+        }
+        freed
+    }
+
+    /// Drops the events of `sink`, which is not configured: moves its cursor past the end of
+    /// the log (durably, so a restart does not count them again) and deletes the segments
+    /// nobody else needs. Blocking.
+    fn drop_orphan(&self, sink: &str) -> Result<Dropped, DropError> {
+        if self.sinks.contains_key(sink) {
+            return Err(DropError::Configured(sink.to_string()));
+        }
+        let Some(events) = self.orphans().get(sink).copied() else {
+            return Err(DropError::NotOrphan(sink.to_string()));
+        };
+        let last = self
+            .segments
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter_map(|i| i.last_seq)
+            .max()
+            .unwrap_or(0);
+        write_atomically(
+            &self.cursors_dir().join(sink),
+            format!("{last}\n").as_bytes(),
+        )
+        .map_err(|e| DropError::Io(e.to_string()))?;
+        self.orphans().remove(sink);
+        metrics::gauge!(names::SPOOL_EVENTS, "sink" => sink.to_string()).set(0.0);
+        metrics::gauge!(names::SPOOL_ABANDONED, "sink" => sink.to_string()).set(0.0);
+        let bytes = self.collect_garbage();
+        Ok(Dropped { events, bytes })
+    }
+}
+
+/// What dropping an orphaned sink's events did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dropped {
+    /// Events that were queued for the sink.
+    pub events: u64,
+    /// Segment bytes deleted (segments that still hold events of other sinks stay).
+    pub bytes: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DropError {
+    #[error("sink {0} is configured: its events are being delivered; remove it from the config (and restart) before dropping them")]
+    Configured(String),
+    #[error("the spool holds no events for sink {0}")]
+    NotOrphan(String),
+    #[error("spool I/O: {0}")]
+    Io(String),
 }
 
 /// The durable queue. Cheap to share behind an `Arc`.
@@ -178,6 +329,8 @@ pub struct Spool {
     shared: Arc<Shared>,
     tx: Mutex<Option<mpsc::Sender<writer::Job>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The readiness probe: dropping the sender stops it.
+    probe: Mutex<Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
 }
 
 /// Writes `bytes` to `path` so that a crash leaves either the old content or the new.
@@ -187,7 +340,11 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
     {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = private_file()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_data()?;
     }
@@ -208,10 +365,19 @@ impl Spool {
         let dir = cfg.dir.clone();
         for sub in ["", "segments", "cursors", "dlq", "quarantine"] {
             let p = dir.join(sub);
-            std::fs::create_dir_all(&p).map_err(|error| SpoolError::Dir {
-                path: p.clone(),
-                error,
-            })?;
+            // The top directory may be a volume the operator made; the rest is ours.
+            create_private_dir(&p)
+                .and_then(|_| {
+                    if sub.is_empty() {
+                        Ok(())
+                    } else {
+                        make_private(&p)
+                    }
+                })
+                .map_err(|error| SpoolError::Dir {
+                    path: p.clone(),
+                    error,
+                })?;
         }
         // Prove the directory takes writes and syncs before promising durability.
         let probe = dir.join(".write-probe");
@@ -242,7 +408,12 @@ impl Spool {
         }
         for (sink, n) in &recovered.abandoned {
             metrics::gauge!(names::SPOOL_ABANDONED, "sink" => sink.clone()).set(*n as f64);
-            tracing::warn!(sink = %sink, events = n, "the spool holds events for a sink that is no longer configured; they will not be delivered (add the sink back to deliver them)");
+            metrics::gauge!(names::SPOOL_EVENTS, "sink" => sink.clone()).set(*n as f64);
+            tracing::warn!(
+                sink = %sink,
+                events = n,
+                "the spool holds {n} event(s) for sink {sink}, which is no longer configured; they are kept, not delivered. Add the sink back to deliver them, or drop them with `siemgate spool drop --sink {sink}` (the admin call POST /v1/spool/drop?sink={sink} with the admin bearer token)"
+            );
         }
         let dlq =
             dlq::DeadLetters::open(&dir.join("dlq"), sinks).map_err(|error| SpoolError::Io {
@@ -265,7 +436,10 @@ impl Spool {
             committed,
             idle,
             writable: AtomicBool::new(true),
+            poisoned: AtomicBool::new(false),
+            fail_next_write: AtomicBool::new(false),
             dlq,
+            orphans: Mutex::new(recovered.abandoned.into_iter().collect()),
             bytes_gauge,
         });
         let (tx, handle) =
@@ -273,6 +447,10 @@ impl Spool {
                 path: dir.join("segments"),
                 error,
             })?;
+        let probe = probe::start(shared.clone()).map_err(|error| SpoolError::Io {
+            path: dir.clone(),
+            error,
+        })?;
         tracing::info!(
             dir = %dir.display(),
             pending = total_pending,
@@ -283,6 +461,7 @@ impl Spool {
             shared,
             tx: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(handle)),
+            probe: Mutex::new(Some(probe)),
         }))
     }
 
@@ -327,47 +506,31 @@ impl Spool {
         write_atomically(&path, format!("{upto}\n").as_bytes())?;
         state.cursor.fetch_max(upto, Ordering::SeqCst);
         // Free the disk before saying "idle", so whoever waits for idle sees the space.
-        self.collect_garbage();
+        self.shared.collect_garbage();
         self.shared.sub_pending(state, done);
         Ok(())
     }
 
-    /// Deletes sealed segments that every sink they hold records for has passed.
-    fn collect_garbage(&self) {
-        let mut segs = self
-            .shared
-            .segments
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let Some(active) = segs.keys().next_back().copied() else {
-            return;
-        };
-        let done: Vec<u64> = segs
-            .iter()
-            .filter(|(first, _)| **first != active)
-            .filter(|(_, info)| {
-                let last = info.last_seq.unwrap_or(0);
-                info.sinks.iter().all(|s| match self.shared.sinks.get(s) {
-                    Some(st) => st.cursor.load(Ordering::SeqCst) >= last,
-                    None => true,
-                })
-            })
-            .map(|(first, _)| *first)
-            .collect();
-        for first in done {
-            if let Some(info) = segs.get(&first) {
-                match std::fs::remove_file(&info.path) {
-                    Ok(()) => {
-                        self.shared.sub_bytes(info.size);
-                        segs.remove(&first);
-                    }
-                    Err(e) => {
-                        tracing::warn!(file = %info.path.display(), error = %e, "cannot delete a delivered spool segment");
-                        break;
-                    }
-                }
-            }
-        }
+    /// Sinks that are no longer configured but still have events here, with how many.
+    pub fn orphans(&self) -> BTreeMap<String, u64> {
+        self.shared.orphans().clone()
+    }
+
+    /// Deletes the queued events of `sink`, which must not be configured; says how many
+    /// there were and the bytes freed.
+    pub async fn drop_orphan(&self, sink: &str) -> Result<Dropped, DropError> {
+        let shared = self.shared.clone();
+        let sink = sink.to_string();
+        tokio::task::spawn_blocking(move || shared.drop_orphan(&sink))
+            .await
+            .map_err(|e| DropError::Io(e.to_string()))?
+    }
+
+    /// Test hook: makes the writer's next group fail as a full disk would (`/readyz` turns
+    /// 503 until the probe finds the spool writable again).
+    #[doc(hidden)]
+    pub fn fail_next_write(&self) {
+        self.shared.fail_next_write.store(true, Ordering::SeqCst);
     }
 
     /// Moves events `sink` cannot take into its dead letters. Blocking; durable on return.
@@ -489,7 +652,7 @@ impl Spool {
         self.shared.max_size
     }
 
-    /// False after a failed write until a write succeeds again, and after close.
+    /// False after a failed write until a write or a probe succeeds again, and after close.
     pub fn writable(&self) -> bool {
         self.shared.writable.load(Ordering::SeqCst)
     }
@@ -502,6 +665,11 @@ impl Spool {
 
     /// Stops taking appends; the writer finishes what it has and stops. Blocking.
     pub fn close(&self) {
+        // Stop the probe first, so it cannot call a closed spool writable.
+        if let Some((stop, h)) = self.probe.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            drop(stop);
+            let _ = h.join();
+        }
         self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(h) = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = h.join();

@@ -7,7 +7,7 @@
 //! acknowledged: the spool refuses to start and names the file and offset, rather than drop
 //! events silently.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -100,7 +100,11 @@ pub(super) fn quarantine_tail(path: &Path, offset: u64, quarantine: &Path) -> io
             .and_then(|n| n.to_str())
             .unwrap_or("segment")
     );
-    let mut q = File::create(quarantine.join(name))?;
+    let mut q = super::private_file()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(quarantine.join(name))?;
     q.write_all(&tail)?;
     q.sync_all()?;
     super::sync_dir(quarantine)?;
@@ -116,6 +120,8 @@ pub(super) fn recover(dir: &Path, sinks: &[String]) -> Result<Recovered, SpoolEr
     let mut segments = BTreeMap::new();
     let mut pending: HashMap<String, u64> = HashMap::new();
     let mut abandoned: HashMap<String, u64> = HashMap::new();
+    // Every sink any record names, delivered or not.
+    let mut named: HashSet<String> = HashSet::new();
     let mut prev_seq = 0u64;
     let mut bytes = 0u64;
     let n = list.len();
@@ -146,6 +152,9 @@ pub(super) fn recover(dir: &Path, sinks: &[String]) -> Result<Recovered, SpoolEr
                     offset += len;
                     info.last_seq = Some(rec.seq);
                     for s in &rec.sinks {
+                        if !named.contains(s) {
+                            named.insert(s.clone());
+                        }
                         let cursor = cursors.get(s).copied().unwrap_or(0);
                         if rec.seq <= cursor {
                             continue;
@@ -184,6 +193,16 @@ pub(super) fn recover(dir: &Path, sinks: &[String]) -> Result<Recovered, SpoolEr
         segments.insert(first, info);
     }
     let max_cursor = cursors.values().copied().max().unwrap_or(0);
+    // The cursor of a sink that is not configured and that no record names any more (its
+    // events were delivered or dropped, and their segments deleted) is no longer needed.
+    for name in cursors.keys() {
+        if !sinks.contains(name) && !named.contains(name) {
+            let path = dir.join("cursors").join(name);
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!(file = %path.display(), error = %e, "cannot delete a cursor no longer needed");
+            }
+        }
+    }
     let max_first = segments.keys().next_back().copied().unwrap_or(0);
     let next_seq = (prev_seq + 1).max(max_cursor + 1).max(max_first).max(1);
     Ok(Recovered {

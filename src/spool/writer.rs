@@ -85,7 +85,10 @@ pub(super) fn start(
 /// Creates an empty segment for records from `first_seq` on and makes its name durable.
 fn new_segment(shared: &Shared, first_seq: u64) -> io::Result<(File, u64)> {
     let path = segment_path(shared, first_seq);
-    let file = OpenOptions::new().create(true).append(true).open(&path)?;
+    let file = super::private_file()
+        .create(true)
+        .append(true)
+        .open(&path)?;
     super::sync_dir(&shared.segments_dir())?;
     shared
         .segments
@@ -169,14 +172,20 @@ impl Writer {
         if accepted.is_empty() {
             return;
         }
-        let result = self
-            .file
-            .write_all(&buf)
-            .and_then(|_| self.file.sync_data());
+        let result = if self.shared.fail_next_write.swap(false, Ordering::SeqCst) {
+            Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "injected failure (test hook)",
+            ))
+        } else {
+            self.file
+                .write_all(&buf)
+                .and_then(|_| self.file.sync_data())
+        };
         if let Err(e) = result {
             metrics::counter!(names::SPOOL_WRITE_FAILURES).increment(1);
             self.shared.writable.store(false, Ordering::SeqCst);
-            tracing::error!(error = %e, "spool write failed; answering 503 until a write succeeds");
+            tracing::error!(error = %e, "spool write failed; answering 503 and not ready until the spool takes writes again (probed every second)");
             if let Err(e2) = self
                 .file
                 .set_len(self.size)
@@ -184,6 +193,7 @@ impl Writer {
             {
                 tracing::error!(error = %e2, "the failed spool write could not be cut off; refusing further writes until restart");
                 self.poisoned = true;
+                self.shared.poisoned.store(true, Ordering::SeqCst);
             }
             let msg = e.to_string();
             for j in accepted {

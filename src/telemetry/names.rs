@@ -61,3 +61,9 @@ pub const BODY_BUDGET_REFUSALS: &str = "siemgate_body_budget_refusals_total";
 /// The connection cap each listener enforces (`listener` = ingest, admin): the configured
 /// `max_connections`, or less when the open-file limit is lower.
 pub const CONNECTION_LIMIT: &str = "siemgate_connection_limit";
+/// The replay store's size (CONTRACT §7): ids remembered, and the memory their tables hold.
+pub const REPLAY_KEYS: &str = "siemgate_replay_keys";
+pub const REPLAY_BYTES: &str = "siemgate_replay_bytes";
+/// New events refused (503) because the memory replay store was full of ids still within
+/// retention (`replay.max_entries`); it never forgets a live id to make room.
+pub const REPLAY_FULL: &str = "siemgate_replay_full_total";

@@ -15,5 +15,6 @@ mod ocsf_schema;
 mod redis;
 mod server;
 mod siem;
+mod spool_edges;
 mod support;
 mod vectors;

@@ -112,7 +112,10 @@ async fn replicas_sharing_redis_see_each_others_events() {
         assert!(ttl > 3_500_000 && ttl <= 3_600_000, "{k}: {ttl}");
     }
     let status: serde_json::Value = serde_json::from_str(
-        &reqwest::get(a.admin("/v1/status"))
+        &reqwest::Client::new()
+            .get(a.admin("/v1/status"))
+            .bearer_auth("test-admin-token")
+            .send()
             .await
             .unwrap()
             .text()

@@ -648,6 +648,7 @@ async fn admin_endpoints() {
     );
     let status: serde_json::Value = serde_json::from_str(
         &c.get(gw.admin("/v1/status"))
+            .bearer_auth("test-admin-token")
             .send()
             .await
             .unwrap()
