@@ -47,3 +47,6 @@ pub const SINK_STALE_EVENTS: &str = "siemgate_sink_stale_events_total";
 /// Verified payloads a vendor's normalizer could not map; they are forwarded as Base Events
 /// with `unmapped.siemgate.normalize_error` and the raw body.
 pub const NORMALIZE_ERRORS: &str = "siemgate_normalize_errors_total";
+/// Verified requests refused with 413 because they would yield more than
+/// `ocsf::MAX_EVENTS_PER_REQUEST` events.
+pub const TOO_MANY_EVENTS: &str = "siemgate_too_many_events_total";

@@ -120,6 +120,7 @@ pub fn run_case(case: &Value) -> Produced {
         include_raw,
     };
     let events = siemgate::ocsf::normalize(scheme.as_ref(), &origin, &verified)
+        .expect("within the events-per-request limit")
         .into_iter()
         .map(|e| serde_json::to_value(e).unwrap())
         .collect();
