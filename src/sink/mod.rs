@@ -9,6 +9,7 @@ pub mod data_collector;
 mod datadog;
 pub mod engine;
 mod file;
+pub mod fit;
 mod http;
 mod sentinel;
 mod splunk;
@@ -111,6 +112,13 @@ pub trait Sink: Send + Sync + 'static {
     }
     fn limits(&self) -> Limits {
         Limits::default()
+    }
+    /// How many bytes of the event's own JSON fit the service's per-event limit (the limit less
+    /// what the sink's encoding adds around the event); `None` for a sink without one. The
+    /// engine sends an event over it with its `raw_data` cut to fit ([`fit`]) and then asks
+    /// [`Sink::admit`] whether what remains can be sent.
+    fn event_budget(&self, _event: &Record) -> Option<usize> {
+        None
     }
     /// A check of the service run once when the sink starts (Splunk's health endpoint, a token
     /// from Entra ID); `None` for sinks that have none.

@@ -50,3 +50,6 @@ pub const NORMALIZE_ERRORS: &str = "siemgate_normalize_errors_total";
 /// Verified requests refused with 413 because they would yield more than
 /// `ocsf::MAX_EVENTS_PER_REQUEST` events.
 pub const TOO_MANY_EVENTS: &str = "siemgate_too_many_events_total";
+/// Events a sink sent with `raw_data` cut (or left out) to fit the service's per-event limit;
+/// flagged `unmapped.siemgate.raw_data_truncated`.
+pub const SINK_TRUNCATED_EVENTS: &str = "siemgate_sink_truncated_events_total";
