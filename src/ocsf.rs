@@ -328,6 +328,9 @@ pub fn finish(
     if d.class == Class::ApiActivity {
         api_defaults(&mut fields, origin.vendor);
     }
+    if d.class == Class::DetectionFinding {
+        analytic_defaults(&mut fields, origin.vendor);
+    }
     for (k, mut v) in fields {
         drop_malformed(&mut v);
         e.entry(k).or_insert(v);
@@ -358,6 +361,74 @@ fn api_defaults(fields: &mut Map<String, Value>, vendor: &str) {
     fields
         .entry("src_endpoint")
         .or_insert_with(|| json!({ "name": vendor }));
+}
+
+/// Every Detection Finding names the analytic that found it (`finding_info.analytic`, with
+/// `name`, `uid`, `type_id` and `type`), as OCSF validators expect: a vendor's rule or detector
+/// where the payload names one; else the finding's first type (`Secret Scanning`,
+/// `Dependabot`, ...), else `"<vendor> detection"`, of type Unknown (0). Without an id of its
+/// own, the analytic's name is its id: within one vendor it is what names the analytic.
+fn analytic_defaults(fields: &mut Map<String, Value>, vendor: &str) {
+    let Some(Value::Object(info)) = fields.get_mut("finding_info") else {
+        return;
+    };
+    let text = |v: Option<&Value>| {
+        v.and_then(Value::as_str)
+            .filter(|s| !s.trim().is_empty())
+            .map(str::to_string)
+    };
+    let first_type = text(info.get("types").and_then(|t| t.get(0)));
+    let analytic = info.entry("analytic").or_insert_with(|| json!({}));
+    if !analytic.is_object() {
+        *analytic = json!({});
+    }
+    let Value::Object(a) = analytic else {
+        return;
+    };
+    let name = text(a.get("name"))
+        .or_else(|| text(a.get("uid")))
+        .or(first_type)
+        .unwrap_or_else(|| format!("{vendor} detection"));
+    let uid = text(a.get("uid")).unwrap_or_else(|| name.clone());
+    let type_id = a
+        .get("type_id")
+        .and_then(Value::as_u64)
+        .filter(|id| analytic_type(*id).is_some())
+        .unwrap_or_else(|| match a.get("type").and_then(Value::as_str) {
+            Some(t) => (1..=11)
+                .find(|id| analytic_type(*id) == Some(t))
+                .unwrap_or(99),
+            None => 0,
+        });
+    a.insert("name".into(), Value::String(name));
+    a.insert("uid".into(), Value::String(uid));
+    a.insert("type_id".into(), type_id.into());
+    if type_id != 99 || !a.get("type").is_some_and(Value::is_string) {
+        a.insert(
+            "type".into(),
+            analytic_type(type_id).unwrap_or("Other").into(),
+        );
+    }
+}
+
+/// OCSF 1.3.0 `analytic.type_id` captions.
+fn analytic_type(id: u64) -> Option<&'static str> {
+    Some(match id {
+        0 => "Unknown",
+        1 => "Rule",
+        2 => "Behavioral",
+        3 => "Statistical",
+        4 => "Learning (ML/DL)",
+        5 => "Fingerprinting",
+        6 => "Tagging",
+        7 => "Keyword Match",
+        8 => "Regular Expressions",
+        9 => "Exact Data Match",
+        10 => "Partial Data Match",
+        11 => "Indexed Data Match",
+        99 => "Other",
+        _ => return None,
+    })
 }
 
 /// Removes typed attributes whose value a vendor sent malformed (an `email_addr` that is no
