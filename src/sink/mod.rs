@@ -4,6 +4,15 @@
 //! A sink only knows its wire format: it turns a batch of spooled events into requests and says
 //! what the answer means as a [`Delivery`]. Batching, backoff, splitting, dead letters, metrics
 //! and health are the engine's, the same for every sink.
+//!
+//! Per-event limits ([`Sink::event_budget`]): an event over one is sent with its `raw_data` cut
+//! to fit and flagged `unmapped.siemgate.raw_data_truncated` ([`fit`]); only an event still too
+//! large is a dead letter, and every dead letter is logged as a warning with the sink and the
+//! reason. Datadog: 1,000,000 bytes per log (dead letter beyond). Sentinel (Logs Ingestion):
+//! 1,000,000 bytes per call, so per record (dead letter beyond). Splunk HEC: 1,000,000 bytes per
+//! request (siemgate's cap, Splunk Cloud's), so per envelope (sent whole beyond, for Splunk to
+//! decide). Data Collector: 32,000 bytes for the `Event` column (the API truncates values over
+//! 32 KB; sent as it is beyond). `http` and `file`: none.
 
 pub mod data_collector;
 mod datadog;
