@@ -447,7 +447,18 @@ impl Gateway {
             vendor: source.config.vendor.name(),
             include_raw: source.config.include_raw,
         };
-        let events = ocsf::normalize(source.scheme.as_ref(), &origin, &verified);
+        let events = match ocsf::normalize(source.scheme.as_ref(), &origin, &verified) {
+            Ok(events) => events,
+            Err(e) => {
+                metrics::counter!(names::TOO_MANY_EVENTS, "source" => source_id.to_string())
+                    .increment(1);
+                tracing::warn!(source = source_id, error = %e, "request refused with 413");
+                if let Err(e) = self.replay.forget(verified.replay_keys()).await {
+                    tracing::error!(source = source_id, error = %e, "could not forget replay keys");
+                }
+                return Outcome::TooLarge;
+            }
+        };
         let received_ms = event::unix_ms(verified.received_at());
         if let Err(e) = self.hand_on(&source, &events, received_ms).await {
             match &e {

@@ -10,6 +10,23 @@
 //! A payload a normalizer cannot map is never dropped: it becomes a Base Event with the raw body
 //! and `unmapped.siemgate.normalize_error` ([`normalize`]), counted in
 //! `siemgate_normalize_errors_total{source}`.
+//!
+//! ## `raw_data` of a request that yields several events
+//! A request that yields one event carries the whole body in `raw_data` (base64 when it is not
+//! UTF-8, flagged `unmapped.siemgate.raw_data_encoding = "base64"`). A webhook that fans out
+//! into one event per element of an array (Spectral `issues[]` and `ids[]`, Veritensor
+//! `vulnerabilities[]`, Okta `data.events[]`, Soteri `findings[]`) does not copy the body into
+//! every event: each event's `raw_data` is the JSON text of its own element, and the first
+//! event of the request also carries the rest of the body (the envelope: the body without the
+//! fanned-out array) once, as JSON text in `unmapped.siemgate.raw_envelope`. All events of the
+//! request share `metadata.correlation_uid` (the request's event id), so the body can be put
+//! back together in the SIEM. What one request costs in the spool and in memory is thus
+//! proportional to its normalized events plus its body once, not events x body.
+//!
+//! A request may yield at most [`MAX_EVENTS_PER_REQUEST`] events; one that would yield more is
+//! refused whole before any event is built ([`TooManyEvents`]: `413`, counted in
+//! `siemgate_too_many_events_total{source}`), so a body of countless tiny items cannot exhaust
+//! memory.
 
 use http::HeaderMap;
 use serde_json::{json, Map, Value};
@@ -18,6 +35,18 @@ use time::OffsetDateTime;
 use crate::event::{severity_name, unix_ms, Event, Origin, OCSF_VERSION};
 use crate::telemetry::names;
 use crate::verify::Verified;
+
+/// The most events one request may yield (one per element of a fanned-out array). At the
+/// default `server.max_body` of 1 MiB this is items of 100 bytes on average, well beyond what
+/// the vendors send; more is refused with `413` before normalizing.
+pub const MAX_EVENTS_PER_REQUEST: usize = 10_000;
+
+/// A request that would yield more than [`MAX_EVENTS_PER_REQUEST`] events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the request would yield {count} events; at most {max} are taken per request", max = MAX_EVENTS_PER_REQUEST)]
+pub struct TooManyEvents {
+    pub count: usize,
+}
 
 /// The OCSF classes siemgate emits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,6 +183,12 @@ pub struct Draft {
     /// Nothing of the body is mapped (a Base Event): without `raw_data`, the parsed body goes
     /// under `unmapped.data` so nothing is lost; with it, the body is not sent twice.
     pub keep_body: bool,
+    /// The JSON text of the array element this event was made from, when a request fans out:
+    /// its `raw_data` instead of the whole body (see the module docs).
+    pub raw_item: Option<String>,
+    /// The body without the fanned-out array, carried by the first event of a request that
+    /// yields several (`unmapped.siemgate.raw_envelope`).
+    pub raw_envelope: Option<String>,
 }
 
 impl Draft {
@@ -168,7 +203,15 @@ impl Draft {
             fields: Map::new(),
             unmapped: Map::new(),
             keep_body: false,
+            raw_item: None,
+            raw_envelope: None,
         }
+    }
+
+    /// This event was made from `item`, one element of an array the request fans out.
+    pub fn raw_item(mut self, item: &impl serde::Serialize) -> Draft {
+        self.raw_item = serde_json::to_string(item).ok();
+        self
     }
 
     pub fn severity(mut self, id: u8) -> Draft {
@@ -255,6 +298,11 @@ pub fn finish(
             siemgate[k] = v;
         }
     }
+    if origin.include_raw && count > 1 && index == 0 {
+        if let Some(env) = d.raw_envelope {
+            siemgate["raw_envelope"] = Value::String(env);
+        }
+    }
     unmapped.insert("siemgate".into(), siemgate);
     let mut e = Map::new();
     e.insert("class_uid".into(), d.class.uid().into());
@@ -280,13 +328,25 @@ pub fn finish(
     if d.class == Class::ApiActivity {
         api_defaults(&mut fields, origin.vendor);
     }
+    if d.class == Class::DetectionFinding {
+        analytic_defaults(&mut fields, origin.vendor);
+    }
     for (k, mut v) in fields {
         drop_malformed(&mut v);
         e.entry(k).or_insert(v);
     }
     e.insert("unmapped".into(), Value::Object(unmapped));
     if origin.include_raw {
-        raw_data(&mut e, input.body);
+        match d.raw_item {
+            // One of several events: its own element, never the whole body again.
+            Some(item) if count > 1 => {
+                e.insert("raw_data".into(), Value::String(item));
+            }
+            // An event of a multi-event request that names no element of its own: the body
+            // goes with the first event only.
+            None if count > 1 && index > 0 => {}
+            _ => raw_data(&mut e, input.body),
+        }
     }
     Event(e)
 }
@@ -301,6 +361,74 @@ fn api_defaults(fields: &mut Map<String, Value>, vendor: &str) {
     fields
         .entry("src_endpoint")
         .or_insert_with(|| json!({ "name": vendor }));
+}
+
+/// Every Detection Finding names the analytic that found it (`finding_info.analytic`, with
+/// `name`, `uid`, `type_id` and `type`), as OCSF validators expect: a vendor's rule or detector
+/// where the payload names one; else the finding's first type (`Secret Scanning`,
+/// `Dependabot`, ...), else `"<vendor> detection"`, of type Unknown (0). Without an id of its
+/// own, the analytic's name is its id: within one vendor it is what names the analytic.
+fn analytic_defaults(fields: &mut Map<String, Value>, vendor: &str) {
+    let Some(Value::Object(info)) = fields.get_mut("finding_info") else {
+        return;
+    };
+    let text = |v: Option<&Value>| {
+        v.and_then(Value::as_str)
+            .filter(|s| !s.trim().is_empty())
+            .map(str::to_string)
+    };
+    let first_type = text(info.get("types").and_then(|t| t.get(0)));
+    let analytic = info.entry("analytic").or_insert_with(|| json!({}));
+    if !analytic.is_object() {
+        *analytic = json!({});
+    }
+    let Value::Object(a) = analytic else {
+        return;
+    };
+    let name = text(a.get("name"))
+        .or_else(|| text(a.get("uid")))
+        .or(first_type)
+        .unwrap_or_else(|| format!("{vendor} detection"));
+    let uid = text(a.get("uid")).unwrap_or_else(|| name.clone());
+    let type_id = a
+        .get("type_id")
+        .and_then(Value::as_u64)
+        .filter(|id| analytic_type(*id).is_some())
+        .unwrap_or_else(|| match a.get("type").and_then(Value::as_str) {
+            Some(t) => (1..=11)
+                .find(|id| analytic_type(*id) == Some(t))
+                .unwrap_or(99),
+            None => 0,
+        });
+    a.insert("name".into(), Value::String(name));
+    a.insert("uid".into(), Value::String(uid));
+    a.insert("type_id".into(), type_id.into());
+    if type_id != 99 || !a.get("type").is_some_and(Value::is_string) {
+        a.insert(
+            "type".into(),
+            analytic_type(type_id).unwrap_or("Other").into(),
+        );
+    }
+}
+
+/// OCSF 1.3.0 `analytic.type_id` captions.
+fn analytic_type(id: u64) -> Option<&'static str> {
+    Some(match id {
+        0 => "Unknown",
+        1 => "Rule",
+        2 => "Behavioral",
+        3 => "Statistical",
+        4 => "Learning (ML/DL)",
+        5 => "Fingerprinting",
+        6 => "Tagging",
+        7 => "Keyword Match",
+        8 => "Regular Expressions",
+        9 => "Exact Data Match",
+        10 => "Partial Data Match",
+        11 => "Indexed Data Match",
+        99 => "Other",
+        _ => return None,
+    })
 }
 
 /// Removes typed attributes whose value a vendor sent malformed (an `email_addr` that is no
@@ -369,19 +497,60 @@ fn raw_data(e: &mut Map<String, Value>, body: &[u8]) {
     }
 }
 
+/// The body without the array at `path` (the envelope of a fanned-out request), as JSON text;
+/// `None` when the body is not an object.
+pub fn envelope(body: Option<&Value>, path: &[&str]) -> Option<String> {
+    fn without(v: &Map<String, Value>, path: &[&str]) -> Map<String, Value> {
+        v.iter()
+            .filter_map(|(k, val)| match path {
+                [first] if k.as_str() == *first => None,
+                [first, rest @ ..] if k.as_str() == *first => match val {
+                    Value::Object(o) => Some((k.clone(), Value::Object(without(o, rest)))),
+                    other => Some((k.clone(), other.clone())),
+                },
+                _ => Some((k.clone(), val.clone())),
+            })
+            .collect()
+    }
+    let obj = body?.as_object()?;
+    serde_json::to_string(&without(obj, path)).ok()
+}
+
+/// Marks `drafts`, made one per element of the array at `path` in the body, as a fan-out:
+/// the first carries the envelope (see the module docs).
+pub fn fanned_out(input: &Input<'_>, path: &[&str], mut drafts: Vec<Draft>) -> Vec<Draft> {
+    if drafts.len() > 1 {
+        drafts[0].raw_envelope = envelope(input.json, path);
+    }
+    drafts
+}
+
 /// The events of one verified request. A normalizer error (or no event at all) still yields
-/// the request as a Base Event, with the error in `unmapped.siemgate.normalize_error`.
+/// the request as a Base Event, with the error in `unmapped.siemgate.normalize_error`. A
+/// request that would yield more than [`MAX_EVENTS_PER_REQUEST`] events is an error, found
+/// before any event is built when the vendor says how many it fans out into.
 pub fn normalize(
     scheme: &dyn crate::vendor::Scheme,
     origin: &Origin<'_>,
     verified: &Verified,
-) -> Vec<Event> {
+) -> Result<Vec<Event>, TooManyEvents> {
     let input = Input::of(origin.vendor, verified);
+    if let Some(count) = scheme
+        .fan_out(&input)
+        .filter(|n| *n > MAX_EVENTS_PER_REQUEST)
+    {
+        return Err(TooManyEvents { count });
+    }
     let mut drafts = match scheme.normalize(&input) {
         Ok(d) if !d.is_empty() => d,
         Ok(_) => fallback(&input, origin, "the payload describes no event"),
         Err(why) => fallback(&input, origin, &why),
     };
+    if drafts.len() > MAX_EVENTS_PER_REQUEST {
+        return Err(TooManyEvents {
+            count: drafts.len(),
+        });
+    }
     // Ids a payload repeats (two entries with the same id) still name distinct events.
     let mut seen = std::collections::HashSet::new();
     for (i, d) in drafts.iter_mut().enumerate() {
@@ -392,11 +561,11 @@ pub fn normalize(
         }
     }
     let count = drafts.len();
-    drafts
+    Ok(drafts
         .into_iter()
         .enumerate()
         .map(|(i, d)| finish(d, origin, &input, i, count))
-        .collect()
+        .collect())
 }
 
 fn fallback(input: &Input<'_>, origin: &Origin<'_>, why: &str) -> Vec<Draft> {

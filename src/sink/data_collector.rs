@@ -13,8 +13,11 @@
 //! breaks every non-ASCII body.
 //!
 //! The API infers column types from JSON and flattens nested objects into columns, so the OCSF
-//! event goes in the `Event` column as a JSON string (values over 32 KB are truncated by the
-//! service). No compression: the API does not document it.
+//! event goes in the `Event` column as a JSON string. The service truncates values over 32 KB,
+//! which would leave a broken JSON text: an event over 32,000 bytes is sent with its `raw_data`
+//! cut to fit and flagged (`unmapped.siemgate.raw_data_truncated`, see [`super::fit`]); one
+//! still over it without `raw_data` is sent as it is, for the service to truncate. No
+//! compression: the API does not document it.
 
 use base64::Engine as _;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
@@ -29,6 +32,8 @@ use crate::verify::mac;
 
 /// The API's limit per post is 30 MB; stay well below it.
 const MAX_POST: u64 = 25_000_000;
+/// The API truncates field values over 32 KB; the `Event` column holds the event's JSON text.
+const MAX_FIELD: usize = 32_000;
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -137,6 +142,10 @@ impl Sink for DataCollectorSink {
 
     fn type_name(&self) -> &'static str {
         "sentinel_data_collector"
+    }
+
+    fn event_budget(&self, _event: &Record) -> Option<usize> {
+        Some(MAX_FIELD)
     }
 
     fn limits(&self) -> Limits {

@@ -7,8 +7,9 @@
 //! `ocsf` so its fields never collide with Datadog's reserved ones.
 //!
 //! Limits: at most 1000 logs and 5 MB (uncompressed) per request, so batches are cut and split
-//! to fit; at most 1 MB per log, which Datadog would silently truncate, so a bigger event is a
-//! dead letter instead. Datadog also drops logs older than 18 hours (or over 2 hours ahead)
+//! to fit; at most 1 MB per log, which Datadog would silently truncate: a bigger event is sent
+//! with its `raw_data` cut to fit and flagged (`unmapped.siemgate.raw_data_truncated`, see
+//! [`super::fit`]), and one still too big without it is a dead letter instead. Datadog also drops logs older than 18 hours (or over 2 hours ahead)
 //! **after** answering 202. An event that has waited that long in the spool (a long outage)
 //! is counted in `siemgate_sink_stale_events_total` and logged, and is sent without its
 //! `timestamp` (Datadog stamps it on intake) and with `siemgate_original_timestamp`, so it is
@@ -161,6 +162,13 @@ impl Sink for DatadogSink {
             ));
         }
         Ok(())
+    }
+
+    fn event_budget(&self, event: &Record) -> Option<usize> {
+        let mut log = Vec::new();
+        self.log(event, crate::event::unix_ms(self.clock.now()), &mut log)
+            .ok()?;
+        Some(MAX_LOG.saturating_sub(log.len().saturating_sub(event.event.len())))
     }
 
     fn limits(&self) -> Limits {

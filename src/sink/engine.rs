@@ -9,11 +9,15 @@
 //! - **too large** (413): split the batch in two and send each half;
 //! - **rejected** (400 and other 4xx), a single event that is too large, or events still
 //!   undelivered `retry.max_age` after they were received: dead letters, with the last error
-//!   and the attempt count;
+//!   and the attempt count, each logged as a warning naming the sink and the reason;
 //! - **unauthorized** (401, 403): kept and retried like a transient failure, but logged as an
 //!   error and shown as an unhealthy sink, because only an operator can fix it;
 //! - **partial** (Splunk's `invalid-event-number`): the events before the bad one are
 //!   delivered, the bad one is a dead letter, and the rest are sent again.
+//!
+//! An event over the sink's per-event limit ([`Sink::event_budget`]) is sent with its
+//! `raw_data` cut to fit and flagged (see [`super::fit`]); only an event still too large without
+//! it is a dead letter (the dead letter keeps it whole).
 //!
 //! Batches are cut to the smaller of the sink's `batch` settings and what the service takes in
 //! one request ([`super::Limits`]). Before its first batch, a worker runs the sink's start-up
@@ -283,8 +287,18 @@ impl Worker {
     async fn deliver(&mut self, batch: Vec<Record>) -> bool {
         let mut ok = Vec::with_capacity(batch.len());
         for r in batch {
-            match self.sink.admit(&r) {
-                Ok(()) => ok.push(r),
+            let fitted = self.fit(&r);
+            match self.sink.admit(fitted.as_ref().unwrap_or(&r)) {
+                Ok(()) => match fitted {
+                    Some(f) => {
+                        metrics::counter!(names::SINK_TRUNCATED_EVENTS, "sink" => self.id.clone())
+                            .increment(1);
+                        tracing::info!(sink = %self.id, bytes = r.event.len(), sent = f.event.len(), "event over the sink's per-event limit; sending it with raw_data cut (unmapped.siemgate.raw_data_truncated)");
+                        ok.push(f);
+                    }
+                    None => ok.push(r),
+                },
+                // The dead letter keeps the event whole, raw_data and all.
                 Err(reason) => {
                     if !self.dead_letter(vec![r], &reason, 0).await {
                         return false;
@@ -349,7 +363,6 @@ impl Worker {
                     Delivery::TooLarge { error }
                     | Delivery::Rejected { error }
                     | Delivery::Partial { error, .. } => {
-                        tracing::warn!(sink = %self.id, events = n, attempts = attempt, %error, "the sink refused events; they are dead letters now");
                         self.health.ok();
                         if !self.dead_letter(part, &error, attempt).await {
                             return false;
@@ -384,6 +397,21 @@ impl Worker {
         true
     }
 
+    /// The event with `raw_data` cut to the sink's per-event limit, when it is over it.
+    fn fit(&self, r: &Record) -> Option<Record> {
+        let max = self.sink.event_budget(r)?;
+        if r.event.len() <= max {
+            return None;
+        }
+        let event = super::fit::cut_raw_data(&r.event, max)?;
+        Some(Record {
+            seq: r.seq,
+            received_ms: r.received_ms,
+            sinks: r.sinks.clone(),
+            event,
+        })
+    }
+
     fn expired(&self, part: &[Record]) -> bool {
         let oldest = part.iter().map(|r| r.received_ms).min().unwrap_or(i64::MAX);
         let age_ms = now_ms(self.clock.as_ref()).saturating_sub(oldest);
@@ -413,9 +441,13 @@ impl Worker {
     }
 
     /// Writes dead letters durably; retries the write until it succeeds or the worker aborts.
+    /// Every dead letter, whatever the reason, is logged as a warning with the sink and the
+    /// reason (never the event).
     async fn dead_letter(&mut self, part: Vec<Record>, error: &str, attempts: u32) -> bool {
         let now = now_ms(self.clock.as_ref());
         let n = part.len() as u64;
+        let first_seq = part.first().map_or(0, |r| r.seq);
+        tracing::warn!(sink = %self.id, events = n, attempts, first_seq, reason = %error, "events are dead letters now (see GET /v1/dlq)");
         let letters: Arc<Vec<DeadLetter>> = Arc::new(
             part.into_iter()
                 .map(|r| DeadLetter {

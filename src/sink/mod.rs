@@ -4,11 +4,21 @@
 //! A sink only knows its wire format: it turns a batch of spooled events into requests and says
 //! what the answer means as a [`Delivery`]. Batching, backoff, splitting, dead letters, metrics
 //! and health are the engine's, the same for every sink.
+//!
+//! Per-event limits ([`Sink::event_budget`]): an event over one is sent with its `raw_data` cut
+//! to fit and flagged `unmapped.siemgate.raw_data_truncated` ([`fit`]); only an event still too
+//! large is a dead letter, and every dead letter is logged as a warning with the sink and the
+//! reason. Datadog: 1,000,000 bytes per log (dead letter beyond). Sentinel (Logs Ingestion):
+//! 1,000,000 bytes per call, so per record (dead letter beyond). Splunk HEC: 1,000,000 bytes per
+//! request (siemgate's cap, Splunk Cloud's), so per envelope (sent whole beyond, for Splunk to
+//! decide). Data Collector: 32,000 bytes for the `Event` column (the API truncates values over
+//! 32 KB; sent as it is beyond). `http` and `file`: none.
 
 pub mod data_collector;
 mod datadog;
 pub mod engine;
 mod file;
+pub mod fit;
 mod http;
 pub mod redact;
 mod sentinel;
@@ -112,6 +122,13 @@ pub trait Sink: Send + Sync + 'static {
     }
     fn limits(&self) -> Limits {
         Limits::default()
+    }
+    /// How many bytes of the event's own JSON fit the service's per-event limit (the limit less
+    /// what the sink's encoding adds around the event); `None` for a sink without one. The
+    /// engine sends an event over it with its `raw_data` cut to fit ([`fit`]) and then asks
+    /// [`Sink::admit`] whether what remains can be sent.
+    fn event_budget(&self, _event: &Record) -> Option<usize> {
+        None
     }
     /// A check of the service run once when the sink starts (Splunk's health endpoint, a token
     /// from Entra ID); `None` for sinks that have none.

@@ -10,7 +10,9 @@
 //!
 //! The API takes at most 1 MB per call, compressed or not: bodies are kept to 1,000,000 bytes
 //! of uncompressed JSON (batches are cut below that and split when the records come out
-//! bigger), and a single event whose record is larger is a dead letter. Each record is a row of
+//! bigger). A single event whose record is larger is sent with its `raw_data` cut to fit and
+//! flagged (`unmapped.siemgate.raw_data_truncated`, see [`super::fit`]); one still too large
+//! without it is a dead letter. Each record is a row of
 //! the table in `deploy/sentinel/`: `TimeGenerated`, the key columns and the OCSF `Event`.
 
 use std::time::Duration;
@@ -224,6 +226,13 @@ impl Sink for SentinelSink {
             ));
         }
         Ok(())
+    }
+
+    fn event_budget(&self, event: &Record) -> Option<usize> {
+        let mut row = Vec::new();
+        Self::row(event, &mut row).ok()?;
+        let around = row.len().saturating_sub(event.event.len()) + 2;
+        Some(MAX_CALL.saturating_sub(around))
     }
 
     fn limits(&self) -> Limits {

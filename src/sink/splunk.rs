@@ -251,6 +251,15 @@ impl Sink for SplunkSink {
         summary::raw(&event.event).map(|_| ())
     }
 
+    /// siemgate keeps HEC requests to 1 MB (Splunk Cloud's cap): an event whose envelope is
+    /// over it goes with its `raw_data` cut to fit ([`super::fit`]).
+    fn event_budget(&self, event: &Record) -> Option<usize> {
+        let mut env = Vec::new();
+        self.envelope(event, &mut env).ok()?;
+        let around = env.len().saturating_sub(event.event.len());
+        Some((MAX_REQUEST as usize).saturating_sub(around))
+    }
+
     fn limits(&self) -> Limits {
         Limits {
             max_events: None,

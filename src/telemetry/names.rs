@@ -67,3 +67,9 @@ pub const REPLAY_BYTES: &str = "siemgate_replay_bytes";
 /// New events refused (503) because the memory replay store was full of ids still within
 /// retention (`replay.max_entries`); it never forgets a live id to make room.
 pub const REPLAY_FULL: &str = "siemgate_replay_full_total";
+/// Verified requests refused with 413 because they would yield more than
+/// `ocsf::MAX_EVENTS_PER_REQUEST` events.
+pub const TOO_MANY_EVENTS: &str = "siemgate_too_many_events_total";
+/// Events a sink sent with `raw_data` cut (or left out) to fit the service's per-event limit;
+/// flagged `unmapped.siemgate.raw_data_truncated`.
+pub const SINK_TRUNCATED_EVENTS: &str = "siemgate_sink_truncated_events_total";

@@ -257,8 +257,11 @@ fn code_scanning(j: &Value) -> Result<Draft, String> {
     if let (Some(id), Some(Value::Object(info))) =
         (rule["id"].as_str(), d.fields.get_mut("finding_info"))
     {
-        let analytic =
-            ocsf::compact(json!({"uid": id, "name": rule["name"], "type": "Rule", "type_id": 1}));
+        // Payloads without `rule.name` still name the analytic: by its description, else its id.
+        let name = str_at(rule, &["name"])
+            .or(str_at(rule, &["description"]))
+            .unwrap_or(id);
+        let analytic = json!({"uid": id, "name": name, "type": "Rule", "type_id": 1});
         info.insert("analytic".into(), analytic);
     }
     Ok(d)

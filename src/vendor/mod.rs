@@ -55,6 +55,13 @@ pub trait Scheme: Send + Sync + 'static {
         Ok(vec![ocsf::base(input)])
     }
 
+    /// How many events [`Scheme::normalize`] would make of this request when it makes one per
+    /// element of an array; checked against [`ocsf::MAX_EVENTS_PER_REQUEST`] before
+    /// normalizing, so no event is built for a request that is refused. `None`: one event.
+    fn fan_out(&self, _input: &Input<'_>) -> Option<usize> {
+        None
+    }
+
     /// The answer to a vendor's endpoint check (Slack `url_verification`, Zoom
     /// `endpoint.url_validation`, Okta's verification GET), given after the request verified
     /// and instead of spooling it. `keys` are the source's keys, for answers that are signed.

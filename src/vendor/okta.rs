@@ -86,7 +86,17 @@ impl super::Scheme for Okta {
             .and_then(|d| d.get("events"))
             .and_then(Value::as_array)
             .ok_or("no `data.events` array")?;
-        events.iter().map(log_event).collect()
+        let drafts = events
+            .iter()
+            .map(|e| log_event(e).map(|d| d.raw_item(e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ocsf::fanned_out(input, &["data", "events"], drafts))
+    }
+
+    fn fan_out(&self, input: &Input<'_>) -> Option<usize> {
+        ocsf::at(input.json?, &["data", "events"])?
+            .as_array()
+            .map(Vec::len)
     }
 
     /// Okta verifies an event hook with a one-time GET carrying

@@ -58,9 +58,7 @@ impl super::Scheme for Soteri {
         let words = words(event_type);
         let has = |w: &[&str]| words.iter().any(|x| w.contains(&x.as_str()));
         let time = body.get("timestamp").and_then(ocsf::time_of);
-        let drafts = if has(&["secret", "secrets", "finding", "findings"])
-            && has(&["found", "detected", "created", "new"])
-        {
+        let drafts = if is_finding(&words) {
             findings(input, body)
         } else {
             match person(body) {
@@ -85,6 +83,19 @@ impl super::Scheme for Soteri {
                     )
             })
             .collect())
+    }
+
+    fn fan_out(&self, input: &Input<'_>) -> Option<usize> {
+        let body = input.json.filter(|j| j.is_object())?;
+        let event_type = ["eventType", "event_type", "type", "event"]
+            .iter()
+            .find_map(|k| body.get(*k)?.as_str())?;
+        if !is_finding(&words(event_type)) {
+            return None;
+        }
+        get(body, "findings")
+            .and_then(Value::as_array)
+            .map(Vec::len)
     }
 
     fn sign(
@@ -130,6 +141,13 @@ fn words(event_type: &str) -> Vec<String> {
         });
     }
     spaced.split_whitespace().map(str::to_string).collect()
+}
+
+/// Whether an event type says secrets were found.
+fn is_finding(words: &[String]) -> bool {
+    let has = |w: &[&str]| words.iter().any(|x| w.contains(&x.as_str()));
+    has(&["secret", "secrets", "finding", "findings"])
+        && has(&["found", "detected", "created", "new"])
 }
 
 /// A detail field: in `details`, else at the top level.
@@ -194,11 +212,17 @@ fn findings(input: &Input<'_>, body: &Value) -> Vec<Draft> {
     if entries.is_empty() {
         return vec![finding(input, body, body, None)];
     }
-    entries
+    let drafts = entries
         .iter()
         .enumerate()
-        .map(|(i, e)| finding(input, body, e, Some(i)))
-        .collect()
+        .map(|(i, e)| finding(input, body, e, Some(i)).raw_item(e))
+        .collect();
+    let path: &[&str] = if ocsf::at(body, &["details", "findings"]).is_some_and(|v| !v.is_null()) {
+        &["details", "findings"]
+    } else {
+        &["findings"]
+    };
+    ocsf::fanned_out(input, path, drafts)
 }
 
 fn finding(input: &Input<'_>, body: &Value, entry: &Value, index: Option<usize>) -> Draft {

@@ -78,11 +78,12 @@ impl super::Scheme for Spectral {
         let body = input.object()?;
         if let Some(issues) = body.get("issues").and_then(Value::as_array) {
             let n = issues.len();
-            return Ok(issues
+            let drafts = issues
                 .iter()
                 .enumerate()
-                .map(|(i, issue)| issue_finding(input, issue, i, n))
-                .collect());
+                .map(|(i, issue)| issue_finding(input, issue, i, n).raw_item(issue))
+                .collect();
+            return Ok(ocsf::fanned_out(input, &["issues"], drafts));
         }
         let name = ["name", "event", "type"]
             .iter()
@@ -93,11 +94,26 @@ impl super::Scheme for Spectral {
             .find_map(|k| body.get(*k).and_then(ocsf::time_of));
         let ids = ids(body);
         match lifecycle(name) {
-            Some(step) if !ids.is_empty() => Ok(ids
-                .iter()
-                .map(|id| id_finding(input, name, &step, id, ids.len()).time(time))
-                .collect()),
+            Some(step) if !ids.is_empty() => {
+                let drafts = ids
+                    .iter()
+                    .map(|id| {
+                        id_finding(input, name, &step, id, ids.len())
+                            .time(time)
+                            .raw_item(id)
+                    })
+                    .collect();
+                Ok(ocsf::fanned_out(input, &["ids"], drafts))
+            }
             _ => Ok(vec![notice(body, name).time(time)]),
+        }
+    }
+
+    fn fan_out(&self, input: &Input<'_>) -> Option<usize> {
+        let body = input.json?.as_object()?;
+        match body.get("issues").and_then(Value::as_array) {
+            Some(issues) => Some(issues.len()),
+            None => body.get("ids").and_then(Value::as_array).map(Vec::len),
         }
     }
 

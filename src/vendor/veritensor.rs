@@ -44,11 +44,25 @@ impl super::Scheme for Veritensor {
             return Ok(vec![clean_scan(&batch)]);
         }
         let count = batch.count.unwrap_or(items.len() as u64);
-        Ok(items
+        let drafts = items
             .iter()
             .enumerate()
-            .map(|(i, v)| finding(input, &batch, count, i, v))
-            .collect())
+            .map(|(i, v)| finding(input, &batch, count, i, v).raw_item(v))
+            .collect();
+        let key = LIST_KEYS
+            .iter()
+            .find(|k| body.get(**k).is_some_and(Value::is_array))
+            .copied()
+            .unwrap_or(LIST_KEYS[0]);
+        Ok(ocsf::fanned_out(input, &[key], drafts))
+    }
+
+    fn fan_out(&self, input: &Input<'_>) -> Option<usize> {
+        let body = input.json?.as_object()?;
+        LIST_KEYS
+            .iter()
+            .find_map(|k| body.get(*k)?.as_array())
+            .map(Vec::len)
     }
 
     fn sign(

@@ -4,7 +4,8 @@
 //! the unsigned headers it also sends, its event id and time) and the events siemgate must make
 //! of it. The harness signs the body with the vendor's own scheme, verifies it as the gateway
 //! does, normalizes it, and compares the events as JSON. Every event is also checked against the
-//! OCSF schema subset in `tests/ocsf/`.
+//! OCSF schema subset in `tests/ocsf/`, and by an independent validator, the pydantic models of
+//! `py-ocsf-models` (`tests/ocsf/validate.py`).
 //!
 //! `SIEMGATE_BLESS=1 cargo test --test it golden` writes the events a file lacks (or all of
 //! them, when they changed): read the diff before committing it.
@@ -120,6 +121,7 @@ pub fn run_case(case: &Value) -> Produced {
         include_raw,
     };
     let events = siemgate::ocsf::normalize(scheme.as_ref(), &origin, &verified)
+        .expect("within the events-per-request limit")
         .into_iter()
         .map(|e| serde_json::to_value(e).unwrap())
         .collect();
@@ -174,4 +176,29 @@ fn every_vendor_has_golden_files_and_each_produces_exactly_its_events() {
         missing.is_empty(),
         "vendors without golden files: {missing:?}"
     );
+}
+
+/// Every golden event passes an independent OCSF validator: `tests/ocsf/validate.py`, with the
+/// pydantic models of `py-ocsf-models` (pinned in `tests/ocsf/requirements.txt`; `scripts/test`
+/// installs it). `PYTHON` names the interpreter (default `python3`).
+#[test]
+fn every_golden_event_passes_the_py_ocsf_models_validator() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = std::process::Command::new(&python)
+        .arg(root.join("tests/ocsf/validate.py"))
+        .arg(root.join("tests/golden"))
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run {python} ({e}): scripts/test installs python3 and py-ocsf-models")
+        });
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the OCSF validator refused golden events:\n{stderr}\n{stdout}"
+    );
+    // It checked the findings with the Detection Finding model, not nothing.
+    assert!(stdout.contains("as DetectionFinding"), "{stdout}");
+    assert!(stdout.contains("; 0 refused"), "{stdout}");
 }

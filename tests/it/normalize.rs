@@ -1,9 +1,11 @@
 //! Normalization end to end: a webhook carrying several findings fans out into several events,
 //! each routed by its own severity; `include_raw`; and a payload no mapping can read is still
-//! forwarded, as a Base Event carrying the error.
+//! forwarded, as a Base Event carrying the error. A webhook of many items costs storage in
+//! proportion to its events, and one of too many items is refused with 413.
 
 use serde_json::{json, Value};
 
+use crate::fake::{delivered_uids, events_of, FakeServer, Reply};
 use crate::support::{metric, read_lines, source, Options, TestGateway, Tls};
 
 const SINKS: &str = "[[sinks]]\nid = \"out\"\ntype = \"file\"\npath = \"events.jsonl\"\nbatch = { timeout = \"5ms\" }\n\n[[sinks]]\nid = \"crit\"\ntype = \"file\"\npath = \"critical.jsonl\"\nmin_severity = \"critical\"\nbatch = { timeout = \"5ms\" }\n";
@@ -132,5 +134,134 @@ async fn a_payload_no_mapping_reads_is_still_forwarded_with_the_error_and_counte
             &[("source", "vt")]
         ),
         1.0
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// A webhook that fans out into many events: storage and memory in proportion to the events,
+// not events x body; and a bound on how many events one request may make.
+
+const SPECTRAL_SECRET: &str = "spectral-secret-1";
+
+/// A gateway with one Spectral source whose sink refuses everything for now (so what one
+/// request spooled stays there to be measured), with a spool of `max_size`.
+async fn spectral_gateway(fake: &FakeServer, max_size: &str) -> TestGateway {
+    TestGateway::start(Options {
+        tls: Tls::Off,
+        server: "client_rate_limit = { per_second = 100000, burst = 100000 }".into(),
+        sources: source("sp", "spectral", &[SPECTRAL_SECRET], ""),
+        sinks: Some(format!(
+            "[[sinks]]\nid = \"out\"\ntype = \"http\"\nurl = \"{}\"\nallow_http = true\ntimeout = \"1s\"\nbatch = {{ max_events = 500, timeout = \"20ms\" }}\nretry = {{ initial_backoff = \"10ms\", max_backoff = \"50ms\" }}\n",
+            fake.url("/ingest")
+        )),
+        spool: format!("max_size = \"{max_size}\""),
+        ..Default::default()
+    })
+    .await
+}
+
+async fn send_spectral(gw: &TestGateway, body: &[u8]) -> (u16, String) {
+    let headers = gw.sign("sp", body, "unused");
+    gw.post(&gw.client(), "sp", &headers, body.to_vec()).await
+}
+
+fn issue(i: usize) -> Value {
+    json!({"assetId": format!("github.com/acme/r{}", i % 7), "detectorId": "CLD001",
+           "severity": "error", "uri": format!("https://x.io/f{i}#L{i}")})
+}
+
+#[tokio::test]
+async fn a_thousand_issue_spectral_webhook_spools_about_its_size_and_each_event_carries_its_own_issue(
+) {
+    let fake = FakeServer::start(|_, _| Reply::status(503)).await;
+    let gw = spectral_gateway(&fake, "64MiB").await;
+    let issues: Vec<Value> = (0..1000).map(issue).collect();
+    let body = json!({ "issues": issues }).to_string().into_bytes();
+    assert!((80_000..120_000).contains(&body.len()), "{}", body.len());
+    let before = gw.handle.gateway.spool().bytes();
+    let (status, text) = send_spectral(&gw, &body).await;
+    assert_eq!(
+        (status, text.as_str()),
+        (200, r#"{"status":"accepted","events":1000}"#)
+    );
+    // Each event is about 1 KB of OCSF besides its own issue; with the whole body copied into
+    // every event this was over 100 MB (1,200 times the body).
+    let spooled = gw.handle.gateway.spool().bytes() - before;
+    eprintln!("spooled {spooled} bytes for a body of {}", body.len());
+    assert!(
+        spooled < 20 * body.len() as u64,
+        "{spooled} bytes spooled for a body of {}",
+        body.len()
+    );
+    let m = gw.metrics().await;
+    assert!(metric(&m, "siemgate_spool_bytes", &[]) < 20.0 * body.len() as f64);
+
+    fake.set(|_, _| Reply::ok());
+    let reqs = fake
+        .wait_until("every event delivered", |r| delivered_uids(r).len() >= 1000)
+        .await;
+    let events: Vec<Value> = reqs
+        .iter()
+        .filter(|c| c.delivered())
+        .flat_map(events_of)
+        .collect();
+    assert_eq!(events.len(), 1000);
+    let mut raw_total = 0;
+    let mut envelopes = 0;
+    for e in &events {
+        let raw = e["raw_data"].as_str().expect("raw_data");
+        raw_total += raw.len();
+        let item: Value = serde_json::from_str(raw).unwrap();
+        assert_eq!(
+            e["finding_info"]["src_url"], item["uri"],
+            "raw_data is the event's own issue"
+        );
+        assert!(e["metadata"]["correlation_uid"].is_string());
+        if let Some(env) = e["unmapped"]["siemgate"].get("raw_envelope") {
+            envelopes += 1;
+            assert_eq!(env, "{}", "the body without issues[]");
+        }
+    }
+    assert_eq!(envelopes, 1, "the envelope goes once per request");
+    assert!(raw_total <= body.len(), "{raw_total} > {}", body.len());
+}
+
+#[tokio::test]
+async fn a_body_of_countless_tiny_items_is_refused_with_413_before_any_event_is_built() {
+    let fake = FakeServer::ok().await;
+    let gw = spectral_gateway(&fake, "64MiB").await;
+    // 300,000 issues in under 1 MiB: as events they would take gigabytes.
+    let mut body = String::from(r#"{"issues":["#);
+    body.push_str(&vec!["{}"; 300_000].join(","));
+    body.push_str("]}");
+    let started = std::time::Instant::now();
+    for _ in 0..2 {
+        // Refused every time: never remembered as seen, so never answered "duplicate".
+        let (status, _) = send_spectral(&gw, body.as_bytes()).await;
+        assert_eq!(status, 413);
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    let m = gw.metrics().await;
+    assert_eq!(
+        metric(&m, "siemgate_too_many_events_total", &[("source", "sp")]),
+        2.0
+    );
+    // The limit itself: MAX_EVENTS_PER_REQUEST items pass, one more does not.
+    let max = siemgate::ocsf::MAX_EVENTS_PER_REQUEST;
+    let at = json!({"issues": (0..max).map(|_| json!({})).collect::<Vec<_>>()});
+    let (status, text) = send_spectral(&gw, at.to_string().as_bytes()).await;
+    assert_eq!(
+        (status, text),
+        (200, format!(r#"{{"status":"accepted","events":{max}}}"#))
+    );
+    let over = json!({"issues": (0..=max).map(|i| json!({"n": i})).collect::<Vec<_>>()});
+    assert_eq!(send_spectral(&gw, over.to_string().as_bytes()).await.0, 413);
+    assert_eq!(
+        metric(
+            &gw.metrics().await,
+            "siemgate_too_many_events_total",
+            &[("source", "sp")]
+        ),
+        3.0
     );
 }

@@ -712,6 +712,7 @@ impl Vendor {
             include_raw: r.include_raw,
         };
         let events = siemgate::ocsf::normalize(self.scheme.as_ref(), &origin, &verified)
+            .expect("within the events-per-request limit")
             .into_iter()
             .map(|e| serde_json::to_value(e).unwrap())
             .collect();

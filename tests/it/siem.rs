@@ -263,6 +263,19 @@ fn user_agent_ok(c: &Captured) -> bool {
         .is_some_and(|u| u == format!("siemgate/{}", env!("CARGO_PKG_VERSION")))
 }
 
+/// Whether an event went with its raw_data cut to fit, flagged as such.
+fn raw_cut(ocsf: &Value) -> bool {
+    let flag = &ocsf["unmapped"]["siemgate"];
+    if flag["raw_data_truncated"] != true {
+        assert!(flag.get("raw_data_length").is_none(), "{flag}");
+        return false;
+    }
+    let kept = ocsf["raw_data"].as_str().map_or(0, str::len);
+    let length = flag["raw_data_length"].as_u64().unwrap() as usize;
+    assert!(kept < length, "{kept} of {length} bytes kept");
+    true
+}
+
 fn uid_of(ocsf: &Value) -> String {
     ocsf["metadata"]["uid"]
         .as_str()
@@ -1434,7 +1447,8 @@ async fn sentinel_signs_in_with_a_rotated_workload_identity_token_instead_of_a_s
 }
 
 #[tokio::test]
-async fn sentinel_keeps_each_call_within_one_million_bytes_and_dead_letters_a_bigger_event() {
+async fn sentinel_keeps_each_call_within_one_million_bytes_and_cuts_the_raw_data_of_a_bigger_event()
+{
     let az = Az::new();
     az.ingest(IngestMode::Down);
     let fake = azure_fake(&az).await;
@@ -1457,11 +1471,13 @@ async fn sentinel_keeps_each_call_within_one_million_bytes_and_dead_letters_a_bi
         .await;
     accept_padded_with_huge(&gw, "azmb-src", &ids[1..], 300_000, ("azmb-huge", 2)).await;
     az.ingest(IngestMode::Up);
-    fake.wait_until("five delivered records", |r| az_uids(r).len() >= 5)
+    fake.wait_until("six delivered records", |r| az_uids(r).len() >= 6)
         .await;
     gw.delivered().await;
     let reqs = fake.requests();
-    assert_eq!(sorted(az_uids(&reqs)), ids);
+    let mut all = ids.clone();
+    all.push("azmb-huge".into());
+    assert_eq!(sorted(az_uids(&reqs)), all);
     let ingests: Vec<&Captured> = reqs.iter().filter(|c| is_ingest(c)).collect();
     for c in &ingests {
         check_az_request(c);
@@ -1470,20 +1486,17 @@ async fn sentinel_keeps_each_call_within_one_million_bytes_and_dead_letters_a_bi
             "an ingestion call of {} bytes uncompressed",
             c.body.len()
         );
-        assert!(!az_request_uids(c).contains(&"azmb-huge".to_string()));
         for r in az_records(c) {
             check_az_record(&r, "azmb-src");
+            let cut = r["Event"]["metadata"]["uid"] == "azmb-huge";
+            assert_eq!(raw_cut(&r["Event"]), cut, "{}", r["EventId"]);
         }
     }
     assert!(
         ingests.iter().any(|c| az_records(c).len() >= 2),
         "the events were never sent together"
     );
-    let letters = dead_letters(&gw, "azmb").await;
-    assert_eq!(letters.len(), 1, "{letters:?}");
-    assert_eq!(letters[0]["event"]["metadata"]["uid"], "azmb-huge");
-    let err = letters[0]["error"].as_str().unwrap();
-    assert!(err.contains("1,000,000"), "{err}");
+    assert!(dead_letters(&gw, "azmb").await.is_empty());
 }
 
 #[tokio::test]
@@ -2110,7 +2123,7 @@ async fn datadog_sends_at_most_1000_logs_per_request_with_the_reserved_attribute
 }
 
 #[tokio::test]
-async fn datadog_keeps_requests_under_5_mb_and_dead_letters_a_log_over_1_mb_unsent() {
+async fn datadog_keeps_requests_under_5_mb_and_cuts_the_raw_data_of_a_log_over_1_mb() {
     let dd = Dd::new(DdMode::Down);
     let fake = datadog_fake(&dd).await;
     let gw = start(
@@ -2132,11 +2145,13 @@ async fn datadog_keeps_requests_under_5_mb_and_dead_letters_a_log_over_1_mb_unse
         .await;
     accept_padded_with_huge(&gw, "ddmb-src", &ids[1..], 900_000, ("ddmb-huge", 3)).await;
     dd.set(DdMode::Up);
-    fake.wait_until("seven delivered logs", |r| dd_uids(r).len() >= 7)
+    fake.wait_until("eight delivered logs", |r| dd_uids(r).len() >= 8)
         .await;
     gw.delivered().await;
     let reqs = fake.requests();
-    assert_eq!(sorted(dd_uids(&reqs)), ids);
+    let mut all = ids.clone();
+    all.push("ddmb-huge".into());
+    assert_eq!(sorted(dd_uids(&reqs)), all);
     for c in reqs.iter().filter(|c| is_dd(c)) {
         check_dd_request(c);
         assert!(
@@ -2144,23 +2159,19 @@ async fn datadog_keeps_requests_under_5_mb_and_dead_letters_a_log_over_1_mb_unse
             "a request of {} bytes uncompressed",
             c.body.len()
         );
-        assert!(
-            !dd_request_uids(c).contains(&"ddmb-huge".to_string()),
-            "the log over 1 MB was sent"
-        );
         for l in dd_logs(c) {
             check_dd_log(&l, "ddmb-src");
+            let size = l.to_string().len();
+            assert!(size <= 1_000_000, "a log of {size} bytes");
+            let cut = l["ocsf"]["metadata"]["uid"] == "ddmb-huge";
+            assert_eq!(raw_cut(&l["ocsf"]), cut, "{}", l["event_id"]);
         }
     }
     assert!(
         reqs.iter().any(|c| is_dd(c) && dd_logs(c).len() >= 2),
         "the logs were never sent together"
     );
-    let letters = dead_letters(&gw, "ddmb").await;
-    assert_eq!(letters.len(), 1, "{letters:?}");
-    assert_eq!(letters[0]["event"]["metadata"]["uid"], "ddmb-huge");
-    let err = letters[0]["error"].as_str().unwrap();
-    assert!(err.contains("1,000,000"), "{err}");
+    assert!(dead_letters(&gw, "ddmb").await.is_empty());
 }
 
 #[tokio::test]
@@ -2420,4 +2431,154 @@ async fn a_custom_header_that_would_override_the_sinks_credentials_is_refused_at
         "{err}"
     );
     assert!(!err.contains("someone-elses-key"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events over a sink's per-event limit: raw_data cut to fit and flagged; only what is still too
+// large is a dead letter, and every dead letter is logged.
+
+/// The gateway's log lines (JSON), captured on this test's thread: a `#[tokio::test]` runs the
+/// gateway's tasks on the thread that installed the subscriber.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+    type Writer = Logs;
+    fn make_writer(&'a self) -> Logs {
+        self.clone()
+    }
+}
+
+impl Logs {
+    fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
+        let logs = Logs::default();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(logs.clone())
+            .finish();
+        (logs.clone(), tracing::subscriber::set_default(subscriber))
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    /// The warnings about dead letters at `sink`.
+    fn dead_letter_warnings(&self, sink: &str) -> Vec<Value> {
+        self.text()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|l| {
+                l["level"] == "WARN"
+                    && l["fields"]["sink"] == sink
+                    && l["fields"]["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("dead letter"))
+            })
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn an_event_over_1_mb_reaches_datadog_and_sentinel_with_raw_data_cut_and_one_still_too_big_is_a_logged_dead_letter(
+) {
+    let (logs, _guard) = Logs::capture();
+    let dd = Dd::new(DdMode::Up);
+    let dd_fake = datadog_fake(&dd).await;
+    let az = Az::new();
+    let az_fake = azure_fake(&az).await;
+    let gw = start(
+        ROOMY,
+        gh("big-src", &["bigdd", "bigaz"]),
+        format!(
+            "{}\n{}",
+            datadog("bigdd", &dd_fake, QUICK, ""),
+            sentinel("bigaz", &az_fake, QUICK, "")
+        ),
+    )
+    .await;
+    // 600 KB of quotes, backslashes and newlines: escaped once in the body and again in
+    // raw_data, the event is well over 1 MB.
+    let pad = "\"\\\n".repeat(200_000);
+    accept_json(
+        &gw,
+        "big-src",
+        "big-raw",
+        json!({"action": "created", "id": "big-raw", "pad": pad}),
+    )
+    .await;
+    // An alert whose own description is over 1 MB: too large even without raw_data.
+    accept_json(
+        &gw,
+        "big-src",
+        "big-desc",
+        json!({"action": "created", "alert": {"html_url": "https://github.com/a/b/security/code-scanning/1",
+               "rule": {"id": "r1", "name": "R",
+               "full_description": "\"\\".repeat(300_000)}}}),
+    )
+    .await;
+    accept(&gw, "big-src", "big-small").await;
+    dd_fake
+        .wait_until("two logs", |r| dd_uids(r).len() >= 2)
+        .await;
+    az_fake
+        .wait_until("two records", |r| az_uids(r).len() >= 2)
+        .await;
+    gw.delivered().await;
+
+    let dd_reqs = dd_fake.requests();
+    assert_eq!(sorted(dd_uids(&dd_reqs)), ["big-raw", "big-small"]);
+    let logs_sent: Vec<Value> = dd_reqs
+        .iter()
+        .filter(|c| is_dd(c) && c.delivered())
+        .flat_map(dd_logs)
+        .collect();
+    for l in &logs_sent {
+        check_dd_log(l, "big-src");
+        assert!(l.to_string().len() <= 1_000_000, "a log over 1 MB");
+        assert_eq!(raw_cut(&l["ocsf"]), l["event_id"] == "big-raw");
+    }
+    let az_reqs = az_fake.requests();
+    assert_eq!(sorted(az_uids(&az_reqs)), ["big-raw", "big-small"]);
+    for c in az_reqs.iter().filter(|c| is_ingest(c) && c.delivered()) {
+        assert!(c.body.len() <= 1_000_000);
+        for r in az_records(c) {
+            check_az_record(&r, "big-src");
+            assert_eq!(raw_cut(&r["Event"]), r["EventId"] == "big-raw");
+        }
+    }
+    let m = gw.metrics().await;
+    for sink in ["bigdd", "bigaz"] {
+        assert_eq!(
+            metric(
+                &m,
+                "siemgate_sink_truncated_events_total",
+                &[("sink", sink)]
+            ),
+            1.0,
+            "{sink}"
+        );
+        let letters = dead_letters(&gw, sink).await;
+        assert_eq!(letters.len(), 1, "{sink}: {letters:?}");
+        assert_eq!(letters[0]["event"]["metadata"]["uid"], "big-desc");
+        // The dead letter keeps the event whole.
+        assert!(letters[0]["event"]["raw_data"].is_string());
+        let warnings = logs.dead_letter_warnings(sink);
+        assert_eq!(warnings.len(), 1, "{sink}: {}", logs.text());
+        let reason = warnings[0]["fields"]["reason"].as_str().unwrap();
+        assert!(reason.contains("1,000,000"), "{reason}");
+    }
+    // No log line carries the event.
+    assert!(!logs.text().contains(r#"\"\\\"\\\\"#));
 }
