@@ -196,6 +196,27 @@ pub struct Gateway {
     client_limiter: ArcSwap<ClientLimiter>,
     body_budget: BodyBudget,
     draining: AtomicBool,
+    /// When the full replay store was last logged.
+    full_logged: Throttle,
+}
+
+/// How often a condition that every request would otherwise log (a full replay store) is.
+const FULL_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Lets a log line through at most once every [`FULL_LOG_EVERY`].
+#[derive(Default)]
+struct Throttle(std::sync::atomic::AtomicI64);
+
+impl Throttle {
+    fn due(&self, now: time::OffsetDateTime) -> bool {
+        let now = now.unix_timestamp();
+        let last = self.0.load(Ordering::Relaxed);
+        (last == 0 || now - last >= FULL_LOG_EVERY.as_secs() as i64)
+            && self
+                .0
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
 }
 
 fn build_sources(
@@ -275,6 +296,7 @@ impl Gateway {
             client_limiter: ArcSwap::from_pointee(client_limiter),
             body_budget: BodyBudget::default(),
             draining: AtomicBool::new(false),
+            full_logged: Throttle::default(),
         })
     }
 
@@ -434,6 +456,21 @@ impl Gateway {
                 }
             }
             Ok(Seen::New) => {}
+            Ok(Seen::Full { live }) => {
+                // Counted per request (siemgate_replay_full_total); logged at most once every
+                // FULL_LOG_EVERY, so a flood cannot flood the logs too.
+                if self.full_logged.due(self.clock.now()) {
+                    tracing::warn!(
+                        source = source_id,
+                        live,
+                        max_entries = runtime.config.replay.max_entries,
+                        "replay store full of ids still within retention; new events get 503 until some expire. Raise replay.max_entries or use store = \"redis\""
+                    );
+                }
+                return Outcome::Unavailable {
+                    retry_after: Duration::from_secs(5),
+                };
+            }
             Err(e) => {
                 metrics::counter!(names::REPLAY_ERRORS).increment(1);
                 tracing::error!(source = source_id, error = %e, "replay store unavailable; answering 503");

@@ -47,6 +47,9 @@ pub enum Seen {
     /// Seen, but the request that reserved it has not finished (or died before confirming):
     /// the event may not be on disk yet, so this copy must not be answered "duplicate".
     InFlight,
+    /// Not seen, but the store is full of ids still within retention (`live` of them): it
+    /// refuses the event rather than forget one of those ids. The sender is asked to retry.
+    Full { live: usize },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -239,11 +242,9 @@ impl MemoryStore {
             if inner.map.len() + new > self.max_entries {
                 self.publish(inner);
                 metrics::counter!(crate::telemetry::names::REPLAY_FULL).increment(1);
-                return Err(ReplayError(format!(
-                    "memory store full: {} ids still within retention (replay.max_entries = {}); new events are refused until some expire. Raise replay.max_entries or use store = \"redis\"",
-                    inner.map.len(),
-                    self.max_entries
-                )));
+                return Ok(Seen::Full {
+                    live: inner.map.len(),
+                });
             }
         }
         for k in keys {
@@ -392,7 +393,7 @@ mod tests {
             assert_eq!(ins(&s, &[key(i)], t(i as i64), ttl).await, Seen::New);
         }
         // full of live ids: a new one is refused, and nothing was evicted for it
-        assert!(s.check_and_insert(&[key(9)], t(10), ttl).await.is_err());
+        assert_eq!(ins(&s, &[key(9)], t(10), ttl).await, Seen::Full { live: 3 });
         assert_eq!(s.len(), 3);
         assert_eq!(ins(&s, &[key(0)], t(11), ttl).await, Seen::Duplicate);
         // once the oldest expires it is purged and a new id fits
@@ -409,7 +410,10 @@ mod tests {
         s.check_and_insert(&[key(2)], t(1), Duration::from_secs(60))
             .await
             .unwrap();
-        assert!(s.check_and_insert(&[key(3)], t(30), long).await.is_err());
+        assert!(matches!(
+            ins(&s, &[key(3)], t(30), long).await,
+            Seen::Full { .. }
+        ));
         assert_eq!(ins(&s, &[key(3)], t(62), long).await, Seen::New);
         assert_eq!(ins(&s, &[key(1)], t(63), long).await, Seen::Duplicate);
     }
