@@ -47,12 +47,9 @@ impl super::Scheme for Gitlab {
         if signed(req) {
             return sw::facts(req, &sw::WEBHOOK);
         }
-        let id = match verify::id_header(req, "idempotency-key")? {
-            Some(id) => Some(id),
-            None => verify::id_header(req, "x-gitlab-event-uuid")?,
-        };
         Ok(Facts {
-            id,
+            id: verify::id_header(req, "idempotency-key")?,
+            label: verify::id_header(req, "x-gitlab-event-uuid")?,
             ..Facts::default()
         })
     }

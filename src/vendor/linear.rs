@@ -22,7 +22,7 @@ impl super::Scheme for Linear {
         Ok(Facts {
             signed_time: common::json_time(json, "webhookTimestamp", TimestampUnit::Milliseconds),
             id: verify::id_header(req, "linear-delivery")?,
-            id_signed: false,
+            ..Facts::default()
         })
     }
 

@@ -38,8 +38,10 @@ impl super::Scheme for Okta {
     }
 
     fn facts(&self, _req: &Unverified, json: Option<&Value>) -> Result<Facts, Rejection> {
+        // Okta documents no delivery id for event hooks: `eventId` names the event and is
+        // never a replay key (the body digest is).
         Ok(Facts {
-            id: common::json_str(json, &["eventId"]),
+            label: common::json_str(json, &["eventId"]),
             ..Facts::default()
         })
     }

@@ -32,7 +32,6 @@ impl super::Scheme for Pagerduty {
     fn facts(&self, _req: &Unverified, json: Option<&Value>) -> Result<Facts, Rejection> {
         let id = common::json_str(json, &["event", "id"]);
         Ok(Facts {
-            id_signed: id.is_some(),
             id,
             ..Facts::default()
         })

@@ -33,12 +33,8 @@ impl super::Scheme for Shopify {
     }
 
     fn facts(&self, req: &Unverified, _json: Option<&Value>) -> Result<Facts, Rejection> {
-        let id = match verify::id_header(req, "x-shopify-event-id")? {
-            Some(id) => Some(id),
-            None => verify::id_header(req, "shopify-event-id")?,
-        };
         Ok(Facts {
-            id,
+            id: verify::id_header(req, "x-shopify-event-id")?,
             ..Facts::default()
         })
     }

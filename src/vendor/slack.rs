@@ -40,8 +40,8 @@ impl super::Scheme for Slack {
         let id = common::json_str(json, &["event_id"]);
         Ok(Facts {
             signed_time: Some(verify::parse_timestamp(ts, TimestampUnit::Seconds)?),
-            id_signed: id.is_some(),
             id,
+            ..Facts::default()
         })
     }
 

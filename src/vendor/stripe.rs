@@ -52,8 +52,8 @@ impl super::Scheme for Stripe {
         let id = common::json_str(json, &["id"]);
         Ok(Facts {
             signed_time: Some(verify::parse_timestamp(t, TimestampUnit::Seconds)?),
-            id_signed: id.is_some(),
             id,
+            ..Facts::default()
         })
     }
 

@@ -36,8 +36,8 @@ impl super::Scheme for Syvault {
         let id = common::json_str(json, &["event_id"]);
         Ok(Facts {
             signed_time: common::json_time(json, "timestamp", TimestampUnit::Iso8601),
-            id_signed: id.is_some(),
             id,
+            ..Facts::default()
         })
     }
 

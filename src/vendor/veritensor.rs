@@ -27,11 +27,10 @@ impl super::Scheme for Veritensor {
     }
 
     fn facts(&self, _req: &Unverified, json: Option<&Value>) -> Result<Facts, Rejection> {
-        // A scan id, when the payload carries one, is covered by the body signature.
-        let id = common::json_str(json, &["scan_id"]).or_else(|| common::json_str(json, &["id"]));
+        // Veritensor documents no delivery id: `scan_id` names the scan (several deliveries
+        // may report one scan), so it labels the events and is never a replay key.
         Ok(Facts {
-            id_signed: id.is_some(),
-            id,
+            label: common::json_str(json, &["scan_id"]).or_else(|| common::json_str(json, &["id"])),
             ..Facts::default()
         })
     }

@@ -16,3 +16,4 @@ mod server;
 mod siem;
 mod support;
 mod vectors;
+mod vendor_edges;
