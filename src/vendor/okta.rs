@@ -11,6 +11,8 @@ use crate::config::VendorOptions;
 use crate::ocsf::{self, at, str_at, Class, Draft, Input};
 use crate::verify::{self, Check, Claim, Facts, Key, Rejection, Unverified};
 
+const CHALLENGE: &str = "x-okta-verification-challenge";
+
 pub struct Okta {
     header: String,
 }
@@ -94,8 +96,15 @@ impl super::Scheme for Okta {
     /// Okta verifies an event hook with a one-time GET carrying
     /// `X-Okta-Verification-Challenge` (and the authentication header, checked first): the
     /// answer echoes it as `{"verification": ...}`.
+    /// Okta checks an event hook's URL with a one-time GET carrying the challenge header (and
+    /// the authentication header, verified as usual).
+    fn accepts(&self, method: &http::Method, headers: &http::HeaderMap) -> bool {
+        method == http::Method::POST
+            || (method == http::Method::GET && headers.contains_key(CHALLENGE))
+    }
+
     fn handshake(&self, input: &Input<'_>, _keys: &[Key]) -> Option<Handshake> {
-        let challenge = input.header("x-okta-verification-challenge")?;
+        let challenge = input.header(CHALLENGE)?;
         Some(Handshake {
             content_type: "application/json",
             body: serde_json::json!({ "verification": challenge }).to_string(),
