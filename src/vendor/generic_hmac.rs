@@ -12,6 +12,18 @@
 //! - `timestamp_header` with `timestamp_unit` (`seconds`, `milliseconds`, `iso8601`): the
 //!   window applies when the timestamp is signed (in either template).
 //! - `id_header`: the delivery id to de-duplicate on.
+//!
+//! Where `{id}` or `{timestamp}` is in the signed bytes, its value is refused (`401`,
+//! `malformed_header`) unless it has a fixed form: ids 1-256 characters of `[A-Za-z0-9_-]`,
+//! timestamps digits only (`seconds`, `milliseconds`) or digits with `T Z : . + -`
+//! (`iso8601`), at most 40. A template in which one could run into its neighbour is a config
+//! error (`"{id}_{body}"`, `"{id}{timestamp}"`); where one touches `{body}` directly
+//! (`"{timestamp}{body}"`), a body beginning with a character of its alphabet is refused.
+//! Otherwise bytes could move between the body and the id with the MAC still valid.
+//!
+//! **Replay id:** `id_header` when configured (the operator vouches that it is the same on retries
+//! and unique per delivery), and always the signed-bytes digest, so the same signed bytes are a
+//! duplicate whatever id rides beside them.
 
 use base64::Engine;
 use serde_json::Value;

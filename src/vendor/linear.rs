@@ -1,5 +1,8 @@
 //! Linear: `Linear-Signature: <hex HMAC-SHA256(body)>`. The timestamp is the body field
 //! `webhookTimestamp` in milliseconds (signed). `Linear-Delivery` (unsigned) is the delivery id.
+//!
+//! **Replay id:** `Linear-Delivery`, the UUID Linear documents per delivery, and the signed-bytes
+//! digest (the header is not signed).
 
 use serde_json::{json, Value};
 use time::OffsetDateTime;

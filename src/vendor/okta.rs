@@ -1,6 +1,9 @@
 //! Okta event hooks: no signature. The admin sets an authentication header (`header`, default
 //! `Authorization`) whose value Okta sends verbatim; it is compared in constant time with the
-//! configured secret. The body's `eventId` is the id (not signed, so the digest is kept too).
+//! configured secret.
+//!
+//! **Replay id:** the body digest. Okta documents no delivery id for event hooks (the reference
+//! finds none); the body's `eventId` only labels the event.
 
 use serde_json::{json, Value};
 use time::OffsetDateTime;

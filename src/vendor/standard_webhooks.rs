@@ -3,6 +3,9 @@
 //! Ed25519>`) over `"{webhook-id}.{webhook-timestamp}.{body}"`. Secrets are `whsec_` + base64
 //! (the HMAC key is the decoded bytes) or `whpk_` + base64 of an Ed25519 public key.
 //! The id and timestamp are signed; the window is ±tolerance.
+//!
+//! **Replay id:** `webhook-id` (`svix-id`), which the spec makes the idempotency key, the same on
+//! retries, and the signed-bytes digest.
 
 use base64::Engine;
 use serde_json::{json, Map, Value};

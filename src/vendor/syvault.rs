@@ -14,6 +14,9 @@
 //! `event_id` is already the request's event id (`metadata.uid`). SyVault sends no severity:
 //! these are routine audit records, so all are Informational (1) unless the body has a
 //! `severity`; a SIEM rule decides what a failed login or a deleted user means.
+//!
+//! **Replay id:** the body's `event_id`, which SyVault documents for its at-least-once deliveries
+//! (the same on a retry), and the body digest.
 
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;

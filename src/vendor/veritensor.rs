@@ -8,6 +8,10 @@
 //! `file` and `threat` or `severity` is one vulnerability). Each vulnerability is a Detection
 //! Finding. A scan that reports none (an empty list, or `count: 0`) is one informational Base
 //! Event: a clean scan is a valid report, not a normalization error.
+//!
+//! **Replay id:** the body digest. Veritensor documents no delivery id (the reference found no
+//! public webhook documentation); `scan_id`, when the body has one, names the scan, which several
+//! deliveries may report, so it only labels the events (`metadata.uid`) and is never a replay key.
 
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
