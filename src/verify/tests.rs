@@ -258,6 +258,11 @@ fn debug_shows_header_names_and_body_length_never_values() {
     )
     .unwrap();
     assert!(!format!("{tok:?}").contains("tok-3f9a-secret"));
+    // The proof a vendor finds is shown by its kind and counts only.
+    let scheme = scheme_for(VendorKind::Gitlab, &VendorOptions::default());
+    let r = req(&[("x-gitlab-token", "tok-3f9a-secret")], "{}");
+    let claim = scheme.claim(&r).unwrap();
+    assert!(!format!("{claim:?}").contains("tok-3f9a-secret"));
 }
 
 /// A Standard Webhooks request whose header carries `n` `v1a` and `n` `v1` signatures, none
