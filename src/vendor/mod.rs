@@ -56,6 +56,13 @@ pub trait Scheme: Send + Sync + 'static {
         Ok(vec![ocsf::base(input)])
     }
 
+    /// The answer to a vendor's endpoint check (Slack `url_verification`, Zoom
+    /// `endpoint.url_validation`, Okta's verification GET), given after the request verified
+    /// and instead of spooling it. `keys` are the source's keys, for answers that are signed.
+    fn handshake(&self, _input: &Input<'_>, _keys: &[Key]) -> Option<Handshake> {
+        None
+    }
+
     /// A vendor's endpoint check that carries no proof and is answered before verification
     /// (Microsoft Graph's `validationToken`), only on this vendor's sources. `None`: verify the
     /// request as usual.
@@ -74,13 +81,6 @@ pub trait Scheme: Send + Sync + 'static {
     /// source's `clientState` in every item); true when it changed anything.
     fn scrub(&self, _json: &mut Value) -> bool {
         false
-    }
-
-    /// The answer to a vendor's endpoint check (Slack `url_verification`, Zoom
-    /// `endpoint.url_validation`, Okta's verification GET), given after the request verified
-    /// and instead of spooling it. `keys` are the source's keys, for answers that are signed.
-    fn handshake(&self, _input: &Input<'_>, _keys: &[Key]) -> Option<Handshake> {
-        None
     }
 }
 
