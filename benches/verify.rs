@@ -163,6 +163,70 @@ fn bench_verify(c: &mut Criterion) {
     }
 }
 
+/// The cost of an unauthenticated 1 MiB Standard Webhooks request whose header carries 16
+/// `v1a` (Ed25519) entries and one `v1` entry, none valid, against a source holding one
+/// `whsec_` secret of 32 bytes (GitLab's size) or one `whpk_` public key. Only public keys
+/// verify `v1a`, each at most `MAX_ED25519_SIGNATURES` times.
+fn bench_v1a_flood(c: &mut Criterion) {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let size = 1 << 20;
+    let body = Bytes::from("x".repeat(size));
+    let mut sigs: Vec<String> = (0..16u8)
+        .map(|i| {
+            let mut s = [i; 64];
+            s[63] = 0; // a canonical scalar, so each entry costs a full verification
+            format!("v1a,{}", b64(&s))
+        })
+        .collect();
+    sigs.push(format!("v1,{}", b64(&[0; 32])));
+    let mut headers = HeaderMap::new();
+    for (k, v) in [
+        ("webhook-id", "msg_flood".to_string()),
+        ("webhook-timestamp", TS.to_string()),
+        ("webhook-signature", sigs.join(" ")),
+    ] {
+        headers.insert(
+            HeaderName::from_static(k),
+            HeaderValue::from_str(&v).expect("header"),
+        );
+    }
+    let pk = ed25519_dalek::SigningKey::from_bytes(&[7; 32])
+        .verifying_key()
+        .to_bytes();
+    let scheme = scheme_for(VendorKind::StandardWebhooks, &VendorOptions::default());
+    let now = OffsetDateTime::from_unix_timestamp(TS).expect("valid timestamp");
+    let mut group = c.benchmark_group("verify_v1a_flood/1MiB");
+    group.throughput(Throughput::Bytes(size as u64));
+    for (label, secret) in [
+        ("whsec_32_bytes", format!("whsec_{}", b64(&pk))),
+        ("whpk", format!("whpk_{}", b64(&pk))),
+    ] {
+        let keys = vec![scheme
+            .prepare_key(&Secret::new(secret.as_str()))
+            .expect("key")];
+        let verifier = Verifier {
+            source_id: "bench",
+            scheme: scheme.as_ref(),
+            keys: &keys,
+            tolerance: TOLERANCE,
+        };
+        group.bench_function(label, |b| {
+            b.iter_batched(
+                || Unverified {
+                    headers: headers.clone(),
+                    query: None,
+                    body: body.clone(),
+                    received_at: now,
+                },
+                |req| verify(black_box(&verifier), req, black_box(now)),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+}
+
 fn bench_replay(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -219,6 +283,6 @@ criterion_group! {
         .sample_size(50)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = bench_verify, bench_replay
+    targets = bench_verify, bench_replay, bench_v1a_flood
 }
 criterion_main!(benches);

@@ -1,7 +1,7 @@
 //! The ingest handler: client limit, route, size and time bounds, then the gateway pipeline.
 
 use bytes::{Bytes, BytesMut};
-use http::{Method, Request, Response};
+use http::{Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use ipnet::IpNet;
@@ -13,7 +13,6 @@ use std::time::Instant;
 use super::response::{self, Body};
 use crate::gateway::{Gateway, Outcome, Reservation};
 use crate::telemetry::names;
-use crate::vendor::VendorKind;
 use crate::verify::Unverified;
 
 const PREFIX: &str = "/v1/webhooks/";
@@ -75,13 +74,13 @@ pub async fn handle(
         reject("not_found");
         return Ok(response::not_found());
     };
-    // Okta checks an event hook's URL with a one-time GET carrying a challenge header.
-    let okta_check = req.method() == Method::GET
-        && req.headers().contains_key(OKTA_CHALLENGE)
-        && config
-            .source(&source_id)
-            .is_some_and(|s| s.vendor == VendorKind::Okta);
-    if req.method() != Method::POST && !okta_check {
+    // The source's vendor decides which methods it sends (POST; Okta's verification GET too)
+    // and answers its own unsigned endpoint checks (Graph's `validationToken`, below).
+    let Some(source) = gw.runtime().sources.get(&source_id).cloned() else {
+        reject("not_found");
+        return Ok(response::not_found());
+    };
+    if !source.scheme.accepts(req.method(), req.headers()) {
         reject("method_not_allowed");
         return Ok(response::method_not_allowed());
     }
@@ -122,26 +121,22 @@ pub async fn handle(
         }
     };
 
-    // Microsoft Graph validates a subscription's URL with an empty POST carrying
-    // `?validationToken=`, to be echoed as text within 10 s. Graph signs nothing (its
-    // notifications carry `clientState`), so this is answered for any source, before
-    // verification, and never spooled.
-    if body.is_empty() {
-        if let Some(token) = graph_validation_token(parts.uri.query()) {
-            let outcome = Outcome::Handshake(crate::vendor::Handshake {
-                content_type: "text/plain; charset=utf-8",
-                body: token,
-            });
-            return Ok(finish(&gw, &source_id, client, &outcome, started));
-        }
-    }
-
     let unverified = Unverified {
         headers: parts.headers,
         query: parts.uri.query().map(str::to_string),
         body,
         received_at: gw.clock().now(),
     };
+    // A check the vendor makes without any proof (Microsoft Graph's `validationToken`, on
+    // `msgraph` sources only): answered before verification, never spooled.
+    if let Some(h) = source
+        .scheme
+        .pre_verify_handshake(&parts.method, &unverified)
+    {
+        let outcome = Outcome::Handshake(h);
+        return Ok(finish(&gw, &source_id, client, &outcome, started));
+    }
+    drop(source);
     // The pipeline runs in its own task: a client that goes away must not cancel it between
     // recording the event id and writing the event.
     let task = {
@@ -165,8 +160,6 @@ pub async fn handle(
     };
     Ok(finish(&gw, &source_id, client, &outcome, started))
 }
-
-const OKTA_CHALLENGE: &str = "x-okta-verification-challenge";
 
 /// When `server.max_inflight_body_bytes` is in use, senders are asked to retry after this.
 const BUDGET_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
@@ -209,16 +202,6 @@ async fn read_body(
         buf.extend_from_slice(&data);
     }
     Ok((buf.freeze(), held))
-}
-
-/// The `validationToken` of a Microsoft Graph subscription check, if the query has a sane one.
-fn graph_validation_token(query: Option<&str>) -> Option<String> {
-    let token = form_urlencoded::parse(query?.as_bytes())
-        .find(|(k, _)| k == "validationToken")?
-        .1
-        .into_owned();
-    (!token.is_empty() && token.len() <= 4096 && !token.chars().any(char::is_control))
-        .then_some(token)
 }
 
 /// Every request to a configured source ends here: counted once, logged in one line

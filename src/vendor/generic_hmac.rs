@@ -12,6 +12,18 @@
 //! - `timestamp_header` with `timestamp_unit` (`seconds`, `milliseconds`, `iso8601`): the
 //!   window applies when the timestamp is signed (in either template).
 //! - `id_header`: the delivery id to de-duplicate on.
+//!
+//! Where `{id}` or `{timestamp}` is in the signed bytes, its value is refused (`401`,
+//! `malformed_header`) unless it has a fixed form: ids 1-256 characters of `[A-Za-z0-9_-]`,
+//! timestamps digits only (`seconds`, `milliseconds`) or digits with `T Z : . + -`
+//! (`iso8601`), at most 40. A template in which one could run into its neighbour is a config
+//! error (`"{id}_{body}"`, `"{id}{timestamp}"`); where one touches `{body}` directly
+//! (`"{timestamp}{body}"`), a body beginning with a character of its alphabet is refused.
+//! Otherwise bytes could move between the body and the id with the MAC still valid.
+//!
+//! **Replay id:** `id_header` when configured (the operator vouches that it is the same on retries
+//! and unique per delivery), and always the signed-bytes digest, so the same signed bytes are a
+//! duplicate whatever id rides beside them.
 
 use base64::Engine;
 use serde_json::Value;
@@ -51,19 +63,121 @@ impl GenericHmac {
             TemplatePart::Body => &req.body,
             TemplatePart::Timestamp => {
                 let h = self.o.timestamp_header.as_deref().unwrap_or_default();
-                verify::single_header(req, h)?
-                    .ok_or(Rejection::missing("timestamp header missing"))?
-                    .as_bytes()
+                let ts = verify::single_header(req, h)?
+                    .ok_or(Rejection::missing("timestamp header missing"))?;
+                if !verify::is_safe_timestamp(ts, self.o.timestamp_unit) {
+                    return Err(Rejection::malformed(
+                        "timestamp is not of the expected form",
+                    ));
+                }
+                ts.as_bytes()
             }
             TemplatePart::Id => {
                 let h = self.o.id_header.as_deref().unwrap_or_default();
-                verify::single_header(req, h)?
-                    .ok_or(Rejection::missing("id header missing"))?
-                    .as_bytes()
+                let id = verify::single_header(req, h)?
+                    .ok_or(Rejection::missing("id header missing"))?;
+                if !verify::is_safe_id(id) {
+                    return Err(Rejection::malformed("id is not of the signed form"));
+                }
+                id.as_bytes()
             }
             TemplatePart::Secret => b"",
         })
     }
+}
+
+/// Whether `c` may be part of the value of template part `p` (`{id}`, `{timestamp}`).
+fn in_alphabet(p: &TemplatePart, c: u8, unit: TimestampUnit) -> bool {
+    match p {
+        TemplatePart::Id => verify::is_id_char(c),
+        TemplatePart::Timestamp => verify::is_timestamp_char(c, unit),
+        _ => false,
+    }
+}
+
+fn is_variable(p: &TemplatePart) -> bool {
+    matches!(p, TemplatePart::Id | TemplatePart::Timestamp)
+}
+
+/// Checks that the signed bytes split into the template's parts one way only, so that no byte
+/// can move between the body, the id and the timestamp with the MAC still valid (a captured
+/// `"{id}.{body}"` re-sent with bytes of the body moved into the id). Ids and timestamps have
+/// a fixed alphabet; every `{id}` or `{timestamp}` before `{body}` must be followed by a byte
+/// outside its alphabet (or end the bytes), and every one after `{body}` preceded by one.
+/// The template's literals are checked when the config is loaded ([`template_problem`]); this
+/// checks the body's first and last bytes, where an `{id}` or `{timestamp}` touches `{body}`.
+fn unambiguous(template: &[TemplatePart], parts: &[&[u8]], unit: TimestampUnit) -> bool {
+    let Some(body_at) = template.iter().position(|p| *p == TemplatePart::Body) else {
+        return true;
+    };
+    template.iter().enumerate().all(|(i, p)| {
+        if !is_variable(p) {
+            return true;
+        }
+        let neighbour = if i < body_at {
+            parts[i + 1..].iter().flat_map(|s| s.iter()).next()
+        } else {
+            parts[..i].iter().rev().flat_map(|s| s.iter().rev()).next()
+        };
+        neighbour.is_none_or(|c| !in_alphabet(p, *c, unit))
+    })
+}
+
+/// What makes a signed template ambiguous whatever the request: `{body}` twice, an `{id}` or
+/// `{timestamp}` beside another one, or beside a literal whose adjoining character could be
+/// part of its value (`"{id}_{body}"`: ids may hold `_`).
+fn template_problem(template: &[TemplatePart], unit: TimestampUnit) -> Option<String> {
+    let bodies = template
+        .iter()
+        .filter(|p| **p == TemplatePart::Body)
+        .count();
+    if bodies > 1 {
+        return Some("{body} may appear only once".into());
+    }
+    let body_at = template.iter().position(|p| *p == TemplatePart::Body)?;
+    let name = |p: &TemplatePart| match p {
+        TemplatePart::Id => "{id}",
+        _ => "{timestamp}",
+    };
+    for (i, p) in template.iter().enumerate() {
+        if !is_variable(p) {
+            continue;
+        }
+        let (neighbour, side) = if i < body_at {
+            (template.get(i + 1), "follow")
+        } else {
+            (i.checked_sub(1).and_then(|j| template.get(j)), "precede")
+        };
+        match neighbour {
+            Some(n) if is_variable(n) => {
+                return Some(format!(
+                    "{} and {} touch: put a separator such as '.' between them",
+                    name(p),
+                    name(n)
+                ))
+            }
+            Some(TemplatePart::Literal(l)) => {
+                let c = if i < body_at {
+                    l.bytes().next()
+                } else {
+                    l.bytes().last()
+                };
+                if c.is_some_and(|c| in_alphabet(p, c, unit)) {
+                    return Some(format!(
+                        "the text that would {side} {} can be part of its value: use a separator it cannot contain, such as '.' or ':'{}",
+                        name(p),
+                        if *p == TemplatePart::Timestamp && unit == TimestampUnit::Iso8601 {
+                            " (an ISO-8601 timestamp may hold '.', ':', '+' and '-': use e.g. '|')"
+                        } else {
+                            ""
+                        }
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 pub fn parse_template(t: &str, allowed: &[&str]) -> Result<Vec<TemplatePart>, String> {
@@ -180,6 +294,9 @@ pub(super) fn options(
             vec![TemplatePart::Body]
         }
     };
+    if let Some(m) = template_problem(&signed_template, timestamp_unit) {
+        bad("signed_template", m);
+    }
     let key_template = match parse_template(
         r.key_template.as_deref().unwrap_or("{secret}"),
         &["secret", "timestamp"],
@@ -288,6 +405,11 @@ impl super::Scheme for GenericHmac {
         for p in &self.o.signed_template {
             message.push(self.part(req, p)?);
         }
+        if !unambiguous(&self.o.signed_template, &message, self.o.timestamp_unit) {
+            return Err(Rejection::malformed(
+                "id or timestamp runs into the body: the signed bytes are ambiguous",
+            ));
+        }
         let key = if self.o.key_template == [TemplatePart::Secret] {
             None
         } else {
@@ -325,7 +447,7 @@ impl super::Scheme for GenericHmac {
         Ok(Facts {
             signed_time,
             id,
-            id_signed: self.o.signed_template.contains(&TemplatePart::Id),
+            ..Facts::default()
         })
     }
 

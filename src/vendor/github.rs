@@ -1,5 +1,8 @@
 //! GitHub: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256(body)>`. The legacy SHA-1
 //! `X-Hub-Signature` is never accepted. `X-GitHub-Delivery` (unsigned) is the delivery id.
+//!
+//! **Replay id:** `X-GitHub-Delivery`, the GUID GitHub documents for each delivery, and the
+//! signed-bytes digest (the header is not signed).
 
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;

@@ -3,7 +3,10 @@
 //! - the signing token (Standard Webhooks form): `webhook-signature: v1,<base64>` over
 //!   `"{webhook-id}.{webhook-timestamp}.{body}"` with a `whsec_` secret. Used when present.
 //!
-//! De-duplicated on `Idempotency-Key` (the same on retries), else `X-Gitlab-Event-UUID`.
+//! **Replay id:** `Idempotency-Key`, which GitLab documents as the same on every retry of one
+//! event (GitLab 17.4 and later; the signing-token form's `webhook-id` equals it), and the
+//! signed-bytes digest; without it, the digest only. `X-Gitlab-Event-UUID` is shared by recursive
+//! hooks, so it only labels the event.
 
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
@@ -47,12 +50,9 @@ impl super::Scheme for Gitlab {
         if signed(req) {
             return sw::facts(req, &sw::WEBHOOK);
         }
-        let id = match verify::id_header(req, "idempotency-key")? {
-            Some(id) => Some(id),
-            None => verify::id_header(req, "x-gitlab-event-uuid")?,
-        };
         Ok(Facts {
-            id,
+            id: verify::id_header(req, "idempotency-key")?,
+            label: verify::id_header(req, "x-gitlab-event-uuid")?,
             ..Facts::default()
         })
     }

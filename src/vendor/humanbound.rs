@@ -15,6 +15,9 @@
 //!   with no actor or API call behind them, so API Activity would be empty of what it requires.
 //!
 //! Severity is Humanbound's own top-level word for every type.
+//!
+//! **Replay id:** the body digest. Humanbound's SIEM documentation shows no event id, neither a
+//! header nor a field.
 
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;

@@ -1,5 +1,8 @@
 //! Linear: `Linear-Signature: <hex HMAC-SHA256(body)>`. The timestamp is the body field
 //! `webhookTimestamp` in milliseconds (signed). `Linear-Delivery` (unsigned) is the delivery id.
+//!
+//! **Replay id:** `Linear-Delivery`, the UUID Linear documents per delivery, and the signed-bytes
+//! digest (the header is not signed).
 
 use serde_json::{json, Value};
 use time::OffsetDateTime;
@@ -22,7 +25,7 @@ impl super::Scheme for Linear {
         Ok(Facts {
             signed_time: common::json_time(json, "webhookTimestamp", TimestampUnit::Milliseconds),
             id: verify::id_header(req, "linear-delivery")?,
-            id_signed: false,
+            ..Facts::default()
         })
     }
 

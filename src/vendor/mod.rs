@@ -8,6 +8,7 @@ mod github;
 mod gitlab;
 mod humanbound;
 mod linear;
+mod msgraph;
 mod okta;
 mod pagerduty;
 mod sentry;
@@ -68,6 +69,26 @@ pub trait Scheme: Send + Sync + 'static {
     fn handshake(&self, _input: &Input<'_>, _keys: &[Key]) -> Option<Handshake> {
         None
     }
+
+    /// A vendor's endpoint check that carries no proof and is answered before verification
+    /// (Microsoft Graph's `validationToken`), only on this vendor's sources. `None`: verify the
+    /// request as usual.
+    fn pre_verify_handshake(&self, _method: &http::Method, _req: &Unverified) -> Option<Handshake> {
+        None
+    }
+
+    /// Whether this vendor sends requests with `method` other than POST, judged by their
+    /// headers (Okta's verification GET carries `X-Okta-Verification-Challenge`). They are
+    /// verified like any request. Default: POST only.
+    fn accepts(&self, method: &http::Method, _headers: &http::HeaderMap) -> bool {
+        method == http::Method::POST
+    }
+
+    /// Takes secrets out of a verified JSON body before it is handed on (Graph repeats the
+    /// source's `clientState` in every item); true when it changed anything.
+    fn scrub(&self, _json: &mut Value) -> bool {
+        false
+    }
 }
 
 /// A handshake answer: `200` with this body.
@@ -118,6 +139,7 @@ vendors! {
     Linear => "linear",
     Sentry => "sentry",
     Okta => "okta",
+    Msgraph => "msgraph",
     GenericHmac => "generic_hmac",
 }
 
@@ -167,6 +189,7 @@ pub fn scheme_for(kind: VendorKind, opts: &VendorOptions) -> Box<dyn Scheme> {
         VendorKind::Linear => Box::new(linear::Linear),
         VendorKind::Sentry => Box::new(sentry::Sentry),
         VendorKind::Okta => Box::new(okta::Okta::new(opts)),
+        VendorKind::Msgraph => Box::new(msgraph::MsGraph),
         VendorKind::GenericHmac => Box::new(generic_hmac::GenericHmac::new(opts)),
     }
 }

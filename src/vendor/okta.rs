@@ -1,6 +1,9 @@
 //! Okta event hooks: no signature. The admin sets an authentication header (`header`, default
 //! `Authorization`) whose value Okta sends verbatim; it is compared in constant time with the
-//! configured secret. The body's `eventId` is the id (not signed, so the digest is kept too).
+//! configured secret.
+//!
+//! **Replay id:** the body digest. Okta documents no delivery id for event hooks (the reference
+//! finds none); the body's `eventId` only labels the event.
 
 use serde_json::{json, Value};
 use time::OffsetDateTime;
@@ -10,6 +13,8 @@ use super::Handshake;
 use crate::config::VendorOptions;
 use crate::ocsf::{self, at, str_at, Class, Draft, Input};
 use crate::verify::{self, Check, Claim, Facts, Key, Rejection, Unverified};
+
+const CHALLENGE: &str = "x-okta-verification-challenge";
 
 pub struct Okta {
     header: String,
@@ -38,8 +43,10 @@ impl super::Scheme for Okta {
     }
 
     fn facts(&self, _req: &Unverified, json: Option<&Value>) -> Result<Facts, Rejection> {
+        // Okta documents no delivery id for event hooks: `eventId` names the event and is
+        // never a replay key (the body digest is).
         Ok(Facts {
-            id: common::json_str(json, &["eventId"]),
+            label: common::json_str(json, &["eventId"]),
             ..Facts::default()
         })
     }
@@ -102,8 +109,15 @@ impl super::Scheme for Okta {
     /// Okta verifies an event hook with a one-time GET carrying
     /// `X-Okta-Verification-Challenge` (and the authentication header, checked first): the
     /// answer echoes it as `{"verification": ...}`.
+    /// Okta checks an event hook's URL with a one-time GET carrying the challenge header (and
+    /// the authentication header, verified as usual).
+    fn accepts(&self, method: &http::Method, headers: &http::HeaderMap) -> bool {
+        method == http::Method::POST
+            || (method == http::Method::GET && headers.contains_key(CHALLENGE))
+    }
+
     fn handshake(&self, input: &Input<'_>, _keys: &[Key]) -> Option<Handshake> {
-        let challenge = input.header("x-okta-verification-challenge")?;
+        let challenge = input.header(CHALLENGE)?;
         Some(Handshake {
             content_type: "application/json",
             body: serde_json::json!({ "verification": challenge }).to_string(),

@@ -1,5 +1,7 @@
 //! PagerDuty (v3 webhooks): `X-PagerDuty-Signature: v1=<hex>,v1=<hex>` (one per signing
 //! secret), HMAC-SHA256 of the body. No timestamp. The event id is the body's `event.id`.
+//!
+//! **Replay id:** the body's `event.id`, which PagerDuty documents, and the signed-bytes digest.
 
 use serde_json::{json, Value};
 use time::OffsetDateTime;
@@ -32,7 +34,6 @@ impl super::Scheme for Pagerduty {
     fn facts(&self, _req: &Unverified, json: Option<&Value>) -> Result<Facts, Rejection> {
         let id = common::json_str(json, &["event", "id"]);
         Ok(Facts {
-            id_signed: id.is_some(),
             id,
             ..Facts::default()
         })

@@ -1,6 +1,9 @@
 //! Sentry (integration platform): `Sentry-Hook-Signature: <hex HMAC-SHA256(body)>`.
 //! `Sentry-Hook-Timestamp` is not signed, so no window is applied to it. `Request-ID`
 //! (unsigned) is the delivery id.
+//!
+//! **Replay id:** `Request-ID`, which Sentry documents per delivery, and the signed-bytes digest
+//! (the header is not signed).
 
 use serde_json::{json, Value};
 use time::OffsetDateTime;

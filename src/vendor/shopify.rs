@@ -1,6 +1,9 @@
 //! Shopify: `X-Shopify-Hmac-Sha256: <base64 HMAC-SHA256(body)>` (the Events product sends
 //! `Shopify-Hmac-Sha256`; both are accepted). De-duplicated on `X-Shopify-Event-Id`, which
 //! is not signed, so the body digest is recorded too.
+//!
+//! **Replay id:** `X-Shopify-Event-Id`, which Shopify documents as the same on duplicates, and the
+//! signed-bytes digest. `X-Shopify-Webhook-Id` is not used (it changes per retry).
 
 use serde_json::{json, Value};
 use time::OffsetDateTime;
@@ -33,12 +36,8 @@ impl super::Scheme for Shopify {
     }
 
     fn facts(&self, req: &Unverified, _json: Option<&Value>) -> Result<Facts, Rejection> {
-        let id = match verify::id_header(req, "x-shopify-event-id")? {
-            Some(id) => Some(id),
-            None => verify::id_header(req, "shopify-event-id")?,
-        };
         Ok(Facts {
-            id,
+            id: verify::id_header(req, "x-shopify-event-id")?,
             ..Facts::default()
         })
     }

@@ -1,6 +1,10 @@
 //! Slack: `X-Slack-Signature: v0=<hex HMAC-SHA256("v0:{timestamp}:{body}")>` with
-//! `X-Slack-Request-Timestamp` (unix seconds, signed). No event id header: the signed bytes'
-//! digest is the replay key.
+//! `X-Slack-Request-Timestamp` (unix seconds, signed).
+//!
+//! **Replay id:** the Events API envelope's `event_id`, which Slack documents as unique per event
+//! and keeps on retries (https://api.slack.com/types/event; the reference lists none), and the
+//! signed-bytes digest; slash commands and interactivity carry none and are de-duplicated on the
+//! digest.
 
 use serde_json::{json, Value};
 use time::OffsetDateTime;
@@ -40,8 +44,8 @@ impl super::Scheme for Slack {
         let id = common::json_str(json, &["event_id"]);
         Ok(Facts {
             signed_time: Some(verify::parse_timestamp(ts, TimestampUnit::Seconds)?),
-            id_signed: id.is_some(),
             id,
+            ..Facts::default()
         })
     }
 

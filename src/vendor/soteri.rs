@@ -14,6 +14,9 @@
 //!   Informational, or Low (2) when a scan failed or could not read a project (coverage gap);
 //! - changes made by a person (settings, rules, reviewed false positives, exports, triggered
 //!   scans): API Activity, Informational.
+//!
+//! **Replay id:** the body digest. Soteri documents no id header or field (and delivery is
+//! best-effort, without retries).
 
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;

@@ -13,6 +13,8 @@
 //!   carries their real one; other steps are Informational (1);
 //! - anything else with a `name` (an ingest or scan completing with its counts, a name not
 //!   about issues): one informational Base Event, counts and ids in `unmapped`.
+//!
+//! **Replay id:** the body digest. Spectral documents no delivery id.
 
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;

@@ -3,6 +3,9 @@
 //! Ed25519>`) over `"{webhook-id}.{webhook-timestamp}.{body}"`. Secrets are `whsec_` + base64
 //! (the HMAC key is the decoded bytes) or `whpk_` + base64 of an Ed25519 public key.
 //! The id and timestamp are signed; the window is ±tolerance.
+//!
+//! **Replay id:** `webhook-id` (`svix-id`), which the spec makes the idempotency key, the same on
+//! retries, and the signed-bytes digest.
 
 use base64::Engine;
 use serde_json::{json, Map, Value};
@@ -54,6 +57,11 @@ pub fn prepare(secret: &Secret) -> Result<Key, String> {
             .map_err(|_| "whpk_ secret must encode a 32-byte Ed25519 public key")?;
         return Ok(Key::ed25519_public(secret.expose(), key));
     }
+    if s.starts_with("whsk_") {
+        return Err(
+            "whsk_ is a private signing key: configure its public key (whpk_) instead".into(),
+        );
+    }
     let body = s.strip_prefix("whsec_").unwrap_or(s);
     let bytes = b64_lenient(body).ok_or("secret must be whsec_ followed by base64")?;
     if bytes.is_empty() {
@@ -68,7 +76,11 @@ pub fn claim<'a>(req: &'a Unverified, n: &Names) -> Result<Claim<'a>, Rejection>
         verify::single_header(req, n.id)?.ok_or(Rejection::missing("message id header missing"))?;
     let ts = verify::single_header(req, n.timestamp)?
         .ok_or(Rejection::missing("timestamp header missing"))?;
-    if id.contains('.') || ts.contains('.') || id.len() > verify::MAX_ID_LEN {
+    // The spec: neither may contain the separator `.`; the timestamp is integer seconds.
+    if id.contains('.')
+        || id.len() > verify::MAX_ID_LEN
+        || !verify::is_safe_timestamp(ts, TimestampUnit::Seconds)
+    {
         return Err(Rejection::malformed(
             "id or timestamp not of the signed form",
         ));
@@ -94,9 +106,10 @@ pub fn claim<'a>(req: &'a Unverified, n: &Names) -> Result<Claim<'a>, Rejection>
             candidates,
         });
     }
+    // Each Ed25519 verification hashes the whole message: only the first few are tried.
     let ed: Vec<[u8; 64]> = v1a
         .into_iter()
-        .take(verify::MAX_SIGNATURES)
+        .take(verify::MAX_ED25519_SIGNATURES)
         .filter_map(|s| verify::decode_b64(s).and_then(|b| <[u8; 64]>::try_from(b).ok()))
         .collect();
     if !ed.is_empty() {
@@ -121,7 +134,7 @@ pub fn facts(req: &Unverified, n: &Names) -> Result<Facts, Rejection> {
     Ok(Facts {
         signed_time: Some(verify::parse_timestamp(ts, TimestampUnit::Seconds)?),
         id: verify::id_header(req, n.id)?,
-        id_signed: true,
+        ..Facts::default()
     })
 }
 

@@ -1,6 +1,9 @@
 //! Stripe: `Stripe-Signature: t=<unix s>,v1=<hex>[,v1=<hex>...][,v0=...]` over `"{t}.{body}"`,
 //! HMAC-SHA256 keyed with the endpoint secret as written (`whsec_...` included). Every `v1` is a
 //! candidate; other schemes (`v0`) are ignored. The event id is the body's `id`.
+//!
+//! **Replay id:** the body's `id` (`evt_...`), the event id Stripe documents, and the signed-bytes
+//! digest.
 
 use serde_json::{json, Value};
 use time::OffsetDateTime;
@@ -52,8 +55,8 @@ impl super::Scheme for Stripe {
         let id = common::json_str(json, &["id"]);
         Ok(Facts {
             signed_time: Some(verify::parse_timestamp(t, TimestampUnit::Seconds)?),
-            id_signed: id.is_some(),
             id,
+            ..Facts::default()
         })
     }
 

@@ -14,6 +14,9 @@
 //! `event_id` is already the request's event id (`metadata.uid`). SyVault sends no severity:
 //! these are routine audit records, so all are Informational (1) unless the body has a
 //! `severity`; a SIEM rule decides what a failed login or a deleted user means.
+//!
+//! **Replay id:** the body's `event_id`, which SyVault documents for its at-least-once deliveries
+//! (the same on a retry), and the body digest.
 
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
@@ -36,8 +39,8 @@ impl super::Scheme for Syvault {
         let id = common::json_str(json, &["event_id"]);
         Ok(Facts {
             signed_time: common::json_time(json, "timestamp", TimestampUnit::Iso8601),
-            id_signed: id.is_some(),
             id,
+            ..Facts::default()
         })
     }
 

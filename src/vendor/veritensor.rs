@@ -8,6 +8,10 @@
 //! `file` and `threat` or `severity` is one vulnerability). Each vulnerability is a Detection
 //! Finding. A scan that reports none (an empty list, or `count: 0`) is one informational Base
 //! Event: a clean scan is a valid report, not a normalization error.
+//!
+//! **Replay id:** the body digest. Veritensor documents no delivery id (the reference found no
+//! public webhook documentation); `scan_id`, when the body has one, names the scan, which several
+//! deliveries may report, so it only labels the events (`metadata.uid`) and is never a replay key.
 
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
@@ -27,11 +31,10 @@ impl super::Scheme for Veritensor {
     }
 
     fn facts(&self, _req: &Unverified, json: Option<&Value>) -> Result<Facts, Rejection> {
-        // A scan id, when the payload carries one, is covered by the body signature.
-        let id = common::json_str(json, &["scan_id"]).or_else(|| common::json_str(json, &["id"]));
+        // Veritensor documents no delivery id: `scan_id` names the scan (several deliveries
+        // may report one scan), so it labels the events and is never a replay key.
         Ok(Facts {
-            id_signed: id.is_some(),
-            id,
+            label: common::json_str(json, &["scan_id"]).or_else(|| common::json_str(json, &["id"])),
             ..Facts::default()
         })
     }

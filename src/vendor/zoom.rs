@@ -1,6 +1,9 @@
 //! Zoom: `x-zm-signature: v0=<hex HMAC-SHA256("v0:{timestamp}:{body}")>` with
 //! `x-zm-request-timestamp` (unix seconds, signed). No id header: the signed bytes' digest is
 //! the replay key.
+//!
+//! **Replay id:** the signed-bytes digest (`v0:{timestamp}:{body}`). Zoom documents no delivery
+//! id.
 
 use serde_json::{json, Value};
 use time::OffsetDateTime;

@@ -37,9 +37,12 @@ use replay::ReplayKey;
 pub const MAX_SIGNATURE_HEADER_LEN: usize = 4096;
 pub const MAX_SIGNATURES: usize = 16;
 pub const MAX_ID_LEN: usize = 256;
+/// Ed25519 signatures tried per public key. Each verification hashes the whole message, and a
+/// signature does not say which key made it; a sender rotating its keys signs with two.
+pub const MAX_ED25519_SIGNATURES: usize = 2;
 
-/// A request as it came off the wire: nothing in it has been checked.
-#[derive(Debug)]
+/// A request as it came off the wire: nothing in it has been checked. Its `Debug` shows header
+/// names and the body's length only: header values carry signatures and tokens.
 pub struct Unverified {
     pub headers: HeaderMap,
     pub query: Option<String>,
@@ -153,6 +156,28 @@ impl std::fmt::Debug for Key {
     }
 }
 
+impl std::fmt::Debug for Unverified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unverified")
+            .field("headers", &HeaderNames(&self.headers))
+            .field("query_len", &self.query.as_ref().map(String::len))
+            .field("body_len", &self.body.len())
+            .field("received_at", &self.received_at)
+            .finish()
+    }
+}
+
+/// Shows a header map's names, never its values.
+struct HeaderNames<'a>(&'a HeaderMap);
+
+impl std::fmt::Debug for HeaderNames<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.keys().map(|k| k.as_str()))
+            .finish()
+    }
+}
+
 /// One piece of an HMAC key built per request (Spectral: `"{timestamp}_{secret}"`).
 #[derive(Debug, Clone, Copy)]
 pub enum KeyPart<'a> {
@@ -160,8 +185,8 @@ pub enum KeyPart<'a> {
     Secret,
 }
 
-/// What a vendor presents as proof, and what it proves.
-#[derive(Debug)]
+/// What a vendor presents as proof, and what it proves. Its `Debug` shows counts, never a
+/// signature, a token or the signed bytes.
 pub enum Check<'a> {
     /// HMAC of `message` (its parts concatenated) under each key, against each candidate.
     Mac {
@@ -178,8 +203,49 @@ pub enum Check<'a> {
         message: Vec<&'a [u8]>,
         candidates: Vec<[u8; 64]>,
     },
+    /// Several tokens that must each equal one of the configured secrets (Microsoft Graph's
+    /// `clientState`, repeated in every item of a notification): constant-time equality.
+    Tokens { presented: Vec<Vec<u8>> },
     /// Passes when any of these passes (Standard Webhooks sends `v1` and `v1a` side by side).
     Any(Vec<Check<'a>>),
+}
+
+impl std::fmt::Debug for Check<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Check::Mac {
+                alg,
+                message,
+                candidates,
+                ..
+            } => f
+                .debug_struct("Mac")
+                .field("alg", alg)
+                .field(
+                    "message_len",
+                    &message.iter().map(|m| m.len()).sum::<usize>(),
+                )
+                .field("candidates", &candidates.len())
+                .finish(),
+            Check::Token { .. } => f.write_str("Token"),
+            Check::Tokens { presented } => f
+                .debug_struct("Tokens")
+                .field("count", &presented.len())
+                .finish(),
+            Check::Ed25519 {
+                message,
+                candidates,
+            } => f
+                .debug_struct("Ed25519")
+                .field(
+                    "message_len",
+                    &message.iter().map(|m| m.len()).sum::<usize>(),
+                )
+                .field("candidates", &candidates.len())
+                .finish(),
+            Check::Any(checks) => f.debug_tuple("Any").field(checks).finish(),
+        }
+    }
 }
 
 impl Check<'_> {
@@ -187,7 +253,7 @@ impl Check<'_> {
     fn signed<'s>(&'s self, body: &'s [u8]) -> Vec<&'s [u8]> {
         match self {
             Check::Mac { message, .. } | Check::Ed25519 { message, .. } => message.clone(),
-            Check::Token { .. } => vec![body],
+            Check::Token { .. } | Check::Tokens { .. } => vec![body],
             Check::Any(checks) => checks
                 .first()
                 .map(|c| c.signed(body))
@@ -206,21 +272,36 @@ pub struct Claim<'a> {
 pub struct Facts {
     /// The vendor's timestamp, when the signature covers it (only then is a window meaningful).
     pub signed_time: Option<OffsetDateTime>,
-    /// The vendor's own event or delivery id.
+    /// The delivery id the vendor documents as the same on every retry of one delivery and
+    /// different for every other one (`X-GitHub-Delivery`, `webhook-id`, Stripe's `id`...): a
+    /// replay key. Only such an id may be one: an id that two different deliveries can share
+    /// would answer the second "duplicate", and the sender would never retry it.
     pub id: Option<String>,
-    /// Whether the id is covered by the signature. An unsigned id (a header the MAC does not
-    /// cover) could be rewritten by a replayer, so the signed bytes are de-duplicated as well.
-    pub id_signed: bool,
+    /// An id the payload gives its event that the vendor does not document as unique per
+    /// delivery (Veritensor's `scan_id`, Okta's `eventId`): it names the event
+    /// (`metadata.uid`) but is never a replay key.
+    pub label: Option<String>,
 }
 
-/// A request whose signature, timestamp and headers passed. Only [`verify`] builds one.
-#[derive(Debug)]
+/// A request whose signature, timestamp and headers passed. Only [`verify`] builds one. Its
+/// `Debug` shows what [`Unverified`]'s does, and the event id.
 pub struct Verified {
     request: Unverified,
     json: Option<Value>,
     event_id: String,
     vendor_time: Option<OffsetDateTime>,
     replay_keys: Vec<ReplayKey>,
+}
+
+impl std::fmt::Debug for Verified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verified")
+            .field("request", &self.request)
+            .field("event_id", &self.event_id)
+            .field("vendor_time", &self.vendor_time)
+            .field("replay_keys", &self.replay_keys.len())
+            .finish()
+    }
 }
 
 impl Verified {
@@ -247,6 +328,9 @@ impl Verified {
     pub fn vendor_time(&self) -> Option<OffsetDateTime> {
         self.vendor_time
     }
+    /// The keys de-duplication records: the digest of the signed bytes always (the same
+    /// signed bytes are the same delivery, whatever id rides beside them), and the vendor's
+    /// documented delivery id when it sends one.
     pub fn replay_keys(&self) -> &[ReplayKey] {
         &self.replay_keys
     }
@@ -268,11 +352,11 @@ pub fn verify(
     now: OffsetDateTime,
 ) -> Result<Verified, Rejection> {
     let claim = v.scheme.claim(&req)?;
-    check(&claim.check, v.keys)?;
+    check(&claim.check, v.keys, &mut Work::default())?;
     let digest = mac::sha256(&claim.check.signed(&req.body));
     drop(claim);
 
-    let json = parse_json(&req.body);
+    let mut json = parse_json(&req.body);
     let facts = v.scheme.facts(&req, json.as_ref())?;
 
     if let Some(t) = facts.signed_time {
@@ -291,20 +375,22 @@ pub fn verify(
         }
     }
 
-    let mut replay_keys = Vec::with_capacity(2);
-    let event_id = match facts.id {
-        Some(id) => {
-            replay_keys.push(ReplayKey::new(v.source_id, b"id", id.as_bytes()));
-            if !facts.id_signed {
-                replay_keys.push(ReplayKey::new(v.source_id, b"digest", &digest));
-            }
-            id
+    let mut replay_keys = vec![ReplayKey::new(v.source_id, b"digest", &digest)];
+    if let Some(id) = &facts.id {
+        replay_keys.push(ReplayKey::new(v.source_id, b"id", id.as_bytes()));
+    }
+    let event_id = facts
+        .id
+        .or(facts.label)
+        .unwrap_or_else(|| format!("sha256:{}", hex::encode(&digest[..16])));
+    // A vendor that puts its secret in the body (Graph's `clientState`) has it taken out of
+    // what is handed on; the digest above is of the bytes as received.
+    let mut req = req;
+    if let Some(j) = json.as_mut() {
+        if v.scheme.scrub(j) {
+            req.body = serde_json::to_vec(j).map(Bytes::from).unwrap_or_default();
         }
-        None => {
-            replay_keys.push(ReplayKey::new(v.source_id, b"digest", &digest));
-            format!("sha256:{}", hex::encode(&digest[..16]))
-        }
-    };
+    }
     Ok(Verified {
         request: req,
         json,
@@ -323,8 +409,18 @@ fn parse_json(body: &[u8]) -> Option<Value> {
     }
 }
 
+/// The expensive operations one check performed: each hashes the whole signed message. The
+/// engine bounds them by the configured keys: one HMAC per secret (every presented signature
+/// is compared with it, which is cheap), and at most [`MAX_ED25519_SIGNATURES`] Ed25519
+/// verifications per public key. Secrets are never public keys and public keys never secrets.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Work {
+    pub hmacs: usize,
+    pub ed25519: usize,
+}
+
 /// Checks the proof against every key.
-fn check(c: &Check<'_>, keys: &[Key]) -> Result<(), Rejection> {
+fn check(c: &Check<'_>, keys: &[Key], work: &mut Work) -> Result<(), Rejection> {
     let bad = Rejection {
         reason: Reason::BadSignature,
         detail: "no signature matched any key",
@@ -345,6 +441,7 @@ fn check(c: &Check<'_>, keys: &[Key]) -> Result<(), Rejection> {
             }
             let mut ok = Choice::from(0);
             for k in keys.iter().filter(|k| !k.is_public()) {
+                work.hmacs += 1;
                 let expected = match key {
                     None => mac::hmac(*alg, k.mac(), message),
                     Some(parts) => {
@@ -379,6 +476,24 @@ fn check(c: &Check<'_>, keys: &[Key]) -> Result<(), Rejection> {
                 Err(bad)
             }
         }
+        Check::Tokens { presented } => {
+            if presented.is_empty() {
+                return Err(Rejection::malformed("no token"));
+            }
+            let mut all = Choice::from(1);
+            for p in presented {
+                let mut one = Choice::from(0);
+                for k in keys.iter().filter(|k| !k.is_public()) {
+                    one |= mac::ct_eq_token(p, k.raw());
+                }
+                all &= one;
+            }
+            if bool::from(all) {
+                Ok(())
+            } else {
+                Err(bad)
+            }
+        }
         Check::Ed25519 {
             message,
             candidates,
@@ -387,16 +502,23 @@ fn check(c: &Check<'_>, keys: &[Key]) -> Result<(), Rejection> {
             if candidates.is_empty() {
                 return Err(Rejection::malformed("no usable signature"));
             }
+            // Only keys configured as public keys (`whpk_`): a secret's bytes are never taken
+            // for one, which would spend a verification per secret on every request and say
+            // something about the secret through its timing.
+            let public: Vec<VerifyingKey> = keys
+                .iter()
+                .filter(|k| k.is_public())
+                .filter_map(|k| <[u8; 32]>::try_from(k.mac()).ok())
+                .filter_map(|b| VerifyingKey::from_bytes(&b).ok())
+                .collect();
+            if public.is_empty() {
+                return Err(bad);
+            }
             let msg: Vec<u8> = message.concat();
             let mut ok = false;
-            for k in keys {
-                let Ok(bytes) = <[u8; 32]>::try_from(k.mac()) else {
-                    continue;
-                };
-                let Ok(vk) = VerifyingKey::from_bytes(&bytes) else {
-                    continue;
-                };
-                for cand in candidates {
+            for vk in &public {
+                for cand in candidates.iter().take(MAX_ED25519_SIGNATURES) {
+                    work.ed25519 += 1;
                     ok |= vk.verify_strict(&msg, &Signature::from_bytes(cand)).is_ok();
                 }
             }
@@ -409,7 +531,7 @@ fn check(c: &Check<'_>, keys: &[Key]) -> Result<(), Rejection> {
         Check::Any(checks) => {
             let mut first_err = None;
             for c in checks {
-                match check(c, keys) {
+                match check(c, keys, work) {
                     Ok(()) => return Ok(()),
                     Err(e) if e.reason == Reason::BadSignature => first_err = Some(e),
                     Err(e) => {
@@ -459,6 +581,37 @@ pub fn id_header(req: &Unverified, name: &str) -> Result<Option<String>, Rejecti
         Some(_) => Err(Rejection::malformed("id header too long")),
         None => Ok(None),
     }
+}
+
+/// The characters an id may have where it is part of the signed bytes (generic_hmac's `{id}`):
+/// `[A-Za-z0-9_-]`, what every documented delivery id uses (GUIDs, `msg_...`, `evt_...`).
+pub fn is_id_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+}
+
+/// Whether `s` is an id that can stand inside signed bytes: 1 to [`MAX_ID_LEN`] characters
+/// of [`is_id_char`]. None of them can be a template's separator (config validation sees to
+/// that), so no byte can move between the id and its neighbours while the MAC stays valid.
+pub fn is_safe_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= MAX_ID_LEN && s.bytes().all(is_id_char)
+}
+
+/// The characters a timestamp of `unit` may have: digits for seconds and milliseconds; for
+/// ISO-8601 also `T`, `Z`, `:`, `.`, `+` and `-`.
+pub fn is_timestamp_char(b: u8, unit: crate::config::TimestampUnit) -> bool {
+    use crate::config::TimestampUnit;
+    match unit {
+        TimestampUnit::Seconds | TimestampUnit::Milliseconds => b.is_ascii_digit(),
+        TimestampUnit::Iso8601 => {
+            b.is_ascii_digit() || matches!(b, b'T' | b't' | b'Z' | b'z' | b':' | b'.' | b'+' | b'-')
+        }
+    }
+}
+
+/// Whether `s` has the form of a timestamp of `unit`: 1 to 40 characters of
+/// [`is_timestamp_char`] (a sign, spaces or anything else is refused before it is parsed).
+pub fn is_safe_timestamp(s: &str, unit: crate::config::TimestampUnit) -> bool {
+    !s.is_empty() && s.len() <= 40 && s.bytes().all(|b| is_timestamp_char(b, unit))
 }
 
 /// Splits a signature list, rejecting absurd ones (thousands of entries) as malformed.
@@ -516,6 +669,9 @@ pub fn parse_timestamp(
 ) -> Result<OffsetDateTime, Rejection> {
     use crate::config::TimestampUnit;
     let bad = Rejection::malformed("timestamp is not of the expected form");
+    if !is_safe_timestamp(raw.trim(), unit) {
+        return Err(bad);
+    }
     match unit {
         TimestampUnit::Seconds => {
             let secs: i64 = raw.trim().parse().map_err(|_| bad)?;

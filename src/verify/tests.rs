@@ -222,3 +222,160 @@ fn digest_ids_are_stable_and_body_bound() {
     assert_ne!(a.event_id(), c.event_id());
     assert!(a.json().is_none());
 }
+
+#[test]
+fn debug_shows_header_names_and_body_length_never_values() {
+    let r = req(
+        &[
+            ("x-hub-signature-256", GH_SIG),
+            ("authorization", "Bearer tok-3f9a-secret"),
+            ("x-github-delivery", "d-1"),
+        ],
+        "Hello, World! body-marker",
+    );
+    let shown = format!("{r:?}");
+    for hidden in ["757107ea", "tok-3f9a-secret", "body-marker", "Hello"] {
+        assert!(!shown.contains(hidden), "{hidden} in {shown}");
+    }
+    assert!(shown.contains("x-hub-signature-256") && shown.contains("body_len: 25"));
+    let v = run(
+        VendorKind::Github,
+        &[GH_SECRET],
+        req(&[("x-hub-signature-256", GH_SIG)], "Hello, World!"),
+        0,
+    )
+    .unwrap();
+    let shown = format!("{v:?}");
+    assert!(
+        !shown.contains("757107ea") && !shown.contains("Hello"),
+        "{shown}"
+    );
+    let tok = run(
+        VendorKind::Gitlab,
+        &["tok-3f9a-secret"],
+        req(&[("x-gitlab-token", "tok-3f9a-secret")], "{\"k\":1}"),
+        0,
+    )
+    .unwrap();
+    assert!(!format!("{tok:?}").contains("tok-3f9a-secret"));
+    // The proof a vendor finds is shown by its kind and counts only.
+    let scheme = scheme_for(VendorKind::Gitlab, &VendorOptions::default());
+    let r = req(&[("x-gitlab-token", "tok-3f9a-secret")], "{}");
+    let claim = scheme.claim(&r).unwrap();
+    assert!(!format!("{claim:?}").contains("tok-3f9a-secret"));
+}
+
+/// A Standard Webhooks request whose header carries `n` `v1a` and `n` `v1` signatures, none
+/// of them valid, and what checking it under `secrets` costs.
+fn sw_work(secrets: &[String], n: usize) -> (Result<(), Rejection>, Work) {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let sk = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+    let mut sigs = Vec::new();
+    for i in 0..n {
+        use ed25519_dalek::Signer;
+        sigs.push(format!("v1a,{}", b64(&sk.sign(&[i as u8]).to_bytes())));
+        sigs.push(format!("v1,{}", b64(&[i as u8; 32])));
+    }
+    let sig = sigs.join(" ");
+    let r = req(
+        &[
+            ("webhook-id", "msg_1"),
+            ("webhook-timestamp", "1614265330"),
+            ("webhook-signature", &sig),
+        ],
+        &"x".repeat(1 << 20),
+    );
+    let scheme = scheme_for(VendorKind::StandardWebhooks, &VendorOptions::default());
+    let keys: Vec<Key> = secrets
+        .iter()
+        .map(|s| scheme.prepare_key(&Secret::new(s.as_str())).unwrap())
+        .collect();
+    let claim = scheme.claim(&r).unwrap();
+    let mut work = Work::default();
+    let out = check(&claim.check, &keys, &mut work);
+    (out, work)
+}
+
+#[test]
+fn ed25519_work_is_bounded_by_public_keys_and_never_uses_secrets() {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let public = |seed: u8| {
+        let vk = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]).verifying_key();
+        vk.to_bytes()
+    };
+    // Two HMAC secrets of 32 bytes, each of them a valid Ed25519 public key's bytes.
+    let secrets = vec![
+        format!("whsec_{}", b64(&public(1))),
+        format!("whsec_{}", b64(&public(2))),
+    ];
+    let (out, work) = sw_work(&secrets, 8);
+    assert_eq!(out.unwrap_err().reason, Reason::BadSignature);
+    assert_eq!(
+        work,
+        Work {
+            hmacs: 2,
+            ed25519: 0
+        },
+        "secrets were tried as public keys"
+    );
+
+    // Two public keys and eight v1a signatures: at most MAX_ED25519_SIGNATURES per key.
+    let keys = vec![
+        format!("whpk_{}", b64(&public(3))),
+        format!("whpk_{}", b64(&public(4))),
+    ];
+    let (out, work) = sw_work(&keys, 8);
+    assert_eq!(out.unwrap_err().reason, Reason::BadSignature);
+    assert_eq!(
+        work,
+        Work {
+            hmacs: 0,
+            ed25519: 2 * MAX_ED25519_SIGNATURES
+        },
+        "public keys were used as HMAC secrets, or too many signatures were tried"
+    );
+}
+
+#[test]
+fn private_signing_keys_are_refused_as_secrets() {
+    let scheme = scheme_for(VendorKind::StandardWebhooks, &VendorOptions::default());
+    assert!(scheme
+        .prepare_key(&Secret::new("whsk_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"))
+        .is_err());
+}
+
+#[test]
+fn timestamps_are_digits_only() {
+    use crate::config::TimestampUnit;
+    for bad in ["+1700000000", "-5", "17e8", "0x10", "1 700", ""] {
+        assert!(
+            parse_timestamp(bad, TimestampUnit::Seconds).is_err(),
+            "{bad:?}"
+        );
+        assert!(
+            parse_timestamp(bad, TimestampUnit::Milliseconds).is_err(),
+            "{bad:?}"
+        );
+    }
+    assert!(parse_timestamp("1700000000", TimestampUnit::Seconds).is_ok());
+}
+
+#[test]
+fn the_signed_bytes_digest_is_always_a_replay_key() {
+    // Stripe's id is inside the signed body; the digest is recorded beside it all the same.
+    let scheme = scheme_for(VendorKind::Stripe, &VendorOptions::default());
+    let key = scheme.prepare_key(&Secret::new("whsec_k")).unwrap();
+    let body = r#"{"id":"evt_1","object":"event"}"#;
+    let h = scheme.sign(&key, body.as_bytes(), OffsetDateTime::UNIX_EPOCH, "");
+    let v = run(
+        VendorKind::Stripe,
+        &["whsec_k"],
+        req(&[(h[0].0.as_str(), h[0].1.as_str())], body),
+        0,
+    )
+    .unwrap();
+    assert_eq!(v.event_id(), "evt_1");
+    assert_eq!(v.replay_keys().len(), 2);
+}

@@ -18,3 +18,4 @@ mod siem;
 mod spool_edges;
 mod support;
 mod vectors;
+mod vendor_edges;

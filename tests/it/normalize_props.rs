@@ -268,7 +268,40 @@ fn vendor_keys(kind: VendorKind) -> &'static [&'static str] {
             "ipAddress",
         ],
         VendorKind::GenericHmac => &["id", "message", "severity", "time", "title"],
+        VendorKind::Msgraph => &[
+            "value",
+            "id",
+            "changeType",
+            "resource",
+            "resourceData",
+            "lifecycleEvent",
+            "subscriptionId",
+            "tenantId",
+        ],
     }
+}
+
+/// Graph authenticates by the `clientState` of every `value[]` item: any generated body
+/// becomes a notification whose items carry the source's.
+fn graph_notification(b: Body) -> Body {
+    let cs = json!(secret_for(VendorKind::Msgraph, 1));
+    let item = |v: Value| match v {
+        Value::Object(mut o) => {
+            o.insert("clientState".into(), cs.clone());
+            Value::Object(o)
+        }
+        other => json!({"clientState": cs.clone(), "item": other}),
+    };
+    let items = match b {
+        Body::Json(Value::Object(mut o)) => match o.remove("value") {
+            Some(Value::Array(a)) if !a.is_empty() => a.into_iter().map(item).collect(),
+            _ => vec![item(Value::Object(o))],
+        },
+        Body::Json(v) => vec![item(v)],
+        Body::Text(t) => vec![item(json!({"text": t}))],
+        Body::Bytes(b) => vec![item(json!({"bytes": b}))],
+    };
+    Body::Json(json!({ "value": items }))
 }
 
 /// Values with a meaning to some normalizer: severity words, event types, times, addresses.
@@ -577,7 +610,14 @@ fn requests(kind: VendorKind, sample: Value) -> BoxedStrategy<Request> {
         }),
         1 => any::<String>().prop_map(Body::Text),
         1 => prop::collection::vec(any::<u8>(), 0..64).prop_map(Body::Bytes),
-    ];
+    ]
+    .prop_map(move |b| {
+        if kind == VendorKind::Msgraph {
+            graph_notification(b)
+        } else {
+            b
+        }
+    });
     (body, headers(kind), any::<bool>(), "[A-Za-z0-9-]{1,24}")
         .prop_map(|(body, headers, include_raw, id)| Request {
             body,

@@ -95,7 +95,7 @@ fn example_config_parses() {
     }
     let env = |k: &str| Some(format!("env-{k}"));
     let c = parse(&text, dir.path(), &env).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(c.sources.len(), 5);
+    assert_eq!(c.sources.len(), 6);
     assert_eq!(c.sinks.len(), 4);
     assert_eq!(c.sources[0].secrets.len(), 2);
     assert_eq!(c.sources[0].secrets[1].expose(), b"env-GH_SECRET_PREVIOUS");
@@ -247,6 +247,15 @@ fn vendor_secret_forms_are_checked() {
             .replace("\"s1\"", "\"whsec_!!notbase64!!\""),
     );
     assert_eq!(errs[0].path, "sources[0].secrets[0]");
+    // A Graph clientState is at most 128 characters.
+    let long = "c".repeat(129);
+    let errs = parse_err(
+        &MINIMAL
+            .replace("vendor = \"github\"", "vendor = \"msgraph\"")
+            .replace("\"s1\"", &format!("{long:?}")),
+    );
+    assert_eq!(errs[0].path, "sources[0].secrets[0]");
+    parse_ok(&MINIMAL.replace("vendor = \"github\"", "vendor = \"msgraph\""));
 }
 
 #[test]
