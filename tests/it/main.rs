@@ -2,6 +2,7 @@
 
 mod binary;
 mod cli;
+mod config_edges;
 mod conformance;
 mod crash;
 mod delivery;
