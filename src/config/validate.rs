@@ -652,7 +652,12 @@ fn build_source(
         cx.err(format!("{path}.sinks"), "a source needs at least one sink");
     }
     for (i, s) in r.sinks.iter().enumerate() {
-        if !sink_ids.contains(s.as_str()) {
+        if r.sinks[..i].contains(s) {
+            cx.err(
+                format!("{path}.sinks[{i}]"),
+                format!("sink {s:?} is listed twice"),
+            );
+        } else if !sink_ids.contains(s.as_str()) {
             cx.err(
                 format!("{path}.sinks[{i}]"),
                 format!("no sink with id {s:?}"),

@@ -364,3 +364,17 @@ fn a_secret_file_is_read_only_up_to_its_bound() {
         "{errs:?}"
     );
 }
+
+/// A sink listed twice by a source would be counted twice per event in the spool and delivered
+/// once, so its pending count would never drain.
+#[test]
+fn a_source_lists_each_sink_once() {
+    let text = config("", "secrets = [\"s\"]", "")
+        .replace("sinks = [\"out\"]", "sinks = [\"out\", \"out\"]");
+    let errs = errors(&text);
+    assert!(
+        errs.iter()
+            .any(|e| e.path == "sources[0].sinks[1]" && e.message.contains("listed twice")),
+        "{errs:?}"
+    );
+}
