@@ -7,6 +7,7 @@ mod conformance;
 mod crash;
 mod delivery;
 mod fake;
+mod fuzz_regressions;
 mod golden;
 mod handshake;
 mod normalize;
