@@ -194,9 +194,15 @@ pub(crate) fn max_duration(path: &str) -> Duration {
     })
 }
 
-/// "7d", "1h": a bound as the config would write it.
+/// `"7d"`, `"1h"`: a bound as the config would write it.
 fn human(d: Duration) -> String {
-    humantime::format_duration(d).to_string()
+    let s = d.as_secs();
+    match s {
+        _ if s % 86_400 == 0 => format!("\"{}d\"", s / 86_400),
+        _ if s % 3600 == 0 => format!("\"{}h\"", s / 3600),
+        _ if s % 60 == 0 => format!("\"{}m\"", s / 60),
+        _ => format!("\"{s}s\""),
+    }
 }
 
 fn de_section<T: DeserializeOwned>(
