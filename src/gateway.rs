@@ -439,7 +439,7 @@ impl Gateway {
             .config
             .replay
             .retention
-            .max(source.config.tolerance * 2);
+            .max(source.config.tolerance.saturating_mul(2));
         // Reserve the keys while the event is spooled; confirm once it is durable. A copy that
         // arrives meanwhile is asked to retry rather than told "duplicate" for an event that
         // might never reach the disk.

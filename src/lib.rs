@@ -25,6 +25,8 @@
 pub mod cli;
 pub mod config;
 pub mod event;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 pub mod ocsf;
 pub mod server;

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
+use super::redact::Sensitive;
 use super::ConfigError;
 
 /// Line numbers of every key path in the file.
@@ -69,42 +70,63 @@ fn walk(text: &str, path: &str, v: &Spanned<DeValue<'_>>, idx: &mut LineIndex, k
 
 /// Replace `${NAME}` in every string value by the environment variable NAME. `$${` stands for a
 /// literal `${`. A missing variable is an error naming it and its key, never an empty string.
+/// Every value taken from the environment is recorded in `sensitive`: no message may repeat it.
 pub fn interpolate(
     table: &mut DeTable<'_>,
     env: &dyn Fn(&str) -> Option<String>,
     errors: &mut Vec<ConfigError>,
+    sensitive: &mut Sensitive,
 ) {
+    let mut cx = Interp {
+        env,
+        errors,
+        sensitive,
+    };
     for (k, v) in table.iter_mut() {
-        interpolate_value(k.get_ref(), v.get_mut(), env, errors);
+        cx.value(k.get_ref(), v.get_mut());
     }
 }
 
-fn interpolate_value(
-    path: &str,
-    v: &mut DeValue<'_>,
-    env: &dyn Fn(&str) -> Option<String>,
-    errors: &mut Vec<ConfigError>,
-) {
-    match v {
-        DeValue::String(s) if s.contains('$') => match expand(s, env) {
-            Ok(out) => *s = out.into(),
-            Err(msg) => errors.push(ConfigError::at(path, msg)),
-        },
-        DeValue::Table(t) => {
-            for (k, c) in t.iter_mut() {
-                interpolate_value(&format!("{path}.{}", k.get_ref()), c.get_mut(), env, errors);
+struct Interp<'a> {
+    env: &'a dyn Fn(&str) -> Option<String>,
+    errors: &'a mut Vec<ConfigError>,
+    sensitive: &'a mut Sensitive,
+}
+
+impl Interp<'_> {
+    fn value(&mut self, path: &str, v: &mut DeValue<'_>) {
+        match v {
+            DeValue::String(s) if s.contains('$') => {
+                let env = self.env;
+                let sensitive = &mut *self.sensitive;
+                let recording = |name: &str| {
+                    let val = env(name);
+                    if let Some(v) = &val {
+                        sensitive.add(v);
+                    }
+                    val
+                };
+                match expand(s, recording) {
+                    Ok(out) => *s = out.into(),
+                    Err(msg) => self.errors.push(ConfigError::at(path, msg)),
+                }
             }
-        }
-        DeValue::Array(a) => {
-            for (i, c) in a.iter_mut().enumerate() {
-                interpolate_value(&format!("{path}[{i}]"), c.get_mut(), env, errors);
+            DeValue::Table(t) => {
+                for (k, c) in t.iter_mut() {
+                    self.value(&format!("{path}.{}", k.get_ref()), c.get_mut());
+                }
             }
+            DeValue::Array(a) => {
+                for (i, c) in a.iter_mut().enumerate() {
+                    self.value(&format!("{path}[{i}]"), c.get_mut());
+                }
+            }
+            _ => {}
         }
-        _ => {}
     }
 }
 
-pub fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+pub fn expand(s: &str, mut env: impl FnMut(&str) -> Option<String>) -> Result<String, String> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(pos) = rest.find('$') {

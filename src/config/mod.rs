@@ -6,6 +6,7 @@
 
 mod doc;
 pub(crate) mod raw;
+mod redact;
 pub mod secret;
 pub mod units;
 mod validate;

@@ -18,12 +18,19 @@ impl<'de> Deserialize<'de> for ConfDuration {
                 f.write_str("a duration string such as \"30s\", \"5m\" or \"24h\"")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<ConfDuration, E> {
-                parse_duration(v).map(ConfDuration).map_err(E::custom)
+                // The value is not repeated: it may have come from the environment.
+                parse_duration(v)
+                    .map(ConfDuration)
+                    .map_err(|_| E::custom(DURATION_HELP))
             }
         }
         d.deserialize_any(V)
     }
 }
+
+const DURATION_HELP: &str =
+    "not a duration (or too large); write it like \"30s\", \"5m\" or \"24h\"";
+const SIZE_HELP: &str = "not a size (or too large); write it like \"1MiB\" or \"10GiB\"";
 
 pub fn parse_duration(v: &str) -> Result<Duration, String> {
     humantime::parse_duration(v.trim()).map_err(|e| {
@@ -44,7 +51,9 @@ impl<'de> Deserialize<'de> for ConfSize {
                 f.write_str("a size such as \"1MiB\" or \"10GiB\", or a number of bytes")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<ConfSize, E> {
-                parse_size(v).map(ConfSize).map_err(E::custom)
+                parse_size(v)
+                    .map(ConfSize)
+                    .map_err(|_| E::custom(SIZE_HELP))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<ConfSize, E> {
                 Ok(ConfSize(v))

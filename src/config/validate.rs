@@ -11,6 +11,7 @@ use toml::Spanned;
 
 use super::doc::{self, LineIndex};
 use super::raw::*;
+use super::redact::{self, Sensitive};
 use super::*;
 use crate::vendor::VendorKind;
 
@@ -35,8 +36,18 @@ impl Ctx<'_> {
 
     fn read_secret_file(&mut self, path: &str, key: &str) -> Option<Secret> {
         let full = self.resolve_path(path);
-        match std::fs::read(&full) {
-            Ok(mut bytes) => {
+        match read_bounded(&full, MAX_SECRET_FILE) {
+            Ok(None) => {
+                self.err(
+                    key,
+                    format!(
+                        "secret file {} is larger than {MAX_SECRET_FILE} bytes: not a secret",
+                        full.display()
+                    ),
+                );
+                None
+            }
+            Ok(Some(mut bytes)) => {
                 if bytes.ends_with(b"\n") {
                     bytes.pop();
                     if bytes.ends_with(b"\r") {
@@ -122,9 +133,14 @@ impl Ctx<'_> {
         d: Option<units::ConfDuration>,
         default: Duration,
     ) -> Duration {
+        let max = max_duration(path);
         match d {
             Some(d) if d.0.is_zero() => {
                 self.err(path, "must be greater than zero");
+                default
+            }
+            Some(d) if d.0 > max => {
+                self.err(path, format!("must be at most {}", human(max)));
                 default
             }
             Some(d) => d.0,
@@ -133,13 +149,60 @@ impl Ctx<'_> {
     }
 }
 
-/// A source or sink id: 1-64 characters of A-Z a-z 0-9 - _ .
+/// A secret file larger than this is a mistake (a certificate bundle, `/dev/zero`), not a secret.
+const MAX_SECRET_FILE: u64 = 64 * 1024;
+
+/// The file's bytes, or `None` when it holds more than `max` bytes (read no further than that).
+fn read_bounded(path: &Path, max: u64) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(max + 1)
+        .read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= max).then_some(bytes))
+}
+
+/// A source or sink id: `[A-Za-z0-9][A-Za-z0-9._-]*`, at most 64 characters. Ids name files
+/// (spool cursors, dead-letter files) and URL paths, so `.`, `..` and a leading `-` are refused.
 pub(crate) fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
+    id.len() <= 64
+        && id.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric)
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+const ID_RULE: &str =
+    "must be 1-64 characters of A-Z a-z 0-9 - _ . and start with a letter or digit";
+
+/// The largest value each duration key accepts, by the key's name. Anything larger is a typo
+/// (`"20000y"`) that would otherwise overflow time arithmetic or park a task for ever.
+pub(crate) fn max_duration(path: &str) -> Duration {
+    const MIN: u64 = 60;
+    const HOUR: u64 = 3600;
+    const DAY: u64 = 24 * HOUR;
+    let key = path.rsplit('.').next().unwrap_or(path);
+    Duration::from_secs(match key {
+        // the replay window: vendors use minutes; a week is far beyond any of them
+        "tolerance" => 7 * DAY,
+        // how long ids are remembered, and how long a sink may keep retrying an event
+        "retention" | "max_age" => 30 * DAY,
+        "max_backoff" => DAY,
+        "shutdown_grace" => 10 * MIN,
+        // every timeout, the first backoff, and any duration key added later
+        _ => HOUR,
+    })
+}
+
+/// `"7d"`, `"1h"`: a bound as the config would write it.
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        _ if s % 86_400 == 0 => format!("\"{}d\"", s / 86_400),
+        _ if s % 3600 == 0 => format!("\"{}h\"", s / 3600),
+        _ if s % 60 == 0 => format!("\"{}m\"", s / 60),
+        _ => format!("\"{s}s\""),
+    }
 }
 
 fn de_section<T: DeserializeOwned>(
@@ -160,7 +223,8 @@ fn de_section<T: DeserializeOwned>(
                 format!("{path}.{inner_path}")
             };
             let span = e.inner().span().unwrap_or(outer);
-            let message = e.inner().message().to_string();
+            // serde quotes the offending value; the value may be a secret.
+            let message = redact::value_free(e.inner().message());
             errors.push(ConfigError {
                 path: full,
                 line: Some(doc::line_at(text, span.start)),
@@ -190,7 +254,10 @@ pub(super) fn parse(
     let mut table = doc_table.into_inner();
     let lines = doc::index_lines(text, &table);
     let mut errors = Vec::new();
-    doc::interpolate(&mut table, env, &mut errors);
+    let mut sensitive = Sensitive::default();
+    sensitive.collect_secret_values(&table);
+    doc::interpolate(&mut table, env, &mut errors, &mut sensitive);
+    sensitive.collect_secret_values(&table);
 
     let mut server = None;
     let mut admin = None;
@@ -276,7 +343,13 @@ pub(super) fn parse(
     }
 
     errors.extend(cx.errors);
-    let errors = locate(errors, &lines);
+    let errors = locate(errors, &lines)
+        .into_iter()
+        .map(|mut e| {
+            e.message = sensitive.scrub(&e.message);
+            e
+        })
+        .collect::<Vec<_>>();
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -442,10 +515,21 @@ fn build_server(cx: &mut Ctx<'_>, r: RawServer) -> ServerConfig {
             r.handshake_timeout,
             Duration::from_secs(10),
         ),
-        shutdown_grace: r
-            .shutdown_grace
-            .map(|d| d.0)
-            .unwrap_or(Duration::from_secs(5)),
+        shutdown_grace: match r.shutdown_grace {
+            // zero is allowed: no load balancer to wait for
+            Some(d) if d.0 > max_duration("server.shutdown_grace") => {
+                cx.err(
+                    "server.shutdown_grace",
+                    format!(
+                        "must be at most {}",
+                        human(max_duration("server.shutdown_grace"))
+                    ),
+                );
+                Duration::from_secs(5)
+            }
+            Some(d) => d.0,
+            None => Duration::from_secs(5),
+        },
         drain_timeout: cx.duration(
             "server.drain_timeout",
             r.drain_timeout,
@@ -549,10 +633,7 @@ fn build_source(
     sink_ids: &HashSet<&str>,
 ) -> Option<SourceConfig> {
     if !valid_id(&r.id) {
-        cx.err(
-            format!("{path}.id"),
-            "must be 1-64 characters of A-Z a-z 0-9 - _ .",
-        );
+        cx.err(format!("{path}.id"), ID_RULE);
     }
     let vendor = match VendorKind::from_name(&r.vendor) {
         Some(v) => Some(v),
@@ -610,7 +691,12 @@ fn build_source(
         cx.err(format!("{path}.sinks"), "a source needs at least one sink");
     }
     for (i, s) in r.sinks.iter().enumerate() {
-        if !sink_ids.contains(s.as_str()) {
+        if r.sinks[..i].contains(s) {
+            cx.err(
+                format!("{path}.sinks[{i}]"),
+                format!("sink {s:?} is listed twice"),
+            );
+        } else if !sink_ids.contains(s.as_str()) {
             cx.err(
                 format!("{path}.sinks[{i}]"),
                 format!("no sink with id {s:?}"),
@@ -640,10 +726,7 @@ fn build_source(
 
 fn build_sink(cx: &mut Ctx<'_>, path: &str, r: RawSink) -> Option<SinkConfig> {
     if !valid_id(&r.id) {
-        cx.err(
-            format!("{path}.id"),
-            "must be 1-64 characters of A-Z a-z 0-9 - _ .",
-        );
+        cx.err(format!("{path}.id"), ID_RULE);
     }
     let allowed: &[&str] = match r.kind.as_str() {
         "file" => &["path"],
@@ -997,3 +1080,6 @@ fn build_sink(cx: &mut Ctx<'_>, path: &str, r: RawSink) -> Option<SinkConfig> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod edge_tests;

@@ -50,10 +50,13 @@ fn read_cursors(dir: &Path) -> Result<HashMap<String, u64>, SpoolError> {
             continue;
         }
         let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
+        // u64::MAX has no successor: no cursor can be there.
         let seq = text
             .trim()
             .parse::<u64>()
-            .map_err(|_| SpoolError::Corrupt {
+            .ok()
+            .filter(|s| *s < u64::MAX)
+            .ok_or_else(|| SpoolError::Corrupt {
                 path: path.clone(),
                 offset: 0,
                 reason: "a cursor file that is not a number",
@@ -148,10 +151,17 @@ pub(super) fn recover(dir: &Path, sinks: &[String]) -> Result<Recovered, SpoolEr
                     if rec.seq <= prev_seq || rec.seq < first {
                         break Some("sequence numbers out of order");
                     }
+                    if rec.seq == u64::MAX {
+                        // whole and checksummed, yet no record could follow it
+                        break Some("sequence number out of range");
+                    }
                     prev_seq = rec.seq;
                     offset += len;
                     info.last_seq = Some(rec.seq);
-                    for s in &rec.sinks {
+                    // A record names each sink once; a list that repeats one still holds one
+                    // event for it (a reader delivers it once), or its pending count never drains.
+                    let distinct: std::collections::BTreeSet<&String> = rec.sinks.iter().collect();
+                    for s in distinct {
                         if !named.contains(s) {
                             named.insert(s.clone());
                         }
@@ -204,7 +214,11 @@ pub(super) fn recover(dir: &Path, sinks: &[String]) -> Result<Recovered, SpoolEr
         }
     }
     let max_first = segments.keys().next_back().copied().unwrap_or(0);
-    let next_seq = (prev_seq + 1).max(max_cursor + 1).max(max_first).max(1);
+    let next_seq = prev_seq
+        .saturating_add(1)
+        .max(max_cursor.saturating_add(1))
+        .max(max_first)
+        .max(1);
     Ok(Recovered {
         segments,
         next_seq,

@@ -2,6 +2,7 @@
 //! that tests can pin.
 
 use std::sync::Mutex;
+use std::time::Duration;
 use time::OffsetDateTime;
 
 pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
@@ -15,6 +16,26 @@ impl Clock for SystemClock {
     fn now(&self) -> OffsetDateTime {
         OffsetDateTime::now_utc()
     }
+}
+
+/// `at + by`, or `None` past the largest representable time. Never panics.
+pub fn checked_add(at: OffsetDateTime, by: Duration) -> Option<OffsetDateTime> {
+    at.checked_add(time::Duration::try_from(by).ok()?)
+}
+
+/// `at - by`, or `None` before the smallest representable time. Never panics.
+pub fn checked_sub(at: OffsetDateTime, by: Duration) -> Option<OffsetDateTime> {
+    at.checked_sub(time::Duration::try_from(by).ok()?)
+}
+
+/// The timestamp window around `now`: its earliest and latest instants, `None` where the edge
+/// lies beyond representable time (then that side has no edge). However large `tolerance` is,
+/// this does not panic.
+pub fn window(
+    now: OffsetDateTime,
+    tolerance: Duration,
+) -> (Option<OffsetDateTime>, Option<OffsetDateTime>) {
+    (checked_sub(now, tolerance), checked_add(now, tolerance))
 }
 
 /// A clock that stands still until told to move: for tests and the `sign` command.
@@ -34,14 +55,38 @@ impl ManualClock {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = at;
     }
 
-    pub fn advance(&self, by: std::time::Duration) {
+    pub fn advance(&self, by: Duration) {
         let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        *g += by;
+        *g = checked_add(*g, by).unwrap_or(OffsetDateTime::new_utc(
+            time::Date::MAX,
+            time::Time::MIDNIGHT,
+        ));
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> OffsetDateTime {
         *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_saturates_instead_of_panicking() {
+        let now = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let (lo, hi) = window(now, Duration::MAX);
+        assert_eq!((lo, hi), (None, None));
+        let twenty_thousand_years = Duration::from_secs(20_000 * 365 * 86_400);
+        let (lo, hi) = window(now, twenty_thousand_years);
+        assert_eq!((lo, hi), (None, None));
+        let (lo, hi) = window(now, Duration::from_secs(60));
+        assert_eq!(lo.unwrap().unix_timestamp(), 1_700_000_000 - 60);
+        assert_eq!(hi.unwrap().unix_timestamp(), 1_700_000_000 + 60);
+        let clock = ManualClock::new(now);
+        clock.advance(Duration::MAX);
+        assert!(clock.now() > now);
     }
 }

@@ -360,14 +360,15 @@ pub fn verify(
     let facts = v.scheme.facts(&req, json.as_ref())?;
 
     if let Some(t) = facts.signed_time {
-        let tol = time::Duration::try_from(v.tolerance).unwrap_or(time::Duration::MAX);
-        if t < now - tol {
+        // A window edge beyond representable time is no edge: no config can panic a request.
+        let (earliest, latest) = clock::window(now, v.tolerance);
+        if earliest.is_some_and(|e| t < e) {
             return Err(Rejection {
                 reason: Reason::TooOld,
                 detail: "timestamp before the window",
             });
         }
-        if t > now + tol {
+        if latest.is_some_and(|l| t > l) {
             return Err(Rejection {
                 reason: Reason::TooNew,
                 detail: "timestamp after the window",

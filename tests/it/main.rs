@@ -2,11 +2,13 @@
 
 mod binary;
 mod cli;
+mod config_edges;
 mod conformance;
 mod crash;
 mod delivery;
 mod edges;
 mod fake;
+mod fuzz_regressions;
 mod golden;
 mod handshake;
 mod normalize;
