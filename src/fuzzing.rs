@@ -84,8 +84,11 @@ fn build_profile(i: usize) -> Profile {
         .iter()
         .map(|s| scheme.prepare_key(s).expect("profile secrets are valid"))
         .collect();
-    let token = matches!(kind, VendorKind::Gitlab | VendorKind::Okta)
-        || extra.contains("algorithm = \"token\"");
+    // Graph's proof is a clientState in the body, which a fuzzer may well write.
+    let token = matches!(
+        kind,
+        VendorKind::Gitlab | VendorKind::Okta | VendorKind::Msgraph
+    ) || extra.contains("algorithm = \"token\"");
     Profile {
         source,
         scheme,

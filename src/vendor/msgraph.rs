@@ -17,7 +17,8 @@
 //! for Graph; an item's `id` is optional and not documented as the same on retries. No
 //! timestamp is signed, so no window applies.
 //!
-//! Normalization: one event per `value[]` item.
+//! Normalization: one event per `value[]` item, each with its own item (scrubbed) as
+//! `raw_data` when the notification carries several (see [`crate::ocsf`]).
 //! - A resource change (`changeType` `created`, `updated`, `deleted`): API Activity (6003),
 //!   Create (1) / Update (3) / Delete (4), Informational: Graph reports that a resource
 //!   changed, not a threat. `api.operation` is the change type; the changed resource
@@ -154,7 +155,12 @@ impl super::Scheme for MsGraph {
             .get("value")
             .and_then(Value::as_array)
             .ok_or("no value[] in the Graph notification")?;
-        Ok(items.iter().map(item).collect())
+        let drafts = items.iter().map(|i| item(i).raw_item(i)).collect();
+        Ok(crate::ocsf::fanned_out(input, &["value"], drafts))
+    }
+
+    fn fan_out(&self, input: &Input<'_>) -> Option<usize> {
+        input.json?.get("value")?.as_array().map(Vec::len)
     }
 }
 
