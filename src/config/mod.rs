@@ -105,7 +105,14 @@ pub struct SpoolConfig {
 #[derive(Debug, Clone)]
 pub enum ReplayStoreKind {
     Memory,
-    Redis { url: Secret },
+    Redis {
+        url: Secret,
+        /// Prepended to every key, so deployments sharing one Redis do not de-duplicate each
+        /// other's events (`replay.key_prefix`, default `siemgate:`).
+        key_prefix: String,
+        /// Extra trust roots for `rediss://` (`replay.tls.ca_file`); else the system's.
+        ca_file: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -418,7 +425,9 @@ impl Config {
             ReplayStoreKind::Memory => {
                 format!("memory, at most {} entries", self.replay.max_entries)
             }
-            ReplayStoreKind::Redis { .. } => "redis ([redacted] url)".to_string(),
+            ReplayStoreKind::Redis { key_prefix, .. } => {
+                format!("redis ([redacted] url), key prefix {key_prefix:?}")
+            }
         };
         let _ = writeln!(s, "replay: {store}, retention {:?}", self.replay.retention);
         for src in &self.sources {

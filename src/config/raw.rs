@@ -64,6 +64,8 @@ pub struct RawReplay {
     pub store: Option<String>,
     pub redis_url: Option<String>,
     pub redis_url_file: Option<String>,
+    pub key_prefix: Option<String>,
+    pub tls: Option<RawSinkTls>,
     pub retention: Option<ConfDuration>,
     pub max_entries: Option<i64>,
 }

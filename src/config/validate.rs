@@ -581,25 +581,60 @@ fn build_spool(cx: &mut Ctx<'_>, r: RawSpool) -> SpoolConfig {
     }
 }
 
+/// A Redis key prefix: printable ASCII without spaces, so keys stay readable in `redis-cli`.
+fn valid_key_prefix(p: &str) -> bool {
+    !p.is_empty() && p.len() <= 64 && p.bytes().all(|b| b.is_ascii_graphic())
+}
+
 fn build_replay(cx: &mut Ctx<'_>, r: RawReplay) -> ReplayConfig {
+    let redis_only = r.key_prefix.is_some() || r.tls.is_some();
     let store = match r.store.as_deref().unwrap_or("memory") {
         "memory" => {
-            if r.redis_url.is_some() || r.redis_url_file.is_some() {
-                cx.err("replay.redis_url", "only used with store = \"redis\"");
+            if r.redis_url.is_some() || r.redis_url_file.is_some() || redis_only {
+                cx.err(
+                    "replay",
+                    "redis_url, key_prefix and tls are only used with store = \"redis\"",
+                );
             }
             ReplayStoreKind::Memory
         }
         "redis" => match cx.secret("replay", "redis_url", r.redis_url, r.redis_url_file, true) {
             Some(url) => {
-                match url.expose_str() {
-                    Some(u) if u.starts_with("redis://") => {}
-                    Some(u) if u.starts_with("rediss://") => cx.err(
-                        "replay.redis_url",
-                        "rediss:// (TLS to Redis) is not supported yet; use redis:// on a private network or a TLS sidecar",
-                    ),
-                    _ => cx.err("replay.redis_url", "must start with redis://"),
+                let tls_url = match url.expose_str() {
+                    Some(u) if u.starts_with("redis://") => false,
+                    Some(u) if u.starts_with("rediss://") => true,
+                    _ => {
+                        cx.err(
+                            "replay.redis_url",
+                            "must start with redis:// or rediss:// (TLS)",
+                        );
+                        false
+                    }
+                };
+                let key_prefix = r.key_prefix.unwrap_or_else(|| "siemgate:".to_string());
+                if !valid_key_prefix(&key_prefix) {
+                    cx.err(
+                        "replay.key_prefix",
+                        "1 to 64 printable ASCII characters, no spaces",
+                    );
                 }
-                ReplayStoreKind::Redis { url }
+                let ca_file = r.tls.and_then(|t| t.ca_file).map(|p| {
+                    let p = cx.resolve_path(&p);
+                    if !tls_url {
+                        cx.err("replay.tls.ca_file", "only used with a rediss:// url");
+                    } else if let Err(e) = std::fs::metadata(&p) {
+                        cx.err(
+                            "replay.tls.ca_file",
+                            format!("cannot read {}: {e}", p.display()),
+                        );
+                    }
+                    p
+                });
+                ReplayStoreKind::Redis {
+                    url,
+                    key_prefix,
+                    ca_file,
+                }
             }
             None => ReplayStoreKind::Memory,
         },

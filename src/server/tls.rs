@@ -1,5 +1,6 @@
 //! TLS for the ingest listener: rustls (ring), ALPN h2 and http/1.1, optional client
-//! certificates (mTLS) checked against `client_ca_file`.
+//! certificates (mTLS) checked against `client_ca_file`. Building a config publishes the
+//! serving certificate's notAfter as `siemgate_tls_cert_expiry_seconds{listener="ingest"}`.
 
 use rustls::server::WebPkiClientVerifier;
 use rustls::RootCertStore;
@@ -9,6 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::TlsConfig;
+use crate::telemetry::names;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -41,9 +43,19 @@ fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     Ok(certs)
 }
 
+/// When the leaf (first) certificate of a chain expires: its notAfter, in Unix seconds.
+pub fn not_after(chain: &[CertificateDer<'_>]) -> Option<i64> {
+    let (_, cert) = x509_parser::parse_x509_certificate(chain.first()?.as_ref()).ok()?;
+    Some(cert.validity().not_after.timestamp())
+}
+
 /// Builds the rustls server config from the files named in `[server.tls]`.
 pub fn server_config(cfg: &TlsConfig) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let chain = certs(&cfg.cert_file)?;
+    let expiry = not_after(&chain).ok_or_else(|| TlsError::Certs {
+        path: cfg.cert_file.display().to_string(),
+        error: "the first certificate is not a valid X.509 certificate".into(),
+    })?;
     let key = PrivateKeyDer::from_pem_file(&cfg.key_file).map_err(|e| TlsError::Key {
         path: cfg.key_file.display().to_string(),
         error: e.to_string(),
@@ -68,5 +80,6 @@ pub fn server_config(cfg: &TlsConfig) -> Result<Arc<rustls::ServerConfig>, TlsEr
         .with_single_cert(chain, key)
         .map_err(|e| TlsError::Rustls(e.to_string()))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    metrics::gauge!(names::TLS_CERT_EXPIRY, "listener" => "ingest").set(expiry as f64);
     Ok(Arc::new(config))
 }

@@ -423,6 +423,7 @@ impl Spool {
         let bytes = recovered.bytes + dlq.bytes();
         let bytes_gauge = metrics::gauge!(names::SPOOL_BYTES);
         bytes_gauge.set(bytes as f64);
+        metrics::gauge!(names::SPOOL_MAX_BYTES).set(cfg.max_size as f64);
         // The writer publishes where the log ends before it takes its first append.
         let (committed, _) = watch::channel(Committed::default());
         let (idle, _) = watch::channel(total_pending);

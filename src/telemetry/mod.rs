@@ -112,6 +112,6 @@ fn describe() {
     describe_gauge!(
         names::TLS_CERT_EXPIRY,
         Unit::Seconds,
-        "Seconds until the serving certificate expires"
+        "Unix time at which the serving certificate expires (its notAfter)"
     );
 }

@@ -7,6 +7,8 @@ pub const REQUEST_DURATION: &str = "siemgate_request_duration_seconds";
 pub const EVENTS: &str = "siemgate_events_total";
 pub const SPOOL_EVENTS: &str = "siemgate_spool_events";
 pub const SPOOL_BYTES: &str = "siemgate_spool_bytes";
+/// `spool.max_size`, so an alert can compare `siemgate_spool_bytes` with it.
+pub const SPOOL_MAX_BYTES: &str = "siemgate_spool_max_bytes";
 pub const SINK_EVENTS: &str = "siemgate_sink_events_total";
 pub const SINK_REQUEST_DURATION: &str = "siemgate_sink_request_duration_seconds";
 pub const DEAD_LETTERS: &str = "siemgate_dead_letters";

@@ -1,6 +1,10 @@
 //! The shared replay store for several replicas: Redis. One Lua script checks and records all
 //! of a request's keys atomically (`SET ... PX retention`), so two replicas receiving the same
-//! event at once cannot both accept it. Keys are `siemgate:replay:<hex>`: digests, never ids.
+//! event at once cannot both accept it. Keys are `<key_prefix>replay:<hex>` (the prefix is
+//! `siemgate:` unless `replay.key_prefix` says otherwise): digests, never ids.
+//!
+//! `rediss://` connects over TLS (rustls), trusting the system's roots or, with
+//! `replay.tls.ca_file`, that PEM bundle only.
 //!
 //! The connection is made on first use and re-made after failures; while Redis is unreachable
 //! requests are answered 503 (the sender retries) and `/readyz` says not ready.
@@ -12,7 +16,6 @@ use tokio::sync::OnceCell;
 
 use super::replay::{BoxFuture, ReplayError, ReplayKey, ReplayStore, Seen};
 
-const PREFIX: &str = "siemgate:replay:";
 const OP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// 1: new (reserved as 'p' for ARGV[1] ms); 0: a confirmed duplicate; 2: reserved by a
@@ -41,6 +44,8 @@ return 1
 
 pub struct RedisStore {
     client: redis::Client,
+    /// `<key_prefix>replay:`
+    prefix: String,
     conn: OnceCell<ConnectionManager>,
     script: redis::Script,
     confirm: redis::Script,
@@ -51,16 +56,36 @@ fn err(e: impl std::fmt::Display) -> ReplayError {
 }
 
 impl RedisStore {
-    /// Checks the URL; connects on first use.
-    pub fn new(url: &str) -> Result<Self, ReplayError> {
+    /// Checks the URL (and reads `ca_file`); connects on first use.
+    pub fn new(
+        url: &str,
+        key_prefix: &str,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<Self, ReplayError> {
         // The error text could echo the URL and its password: say only what is wrong.
-        let client = redis::Client::open(url).map_err(|_| {
+        let invalid = |_| {
             ReplayError(
-                "invalid redis_url (expected redis://[user:password@]host:port[/db])".into(),
+                "invalid redis_url (expected redis[s]://[user:password@]host:port[/db])".into(),
             )
-        })?;
+        };
+        let client = match ca_file {
+            Some(path) => {
+                let root = std::fs::read(path)
+                    .map_err(|e| ReplayError(format!("cannot read {}: {e}", path.display())))?;
+                redis::Client::build_with_tls(
+                    url,
+                    redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(root),
+                    },
+                )
+                .map_err(invalid)?
+            }
+            None => redis::Client::open(url).map_err(invalid)?,
+        };
         Ok(RedisStore {
             client,
+            prefix: format!("{key_prefix}replay:"),
             conn: OnceCell::new(),
             script: redis::Script::new(CHECK_AND_SET),
             confirm: redis::Script::new(CONFIRM),
@@ -96,7 +121,7 @@ impl RedisStore {
     ) -> Result<i64, ReplayError> {
         let mut conn = self.conn().await?;
         let mut inv = script.prepare_invoke();
-        for k in Self::keys(keys) {
+        for k in self.keys(keys) {
             inv.key(k);
         }
         inv.arg(ttl.as_millis().max(1) as u64);
@@ -106,9 +131,9 @@ impl RedisStore {
             .map_err(err)
     }
 
-    fn keys(keys: &[ReplayKey]) -> Vec<String> {
+    fn keys(&self, keys: &[ReplayKey]) -> Vec<String> {
         keys.iter()
-            .map(|k| format!("{PREFIX}{}", k.hex()))
+            .map(|k| format!("{}{}", self.prefix, k.hex()))
             .collect()
     }
 }
@@ -142,7 +167,7 @@ impl ReplayStore for RedisStore {
         Box::pin(async move {
             let mut conn = self.conn().await?;
             let mut cmd = redis::cmd("DEL");
-            for k in Self::keys(keys) {
+            for k in self.keys(keys) {
                 cmd.arg(k);
             }
             tokio::time::timeout(OP_TIMEOUT, cmd.query_async::<i64>(&mut conn))

@@ -63,11 +63,19 @@ pub fn from_config(
     use crate::config::ReplayStoreKind;
     Ok(match &cfg.store {
         ReplayStoreKind::Memory => std::sync::Arc::new(MemoryStore::new(cfg.max_entries)),
-        ReplayStoreKind::Redis { url } => {
+        ReplayStoreKind::Redis {
+            url,
+            key_prefix,
+            ca_file,
+        } => {
             let url = url
                 .expose_str()
                 .ok_or_else(|| ReplayError("redis_url is not UTF-8".into()))?;
-            std::sync::Arc::new(super::redis_store::RedisStore::new(url)?)
+            std::sync::Arc::new(super::redis_store::RedisStore::new(
+                url,
+                key_prefix,
+                ca_file.as_deref(),
+            )?)
         }
     })
 }

@@ -14,6 +14,7 @@ mod handshake;
 mod normalize;
 mod normalize_props;
 mod ocsf_schema;
+mod ops;
 mod redis;
 mod server;
 mod siem;

@@ -7,23 +7,62 @@ use std::time::{Duration, Instant};
 struct Redis {
     child: Child,
     port: u16,
+    /// The CA's PEM when the server speaks TLS only.
+    tls_ca: Option<String>,
     _dir: tempfile::TempDir,
+}
+
+/// A redis-server speaking TLS only: its certificate, and the CA that signed it.
+struct TlsFiles {
+    ca_pem: String,
+    dir: tempfile::TempDir,
+}
+
+impl TlsFiles {
+    fn new() -> TlsFiles {
+        let pki = pki();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), &pki.ca_pem).unwrap();
+        std::fs::write(dir.path().join("cert.pem"), &pki.server_cert_pem).unwrap();
+        std::fs::write(dir.path().join("key.pem"), &pki.server_key_pem).unwrap();
+        TlsFiles {
+            ca_pem: pki.ca_pem,
+            dir,
+        }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
 }
 
 impl Redis {
     fn start_on(port: u16) -> Redis {
+        Self::start(port, None)
+    }
+
+    fn start(port: u16, tls: Option<&TlsFiles>) -> Redis {
         let dir = tempfile::tempdir().unwrap();
-        let child = Command::new("redis-server")
-            .args([
+        let mut cmd = Command::new("redis-server");
+        match tls {
+            None => cmd.args(["--port", &port.to_string()]),
+            Some(t) => cmd.args([
                 "--port",
+                "0",
+                "--tls-port",
                 &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
+                "--tls-cert-file",
+                &t.path("cert.pem"),
+                "--tls-key-file",
+                &t.path("key.pem"),
+                "--tls-ca-cert-file",
+                &t.path("ca.pem"),
+                "--tls-auth-clients",
                 "no",
-            ])
+            ]),
+        };
+        let child = cmd
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(dir.path())
             .stdout(Stdio::null())
@@ -33,12 +72,13 @@ impl Redis {
         let r = Redis {
             child,
             port,
+            tls_ca: tls.map(|t| t.ca_pem.clone()),
             _dir: dir,
         };
         // Ready when it answers PING.
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Ok(mut c) = redis::Client::open(r.url()).and_then(|c| c.get_connection()) {
+            if let Ok(mut c) = r.client().get_connection() {
                 if redis::cmd("PING").query::<String>(&mut c).is_ok() {
                     return r;
                 }
@@ -49,14 +89,37 @@ impl Redis {
     }
 
     fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match self.tls_ca {
+            None => format!("redis://127.0.0.1:{}", self.port),
+            Some(_) => format!("rediss://127.0.0.1:{}", self.port),
+        }
+    }
+
+    fn client(&self) -> redis::Client {
+        match &self.tls_ca {
+            None => redis::Client::open(self.url()).unwrap(),
+            Some(ca) => redis::Client::build_with_tls(
+                self.url(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca.as_bytes().to_vec()),
+                },
+            )
+            .unwrap(),
+        }
     }
 
     fn conn(&self) -> redis::Connection {
-        redis::Client::open(self.url())
-            .unwrap()
-            .get_connection()
-            .unwrap()
+        self.client().get_connection().unwrap()
+    }
+
+    fn keys(&self, pattern: &str) -> Vec<String> {
+        let mut keys: Vec<String> = redis::cmd("KEYS")
+            .arg(pattern)
+            .query(&mut self.conn())
+            .unwrap();
+        keys.sort();
+        keys
     }
 }
 
@@ -68,12 +131,98 @@ impl Drop for Redis {
 }
 
 async fn replica(url: &str, id: &str) -> TestGateway {
+    replica_with(url, id, "").await
+}
+
+/// A gateway on `url` with extra `[replay]` lines.
+async fn replica_with(url: &str, id: &str, replay: &str) -> TestGateway {
     TestGateway::start(Options {
         sources: source(id, "github", &["shared-secret"], ""),
-        replay: format!("store = \"redis\"\nredis_url = \"{url}\"\nretention = \"1h\""),
+        replay: format!("store = \"redis\"\nredis_url = \"{url}\"\nretention = \"1h\"\n{replay}"),
         ..Default::default()
     })
     .await
+}
+
+const ACCEPTED: &str = r#"{"status":"accepted","events":1}"#;
+const DUPLICATE: &str = r#"{"status":"duplicate"}"#;
+
+#[tokio::test]
+async fn deployments_with_their_own_key_prefix_do_not_de_duplicate_each_other() {
+    let redis = tokio::task::spawn_blocking(|| Redis::start_on(free_port()))
+        .await
+        .unwrap();
+    let prod = replica_with(&redis.url(), "gh", "key_prefix = \"prod:\"").await;
+    let prod2 = replica_with(&redis.url(), "gh", "key_prefix = \"prod:\"").await;
+    let staging = replica_with(&redis.url(), "gh", "key_prefix = \"staging:\"").await;
+    let body = br#"{"action":"created"}"#.to_vec();
+    let h = prod.sign("gh", &body, "delivery-7");
+    assert_eq!(
+        prod.post(&prod.client(), "gh", &h, body.clone()).await,
+        (200, ACCEPTED.into())
+    );
+    // The other deployment has its own memory of ids; a replica of the same one shares it.
+    assert_eq!(
+        staging
+            .post(&staging.client(), "gh", &h, body.clone())
+            .await,
+        (200, ACCEPTED.into())
+    );
+    assert_eq!(
+        prod2.post(&prod2.client(), "gh", &h, body.clone()).await,
+        (200, DUPLICATE.into())
+    );
+    assert_eq!(redis.keys("prod:replay:*").len(), 2);
+    assert_eq!(redis.keys("staging:replay:*").len(), 2);
+    assert!(redis.keys("siemgate:*").is_empty());
+}
+
+#[tokio::test]
+async fn rediss_trusts_the_configured_ca_and_nothing_else() {
+    let port = free_port();
+    let (redis, tls) = tokio::task::spawn_blocking(move || {
+        let tls = TlsFiles::new();
+        (Redis::start(port, Some(&tls)), tls)
+    })
+    .await
+    .unwrap();
+    assert!(redis.url().starts_with("rediss://"));
+    let ca = tls.path("ca.pem");
+    let a = replica_with(
+        &redis.url(),
+        "gh",
+        &format!("tls = {{ ca_file = \"{ca}\" }}"),
+    )
+    .await;
+    let b = replica_with(
+        &redis.url(),
+        "gh",
+        &format!("tls = {{ ca_file = \"{ca}\" }}"),
+    )
+    .await;
+    let body = br#"{"action":"created"}"#.to_vec();
+    let h = a.sign("gh", &body, "delivery-tls");
+    assert_eq!(
+        a.post(&a.client(), "gh", &h, body.clone()).await,
+        (200, ACCEPTED.into())
+    );
+    assert_eq!(
+        b.post(&b.client(), "gh", &h, body.clone()).await,
+        (200, DUPLICATE.into())
+    );
+    assert_eq!(redis.keys("siemgate:replay:*").len(), 2);
+
+    // Without the CA, the test CA is not among the system's roots: the handshake fails, and
+    // the gateway fails closed (503) rather than accept without de-duplication.
+    let untrusting = replica(&redis.url(), "gh").await;
+    let h2 = untrusting.sign("gh", &body, "delivery-tls-2");
+    let r = untrusting
+        .request(&untrusting.client(), "gh", &h2, body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(untrusting.events().await.is_empty());
 }
 
 #[tokio::test]

@@ -19,6 +19,9 @@ use time::OffsetDateTime;
 /// The unix time the test clock starts at.
 pub const T0: i64 = 1_700_000_000;
 
+/// The server certificate's notAfter (2031-11-15T12:00:00Z), as Unix seconds.
+pub const SERVER_CERT_NOT_AFTER: i64 = 1_952_510_400;
+
 pub struct Pki {
     pub ca_pem: String,
     pub server_cert_pem: String,
@@ -36,10 +39,10 @@ pub fn pki() -> Pki {
         .push(DnType::CommonName, "siemgate test CA");
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
     let server_key = KeyPair::generate().unwrap();
-    let server = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&server_key, &ca)
-        .unwrap();
+    let mut server_params =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    server_params.not_after = OffsetDateTime::from_unix_timestamp(SERVER_CERT_NOT_AFTER).unwrap();
+    let server = server_params.signed_by(&server_key, &ca).unwrap();
     let client_key = KeyPair::generate().unwrap();
     let mut client_params = CertificateParams::new(vec!["vendor.example".to_string()]).unwrap();
     client_params
