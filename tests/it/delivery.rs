@@ -6,7 +6,7 @@ use serde_json::Value;
 use std::time::Duration;
 
 use crate::fake::{delivered_uids, events_of, FakeServer, Reply};
-use crate::support::{metric, source, Options, TestGateway, Tls};
+use crate::support::{metric, send, source, Options, TestGateway, Tls};
 
 /// A github source `src` whose events go to sink `sink`.
 fn gh(src: &str, sink: &str) -> String {
@@ -35,25 +35,6 @@ async fn start(sources: String, sinks: String, spool: &str) -> TestGateway {
         ..Default::default()
     })
     .await
-}
-
-/// Sends one signed github event with id `id` (and `pad` bytes of filler); returns the answer.
-async fn send(gw: &TestGateway, src: &str, id: &str, pad: usize) -> (u16, String, Option<String>) {
-    let body = serde_json::json!({"action": "created", "id": id, "pad": "x".repeat(pad)})
-        .to_string()
-        .into_bytes();
-    let headers = gw.sign(src, &body, id);
-    let resp = gw
-        .request(&gw.client(), src, &headers, body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let retry_after = resp
-        .headers()
-        .get("retry-after")
-        .map(|v| v.to_str().unwrap().to_string());
-    (status, resp.text().await.unwrap(), retry_after)
 }
 
 async fn accept(gw: &TestGateway, src: &str, id: &str) {

@@ -260,18 +260,7 @@ async fn replicas_sharing_redis_see_each_others_events() {
         let ttl: i64 = redis::cmd("PTTL").arg(&k).query(&mut c).unwrap();
         assert!(ttl > 3_500_000 && ttl <= 3_600_000, "{k}: {ttl}");
     }
-    let status: serde_json::Value = serde_json::from_str(
-        &reqwest::Client::new()
-            .get(a.admin("/v1/status"))
-            .bearer_auth("test-admin-token")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let (_, status) = a.admin_call(reqwest::Method::GET, "/v1/status").await;
     assert_eq!(status["replay_store"], "redis");
 }
 

@@ -646,17 +646,7 @@ async fn admin_endpoints() {
         c.get(gw.admin("/readyz")).send().await.unwrap().status(),
         200
     );
-    let status: serde_json::Value = serde_json::from_str(
-        &c.get(gw.admin("/v1/status"))
-            .bearer_auth("test-admin-token")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let (_, status) = gw.admin_call(reqwest::Method::GET, "/v1/status").await;
     assert_eq!(status["sources"][0]["id"], "admin-gh");
     assert_eq!(status["sources"][0]["vendor"], "github");
     assert_eq!(status["ocsf_version"], siemgate::event::OCSF_VERSION);

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::fake::{delivered_uids, FakeServer, Reply};
-use crate::support::{free_port, metric, source, spawn_binary, Options, TestGateway, Tls};
+use crate::support::{free_port, metric, send, source, spawn_binary, Options, TestGateway, Tls};
 use siemgate::config::Config;
 
 const SECRET: &str = "edge-secret";
@@ -44,26 +44,6 @@ async fn start(sources: String, sinks: String, spool: &str, replay: &str) -> Tes
         ..Default::default()
     })
     .await
-}
-
-/// Sends one signed github event with id `id` and `pad` bytes of filler; returns the status,
-/// the body and any Retry-After.
-async fn send(gw: &TestGateway, src: &str, id: &str, pad: usize) -> (u16, String, Option<String>) {
-    let body = serde_json::json!({"action": "created", "id": id, "pad": "x".repeat(pad)})
-        .to_string()
-        .into_bytes();
-    let headers = gw.sign(src, &body, id);
-    let resp = gw
-        .request(&gw.client(), src, &headers, body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let retry_after = resp
-        .headers()
-        .get("retry-after")
-        .map(|v| v.to_str().unwrap().to_string());
-    (status, resp.text().await.unwrap(), retry_after)
 }
 
 /// Polls `cond` every 20 ms until it holds; fails the test after `limit`.

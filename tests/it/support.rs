@@ -418,3 +418,28 @@ pub fn secret_for(kind: VendorKind, n: u8) -> String {
 pub fn body_for(kind: VendorKind, ts: OffsetDateTime, id: &str) -> String {
     vendor::scheme_for(kind, &Default::default()).sample_body(ts, id)
 }
+
+/// Sends one signed github event with id `id` (and `pad` bytes of filler); returns the status,
+/// the body and any Retry-After.
+pub async fn send(
+    gw: &TestGateway,
+    src: &str,
+    id: &str,
+    pad: usize,
+) -> (u16, String, Option<String>) {
+    let body = serde_json::json!({"action": "created", "id": id, "pad": "x".repeat(pad)})
+        .to_string()
+        .into_bytes();
+    let headers = gw.sign(src, &body, id);
+    let resp = gw
+        .request(&gw.client(), src, &headers, body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    (status, resp.text().await.unwrap(), retry_after)
+}
