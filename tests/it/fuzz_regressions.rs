@@ -19,6 +19,10 @@ fn replay(target: &str, harness: fn(&[u8])) {
     }
 }
 
+/// `msgraph-signed-body-with-another-client-state`: the harness took Graph's empty header
+/// signature for a proof, and a body carrying another subscription's clientState for a
+/// signature that failed to verify (Graph's proof lives in the body, which only its sender
+/// writes).
 #[test]
 fn verify_inputs() {
     replay("verify", siemgate::fuzzing::verify);
