@@ -357,7 +357,8 @@ impl Gateway {
     /// when its settings changed (its clients start with full buckets); the listeners read
     /// `max_connections`, `admin.max_connections`, the timeouts and the sizes from the current
     /// config for every new connection and request. What only a restart applies (listen
-    /// addresses, TLS on or off, sinks, the spool) is named in the returned notes.
+    /// addresses, sinks, the spool) is named in the returned notes. The TLS setup is not
+    /// here: [`crate::server::reload::Reloader`] swaps it beside this.
     pub fn reload(&self, config: Config) -> Result<Vec<String>, BuildError> {
         let old = self.config();
         let mut notes = Vec::new();
@@ -367,10 +368,6 @@ impl Gateway {
             }
         };
         restart(old.server.listen != config.server.listen, "server.listen");
-        restart(
-            old.server.tls.is_some() != config.server.tls.is_some(),
-            "server.tls (on or off)",
-        );
         restart(old.admin.listen != config.admin.listen, "admin.listen");
         let old_sinks: Vec<_> = old
             .sinks
