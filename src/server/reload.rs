@@ -167,47 +167,53 @@ impl Reloader {
 }
 
 /// Polls the config file and the files it names every `interval` and reloads once a change
-/// has held still for one interval (see the module docs). Runs until aborted.
-pub async fn watch(reloader: Arc<Reloader>, interval: Duration) {
-    let Some(path) = reloader.path().map(Path::to_path_buf) else {
-        return;
-    };
+/// has held still for one interval (see the module docs). Takes the files' state now, before
+/// returning (a change made after [`super::start_with`] returns is seen); the future runs until
+/// aborted.
+pub fn watch(
+    reloader: Arc<Reloader>,
+    interval: Duration,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let path = reloader.path().map(Path::to_path_buf);
     let scan = move || {
-        let files = watched_files(&path);
+        let files = path.as_deref().map(watched_files).unwrap_or_default();
         let print = fingerprint(&files);
         (files, print)
     };
-    let Ok((mut files, mut applied)) = tokio::task::spawn_blocking(scan.clone()).await else {
-        return;
-    };
-    tracing::debug!(?files, "watching the config and the files it names");
-    let mut pending: Option<Fingerprint> = None;
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
+    let (mut files, mut applied) = scan();
+    async move {
+        if reloader.path().is_none() {
+            return;
+        }
+        tracing::debug!(?files, "watching the config and the files it names");
+        let mut pending: Option<Fingerprint> = None;
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
-        let f = files.clone();
-        let Ok(now) = tokio::task::spawn_blocking(move || fingerprint(&f)).await else {
-            continue;
-        };
-        if now == applied {
+        loop {
+            tick.tick().await;
+            let f = files.clone();
+            let Ok(now) = tokio::task::spawn_blocking(move || fingerprint(&f)).await else {
+                continue;
+            };
+            if now == applied {
+                pending = None;
+                continue;
+            }
+            if pending.as_ref() != Some(&now) {
+                // Changed since the last look: wait until it holds still for one interval.
+                pending = Some(now);
+                continue;
+            }
             pending = None;
-            continue;
+            // The set to watch from now on, and its state, taken before the reload reads the
+            // files: a change made during the reload is seen at the next tick.
+            let Ok((new_files, new_print)) = tokio::task::spawn_blocking(scan.clone()).await else {
+                continue;
+            };
+            (files, applied) = (new_files, new_print);
+            let _ = reloader.reload_async(Trigger::Watch).await;
         }
-        if pending.as_ref() != Some(&now) {
-            // Changed since the last look: wait until it holds still for one interval.
-            pending = Some(now);
-            continue;
-        }
-        pending = None;
-        // The set to watch from now on, and its state, taken before the reload reads the
-        // files: a change made during the reload is seen at the next tick.
-        let Ok((new_files, new_print)) = tokio::task::spawn_blocking(scan.clone()).await else {
-            continue;
-        };
-        (files, applied) = (new_files, new_print);
-        let _ = reloader.reload_async(Trigger::Watch).await;
     }
 }
 
