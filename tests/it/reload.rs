@@ -379,3 +379,69 @@ async fn sighup_and_the_reload_api_go_through_the_same_counted_reload() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A CA, and a client certificate it signed, as PEM: (ca, client cert + key).
+fn client_ca(name: &str) -> (String, String) {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(DnType::CommonName, name);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(vec!["vendor.example".to_string()]).unwrap();
+    p.distinguished_name
+        .push(DnType::CommonName, "vendor.example");
+    let cert = p.signed_by(&key, &ca).unwrap();
+    (ca.pem(), format!("{}{}", cert.pem(), key.serialize_pem()))
+}
+
+#[tokio::test]
+async fn a_swapped_client_ca_decides_new_handshakes() {
+    let (server_ca, server, _) = two_certs();
+    let (ca_a, client_a) = client_ca("vendor CA a");
+    let (ca_b, client_b) = client_ca("vendor CA b");
+    let dir = tempfile::tempdir().unwrap();
+    let files = |ca: &str| {
+        [
+            ("tls.crt", server.cert_pem.as_bytes().to_vec()),
+            ("tls.key", server.key_pem.as_bytes().to_vec()),
+            ("ca.crt", ca.as_bytes().to_vec()),
+        ]
+    };
+    let first = files(&ca_a);
+    let refs: Vec<(&str, &[u8])> = first.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+    let mut mount = KubeMount::new(&dir.path().join("tls"), &refs);
+    let cfg = dir.path().join("siemgate.toml");
+    let tls = "[server.tls]\ncert_file = \"tls/tls.crt\"\nkey_file = \"tls/tls.key\"\nclient_ca_file = \"tls/ca.crt\"\n";
+    std::fs::write(&cfg, config_text(tls, &format!("secrets = [\"{OLD}\"]"))).unwrap();
+    let gw = TestGateway::start_from_file(dir, &cfg, WATCH).await;
+    let port = gw.handle.ingest_addr.port();
+    let post_as = |identity: String| {
+        let (body, headers) = signed(&gw, &gw.config);
+        let client = reqwest::Client::builder()
+            .resolve("localhost", gw.handle.ingest_addr)
+            .add_root_certificate(reqwest::Certificate::from_pem(server_ca.as_bytes()).unwrap())
+            .tls_built_in_root_certs(false)
+            .identity(reqwest::Identity::from_pem(identity.as_bytes()).unwrap())
+            .build()
+            .unwrap();
+        let req = headers.iter().fold(
+            client
+                .post(format!("https://localhost:{port}/v1/webhooks/gh"))
+                .body(body),
+            |r, (k, v)| r.header(k, v),
+        );
+        async move { req.send().await.map(|r| r.status().as_u16()).unwrap_or(0) }
+    };
+    assert_eq!(post_as(client_a.clone()).await, 200);
+    assert_eq!(post_as(client_b.clone()).await, 0, "CA b not trusted yet");
+
+    let second = files(&ca_b);
+    let refs: Vec<(&str, &[u8])> = second.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+    mount.swap(&refs);
+    let (p, b) = (&post_as, &client_b);
+    eventually(LIMIT, "a client of the new CA accepted", || async move {
+        p(b.clone()).await == 200
+    })
+    .await;
+    assert_eq!(post_as(client_a).await, 0, "the old CA's client is refused");
+}
