@@ -369,21 +369,35 @@ impl Gateway {
         };
         restart(old.server.listen != config.server.listen, "server.listen");
         restart(old.admin.listen != config.admin.listen, "admin.listen");
-        let old_sinks: Vec<_> = old
-            .sinks
-            .iter()
-            .map(|s| (&s.id, s.kind.type_name()))
-            .collect();
-        let new_sinks: Vec<_> = config
-            .sinks
-            .iter()
-            .map(|s| (&s.id, s.kind.type_name()))
-            .collect();
-        restart(old_sinks != new_sinks, "sinks");
+        // Sinks run with the settings they started with: name each one a reload did not
+        // apply (a rotated token included), so a "reloaded" answer does not hide it.
+        let mut sink_notes = Vec::new();
+        for s in &config.sinks {
+            match old.sinks.iter().find(|o| o.id == s.id) {
+                None => sink_notes.push(format!(
+                    "sinks.{} added: takes effect at the next start",
+                    s.id
+                )),
+                Some(o) if o != s => sink_notes.push(format!(
+                    "sinks.{} changed: takes effect at the next start",
+                    s.id
+                )),
+                Some(_) => {}
+            }
+        }
+        for o in &old.sinks {
+            if !config.sinks.iter().any(|s| s.id == o.id) {
+                sink_notes.push(format!(
+                    "sinks.{} removed: takes effect at the next start (it delivers until then; its queued events then stay in the spool)",
+                    o.id
+                ));
+            }
+        }
         restart(
             old.spool.dir != config.spool.dir || old.spool.max_size != config.spool.max_size,
             "spool.dir or spool.max_size",
         );
+        notes.extend(sink_notes);
         let sources = build_sources(&config, &self.sinks)?;
         let (rate, tracked) = (
             config.server.client_rate_limit,

@@ -445,3 +445,25 @@ async fn a_swapped_client_ca_decides_new_handshakes() {
     .await;
     assert_eq!(post_as(client_a).await, 0, "the old CA's client is refused");
 }
+
+#[tokio::test]
+async fn a_reload_names_every_sink_change_it_did_not_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("siemgate.toml");
+    let good = config_text("", &format!("secrets = [\"{OLD}\"]"));
+    std::fs::write(&cfg, &good).unwrap();
+    let gw = TestGateway::start_from_file(dir, &cfg, Duration::ZERO).await;
+    let (status, answer) = gw.admin_call(reqwest::Method::POST, "/v1/reload").await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["notes"], serde_json::json!([]), "nothing changed");
+
+    let changed = good.replace("timeout = \"5ms\"", "timeout = \"6ms\"")
+        + "[[sinks]]\nid = \"more\"\ntype = \"file\"\npath = \"more.jsonl\"\n";
+    std::fs::write(&cfg, changed).unwrap();
+    let (status, answer) = gw.admin_call(reqwest::Method::POST, "/v1/reload").await;
+    assert_eq!(status, 200, "{answer}");
+    let notes = answer["notes"].to_string();
+    assert!(notes.contains("sinks.out changed"), "{notes}");
+    assert!(notes.contains("sinks.more added"), "{notes}");
+    assert_eq!(reloads(&gw, "success").await, 2.0);
+}
