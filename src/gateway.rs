@@ -357,7 +357,7 @@ impl Gateway {
     /// when its settings changed (its clients start with full buckets); the listeners read
     /// `max_connections`, `admin.max_connections`, the timeouts and the sizes from the current
     /// config for every new connection and request. What only a restart applies (listen
-    /// addresses, sinks, the spool) is named in the returned notes. The TLS setup is not
+    /// addresses, sinks, the spool, the replay store) is named in the returned notes. The TLS setup is not
     /// here: [`crate::server::reload::Reloader`] swaps it beside this.
     pub fn reload(&self, config: Config) -> Result<Vec<String>, BuildError> {
         let old = self.config();
@@ -396,6 +396,14 @@ impl Gateway {
         restart(
             old.spool.dir != config.spool.dir || old.spool.max_size != config.spool.max_size,
             "spool.dir or spool.max_size",
+        );
+        restart(
+            old.replay.store != config.replay.store,
+            "replay (store, redis_url, key_prefix or tls)",
+        );
+        restart(
+            old.replay.max_entries != config.replay.max_entries,
+            "replay.max_entries",
         );
         notes.extend(sink_notes);
         let sources = build_sources(&config, &self.sinks)?;

@@ -102,7 +102,7 @@ pub struct SpoolConfig {
     pub flush_timeout: Duration,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ReplayStoreKind {
     Memory,
     Redis {

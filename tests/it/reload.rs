@@ -447,7 +447,7 @@ async fn a_swapped_client_ca_decides_new_handshakes() {
 }
 
 #[tokio::test]
-async fn a_reload_names_every_sink_change_it_did_not_apply() {
+async fn a_reload_names_every_sink_and_replay_change_it_did_not_apply() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("siemgate.toml");
     let good = config_text("", &format!("secrets = [\"{OLD}\"]"));
@@ -458,12 +458,14 @@ async fn a_reload_names_every_sink_change_it_did_not_apply() {
     assert_eq!(answer["notes"], serde_json::json!([]), "nothing changed");
 
     let changed = good.replace("timeout = \"5ms\"", "timeout = \"6ms\"")
-        + "[[sinks]]\nid = \"more\"\ntype = \"file\"\npath = \"more.jsonl\"\n";
+        + "[[sinks]]\nid = \"more\"\ntype = \"file\"\npath = \"more.jsonl\"\n"
+        + "[replay]\nmax_entries = 12345\n";
     std::fs::write(&cfg, changed).unwrap();
     let (status, answer) = gw.admin_call(reqwest::Method::POST, "/v1/reload").await;
     assert_eq!(status, 200, "{answer}");
     let notes = answer["notes"].to_string();
     assert!(notes.contains("sinks.out changed"), "{notes}");
     assert!(notes.contains("sinks.more added"), "{notes}");
+    assert!(notes.contains("replay.max_entries changed"), "{notes}");
     assert_eq!(reloads(&gw, "success").await, 2.0);
 }
