@@ -233,7 +233,7 @@ fn fingerprint(files: &[PathBuf]) -> Fingerprint {
 }
 
 /// The config file and every file it names: each `*_file` key's value (a string or a list of
-/// them, as `secrets_file`), relative paths resolved against the config's directory, as
+/// them, as `secrets_file`; not `client_assertion_file`, which its sink re-reads), relative paths resolved against the config's directory, as
 /// [`config::load`] does. `${NAME}` is replaced from the environment as the loader does. An
 /// unreadable or unparsable config gives the config file alone (its repair is the change
 /// that will be seen).
@@ -265,7 +265,9 @@ fn collect(v: &toml::Value, file_key: bool, out: &mut Vec<String>) {
         toml::Value::Array(items) => items.iter().for_each(|i| collect(i, file_key, out)),
         toml::Value::Table(t) => {
             for (k, v) in t {
-                collect(v, k.ends_with("_file"), out);
+                // The sentinel sink re-reads its federated token for every token request; the
+                // kubelet rotates it hourly, which is no reason to reload.
+                collect(v, k.ends_with("_file") && k != "client_assertion_file", out);
             }
         }
         _ => {}
@@ -308,7 +310,8 @@ mod tests {
             "[server.tls]\ncert_file = \"tls/tls.crt\"\nkey_file = \"/abs/tls.key\"\n\
              [admin]\ntoken_file = \"token\"\n\
              [[sources]]\nid = \"a\"\nsecrets_file = [\"s1\", \"s2\"]\n\
-             [[sinks]]\nid = \"x\"\ntls = { ca_file = \"ca.pem\" }\npath = \"not-a-file-key\"\n",
+             [[sinks]]\nid = \"x\"\ntls = { ca_file = \"ca.pem\" }\npath = \"not-a-file-key\"\n\
+             client_assertion_file = \"re-read-by-the-sink\"\n",
         )
         .unwrap();
         let files = watched_files(&cfg);
