@@ -357,7 +357,8 @@ impl Gateway {
     /// when its settings changed (its clients start with full buckets); the listeners read
     /// `max_connections`, `admin.max_connections`, the timeouts and the sizes from the current
     /// config for every new connection and request. What only a restart applies (listen
-    /// addresses, TLS on or off, sinks, the spool) is named in the returned notes.
+    /// addresses, sinks, the spool, the replay store) is named in the returned notes. The TLS setup is not
+    /// here: [`crate::server::reload::Reloader`] swaps it beside this.
     pub fn reload(&self, config: Config) -> Result<Vec<String>, BuildError> {
         let old = self.config();
         let mut notes = Vec::new();
@@ -367,26 +368,44 @@ impl Gateway {
             }
         };
         restart(old.server.listen != config.server.listen, "server.listen");
-        restart(
-            old.server.tls.is_some() != config.server.tls.is_some(),
-            "server.tls (on or off)",
-        );
         restart(old.admin.listen != config.admin.listen, "admin.listen");
-        let old_sinks: Vec<_> = old
-            .sinks
-            .iter()
-            .map(|s| (&s.id, s.kind.type_name()))
-            .collect();
-        let new_sinks: Vec<_> = config
-            .sinks
-            .iter()
-            .map(|s| (&s.id, s.kind.type_name()))
-            .collect();
-        restart(old_sinks != new_sinks, "sinks");
+        // Sinks run with the settings they started with: name each one a reload did not
+        // apply (a rotated token included), so a "reloaded" answer does not hide it.
+        let mut sink_notes = Vec::new();
+        for s in &config.sinks {
+            match old.sinks.iter().find(|o| o.id == s.id) {
+                None => sink_notes.push(format!(
+                    "sinks.{} added: takes effect at the next start",
+                    s.id
+                )),
+                Some(o) if o != s => sink_notes.push(format!(
+                    "sinks.{} changed: takes effect at the next start",
+                    s.id
+                )),
+                Some(_) => {}
+            }
+        }
+        for o in &old.sinks {
+            if !config.sinks.iter().any(|s| s.id == o.id) {
+                sink_notes.push(format!(
+                    "sinks.{} removed: takes effect at the next start (it delivers until then; its queued events then stay in the spool)",
+                    o.id
+                ));
+            }
+        }
         restart(
             old.spool.dir != config.spool.dir || old.spool.max_size != config.spool.max_size,
             "spool.dir or spool.max_size",
         );
+        restart(
+            old.replay.store != config.replay.store,
+            "replay (store, redis_url, key_prefix or tls)",
+        );
+        restart(
+            old.replay.max_entries != config.replay.max_entries,
+            "replay.max_entries",
+        );
+        notes.extend(sink_notes);
         let sources = build_sources(&config, &self.sinks)?;
         let (rate, tracked) = (
             config.server.client_rate_limit,

@@ -571,39 +571,22 @@ fn run(path: Option<&Path>) -> Result<(), Failure> {
         .build()
         .context("tokio runtime")?;
     rt.block_on(async move {
-        let handle = server::start(gateway.clone())
+        let options = server::Options {
+            config_path: path.map(Path::to_path_buf),
+            ..Default::default()
+        };
+        let handle = server::start_with(gateway, options)
             .await
             .map_err(|e| Failure::Runtime(e.into()))?;
-        if let Some(p) = path.map(Path::to_path_buf) {
-            let gw = gateway.clone();
-            server::admin::set_reload(Arc::new(move || reload(&gw, &p)));
-        }
-        wait_for_shutdown(path).await;
+        wait_for_shutdown(handle.reloader().clone()).await;
         handle.shutdown().await;
         tracing::info!("stopped");
         Ok(())
     })
 }
 
-fn reload(gw: &Gateway, path: &Path) -> Result<Vec<String>, String> {
-    let outcome = config::load(path)
-        .map_err(|e| e.to_string())
-        .and_then(|c| gw.reload(c).map_err(|e| e.to_string()));
-    let label = if outcome.is_ok() {
-        "success"
-    } else {
-        "failure"
-    };
-    metrics::counter!(telemetry::names::CONFIG_RELOADS, "outcome" => label).increment(1);
-    match &outcome {
-        Ok(notes) => tracing::info!(?notes, "config reloaded"),
-        Err(e) => tracing::error!(error = %e, "config reload refused; the running config stays"),
-    }
-    outcome
-}
-
 #[cfg(unix)]
-async fn wait_for_shutdown(path: Option<&Path>) {
+async fn wait_for_shutdown(reloader: Arc<server::reload::Reloader>) {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
@@ -612,14 +595,9 @@ async fn wait_for_shutdown(path: Option<&Path>) {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
+            // Logged and counted by the reloader, as every trigger is.
             _ = hup.recv() => {
-                if path.is_none() {
-                    tracing::warn!("SIGHUP: nothing to reload (embedded config)");
-                }
-                // The admin reload hook re-reads the file.
-                else if let Err(e) = server::admin::trigger_reload() {
-                    tracing::error!(error = %e, "reload failed");
-                }
+                let _ = reloader.reload_async(server::reload::Trigger::Signal).await;
             }
         }
     }
@@ -635,6 +613,6 @@ async fn wait_for_shutdown(path: Option<&Path>) {
 }
 
 #[cfg(not(unix))]
-async fn wait_for_shutdown(_path: Option<&Path>) {
+async fn wait_for_shutdown(_reloader: Arc<server::reload::Reloader>) {
     let _ = tokio::signal::ctrl_c().await;
 }

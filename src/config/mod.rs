@@ -102,7 +102,7 @@ pub struct SpoolConfig {
     pub flush_timeout: Duration,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ReplayStoreKind {
     Memory,
     Redis {
@@ -190,7 +190,7 @@ pub struct GenericHmacOptions {
     pub id_header: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SinkConfig {
     pub id: String,
     pub kind: SinkKind,
@@ -203,14 +203,14 @@ pub struct SinkConfig {
     pub timeout: Duration,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BatchConfig {
     pub max_events: usize,
     pub max_bytes: u64,
     pub timeout: Duration,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetryConfig {
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
@@ -224,7 +224,7 @@ pub enum Compression {
 }
 
 /// How the `sentinel` sink proves itself to Microsoft Entra ID.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum EntraCredential {
     /// `client_secret`: the app registration's secret.
     Secret(Secret),
@@ -233,7 +233,7 @@ pub enum EntraCredential {
     AssertionFile(PathBuf),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum SinkKind {
     File {
         path: PathBuf,

@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::dlq;
+use super::reload::{ReloadError, Reloader, Trigger};
 use crate::gateway::Gateway;
 use crate::telemetry;
 use crate::verify::mac;
@@ -49,17 +50,11 @@ pub fn authorized(gw: &Gateway, headers: &http::HeaderMap) -> bool {
     mac::ct_eq_token(presented.trim().as_bytes(), token.expose()).into()
 }
 
-/// A reload hook: the admin API and SIGHUP call it; main sets it to re-read the config file.
-pub type ReloadFn = Arc<dyn Fn() -> Result<Vec<String>, String> + Send + Sync>;
-
-static RELOAD: std::sync::OnceLock<ReloadFn> = std::sync::OnceLock::new();
-
-/// Installs the process's reload function (once).
-pub fn set_reload(f: ReloadFn) {
-    let _ = RELOAD.set(f);
-}
-
-async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+async fn handle(
+    gw: Arc<Gateway>,
+    reloader: Arc<Reloader>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
     let r = match (req.method(), path.as_str()) {
         (&Method::GET, "/metrics") => text(
@@ -124,21 +119,19 @@ async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Result<Response<Bod
                     serde_json::json!({"error": "unauthorized"}),
                 )
             } else {
-                match RELOAD.get() {
-                    None => json(
+                match reloader.reload_async(Trigger::Api).await {
+                    Ok(notes) => json(
+                        StatusCode::OK,
+                        serde_json::json!({"status": "reloaded", "notes": notes}),
+                    ),
+                    Err(ReloadError::NotAvailable) => json(
                         StatusCode::NOT_IMPLEMENTED,
                         serde_json::json!({"error": "reload not available"}),
                     ),
-                    Some(f) => match f() {
-                        Ok(notes) => json(
-                            StatusCode::OK,
-                            serde_json::json!({"status": "reloaded", "notes": notes}),
-                        ),
-                        Err(e) => json(
-                            StatusCode::UNPROCESSABLE_ENTITY,
-                            serde_json::json!({"error": "invalid config", "problems": e}),
-                        ),
-                    },
+                    Err(ReloadError::Refused(e)) => json(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        serde_json::json!({"error": "invalid config", "problems": e}),
+                    ),
                 }
             }
         }
@@ -285,7 +278,12 @@ fn status(gw: &Gateway) -> serde_json::Value {
 
 /// Serves the admin API: at most `admin.max_connections` connections, with the ingest
 /// listener's header and idle timeouts (see [`super::conn`]).
-pub async fn serve(gw: Arc<Gateway>, listener: TcpListener, shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    gw: Arc<Gateway>,
+    reloader: Arc<Reloader>,
+    listener: TcpListener,
+    shutdown: watch::Receiver<bool>,
+) {
     let g = gw.clone();
     super::conn::serve_listener(
         gw,
@@ -293,15 +291,7 @@ pub async fn serve(gw: Arc<Gateway>, listener: TcpListener, shutdown: watch::Rec
         super::conn::Kind::Admin,
         None,
         shutdown,
-        move |_, req| handle(g.clone(), req),
+        move |_, req| handle(g.clone(), reloader.clone(), req),
     )
     .await;
-}
-
-/// Runs the installed reload function (SIGHUP).
-pub fn trigger_reload() -> Result<Vec<String>, String> {
-    match RELOAD.get() {
-        Some(f) => f(),
-        None => Err("reload not available".into()),
-    }
 }

@@ -231,7 +231,7 @@ pub async fn serve_listener<F, Fut>(
     gw: Arc<Gateway>,
     listener: TcpListener,
     kind: Kind,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<super::tls::Current>,
     mut stop: watch::Receiver<bool>,
     make: F,
 ) where
@@ -273,7 +273,11 @@ pub async fn serve_listener<F, Fut>(
         };
         let _ = stream.set_nodelay(true);
         let server = config.server.clone();
-        let tls = tls.clone();
+        // The TLS setup in place now: a reload that swaps it affects later connections only.
+        let tls = tls
+            .as_ref()
+            .and_then(|t| t.load_full())
+            .map(tokio_rustls::TlsAcceptor::from);
         let stop = stop.clone();
         let make = make.clone();
         let done = done_tx.clone();

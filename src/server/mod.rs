@@ -8,10 +8,12 @@ pub mod admin;
 pub mod conn;
 mod dlq;
 pub mod ingest;
+pub mod reload;
 pub mod response;
 pub mod tls;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -42,10 +44,36 @@ pub struct Handle {
     ingest_task: JoinHandle<()>,
     admin_task: JoinHandle<()>,
     sweeper: JoinHandle<()>,
+    /// The file watcher, when the config came from a file.
+    watcher: Option<JoinHandle<()>>,
     engine: Engine,
+    reloader: Arc<reload::Reloader>,
+}
+
+/// How [`start_with`] starts: where the config came from, and how often its files are polled.
+pub struct Options {
+    /// The config file reloads re-read; `None`: reload is not available.
+    pub config_path: Option<PathBuf>,
+    /// How often the config file and the files it names are checked for a change
+    /// (see [`reload`]); zero turns the watcher off.
+    pub watch_interval: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            config_path: None,
+            watch_interval: Duration::from_secs(1),
+        }
+    }
 }
 
 impl Handle {
+    /// What SIGHUP, `POST /v1/reload` and the file watcher call.
+    pub fn reloader(&self) -> &Arc<reload::Reloader> {
+        &self.reloader
+    }
+
     /// Shuts down gracefully, with the config's timings: `/readyz` turns 503 at once and
     /// requests are still served for `server.shutdown_grace` (load balancers need that long
     /// to stop sending); then the listener closes and requests in flight get
@@ -82,6 +110,9 @@ impl Handle {
         }
         let _ = self.stop_admin.send(true);
         self.sweeper.abort();
+        if let Some(w) = &self.watcher {
+            w.abort();
+        }
         let _ = self.admin_task.await;
         delivered
     }
@@ -93,6 +124,9 @@ impl Handle {
         self.ingest_task.abort();
         self.admin_task.abort();
         self.sweeper.abort();
+        if let Some(w) = &self.watcher {
+            w.abort();
+        }
         let _ = self.engine.shutdown(Duration::ZERO).await;
         let spool = self.gateway.spool().clone();
         let _ = tokio::task::spawn_blocking(move || spool.close()).await;
@@ -100,13 +134,18 @@ impl Handle {
 }
 
 /// Binds the ingest and admin listeners from the gateway's config, starts the delivery engine
-/// and starts serving.
+/// and starts serving. Reload is not available (no config file): see [`start_with`].
 pub async fn start(gateway: Arc<Gateway>) -> Result<Handle, StartError> {
+    start_with(gateway, Options::default()).await
+}
+
+/// [`start`], with the config file that reloads re-read and the file watcher on it.
+pub async fn start_with(gateway: Arc<Gateway>, options: Options) -> Result<Handle, StartError> {
     let config = gateway.config();
-    let tls = match &config.server.tls {
-        Some(t) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(t)?)),
+    let tls: tls::Current = Arc::new(arc_swap::ArcSwapOption::new(match &config.server.tls {
+        Some(t) => Some(tls::server_config(t)?),
         None => None,
-    };
+    }));
     let bind = |addr: SocketAddr| async move {
         TcpListener::bind(addr)
             .await
@@ -143,18 +182,31 @@ pub async fn start(gateway: Arc<Gateway>) -> Result<Handle, StartError> {
         gateway.clock().clone(),
         gateway.sink_runtimes(),
     );
+    let reloader = Arc::new(reload::Reloader::new(
+        options.config_path,
+        gateway.clone(),
+        tls.clone(),
+    ));
+    reload::mark_success();
+    let watcher = (reloader.path().is_some() && !options.watch_interval.is_zero())
+        .then(|| tokio::spawn(reload::watch(reloader.clone(), options.watch_interval)));
     let ingest_task = {
         let gw = gateway.clone();
         tokio::spawn(conn::serve_listener(
             gateway.clone(),
             ingest,
             conn::Kind::Ingest,
-            tls,
+            Some(tls),
             rx,
             move |peer, req| ingest::handle(gw.clone(), peer, req),
         ))
     };
-    let admin_task = tokio::spawn(admin::serve(gateway.clone(), admin, admin_rx));
+    let admin_task = tokio::spawn(admin::serve(
+        gateway.clone(),
+        reloader.clone(),
+        admin,
+        admin_rx,
+    ));
     tracing::info!(
         ingest = %ingest_addr,
         admin = %admin_addr,
@@ -172,6 +224,8 @@ pub async fn start(gateway: Arc<Gateway>) -> Result<Handle, StartError> {
         ingest_task,
         admin_task,
         sweeper,
+        watcher,
         engine,
+        reloader,
     })
 }

@@ -49,8 +49,28 @@ pub fn not_after(chain: &[CertificateDer<'_>]) -> Option<i64> {
     Some(cert.validity().not_after.timestamp())
 }
 
-/// Builds the rustls server config from the files named in `[server.tls]`.
+/// The ingest listener's current TLS setup (`None`: plain HTTP). Every new connection takes
+/// the one in place when it is accepted; a reload swaps in a new one, and connections already
+/// open keep theirs.
+pub type Current = Arc<arc_swap::ArcSwapOption<rustls::ServerConfig>>;
+
+/// Builds the rustls server config from the files named in `[server.tls]` and publishes the
+/// certificate's notAfter.
 pub fn server_config(cfg: &TlsConfig) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let (config, expiry) = build(cfg)?;
+    publish_expiry(expiry);
+    Ok(config)
+}
+
+/// Sets `siemgate_tls_cert_expiry_seconds{listener="ingest"}`: the serving certificate's notAfter.
+pub fn publish_expiry(not_after: i64) {
+    metrics::gauge!(names::TLS_CERT_EXPIRY, "listener" => "ingest").set(not_after as f64);
+}
+
+/// Builds the rustls server config from the files named in `[server.tls]`, and says when its
+/// certificate expires (notAfter, Unix seconds); publishes nothing (a reload publishes once
+/// the whole new config is good).
+pub fn build(cfg: &TlsConfig) -> Result<(Arc<rustls::ServerConfig>, i64), TlsError> {
     let chain = certs(&cfg.cert_file)?;
     let expiry = not_after(&chain).ok_or_else(|| TlsError::Certs {
         path: cfg.cert_file.display().to_string(),
@@ -80,6 +100,5 @@ pub fn server_config(cfg: &TlsConfig) -> Result<Arc<rustls::ServerConfig>, TlsEr
         .with_single_cert(chain, key)
         .map_err(|e| TlsError::Rustls(e.to_string()))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    metrics::gauge!(names::TLS_CERT_EXPIRY, "listener" => "ingest").set(expiry as f64);
-    Ok(Arc::new(config))
+    Ok((Arc::new(config), expiry))
 }

@@ -110,6 +110,11 @@ fn describe() {
     );
     describe_counter!(names::CONFIG_RELOADS, "Config reloads by outcome");
     describe_gauge!(
+        names::CONFIG_LAST_RELOAD_SUCCESS,
+        Unit::Seconds,
+        "Unix time at which the config was last applied (at start or by a reload)"
+    );
+    describe_gauge!(
         names::TLS_CERT_EXPIRY,
         Unit::Seconds,
         "Unix time at which the serving certificate expires (its notAfter)"

@@ -13,6 +13,9 @@ pub const SINK_EVENTS: &str = "siemgate_sink_events_total";
 pub const SINK_REQUEST_DURATION: &str = "siemgate_sink_request_duration_seconds";
 pub const DEAD_LETTERS: &str = "siemgate_dead_letters";
 pub const CONFIG_RELOADS: &str = "siemgate_config_reloads_total";
+/// When the config was last applied (at start or by a reload), Unix seconds.
+pub const CONFIG_LAST_RELOAD_SUCCESS: &str =
+    "siemgate_config_last_reload_success_timestamp_seconds";
 pub const TLS_CERT_EXPIRY: &str = "siemgate_tls_cert_expiry_seconds";
 
 // Our own additions.

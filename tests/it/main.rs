@@ -16,6 +16,7 @@ mod normalize_props;
 mod ocsf_schema;
 mod ops;
 mod redis;
+mod reload;
 mod server;
 mod siem;
 mod spool_edges;

@@ -443,3 +443,93 @@ pub async fn send(
         .map(|v| v.to_str().unwrap().to_string());
     (status, resp.text().await.unwrap(), retry_after)
 }
+
+impl TestGateway {
+    /// Starts a gateway from the config file `cfg` (read as `siemgate run` reads it, relative
+    /// paths against its directory), with reload available and the file watcher polling every
+    /// `watch` (zero: off). `dir` is kept for the test's lifetime; no test PKI is set up.
+    pub async fn start_from_file(
+        dir: tempfile::TempDir,
+        cfg: &Path,
+        watch: Duration,
+    ) -> TestGateway {
+        let config = config::load(cfg).unwrap_or_else(|e| panic!("{e}"));
+        let clock = Arc::new(ManualClock::at_unix(T0));
+        let replay = siemgate::verify::replay::from_config(&config.replay).unwrap();
+        let gw = Arc::new(Gateway::new(config.clone(), clock.clone(), replay).unwrap());
+        let options = server::Options {
+            config_path: Some(cfg.to_path_buf()),
+            watch_interval: watch,
+        };
+        let handle = server::start_with(gw, options).await.unwrap();
+        TestGateway {
+            handle,
+            dir,
+            clock,
+            config,
+            pki: None,
+        }
+    }
+}
+
+/// A directory laid out as Kubernetes mounts a ConfigMap or Secret: the files live in a
+/// timestamped `..<stamp>` directory, `..data` links to it, and each name links to
+/// `..data/<name>`. [`KubeMount::swap`] updates it as the kubelet does: a new timestamped
+/// directory, a `..data_tmp` link to it renamed over `..data` (atomic), the old directory removed.
+pub struct KubeMount {
+    pub dir: PathBuf,
+    generation: u32,
+}
+
+impl KubeMount {
+    pub fn new(dir: &Path, files: &[(&str, &[u8])]) -> KubeMount {
+        std::fs::create_dir_all(dir).unwrap();
+        let mut m = KubeMount {
+            dir: dir.to_path_buf(),
+            generation: 0,
+        };
+        m.swap(files);
+        for (name, _) in files {
+            std::os::unix::fs::symlink(format!("..data/{name}"), dir.join(name)).unwrap();
+        }
+        m
+    }
+
+    /// The path a config names: `<dir>/<name>`, the symlink into `..data`.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Replaces every file at once, as the kubelet does for an updated Secret.
+    pub fn swap(&mut self, files: &[(&str, &[u8])]) {
+        let old = format!("..2026_12_02_00_00_00.{}", self.generation);
+        self.generation += 1;
+        let new = format!("..2026_12_02_00_00_00.{}", self.generation);
+        std::fs::create_dir(self.dir.join(&new)).unwrap();
+        for (name, bytes) in files {
+            std::fs::write(self.dir.join(&new).join(name), bytes).unwrap();
+        }
+        let tmp = self.dir.join("..data_tmp");
+        std::os::unix::fs::symlink(&new, &tmp).unwrap();
+        std::fs::rename(&tmp, self.dir.join("..data")).unwrap();
+        if self.generation > 1 {
+            std::fs::remove_dir_all(self.dir.join(old)).unwrap();
+        }
+    }
+}
+
+/// Polls `cond` every 20 ms until it holds; fails the test with `what` after `limit`.
+pub async fn eventually<F, Fut>(limit: Duration, what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + limit;
+    while !cond().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not within {limit:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
