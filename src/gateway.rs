@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use crate::config::{Config, RateLimit, SourceConfig};
 use crate::event::{self, Event};
 use crate::ocsf;
-use crate::sink::engine::SinkRuntime;
+use crate::sink::engine::{SinkRuntime, SinkSlot};
 use crate::sink::{self, Health, Sink};
 use crate::spool::{self, AppendError, NewEvent, Spool};
 use crate::telemetry::names;
@@ -115,11 +115,24 @@ pub enum BuildError {
     Spool(#[from] spool::SpoolError),
 }
 
-/// A configured sink: what it is, its settings, and its health.
+/// A configured sink: what it is and its settings (swapped whole by a reload that changes
+/// them; its worker takes the new ones), and its health.
 pub struct SinkEntry {
-    pub sink: Arc<dyn Sink>,
-    pub config: crate::config::SinkConfig,
+    slot: tokio::sync::watch::Sender<Arc<SinkSlot>>,
     pub health: Arc<Health>,
+}
+
+impl SinkEntry {
+    fn new(sink: Arc<dyn Sink>, config: crate::config::SinkConfig) -> SinkEntry {
+        let health = Health::new(sink.id());
+        let (slot, _) = tokio::sync::watch::channel(Arc::new(SinkSlot { sink, config }));
+        SinkEntry { slot, health }
+    }
+
+    /// The sink as it runs now.
+    pub fn current(&self) -> Arc<SinkSlot> {
+        self.slot.borrow().clone()
+    }
 }
 
 /// The per-client limiter, with a bounded key map.
@@ -240,11 +253,19 @@ fn build_sources(
         }
         let mut source_sinks = Vec::new();
         for id in &sc.sinks {
-            let s = sinks.get(id).ok_or_else(|| BuildError::MissingSink {
-                source_id: sc.id.clone(),
-                sink: id.clone(),
-            })?;
-            source_sinks.push((id.clone(), s.config.min_severity));
+            // A sink the gateway runs, with the config's (perhaps reloaded) min_severity.
+            let min = config
+                .sinks
+                .iter()
+                .find(|s| &s.id == id)
+                .map(|s| s.min_severity);
+            let (true, Some(min)) = (sinks.contains_key(id), min) else {
+                return Err(BuildError::MissingSink {
+                    source_id: sc.id.clone(),
+                    sink: id.clone(),
+                });
+            };
+            source_sinks.push((id.clone(), min));
         }
         out.insert(
             sc.id.clone(),
@@ -270,11 +291,7 @@ impl Gateway {
         for sc in &config.sinks {
             sinks.insert(
                 sc.id.clone(),
-                SinkEntry {
-                    sink: sink::build(sc, clock.clone())?,
-                    config: sc.clone(),
-                    health: Health::new(&sc.id),
-                },
+                SinkEntry::new(sink::build(sc, clock.clone())?, sc.clone()),
             );
         }
         let ids: Vec<String> = config.sinks.iter().map(|s| s.id.clone()).collect();
@@ -338,8 +355,7 @@ impl Gateway {
         self.sinks
             .values()
             .map(|e| SinkRuntime {
-                sink: e.sink.clone(),
-                config: e.config.clone(),
+                slot: e.slot.subscribe(),
                 health: e.health.clone(),
             })
             .collect()
@@ -353,11 +369,11 @@ impl Gateway {
         self.draining.load(Ordering::SeqCst)
     }
 
-    /// Swaps in a new config: sources, limits and timeouts. The per-client limiter is rebuilt
+    /// Swaps in a new config: sources, limits, timeouts and the settings of running sinks. The per-client limiter is rebuilt
     /// when its settings changed (its clients start with full buckets); the listeners read
     /// `max_connections`, `admin.max_connections`, the timeouts and the sizes from the current
     /// config for every new connection and request. What only a restart applies (listen
-    /// addresses, sinks, the spool, the replay store) is named in the returned notes. The TLS setup is not
+    /// addresses, sinks added or removed, the spool, the replay store) is named in the returned notes. The TLS setup is not
     /// here: [`crate::server::reload::Reloader`] swaps it beside this.
     pub fn reload(&self, config: Config) -> Result<Vec<String>, BuildError> {
         let old = self.config();
@@ -369,27 +385,31 @@ impl Gateway {
         };
         restart(old.server.listen != config.server.listen, "server.listen");
         restart(old.admin.listen != config.admin.listen, "admin.listen");
-        // Sinks run with the settings they started with: name each one a reload did not
-        // apply (a rotated token included), so a "reloaded" answer does not hide it.
+        // A running sink whose settings changed gets a new sink built from them (below; its
+        // worker takes it and goes on from its cursor). Sinks added or removed take a restart:
+        // each is named against what runs, so a "reloaded" answer never hides one.
         let mut sink_notes = Vec::new();
+        let mut swaps = Vec::new();
         for s in &config.sinks {
-            match old.sinks.iter().find(|o| o.id == s.id) {
+            match self.sinks.get(&s.id) {
                 None => sink_notes.push(format!(
                     "sinks.{} added: takes effect at the next start",
                     s.id
                 )),
-                Some(o) if o != s => sink_notes.push(format!(
-                    "sinks.{} changed: takes effect at the next start",
-                    s.id
-                )),
+                Some(e) if e.current().config != *s => {
+                    swaps.push((e, sink::build(s, self.clock.clone())?, s.clone()));
+                    sink_notes.push(format!(
+                        "sinks.{} changed: applied; its queued events go on from where it was",
+                        s.id
+                    ));
+                }
                 Some(_) => {}
             }
         }
-        for o in &old.sinks {
-            if !config.sinks.iter().any(|s| s.id == o.id) {
+        for id in self.sinks.keys() {
+            if !config.sinks.iter().any(|s| &s.id == id) {
                 sink_notes.push(format!(
-                    "sinks.{} removed: takes effect at the next start (it delivers until then; its queued events then stay in the spool)",
-                    o.id
+                    "sinks.{id} removed: takes effect at the next start (it delivers until then; its queued events then stay in the spool)"
                 ));
             }
         }
@@ -407,6 +427,9 @@ impl Gateway {
         );
         notes.extend(sink_notes);
         let sources = build_sources(&config, &self.sinks)?;
+        for (entry, sink, config) in swaps {
+            entry.slot.send_replace(Arc::new(SinkSlot { sink, config }));
+        }
         let (rate, tracked) = (
             config.server.client_rate_limit,
             config.server.max_tracked_clients,

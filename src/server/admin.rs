@@ -81,8 +81,8 @@ async fn handle(
                     "spool": if spool_ok { "ok" } else { "not_writable" },
                     // Shown, not counted: events for a sink that is down wait in the spool, so
                     // taking the gateway out of service would only lose webhooks.
-                    "sinks": gw.sinks().values().map(|s| {
-                        (s.sink.id().to_string(), serde_json::Value::from(if s.health.is_healthy() { "healthy" } else { "unhealthy" }))
+                    "sinks": gw.sinks().iter().map(|(id, s)| {
+                        (id.clone(), serde_json::Value::from(if s.health.is_healthy() { "healthy" } else { "unhealthy" }))
                     }).collect::<serde_json::Map<_, _>>(),
                 }),
             )
@@ -251,11 +251,12 @@ fn status(gw: &Gateway) -> serde_json::Value {
         .sinks()
         .values()
         .map(|s| {
-            let id = s.sink.id();
+            let current = s.current();
+            let id = current.sink.id();
             serde_json::json!({
                 "id": id,
-                "type": s.sink.type_name(),
-                "url": crate::sink::redact::sink_url(&s.config.kind),
+                "type": current.sink.type_name(),
+                "url": crate::sink::redact::sink_url(&current.config.kind),
                 "healthy": s.health.is_healthy(),
                 "last_error": s.health.last_error(),
                 "health_check": s.health.check().label(),

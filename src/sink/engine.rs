@@ -24,6 +24,12 @@
 //! check (Splunk's health endpoint, an Entra ID token) and reports it as the sink's health.
 //!
 //! Only the batch being sent is in memory: a sink down for hours costs disk, not memory.
+//!
+//! A reload that changes a sink's settings (token, URL, headers, batch, retry) hands its
+//! worker a new [`SinkSlot`]. The worker takes it before its next batch and before each
+//! retry (a wait for a retry ends early for it), runs the new sink's start-up check, and goes
+//! on from the same cursor: nothing queued is lost, and a batch that was being sent with the
+//! old settings is sent again with the new ones.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -47,10 +53,16 @@ pub enum Mode {
     Abort,
 }
 
-/// One sink's worker, as the engine starts it.
-pub struct SinkRuntime {
+/// A sink as built from its settings; swapped whole when a reload changes them.
+pub struct SinkSlot {
     pub sink: Arc<dyn Sink>,
     pub config: SinkConfig,
+}
+
+/// One sink's worker, as the engine starts it: the sink's current slot (the gateway holds
+/// the sender and sends a new slot on reload) and its health.
+pub struct SinkRuntime {
+    pub slot: watch::Receiver<Arc<SinkSlot>>,
     pub health: Arc<Health>,
 }
 
@@ -64,17 +76,19 @@ impl Engine {
         let (mode, _) = watch::channel(Mode::Run);
         let workers = sinks
             .into_iter()
-            .map(|s| {
-                if s.sink.check().is_some() {
+            .map(|mut s| {
+                let current = s.slot.borrow_and_update().clone();
+                if current.sink.check().is_some() {
                     s.health.set_check(CheckState::Pending);
                 }
                 let w = Worker {
-                    reader: Some(spool.reader(s.sink.id())),
+                    reader: Some(spool.reader(current.sink.id())),
                     spool: spool.clone(),
                     clock: clock.clone(),
-                    id: s.sink.id().to_string(),
-                    sink: s.sink,
-                    config: s.config,
+                    id: current.sink.id().to_string(),
+                    sink: current.sink.clone(),
+                    config: current.config.clone(),
+                    slot: s.slot,
                     health: s.health,
                     mode: mode.subscribe(),
                     unacked: 0,
@@ -114,6 +128,8 @@ struct Worker {
     id: String,
     sink: Arc<dyn Sink>,
     config: SinkConfig,
+    /// Where a reload sends new settings.
+    slot: watch::Receiver<Arc<SinkSlot>>,
     health: Arc<Health>,
     spool: Arc<Spool>,
     clock: Arc<dyn Clock>,
@@ -132,9 +148,11 @@ impl Worker {
         self.check().await;
         let mut committed = self.spool.committed();
         loop {
+            self.take_new_settings().await;
             let Some(batch) = self.next_batch(&mut committed).await else {
                 break;
             };
+            self.take_new_settings().await;
             let last = batch.last().map(|r| r.seq).unwrap_or(0);
             let n = batch.len() as u64;
             if !self.deliver(batch).await {
@@ -148,6 +166,21 @@ impl Worker {
 
     fn mode(&self) -> Mode {
         *self.mode.borrow()
+    }
+
+    /// Takes the sink a reload built from new settings, if there is one, and runs its
+    /// start-up check. The cursor stays: the next batch starts where the old sink stopped.
+    async fn take_new_settings(&mut self) {
+        if !self.slot.has_changed().unwrap_or(false) {
+            return;
+        }
+        let slot = self.slot.borrow_and_update().clone();
+        self.sink = slot.sink.clone();
+        self.config = slot.config.clone();
+        tracing::info!(sink = %self.id, "sink settings reloaded; delivery goes on from the same place in the spool");
+        self.health.ok();
+        self.health.set_check(CheckState::None);
+        self.check().await;
     }
 
     /// The sink's start-up check, if it has one; deliveries go on whatever it says (they keep
@@ -268,6 +301,11 @@ impl Worker {
             tokio::select! {
                 _ = &mut sleep => return true,
                 r = self.mode.changed() => if r.is_err() { return false },
+                // New settings (a fixed token, say) are worth trying at once.
+                Ok(()) = self.slot.changed() => {
+                    self.slot.mark_changed();
+                    return true;
+                }
             }
         }
     }
@@ -316,6 +354,7 @@ impl Worker {
                 if self.mode() == Mode::Abort {
                     return false;
                 }
+                self.take_new_settings().await;
                 attempt += 1;
                 let started = Instant::now();
                 let limit = self.sink.max_send_time(self.config.timeout);

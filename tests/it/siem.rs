@@ -944,6 +944,68 @@ async fn splunk_hec_refused_token_keeps_events_until_the_config_is_fixed() {
 }
 
 #[tokio::test]
+async fn splunk_hec_token_fixed_by_a_reload_delivers_the_kept_events_with_it() {
+    let fake = hec_fake(|_, h| match h {
+        Hec::Health => hec_healthy(),
+        Hec::Events(_) => hec_ok(),
+        Hec::Ack(_) => hec(400, 14, "ACK is disabled"),
+    })
+    .await;
+    let wrong = "99999999-0000-0000-0000-000000000000";
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("siemgate.toml");
+    let text = |token: &str| {
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace = \"0s\"\ndrain_timeout = \"2s\"\n\
+             [admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"test-admin-token\"\n\
+             [spool]\ndir = \"spool\"\nflush_timeout = \"200ms\"\n{}\n{}",
+            gh("tok-src", &["tok"]),
+            splunk("tok", &fake, QUICK, "").replace(HEC_TOKEN, token)
+        )
+    };
+    std::fs::write(&cfg, text(wrong)).unwrap();
+    let gw = TestGateway::start_from_file(dir, &cfg, std::time::Duration::ZERO).await;
+    accept(&gw, "tok-src", "tok-0").await;
+    accept(&gw, "tok-src", "tok-1").await;
+    fake.wait_until("refused POSTs", |r| {
+        r.iter()
+            .filter(|c| is_hec_post(c) && c.answered == 403)
+            .count()
+            >= 3
+    })
+    .await;
+    assert!(hec_uids(&fake.requests()).is_empty());
+
+    // The operator fixes the token and reloads: no restart.
+    std::fs::write(&cfg, text(HEC_TOKEN)).unwrap();
+    let (status, answer) = gw.admin_call(Method::POST, "/v1/reload").await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        answer["notes"]
+            .to_string()
+            .contains("sinks.tok changed: applied"),
+        "{answer}"
+    );
+    fake.wait_until("the kept events with the new token", |r| {
+        sorted(hec_uids(r)) == ["tok-0", "tok-1"]
+    })
+    .await;
+    accept(&gw, "tok-src", "tok-2").await;
+    let reqs = fake
+        .wait_until("the next event", |r| hec_uids(r).len() == 3)
+        .await;
+    assert_eq!(sorted(hec_uids(&reqs)), ["tok-0", "tok-1", "tok-2"]);
+    let s = wait_status(&gw, "tok", "healthy, nothing queued", |s| {
+        s["healthy"] == true && s["queued_events"] == 0
+    })
+    .await;
+    assert_eq!(s["dead_letters"], 0, "{s}");
+    // A second reload with nothing changed swaps nothing.
+    let (_, answer) = gw.admin_call(Method::POST, "/v1/reload").await;
+    assert_eq!(answer["notes"], serde_json::json!([]), "{answer}");
+}
+
+#[tokio::test]
 async fn sinks_trust_an_extra_ca_from_tls_ca_file_and_nothing_else() {
     let pki = crate::support::pki();
     let fake = FakeServer::start_tls(&pki, |c, _| match hec_check(c, HEC_TOKEN) {
