@@ -893,19 +893,21 @@ async fn splunk_hec_partial_batch_dead_letters_the_invalid_event_and_resends_onl
     assert_eq!(s["dead_letters"], 1);
 }
 
-#[tokio::test]
-async fn splunk_hec_refused_token_keeps_events_until_the_config_is_fixed() {
-    let fake = hec_fake(|_, h| match h {
+/// A HEC that takes events sent with the right token (and answers 403 code 4 to others).
+async fn hec_events_ok() -> FakeServer {
+    hec_fake(|_, h| match h {
         Hec::Health => hec_healthy(),
         Hec::Events(_) => hec_ok(),
         Hec::Ack(_) => hec(400, 14, "ACK is disabled"),
     })
-    .await;
-    let sinks =
-        splunk("tok", &fake, QUICK, "").replace(HEC_TOKEN, "99999999-0000-0000-0000-000000000000");
-    let gw = start("", gh("tok-src", &["tok"]), sinks).await;
-    accept(&gw, "tok-src", "tok-0").await;
-    accept(&gw, "tok-src", "tok-1").await;
+    .await
+}
+
+/// Accepts events `tok-0` and `tok-1` from `tok-src`, then waits until the HEC has refused
+/// the sink's token three times.
+async fn accept_refused(gw: &TestGateway, fake: &FakeServer) {
+    accept(gw, "tok-src", "tok-0").await;
+    accept(gw, "tok-src", "tok-1").await;
     fake.wait_until("refused POSTs", |r| {
         r.iter()
             .filter(|c| is_hec_post(c) && c.answered == 403)
@@ -913,6 +915,15 @@ async fn splunk_hec_refused_token_keeps_events_until_the_config_is_fixed() {
             >= 3
     })
     .await;
+}
+
+#[tokio::test]
+async fn splunk_hec_refused_token_keeps_events_until_the_config_is_fixed() {
+    let fake = hec_events_ok().await;
+    let sinks =
+        splunk("tok", &fake, QUICK, "").replace(HEC_TOKEN, "99999999-0000-0000-0000-000000000000");
+    let gw = start("", gh("tok-src", &["tok"]), sinks).await;
+    accept_refused(&gw, &fake).await;
     let s = wait_status(&gw, "tok", "reported the 403", |s| {
         s["last_error"].as_str().is_some_and(|e| e.contains("403"))
     })
@@ -945,12 +956,7 @@ async fn splunk_hec_refused_token_keeps_events_until_the_config_is_fixed() {
 
 #[tokio::test]
 async fn splunk_hec_token_fixed_by_a_reload_delivers_the_kept_events_with_it() {
-    let fake = hec_fake(|_, h| match h {
-        Hec::Health => hec_healthy(),
-        Hec::Events(_) => hec_ok(),
-        Hec::Ack(_) => hec(400, 14, "ACK is disabled"),
-    })
-    .await;
+    let fake = hec_events_ok().await;
     let wrong = "99999999-0000-0000-0000-000000000000";
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("siemgate.toml");
@@ -965,15 +971,7 @@ async fn splunk_hec_token_fixed_by_a_reload_delivers_the_kept_events_with_it() {
     };
     std::fs::write(&cfg, text(wrong)).unwrap();
     let gw = TestGateway::start_from_file(dir, &cfg, std::time::Duration::ZERO).await;
-    accept(&gw, "tok-src", "tok-0").await;
-    accept(&gw, "tok-src", "tok-1").await;
-    fake.wait_until("refused POSTs", |r| {
-        r.iter()
-            .filter(|c| is_hec_post(c) && c.answered == 403)
-            .count()
-            >= 3
-    })
-    .await;
+    accept_refused(&gw, &fake).await;
     assert!(hec_uids(&fake.requests()).is_empty());
 
     // The operator fixes the token and reloads: no restart.
