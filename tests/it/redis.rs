@@ -297,3 +297,66 @@ async fn redis_down_means_503_and_not_ready_then_recovery() {
     let m = gw.metrics().await;
     assert!(metric(&m, "siemgate_replay_store_errors_total", &[]) >= 1.0);
 }
+
+/// A replica with `siem` as its only sink (`http`, fast retries), on the shared Redis.
+async fn replica_to(url: &str, siem: &crate::fake::FakeServer) -> TestGateway {
+    TestGateway::start(Options {
+        sources: source("gh", "github", &["shared-secret"], "")
+            .replace("sinks = [\"out\"]", "sinks = [\"siem\"]"),
+        sinks: Some(format!(
+            "[[sinks]]\nid = \"siem\"\ntype = \"http\"\nurl = \"{}\"\nallow_http = true\n\
+             batch = {{ timeout = \"5ms\" }}\n\
+             retry = {{ initial_backoff = \"10ms\", max_backoff = \"50ms\" }}\n",
+            siem.url("/in")
+        )),
+        replay: format!("store = \"redis\"\nredis_url = \"{url}\"\nretention = \"1h\""),
+        ..Default::default()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_replica_stopped_with_events_spooled_delivers_them_once_when_it_comes_back() {
+    use crate::fake::{delivered_uids, FakeServer, Reply};
+    let redis = tokio::task::spawn_blocking(|| Redis::start_on(free_port()))
+        .await
+        .unwrap();
+    // The SIEM is down: what replica A accepts waits in A's spool.
+    let siem = FakeServer::start(|_, _| Reply::status(503)).await;
+    let a = replica_to(&redis.url(), &siem).await;
+    let b = replica_to(&redis.url(), &siem).await;
+    let ids = ["r-0", "r-1", "r-2"];
+    let mut sent = Vec::new();
+    for id in ids {
+        let body = serde_json::json!({"action": "created", "id": id})
+            .to_string()
+            .into_bytes();
+        let h = a.sign("gh", &body, id);
+        assert_eq!(
+            a.post(&a.client(), "gh", &h, body.clone()).await,
+            (200, ACCEPTED.into())
+        );
+        sent.push((h, body));
+    }
+    siem.wait_until("a refused delivery", |r| !r.is_empty())
+        .await;
+
+    // A dies with the events spooled; the vendor's retries reach B, which knows them.
+    let (_, a) = a.restart(false).await;
+    for (h, body) in &sent {
+        assert_eq!(
+            b.post(&b.client(), "gh", h, body.clone()).await,
+            (200, DUPLICATE.into())
+        );
+    }
+    // A is back on its own spool; the SIEM recovers: each event is delivered, once.
+    siem.set(|_, _| Reply::ok());
+    let reqs = siem
+        .wait_until("the spooled events", |r| delivered_uids(r).len() >= 3)
+        .await;
+    let mut got = delivered_uids(&reqs);
+    got.sort();
+    assert_eq!(got, ids);
+    a.delivered().await;
+    assert_eq!(delivered_uids(&siem.requests()).len(), 3, "nothing twice");
+}
