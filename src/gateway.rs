@@ -138,7 +138,6 @@ impl SinkEntry {
 /// The per-client limiter, with a bounded key map.
 pub struct ClientLimiter {
     limiter: KeyedLimiter,
-    rate: RateLimit,
     max_tracked: usize,
 }
 
@@ -163,7 +162,6 @@ impl ClientLimiter {
     fn new(rl: RateLimit, max_tracked: usize) -> Self {
         ClientLimiter {
             limiter: RateLimiter::dashmap(quota(rl)),
-            rate: rl,
             max_tracked,
         }
     }
@@ -430,12 +428,12 @@ impl Gateway {
         for (entry, sink, config) in swaps {
             entry.slot.send_replace(Arc::new(SinkSlot { sink, config }));
         }
+        // The running limiter was built from the running config's settings.
         let (rate, tracked) = (
             config.server.client_rate_limit,
             config.server.max_tracked_clients,
         );
-        let limiter = self.client_limiter.load();
-        if limiter.rate != rate || limiter.max_tracked != tracked {
+        if old.server.client_rate_limit != rate || old.server.max_tracked_clients != tracked {
             self.client_limiter
                 .store(Arc::new(ClientLimiter::new(rate, tracked)));
         }

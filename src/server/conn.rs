@@ -241,7 +241,7 @@ pub async fn serve_listener<F, Fut>(
     let open = Arc::new(AtomicUsize::new(0));
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let mut seen = gw.config();
-    let mut cap = current_cap(&seen, kind);
+    let mut settings = Arc::new(Settings::new(&seen, kind));
     loop {
         let (stream, peer) = tokio::select! {
             _ = stop.changed() => break,
@@ -257,10 +257,10 @@ pub async fn serve_listener<F, Fut>(
         };
         let config = gw.config();
         if !Arc::ptr_eq(&seen, &config) {
-            cap = current_cap(&config, kind);
-            seen = config.clone();
+            settings = Arc::new(Settings::new(&config, kind));
+            seen = config;
         }
-        if open.fetch_add(1, Ordering::AcqRel) >= cap {
+        if open.fetch_add(1, Ordering::AcqRel) >= settings.cap {
             open.fetch_sub(1, Ordering::AcqRel);
             metrics::counter!(names::CONNECTIONS_REFUSED, "listener" => kind.label()).increment(1);
             drop(stream);
@@ -272,7 +272,7 @@ pub async fn serve_listener<F, Fut>(
             kind,
         };
         let _ = stream.set_nodelay(true);
-        let server = config.server.clone();
+        let settings = settings.clone();
         // The TLS setup in place now: a reload that swaps it affects later connections only.
         let tls = tls
             .as_ref()
@@ -284,13 +284,11 @@ pub async fn serve_listener<F, Fut>(
         tokio::spawn(async move {
             let svc = move |req| make(peer, req);
             match tls {
-                None => serve_connection(stream, &server, kind, stop, svc).await,
+                None => serve_connection(stream, &settings, kind, stop, svc).await,
                 Some(acceptor) => {
-                    match tokio::time::timeout(server.handshake_timeout, acceptor.accept(stream))
-                        .await
-                    {
+                    match tokio::time::timeout(settings.handshake, acceptor.accept(stream)).await {
                         Ok(Ok(tls_stream)) => {
-                            serve_connection(tls_stream, &server, kind, stop, svc).await
+                            serve_connection(tls_stream, &settings, kind, stop, svc).await
                         }
                         Ok(Err(e)) => {
                             metrics::counter!(names::TLS_HANDSHAKE_FAILURES, "reason" => "error")
@@ -320,6 +318,30 @@ pub async fn serve_listener<F, Fut>(
     }
 }
 
+/// What the connections a listener accepts under one config share: built when the listener
+/// first sees that config, not per connection.
+struct Settings {
+    /// The listener's cap.
+    cap: usize,
+    handshake: Duration,
+    timeouts: Timeouts,
+    builder: auto::Builder<TokioExecutor>,
+}
+
+impl Settings {
+    fn new(config: &Config, kind: Kind) -> Settings {
+        Settings {
+            cap: current_cap(config, kind),
+            handshake: config.server.handshake_timeout,
+            timeouts: Timeouts {
+                header: config.server.header_timeout,
+                idle: config.server.idle_timeout,
+            },
+            builder: http_builder(&config.server),
+        }
+    }
+}
+
 /// The listener's cap under `config`, logged (and exported) whenever the config changes.
 fn current_cap(config: &Config, kind: Kind) -> usize {
     let caps = caps(config, open_file_limit());
@@ -345,7 +367,7 @@ fn current_cap(config: &Config, kind: Kind) -> usize {
 /// Serves one connection (after TLS) under the watchdog described in the module docs.
 async fn serve_connection<I, F, Fut>(
     io: I,
-    cfg: &ServerConfig,
+    settings: &Settings,
     kind: Kind,
     mut stop: watch::Receiver<bool>,
     make: F,
@@ -355,10 +377,7 @@ async fn serve_connection<I, F, Fut>(
     Fut: Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
 {
     let accepted = Instant::now();
-    let timeouts = Timeouts {
-        header: cfg.header_timeout,
-        idle: cfg.idle_timeout,
-    };
+    let timeouts = settings.timeouts;
     let activity = Activity::new(accepted);
     let svc = {
         let activity = activity.clone();
@@ -372,8 +391,7 @@ async fn serve_connection<I, F, Fut>(
             }
         })
     };
-    let builder = http_builder(cfg);
-    let conn = builder.serve_connection(TokioIo::new(io), svc);
+    let conn = settings.builder.serve_connection(TokioIo::new(io), svc);
     tokio::pin!(conn);
     let mut closing: Option<Instant> = None;
     let mut stopping = false;

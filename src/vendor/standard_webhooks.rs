@@ -106,10 +106,10 @@ pub fn claim<'a>(req: &'a Unverified, n: &Names) -> Result<Claim<'a>, Rejection>
             candidates,
         });
     }
-    // Each Ed25519 verification hashes the whole message: only the first few are tried.
+    // The engine bounds the Ed25519 verifications per public key (each hashes the message).
     let ed: Vec<[u8; 64]> = v1a
         .into_iter()
-        .take(verify::MAX_ED25519_SIGNATURES)
+        .take(verify::MAX_SIGNATURES)
         .filter_map(|s| verify::decode_b64(s).and_then(|b| <[u8; 64]>::try_from(b).ok()))
         .collect();
     if !ed.is_empty() {

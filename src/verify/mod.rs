@@ -420,6 +420,15 @@ pub struct Work {
     pub ed25519: usize,
 }
 
+/// Whether `presented` equals any configured secret, compared in constant time with each.
+fn token_matches(presented: &[u8], keys: &[Key]) -> Choice {
+    keys.iter()
+        .filter(|k| !k.is_public())
+        .fold(Choice::from(0), |ok, k| {
+            ok | mac::ct_eq_token(presented, k.raw())
+        })
+}
+
 /// Checks the proof against every key.
 fn check(c: &Check<'_>, keys: &[Key], work: &mut Work) -> Result<(), Rejection> {
     let bad = Rejection {
@@ -467,11 +476,7 @@ fn check(c: &Check<'_>, keys: &[Key], work: &mut Work) -> Result<(), Rejection> 
             }
         }
         Check::Token { presented } => {
-            let mut ok = Choice::from(0);
-            for k in keys.iter().filter(|k| !k.is_public()) {
-                ok |= mac::ct_eq_token(presented, k.raw());
-            }
-            if bool::from(ok) {
+            if bool::from(token_matches(presented, keys)) {
                 Ok(())
             } else {
                 Err(bad)
@@ -481,14 +486,9 @@ fn check(c: &Check<'_>, keys: &[Key], work: &mut Work) -> Result<(), Rejection> 
             if presented.is_empty() {
                 return Err(Rejection::malformed("no token"));
             }
-            let mut all = Choice::from(1);
-            for p in presented {
-                let mut one = Choice::from(0);
-                for k in keys.iter().filter(|k| !k.is_public()) {
-                    one |= mac::ct_eq_token(p, k.raw());
-                }
-                all &= one;
-            }
+            let all = presented
+                .iter()
+                .fold(Choice::from(1), |all, p| all & token_matches(p, keys));
             if bool::from(all) {
                 Ok(())
             } else {
