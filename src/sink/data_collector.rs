@@ -25,7 +25,7 @@ use serde::Serialize;
 
 use super::summary::{self, Columns, Summary};
 use super::transport;
-use super::{BoxFuture, Delivery, Limits, Sink, SinkError};
+use super::{BoxFuture, Delivery, EventSize, Limits, Sink, SinkError};
 use crate::config::{SinkConfig, SinkKind};
 use crate::spool::Record;
 use crate::verify::mac;
@@ -144,8 +144,12 @@ impl Sink for DataCollectorSink {
         "sentinel_data_collector"
     }
 
-    fn event_budget(&self, _event: &Record) -> Option<usize> {
-        Some(MAX_FIELD)
+    fn event_size(&self, event: &Record) -> Result<Option<EventSize>, String> {
+        Ok(Some(EventSize {
+            encoded: event.event.len(),
+            limit: MAX_FIELD,
+            refuse: None,
+        }))
     }
 
     fn limits(&self) -> Limits {

@@ -23,7 +23,7 @@ use serde_json::value::RawValue;
 
 use super::summary::{self, Summary};
 use super::transport;
-use super::{BoxFuture, Delivery, Limits, Sink, SinkError};
+use super::{BoxFuture, Delivery, EventSize, Limits, Sink, SinkError};
 use crate::config::{Compression, SinkConfig, SinkKind};
 use crate::spool::Record;
 use crate::telemetry::names;
@@ -152,23 +152,14 @@ impl Sink for DatadogSink {
         "datadog"
     }
 
-    fn admit(&self, event: &Record) -> Result<(), String> {
+    fn event_size(&self, event: &Record) -> Result<Option<EventSize>, String> {
         let mut log = Vec::new();
         self.log(event, crate::event::unix_ms(self.clock.now()), &mut log)?;
-        if log.len() > MAX_LOG {
-            return Err(format!(
-                "the event is {} bytes as a Datadog log; Datadog takes at most 1,000,000 bytes per log and would truncate it",
-                log.len()
-            ));
-        }
-        Ok(())
-    }
-
-    fn event_budget(&self, event: &Record) -> Option<usize> {
-        let mut log = Vec::new();
-        self.log(event, crate::event::unix_ms(self.clock.now()), &mut log)
-            .ok()?;
-        Some(MAX_LOG.saturating_sub(log.len().saturating_sub(event.event.len())))
+        Ok(Some(EventSize {
+            encoded: log.len(),
+            limit: MAX_LOG,
+            refuse: Some("Datadog takes at most 1,000,000 bytes per log and would truncate it"),
+        }))
     }
 
     fn limits(&self) -> Limits {

@@ -15,9 +15,10 @@
 //! - **partial** (Splunk's `invalid-event-number`): the events before the bad one are
 //!   delivered, the bad one is a dead letter, and the rest are sent again.
 //!
-//! An event over the sink's per-event limit ([`Sink::event_budget`]) is sent with its
+//! An event over the sink's per-event limit ([`Sink::event_size`]) is sent with its
 //! `raw_data` cut to fit and flagged (see [`super::fit`]); only an event still too large without
-//! it is a dead letter (the dead letter keeps it whole).
+//! it is a dead letter (the dead letter keeps it whole), for sinks whose service would refuse
+//! or mangle it.
 //!
 //! Batches are cut to the smaller of the sink's `batch` settings and what the service takes in
 //! one request ([`super::Limits`]). Before its first batch, a worker runs the sink's start-up
@@ -29,9 +30,9 @@
 //! worker a new [`SinkSlot`]. The worker takes it before its next batch and before each
 //! retry (a wait for a retry ends early for it), runs the new sink's start-up check, and goes
 //! on from the same cursor: nothing queued is lost, and a batch that was being sent with the
-//! old settings is sent again with the new ones.
+//! old settings is sent again with the new ones, fitted to the new sink's limits.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -42,6 +43,26 @@ use crate::config::SinkConfig;
 use crate::spool::{DeadLetter, Reader, Record, Spool};
 use crate::telemetry::names;
 use crate::verify::Clock;
+
+/// An event prepared for the sink in use.
+enum Fitted {
+    Whole(Record),
+    /// Sent with `raw_data` cut; `whole` is kept to fit it again for another sink.
+    Cut {
+        sent: Record,
+        whole: Record,
+    },
+    /// A dead letter, with the reason.
+    Refused(Record, String),
+}
+
+/// How sending a batch's prepared events ended.
+enum Sent {
+    Done,
+    Aborted,
+    /// The settings changed before these were delivered: prepare them again.
+    Reloaded(Vec<Record>),
+}
 
 /// What the workers are asked to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,8 +107,7 @@ impl Engine {
                     spool: spool.clone(),
                     clock: clock.clone(),
                     id: current.sink.id().to_string(),
-                    sink: current.sink.clone(),
-                    config: current.config.clone(),
+                    current,
                     slot: s.slot,
                     health: s.health,
                     mode: mode.subscribe(),
@@ -126,8 +146,8 @@ async fn futures_join(handles: Vec<JoinHandle<()>>) {
 
 struct Worker {
     id: String,
-    sink: Arc<dyn Sink>,
-    config: SinkConfig,
+    /// The sink and settings in use: the last slot taken from `slot`.
+    current: Arc<SinkSlot>,
     /// Where a reload sends new settings.
     slot: watch::Receiver<Arc<SinkSlot>>,
     health: Arc<Health>,
@@ -148,7 +168,6 @@ impl Worker {
         self.check().await;
         let mut committed = self.spool.committed();
         loop {
-            self.take_new_settings().await;
             let Some(batch) = self.next_batch(&mut committed).await else {
                 break;
             };
@@ -170,28 +189,28 @@ impl Worker {
 
     /// Takes the sink a reload built from new settings, if there is one, and runs its
     /// start-up check. The cursor stays: the next batch starts where the old sink stopped.
-    async fn take_new_settings(&mut self) {
+    /// True when it took one.
+    async fn take_new_settings(&mut self) -> bool {
         if !self.slot.has_changed().unwrap_or(false) {
-            return;
+            return false;
         }
-        let slot = self.slot.borrow_and_update().clone();
-        self.sink = slot.sink.clone();
-        self.config = slot.config.clone();
+        self.current = self.slot.borrow_and_update().clone();
         tracing::info!(sink = %self.id, "sink settings reloaded; delivery goes on from the same place in the spool");
         self.health.ok();
         self.health.set_check(CheckState::None);
         self.check().await;
+        true
     }
 
     /// The sink's start-up check, if it has one; deliveries go on whatever it says (they keep
     /// the health current from then on).
     async fn check(&mut self) {
-        let sink = self.sink.clone();
-        let Some(check) = sink.check() else {
+        let current = self.current.clone();
+        let Some(check) = current.sink.check() else {
             return;
         };
         self.health.set_check(CheckState::Pending);
-        let limit = self.sink.max_send_time(self.config.timeout);
+        let limit = current.sink.max_send_time(current.config.timeout);
         let result = tokio::select! {
             r = tokio::time::timeout(limit, check) => r.unwrap_or_else(|_| Err(format!("no answer within {limit:?}"))),
             _ = self.mode.wait_for(|m| *m == Mode::Abort) => return,
@@ -215,18 +234,15 @@ impl Worker {
         &mut self,
         committed: &mut watch::Receiver<crate::spool::Committed>,
     ) -> Option<Vec<Record>> {
-        let limits = self.sink.limits();
+        let config = &self.current.config;
+        let limits = self.current.sink.limits();
         let max_events = limits
             .max_events
-            .map_or(self.config.batch.max_events, |m| {
-                m.min(self.config.batch.max_events)
-            })
+            .map_or(config.batch.max_events, |m| m.min(config.batch.max_events))
             .max(1);
         let max_bytes = limits
             .max_bytes
-            .map_or(self.config.batch.max_bytes, |m| {
-                m.min(self.config.batch.max_bytes)
-            })
+            .map_or(config.batch.max_bytes, |m| m.min(config.batch.max_bytes))
             .max(1);
         let mut batch: Vec<Record> = Vec::new();
         let mut bytes = 0u64;
@@ -271,7 +287,7 @@ impl Worker {
                 Mode::Run => {}
             }
             if !batch.is_empty() && deadline.is_none() {
-                deadline = Some(tokio::time::Instant::now() + self.config.batch.timeout);
+                deadline = Some(tokio::time::Instant::now() + self.current.config.batch.timeout);
             }
             if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
                 return Some(batch);
@@ -311,7 +327,7 @@ impl Worker {
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
-        let r = &self.config.retry;
+        let r = &self.current.config.retry;
         let cap = r
             .initial_backoff
             .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
@@ -321,29 +337,45 @@ impl Worker {
         Duration::from_nanos(rand::random_range(0..=nanos))
     }
 
-    /// Delivers or dead-letters every event of `batch`; false when aborted first.
+    /// Delivers or dead-letters every event of `batch`; false when aborted first. Events are
+    /// fitted to the sink in use; when a reload swaps the sink before they are delivered, what
+    /// is left is fitted again (from the whole events) for the new one.
     async fn deliver(&mut self, batch: Vec<Record>) -> bool {
-        let mut ok = Vec::with_capacity(batch.len());
-        for r in batch {
-            let fitted = self.fit(&r);
-            match self.sink.admit(fitted.as_ref().unwrap_or(&r)) {
-                Ok(()) => match fitted {
-                    Some(f) => {
-                        metrics::counter!(names::SINK_TRUNCATED_EVENTS, "sink" => self.id.clone())
-                            .increment(1);
-                        tracing::info!(sink = %self.id, bytes = r.event.len(), sent = f.event.len(), "event over the sink's per-event limit; sending it with raw_data cut (unmapped.siemgate.raw_data_truncated)");
-                        ok.push(f);
+        let mut todo = batch;
+        loop {
+            // The whole events of those sent with raw_data cut, by seq.
+            let mut whole = HashMap::new();
+            let mut ok = Vec::with_capacity(todo.len());
+            for r in todo {
+                match self.fit(r) {
+                    Fitted::Whole(r) => ok.push(r),
+                    Fitted::Cut { sent, whole: w } => {
+                        whole.insert(w.seq, w);
+                        ok.push(sent);
                     }
-                    None => ok.push(r),
-                },
-                // The dead letter keeps the event whole, raw_data and all.
-                Err(reason) => {
-                    if !self.dead_letter(vec![r], &reason, 0).await {
-                        return false;
+                    // The dead letter keeps the event whole, raw_data and all.
+                    Fitted::Refused(r, reason) => {
+                        if !self.dead_letter(vec![r], &reason, 0).await {
+                            return false;
+                        }
                     }
                 }
             }
+            match self.send_all(ok).await {
+                Sent::Done => return true,
+                Sent::Aborted => return false,
+                Sent::Reloaded(rest) => {
+                    todo = rest
+                        .into_iter()
+                        .map(|r| whole.remove(&r.seq).unwrap_or(r))
+                        .collect();
+                }
+            }
         }
+    }
+
+    /// Sends `ok` (fitted to the sink in use), splitting and retrying as the answers say.
+    async fn send_all(&mut self, ok: Vec<Record>) -> Sent {
         let mut queue = VecDeque::new();
         if !ok.is_empty() {
             queue.push_back(ok);
@@ -352,13 +384,18 @@ impl Worker {
             let mut attempt = 0u32;
             loop {
                 if self.mode() == Mode::Abort {
-                    return false;
+                    return Sent::Aborted;
                 }
-                self.take_new_settings().await;
+                if self.take_new_settings().await {
+                    // Fitted to the old sink: the rest is prepared again for the new one.
+                    let rest = std::iter::once(part).chain(queue).flatten().collect();
+                    return Sent::Reloaded(rest);
+                }
                 attempt += 1;
                 let started = Instant::now();
-                let limit = self.sink.max_send_time(self.config.timeout);
-                let result = match tokio::time::timeout(limit, self.sink.send(&part)).await {
+                let current = self.current.clone();
+                let limit = current.sink.max_send_time(current.config.timeout);
+                let result = match tokio::time::timeout(limit, current.sink.send(&part)).await {
                     Ok(d) => d,
                     Err(_) => Delivery::Retry {
                         error: format!("no answer within {limit:?}"),
@@ -384,7 +421,7 @@ impl Worker {
                         metrics::counter!(names::SINK_EVENTS, "sink" => self.id.clone(), "outcome" => "delivered").increment(rest.len() as u64);
                         let after = refused.split_off(1);
                         if !self.dead_letter(refused, &error, attempt).await {
-                            return false;
+                            return Sent::Aborted;
                         }
                         if !after.is_empty() {
                             queue.push_front(after);
@@ -404,7 +441,7 @@ impl Worker {
                     | Delivery::Partial { error, .. } => {
                         self.health.ok();
                         if !self.dead_letter(part, &error, attempt).await {
-                            return false;
+                            return Sent::Aborted;
                         }
                         break;
                     }
@@ -419,42 +456,75 @@ impl Worker {
                 };
                 // Kept for another attempt, unless the events are past retry.max_age.
                 if !self.retry_or_expire(&part, &error, after, attempt).await {
-                    return false;
+                    return Sent::Aborted;
                 }
                 if self.expired(&part) {
                     let why = format!(
                         "undelivered after retry.max_age ({:?}); last error: {error}",
-                        self.config.retry.max_age
+                        self.current.config.retry.max_age
                     );
                     if !self.dead_letter(part, &why, attempt).await {
-                        return false;
+                        return Sent::Aborted;
                     }
                     break;
                 }
             }
         }
-        true
+        Sent::Done
     }
 
-    /// The event with `raw_data` cut to the sink's per-event limit, when it is over it.
-    fn fit(&self, r: &Record) -> Option<Record> {
-        let max = self.sink.event_budget(r)?;
-        if r.event.len() <= max {
-            return None;
+    /// The event as it can go to the sink in use: whole, with `raw_data` cut to the sink's
+    /// per-event limit, or refused (with the reason) when it cannot be sent at all. The sink
+    /// builds the event's record once to measure it; cutting `raw_data` does not change what
+    /// the sink adds around the event, so the cut event's size is known without building again.
+    fn fit(&self, r: Record) -> Fitted {
+        let size = match self.current.sink.event_size(&r) {
+            Ok(Some(size)) if size.encoded > size.limit => size,
+            Ok(_) => return Fitted::Whole(r),
+            Err(reason) => return Fitted::Refused(r, reason),
+        };
+        let around = size.encoded.saturating_sub(r.event.len());
+        let cut = super::fit::cut_raw_data(&r.event, size.limit.saturating_sub(around));
+        let encoded = cut.as_ref().map_or(size.encoded, |c| around + c.len());
+        if let (Some(why), true) = (size.refuse, encoded > size.limit) {
+            let reason = format!(
+                "the event is {encoded} bytes as the {} sink sends it{}; {why}",
+                self.current.sink.type_name(),
+                if cut.is_some() {
+                    " without raw_data"
+                } else {
+                    ""
+                }
+            );
+            return Fitted::Refused(r, reason);
         }
-        let event = super::fit::cut_raw_data(&r.event, max)?;
-        Some(Record {
-            seq: r.seq,
-            received_ms: r.received_ms,
-            sinks: r.sinks.clone(),
-            event,
-        })
+        let Some(event) = cut else {
+            return Fitted::Whole(r);
+        };
+        metrics::counter!(names::SINK_TRUNCATED_EVENTS, "sink" => self.id.clone()).increment(1);
+        tracing::info!(sink = %self.id, bytes = r.event.len(), sent = event.len(), "event over the sink's per-event limit; sending it with raw_data cut (unmapped.siemgate.raw_data_truncated)");
+        Fitted::Cut {
+            sent: Record {
+                seq: r.seq,
+                received_ms: r.received_ms,
+                sinks: r.sinks.clone(),
+                event,
+            },
+            whole: r,
+        }
     }
 
     fn expired(&self, part: &[Record]) -> bool {
         let oldest = part.iter().map(|r| r.received_ms).min().unwrap_or(i64::MAX);
         let age_ms = now_ms(self.clock.as_ref()).saturating_sub(oldest);
-        age_ms > self.config.retry.max_age.as_millis().min(i64::MAX as u128) as i64
+        age_ms
+            > self
+                .current
+                .config
+                .retry
+                .max_age
+                .as_millis()
+                .min(i64::MAX as u128) as i64
     }
 
     /// Counts the retry and waits before the next attempt (unless the events have expired);
@@ -473,7 +543,7 @@ impl Worker {
         metrics::counter!(names::SINK_EVENTS, "sink" => self.id.clone(), "outcome" => "retried")
             .increment(part.len() as u64);
         let wait = match after {
-            Some(a) => a.min(self.config.retry.max_backoff),
+            Some(a) => a.min(self.current.config.retry.max_backoff),
             None => self.backoff(attempt),
         };
         self.pause(wait).await

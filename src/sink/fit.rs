@@ -1,11 +1,12 @@
 //! Fitting an event into a sink's per-event limit by cutting its `raw_data`.
 //!
-//! A sink whose service has a per-event limit says how many bytes of the event's own JSON fit
-//! ([`super::Sink::event_budget`]). An event over it is sent with `raw_data` cut to the longest
+//! A sink whose service has a per-event limit says how big an event is as it sends it
+//! ([`super::Sink::event_size`]). An event over the limit is sent with `raw_data` cut to the longest
 //! prefix that fits (whole characters; whole base64 quanta when the body was base64), or left
 //! out when nothing of it fits, and flagged with `unmapped.siemgate.raw_data_truncated = true`
 //! and `unmapped.siemgate.raw_data_length` (its length in bytes before the cut). Everything
-//! else of the event is kept. What still does not fit is for [`super::Sink::admit`] to refuse.
+//! else of the event is kept. What still does not fit is a dead letter or sent as it is
+//! ([`super::EventSize::refuse`]).
 
 use serde_json::{Map, Value};
 
@@ -13,35 +14,29 @@ use serde_json::{Map, Value};
 /// cutting `raw_data` can make it); `None` when it has no `raw_data` to cut or is not a JSON
 /// object.
 pub fn cut_raw_data(event: &[u8], max: usize) -> Option<Vec<u8>> {
-    let mut e: Map<String, Value> = serde_json::from_slice(event).ok()?;
-    let Some(Value::String(raw)) = e.remove("raw_data") else {
+    let mut e: Value = serde_json::from_slice(event).ok()?;
+    let Some(Value::String(raw)) = e.as_object_mut()?.remove("raw_data") else {
         return None;
     };
-    let unmapped = e
-        .entry("unmapped")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if !unmapped.is_object() {
-        *unmapped = Value::Object(Map::new());
+    // siemgate's events have `unmapped.siemgate`; anything else there is replaced.
+    if !e["unmapped"].is_object() {
+        e["unmapped"] = Value::Object(Map::new());
     }
-    let siemgate = unmapped
-        .as_object_mut()?
-        .entry("siemgate")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if !siemgate.is_object() {
-        *siemgate = Value::Object(Map::new());
+    if !e["unmapped"]["siemgate"].is_object() {
+        e["unmapped"]["siemgate"] = Value::Object(Map::new());
     }
-    let siemgate = siemgate.as_object_mut()?;
-    let base64 = siemgate.get("raw_data_encoding").and_then(Value::as_str) == Some("base64");
-    siemgate.insert("raw_data_truncated".into(), Value::Bool(true));
-    siemgate.insert("raw_data_length".into(), Value::from(raw.len()));
+    let siemgate = &mut e["unmapped"]["siemgate"];
+    let base64 = siemgate["raw_data_encoding"] == "base64";
+    siemgate["raw_data_truncated"] = Value::Bool(true);
+    siemgate["raw_data_length"] = Value::from(raw.len());
     // The event with an empty raw_data: what is left of `max` is for its escaped text.
-    e.insert("raw_data".into(), Value::String(String::new()));
+    e["raw_data"] = Value::String(String::new());
     let base = serde_json::to_vec(&e).ok()?.len();
     let keep = prefix_fitting(&raw, max.saturating_sub(base), base64);
     if keep == 0 {
-        e.remove("raw_data");
+        e.as_object_mut()?.remove("raw_data");
     } else {
-        e.insert("raw_data".into(), Value::String(raw[..keep].to_string()));
+        e["raw_data"] = Value::String(raw[..keep].to_string());
     }
     serde_json::to_vec(&e).ok()
 }

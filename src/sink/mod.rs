@@ -5,7 +5,7 @@
 //! what the answer means as a [`Delivery`]. Batching, backoff, splitting, dead letters, metrics
 //! and health are the engine's, the same for every sink.
 //!
-//! Per-event limits ([`Sink::event_budget`]): an event over one is sent with its `raw_data` cut
+//! Per-event limits ([`Sink::event_size`]): an event over one is sent with its `raw_data` cut
 //! to fit and flagged `unmapped.siemgate.raw_data_truncated` ([`fit`]); only an event still too
 //! large is a dead letter, and every dead letter is logged as a warning with the sink and the
 //! reason. Datadog: 1,000,000 bytes per log (dead letter beyond). Sentinel (Logs Ingestion):
@@ -100,6 +100,18 @@ impl Delivery {
     }
 }
 
+/// One event's size as a sink sends it, against the service's per-event limit.
+#[derive(Debug, Clone, Copy)]
+pub struct EventSize {
+    /// The event's bytes as the sink encodes it (its record, log or envelope).
+    pub encoded: usize,
+    /// The most the service takes per event, on the same count.
+    pub limit: usize,
+    /// Why an event still over `limit` once its `raw_data` is cut cannot be sent (it becomes
+    /// a dead letter); `None` when it is sent as it is, for the service to decide.
+    pub refuse: Option<&'static str>,
+}
+
 /// What the sink's service takes in one request; batches are cut to fit (besides the sink's
 /// `batch` settings, whichever is smaller).
 #[derive(Debug, Clone, Copy, Default)]
@@ -115,20 +127,15 @@ pub trait Sink: Send + Sync + 'static {
     fn type_name(&self) -> &'static str;
     /// Sends one batch of events (JSON, in spool order).
     fn send<'a>(&'a self, events: &'a [Record]) -> BoxFuture<'a, Delivery>;
-    /// Whether one event can ever be sent; `Err(reason)` makes it a dead letter before batching
-    /// (for example an event over the sink's per-event size limit).
-    fn admit(&self, _event: &Record) -> Result<(), String> {
-        Ok(())
-    }
     fn limits(&self) -> Limits {
         Limits::default()
     }
-    /// How many bytes of the event's own JSON fit the service's per-event limit (the limit less
-    /// what the sink's encoding adds around the event); `None` for a sink without one. The
-    /// engine sends an event over it with its `raw_data` cut to fit ([`fit`]) and then asks
-    /// [`Sink::admit`] whether what remains can be sent.
-    fn event_budget(&self, _event: &Record) -> Option<usize> {
-        None
+    /// The event against the service's per-event limit, measured on the one record the sink
+    /// builds for it; `Ok(None)` for a sink without a limit, `Err(reason)` for an event that
+    /// can never be sent (it is a dead letter before batching). The engine sends an event over
+    /// the limit with its `raw_data` cut to fit ([`fit`]).
+    fn event_size(&self, _event: &Record) -> Result<Option<EventSize>, String> {
+        Ok(None)
     }
     /// A check of the service run once when the sink starts (Splunk's health endpoint, a token
     /// from Entra ID); `None` for sinks that have none.

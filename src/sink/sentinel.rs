@@ -26,7 +26,7 @@ use tokio::time::Instant;
 
 use super::summary::{self, Columns, Summary};
 use super::transport;
-use super::{BoxFuture, Delivery, Limits, Sink, SinkError};
+use super::{BoxFuture, Delivery, EventSize, Limits, Sink, SinkError};
 use crate::config::{EntraCredential, SinkConfig, SinkKind};
 use crate::spool::Record;
 
@@ -216,23 +216,15 @@ impl Sink for SentinelSink {
         "sentinel"
     }
 
-    fn admit(&self, event: &Record) -> Result<(), String> {
+    fn event_size(&self, event: &Record) -> Result<Option<EventSize>, String> {
         let mut row = Vec::new();
         Self::row(event, &mut row)?;
-        if row.len() + 2 > MAX_CALL {
-            return Err(format!(
-                "the event is {} bytes as a Logs Ingestion record; the API takes at most 1,000,000 bytes per call",
-                row.len()
-            ));
-        }
-        Ok(())
-    }
-
-    fn event_budget(&self, event: &Record) -> Option<usize> {
-        let mut row = Vec::new();
-        Self::row(event, &mut row).ok()?;
-        let around = row.len().saturating_sub(event.event.len()) + 2;
-        Some(MAX_CALL.saturating_sub(around))
+        Ok(Some(EventSize {
+            // A call with this record alone: `[` and `]` around it.
+            encoded: row.len() + 2,
+            limit: MAX_CALL,
+            refuse: Some("the Logs Ingestion API takes at most 1,000,000 bytes per call"),
+        }))
     }
 
     fn limits(&self) -> Limits {

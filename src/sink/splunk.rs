@@ -21,7 +21,7 @@ use serde_json::value::RawValue;
 
 use super::summary::{self, Summary};
 use super::transport::{self, Answer};
-use super::{BoxFuture, Delivery, Limits, Sink, SinkError};
+use super::{BoxFuture, Delivery, EventSize, Limits, Sink, SinkError};
 use crate::config::{Compression, SinkConfig, SinkKind};
 use crate::spool::Record;
 
@@ -247,17 +247,17 @@ impl Sink for SplunkSink {
         "splunk_hec"
     }
 
-    fn admit(&self, event: &Record) -> Result<(), String> {
-        summary::raw(&event.event).map(|_| ())
-    }
-
     /// siemgate keeps HEC requests to 1 MB (Splunk Cloud's cap): an event whose envelope is
-    /// over it goes with its `raw_data` cut to fit ([`super::fit`]).
-    fn event_budget(&self, event: &Record) -> Option<usize> {
+    /// over it goes with its `raw_data` cut to fit ([`super::fit`]), or whole when that is not
+    /// enough, for Splunk to decide.
+    fn event_size(&self, event: &Record) -> Result<Option<EventSize>, String> {
         let mut env = Vec::new();
-        self.envelope(event, &mut env).ok()?;
-        let around = env.len().saturating_sub(event.event.len());
-        Some((MAX_REQUEST as usize).saturating_sub(around))
+        self.envelope(event, &mut env)?;
+        Ok(Some(EventSize {
+            encoded: env.len(),
+            limit: MAX_REQUEST as usize,
+            refuse: None,
+        }))
     }
 
     fn limits(&self) -> Limits {
