@@ -1003,6 +1003,57 @@ async fn splunk_hec_token_fixed_by_a_reload_delivers_the_kept_events_with_it() {
     assert_eq!(answer["notes"], serde_json::json!([]), "{answer}");
 }
 
+/// A reload that swaps a sink for one of another kind while its events wait: they are fitted
+/// again for the new sink, from the whole events. Cut to the Data Collector's 32,000 bytes for
+/// the old sink, a 50 KB event reaches Splunk (1 MB per event) whole.
+#[tokio::test]
+async fn a_sink_swapped_for_another_kind_by_a_reload_gets_the_waiting_events_fitted_for_it() {
+    let refusing = FakeServer::start(|_, _| Reply::status(403)).await;
+    let fake = hec_events_ok().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("siemgate.toml");
+    let text = |sink: String| {
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace = \"0s\"\ndrain_timeout = \"2s\"\n\
+             [admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"test-admin-token\"\n\
+             [spool]\ndir = \"spool\"\nflush_timeout = \"200ms\"\n{}\n{sink}",
+            gh("sw-src", &["sw"]),
+        )
+    };
+    let dc = format!(
+        "[[sinks]]\nid = \"sw\"\ntype = \"sentinel_data_collector\"\nworkspace_id = \"{WORKSPACE}\"\nshared_key = \"{WORKSPACE_KEY}\"\nlog_type = \"WebhookEvents\"\nurl = \"{}\"\nallow_http = true\n{FAST}\n{QUICK}\n",
+        refusing.url("")
+    );
+    std::fs::write(&cfg, text(dc)).unwrap();
+    let gw = TestGateway::start_from_file(dir, &cfg, std::time::Duration::ZERO).await;
+    accept_padded(&gw, "sw-src", "sw-big", 50_000).await;
+    refusing
+        .wait_until("refused posts", |r| {
+            r.iter().filter(|c| c.answered == 403).count() >= 2
+        })
+        .await;
+
+    std::fs::write(&cfg, text(splunk("sw", &fake, QUICK, ""))).unwrap();
+    let (status, answer) = gw.admin_call(Method::POST, "/v1/reload").await;
+    assert_eq!(status, 200, "{answer}");
+    let reqs = fake
+        .wait_until("the kept event", |r| hec_uids(r) == ["sw-big"])
+        .await;
+    let events: Vec<Value> = reqs
+        .iter()
+        .filter(|c| is_hec_post(c))
+        .flat_map(hec_events)
+        .collect();
+    assert_eq!(events.len(), 1);
+    assert!(
+        !raw_cut(&events[0]["event"]),
+        "sent to Splunk cut for the old sink"
+    );
+    assert!(events[0]["event"]["raw_data"].as_str().unwrap().len() > 50_000);
+    let s = wait_status(&gw, "sw", "nothing queued", |s| s["queued_events"] == 0).await;
+    assert_eq!(s["dead_letters"], 0, "{s}");
+}
+
 #[tokio::test]
 async fn sinks_trust_an_extra_ca_from_tls_ca_file_and_nothing_else() {
     let pki = crate::support::pki();
