@@ -250,10 +250,17 @@ pub fn normalize(data: &[u8]) {
             include_raw,
         };
         // Over MAX_EVENTS_PER_REQUEST a request is refused (413) before any event is built.
-        let Ok(events) = crate::ocsf::normalize(p.scheme.as_ref(), &origin, &verified) else {
+        if crate::ocsf::check(p.scheme.as_ref(), &origin, &verified).is_err() {
             continue;
-        };
+        }
+        let events = crate::ocsf::normalize(p.scheme.as_ref(), &origin, &verified);
         assert!(!events.is_empty(), "{name}: no event");
+        // What the check let through stays within the limit once normalized.
+        assert!(
+            events.len() <= crate::ocsf::MAX_EVENTS_PER_REQUEST,
+            "{name}: {} events passed the check",
+            events.len()
+        );
         for e in &events {
             serde_json::to_vec(e).expect("an event serializes");
         }

@@ -474,6 +474,19 @@ impl Gateway {
                 };
             }
         }
+        let origin = event::Origin {
+            source_id: &source.config.id,
+            vendor: source.config.vendor.name(),
+            include_raw: source.config.include_raw,
+        };
+        // Counting the events is cheap: a request that would yield too many is refused before
+        // its replay keys are reserved, so nothing is left to forget.
+        if let Err(e) = ocsf::check(source.scheme.as_ref(), &origin, &verified) {
+            metrics::counter!(names::TOO_MANY_EVENTS, "source" => source_id.to_string())
+                .increment(1);
+            tracing::warn!(source = source_id, error = %e, "request refused with 413");
+            return Outcome::TooLarge;
+        }
         // Remember ids at least as long as a timestamp stays inside the window.
         let ttl = runtime
             .config
@@ -519,23 +532,7 @@ impl Gateway {
                 };
             }
         }
-        let origin = event::Origin {
-            source_id: &source.config.id,
-            vendor: source.config.vendor.name(),
-            include_raw: source.config.include_raw,
-        };
-        let events = match ocsf::normalize(source.scheme.as_ref(), &origin, &verified) {
-            Ok(events) => events,
-            Err(e) => {
-                metrics::counter!(names::TOO_MANY_EVENTS, "source" => source_id.to_string())
-                    .increment(1);
-                tracing::warn!(source = source_id, error = %e, "request refused with 413");
-                if let Err(e) = self.replay.forget(verified.replay_keys()).await {
-                    tracing::error!(source = source_id, error = %e, "could not forget replay keys");
-                }
-                return Outcome::TooLarge;
-            }
-        };
+        let events = ocsf::normalize(source.scheme.as_ref(), &origin, &verified);
         let received_ms = event::unix_ms(verified.received_at());
         if let Err(e) = self.hand_on(&source, &events, received_ms).await {
             match &e {

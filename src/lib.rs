@@ -20,12 +20,13 @@
 //!    constant time against every configured key (work bounded by the keys, not the request),
 //!    then the timestamp window. Every failure is the same `401`; the reason goes to logs and
 //!    metrics. Verified vendor handshakes (Slack, Zoom, Okta) are answered here.
-//! 6. **Source limit**: the per-source rate limit, after verification.
+//! 6. **Source limit**: the per-source rate limit, after verification. Then a request that
+//!    would yield more than [`ocsf::MAX_EVENTS_PER_REQUEST`] events is refused with `413`
+//!    ([`ocsf::check`] counts the fanned-out array), before any replay key is reserved.
 //! 7. **De-duplicate** ([`verify::replay`]): the signed-bytes digest, and the vendor's delivery
 //!    id where it documents one, are reserved; a known one is answered
 //!    `200 {"status":"duplicate"}` and not handed on; a store full of live ids answers `503`.
-//! 8. **Normalize** ([`ocsf`]): at most [`ocsf::MAX_EVENTS_PER_REQUEST`] events (`413`
-//!    beyond), each fanned-out event carrying its own item as `raw_data`.
+//! 8. **Normalize** ([`ocsf`]): each fanned-out event carrying its own item as `raw_data`.
 //! 9. **Spool** ([`spool`]): the events are fsync'd (group commit) before the sender is
 //!    answered `200 {"status":"accepted","events":N}`, and the replay keys confirmed. If the
 //!    spool refuses them (full, I/O error) the keys are forgotten so the sender's retry is not

@@ -3,9 +3,10 @@
 //! A vendor's [`crate::vendor::Scheme::normalize`] looks at the verified request ([`Input`])
 //! and describes the events in it as [`Draft`]s: the class and activity, severity, time,
 //! message, the class's own attributes (`finding_info`, `user`, `actor`, `api`, ...) and what it
-//! leaves `unmapped`. [`finish`] turns a draft into the event every sink receives, adding what
-//! every OCSF event carries the same way for every vendor: the class, category and type names
-//! and ids, `metadata` (version, uid, logged time, product), the source, and `raw_data`.
+//! leaves `unmapped`. [`normalize`] turns each draft into the event every sink receives,
+//! adding what every OCSF event carries the same way for every vendor: the class, category and
+//! type names and ids, `metadata` (version, uid, logged time, product), the source, and
+//! `raw_data`.
 //!
 //! A payload a normalizer cannot map is never dropped: it becomes a Base Event with the raw body
 //! and `unmapped.siemgate.normalize_error` ([`normalize`]), counted in
@@ -15,18 +16,26 @@
 //! A request that yields one event carries the whole body in `raw_data` (base64 when it is not
 //! UTF-8, flagged `unmapped.siemgate.raw_data_encoding = "base64"`). A webhook that fans out
 //! into one event per element of an array (Spectral `issues[]` and `ids[]`, Veritensor
-//! `vulnerabilities[]`, Okta `data.events[]`, Soteri `findings[]`) does not copy the body into
-//! every event: each event's `raw_data` is the JSON text of its own element, and the first
-//! event of the request also carries the rest of the body (the envelope: the body without the
-//! fanned-out array) once, as JSON text in `unmapped.siemgate.raw_envelope`. All events of the
-//! request share `metadata.correlation_uid` (the request's event id), so the body can be put
-//! back together in the SIEM. What one request costs in the spool and in memory is thus
-//! proportional to its normalized events plus its body once, not events x body.
+//! `vulnerabilities[]`, Okta `data.events[]`, Soteri `findings[]`, Microsoft Graph `value[]`)
+//! does not copy the body into every event: each event's `raw_data` is the JSON text of its own
+//! element, and the first event of the request also carries the rest of the body (the
+//! envelope: the body without the fanned-out array) once, as JSON text in
+//! `unmapped.siemgate.raw_envelope`. All events of the request share
+//! `metadata.correlation_uid` (the request's event id), so the body can be put back together in
+//! the SIEM. What one request costs in the spool and in memory is thus proportional to its
+//! normalized events plus its body once, not events x body.
 //!
-//! A request may yield at most [`MAX_EVENTS_PER_REQUEST`] events; one that would yield more is
-//! refused whole before any event is built ([`TooManyEvents`]: `413`, counted in
-//! `siemgate_too_many_events_total{source}`), so a body of countless tiny items cannot exhaust
-//! memory.
+//! The rule lives here, once: a vendor's [`crate::vendor::Scheme::fan_out`] names the array
+//! (its path, and which elements make an event: [`FanOut`]), and each of its drafts names the
+//! element it came from ([`Draft::item`], the element's index in that array). [`normalize`]
+//! takes `raw_data` from that element and builds the envelope; both are serialized only when
+//! the source includes raw data and the request yields more than one event.
+//!
+//! A request may yield at most [`MAX_EVENTS_PER_REQUEST`] events; [`check`] counts the
+//! elements of the fanned-out array that make an event, so one that would yield more is
+//! refused whole before any event is built, before its replay keys are reserved
+//! ([`TooManyEvents`]: `413`, counted in `siemgate_too_many_events_total{source}`), and a body
+//! of countless tiny items cannot exhaust memory.
 
 use http::HeaderMap;
 use serde_json::{json, Map, Value};
@@ -40,6 +49,39 @@ use crate::verify::Verified;
 /// default `server.max_body` of 1 MiB this is items of 100 bytes on average, well beyond what
 /// the vendors send; more is refused with `413` before normalizing.
 pub const MAX_EVENTS_PER_REQUEST: usize = 10_000;
+
+/// The array a request fans out into, one event per element that [`FanOut::keeps`]
+/// (what [`crate::vendor::Scheme::fan_out`] says of a request).
+#[derive(Debug, Clone, Copy)]
+pub struct FanOut {
+    /// Where the array is in the body.
+    pub path: &'static [&'static str],
+    /// Whether an element makes an event (the vendor's normalizer skips the others).
+    pub keeps: fn(&Value) -> bool,
+}
+
+impl FanOut {
+    /// One event per element of the array at `path`.
+    pub fn every(path: &'static [&'static str]) -> FanOut {
+        FanOut {
+            path,
+            keeps: |_| true,
+        }
+    }
+
+    /// One event per object in the array at `path`.
+    pub fn objects(path: &'static [&'static str]) -> FanOut {
+        FanOut {
+            path,
+            keeps: Value::is_object,
+        }
+    }
+
+    /// One event per element of the array at `path` that `keeps`.
+    pub fn matching(path: &'static [&'static str], keeps: fn(&Value) -> bool) -> FanOut {
+        FanOut { path, keeps }
+    }
+}
 
 /// A request that would yield more than [`MAX_EVENTS_PER_REQUEST`] events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -163,7 +205,7 @@ impl<'a> Input<'a> {
     }
 }
 
-/// One event as a normalizer describes it; [`finish`] completes it.
+/// One event as a normalizer describes it; [`normalize`] completes it.
 #[derive(Debug, Clone)]
 pub struct Draft {
     pub class: Class,
@@ -178,17 +220,15 @@ pub struct Draft {
     pub uid: Option<String>,
     /// The class's own attributes, placed at the top level (`finding_info`, `user`, ...).
     pub fields: Map<String, Value>,
-    /// What the mapping does not place; `unmapped.siemgate` is added by [`finish`].
+    /// What the mapping does not place; `unmapped.siemgate` is added by [`normalize`].
     pub unmapped: Map<String, Value>,
     /// Nothing of the body is mapped (a Base Event): without `raw_data`, the parsed body goes
     /// under `unmapped.data` so nothing is lost; with it, the body is not sent twice.
     pub keep_body: bool,
-    /// The JSON text of the array element this event was made from, when a request fans out:
-    /// its `raw_data` instead of the whole body (see the module docs).
-    pub raw_item: Option<String>,
-    /// The body without the fanned-out array, carried by the first event of a request that
-    /// yields several (`unmapped.siemgate.raw_envelope`).
-    pub raw_envelope: Option<String>,
+    /// The index, in the array [`crate::vendor::Scheme::fan_out`] names, of the element this
+    /// event was made from: its `raw_data` instead of the whole body when the request yields
+    /// several events (see the module docs).
+    pub item: Option<usize>,
 }
 
 impl Draft {
@@ -203,14 +243,13 @@ impl Draft {
             fields: Map::new(),
             unmapped: Map::new(),
             keep_body: false,
-            raw_item: None,
-            raw_envelope: None,
+            item: None,
         }
     }
 
-    /// This event was made from `item`, one element of an array the request fans out.
-    pub fn raw_item(mut self, item: &impl serde::Serialize) -> Draft {
-        self.raw_item = serde_json::to_string(item).ok();
+    /// This event was made from the `index`-th element of the array the request fans out.
+    pub fn item(mut self, index: usize) -> Draft {
+        self.item = Some(index);
         self
     }
 
@@ -245,13 +284,24 @@ impl Draft {
     }
 }
 
+/// What a request that yields several events carries of its body instead of the whole body
+/// (see the module docs); empty when raw data is not included or the request yields one event.
+#[derive(Default)]
+struct Raw<'a> {
+    /// The elements of the fanned-out array.
+    items: &'a [Value],
+    /// The body without the fanned-out array.
+    envelope: Option<String>,
+}
+
 /// Completes a draft as the `index`-th of `count` events of one request.
-pub fn finish(
+fn finish(
     d: Draft,
     origin: &Origin<'_>,
     input: &Input<'_>,
     index: usize,
     count: usize,
+    raw: &Raw<'_>,
 ) -> Event {
     let received = unix_ms(input.received);
     let time = d
@@ -299,8 +349,8 @@ pub fn finish(
         }
     }
     if origin.include_raw && count > 1 && index == 0 {
-        if let Some(env) = d.raw_envelope {
-            siemgate["raw_envelope"] = Value::String(env);
+        if let Some(env) = &raw.envelope {
+            siemgate["raw_envelope"] = Value::String(env.clone());
         }
     }
     unmapped.insert("siemgate".into(), siemgate);
@@ -337,9 +387,10 @@ pub fn finish(
     }
     e.insert("unmapped".into(), Value::Object(unmapped));
     if origin.include_raw {
-        match d.raw_item {
+        let item = d.item.filter(|_| count > 1).and_then(|i| raw.items.get(i));
+        match item.and_then(|v| serde_json::to_string(v).ok()) {
             // One of several events: its own element, never the whole body again.
-            Some(item) if count > 1 => {
+            Some(item) => {
                 e.insert("raw_data".into(), Value::String(item));
             }
             // An event of a multi-event request that names no element of its own: the body
@@ -499,7 +550,7 @@ fn raw_data(e: &mut Map<String, Value>, body: &[u8]) {
 
 /// The body without the array at `path` (the envelope of a fanned-out request), as JSON text;
 /// `None` when the body is not an object.
-pub fn envelope(body: Option<&Value>, path: &[&str]) -> Option<String> {
+fn envelope(body: Option<&Value>, path: &[&str]) -> Option<String> {
     fn without(v: &Map<String, Value>, path: &[&str]) -> Map<String, Value> {
         v.iter()
             .filter_map(|(k, val)| match path {
@@ -516,41 +567,46 @@ pub fn envelope(body: Option<&Value>, path: &[&str]) -> Option<String> {
     serde_json::to_string(&without(obj, path)).ok()
 }
 
-/// Marks `drafts`, made one per element of the array at `path` in the body, as a fan-out:
-/// the first carries the envelope (see the module docs).
-pub fn fanned_out(input: &Input<'_>, path: &[&str], mut drafts: Vec<Draft>) -> Vec<Draft> {
-    if drafts.len() > 1 {
-        drafts[0].raw_envelope = envelope(input.json, path);
-    }
-    drafts
+/// The array a request fans out into, and how many of its elements make an event.
+fn fanned<'a>(
+    scheme: &dyn crate::vendor::Scheme,
+    input: &Input<'a>,
+) -> Option<(FanOut, &'a [Value], usize)> {
+    let fan = scheme.fan_out(input)?;
+    let items = at(input.json?, fan.path)?.as_array()?;
+    let count = items.iter().filter(|v| (fan.keeps)(v)).count();
+    Some((fan, items, count))
 }
 
-/// The events of one verified request. A normalizer error (or no event at all) still yields
-/// the request as a Base Event, with the error in `unmapped.siemgate.normalize_error`. A
-/// request that would yield more than [`MAX_EVENTS_PER_REQUEST`] events is an error, found
-/// before any event is built when the vendor says how many it fans out into.
+/// Refuses a request that would yield more than [`MAX_EVENTS_PER_REQUEST`] events: it counts
+/// the elements of the array the vendor fans out into, without building any event, so it is
+/// cheap enough to run before anything else is done for the request.
+pub fn check(
+    scheme: &dyn crate::vendor::Scheme,
+    origin: &Origin<'_>,
+    verified: &Verified,
+) -> Result<(), TooManyEvents> {
+    let input = Input::of(origin.vendor, verified);
+    match fanned(scheme, &input) {
+        Some((_, _, count)) if count > MAX_EVENTS_PER_REQUEST => Err(TooManyEvents { count }),
+        _ => Ok(()),
+    }
+}
+
+/// The events of one verified request (which [`check`] let through). A normalizer error (or no
+/// event at all) still yields the request as a Base Event, with the error in
+/// `unmapped.siemgate.normalize_error`.
 pub fn normalize(
     scheme: &dyn crate::vendor::Scheme,
     origin: &Origin<'_>,
     verified: &Verified,
-) -> Result<Vec<Event>, TooManyEvents> {
+) -> Vec<Event> {
     let input = Input::of(origin.vendor, verified);
-    if let Some(count) = scheme
-        .fan_out(&input)
-        .filter(|n| *n > MAX_EVENTS_PER_REQUEST)
-    {
-        return Err(TooManyEvents { count });
-    }
     let mut drafts = match scheme.normalize(&input) {
         Ok(d) if !d.is_empty() => d,
         Ok(_) => fallback(&input, origin, "the payload describes no event"),
         Err(why) => fallback(&input, origin, &why),
     };
-    if drafts.len() > MAX_EVENTS_PER_REQUEST {
-        return Err(TooManyEvents {
-            count: drafts.len(),
-        });
-    }
     // Ids a payload repeats (two entries with the same id) still name distinct events.
     let mut seen = std::collections::HashSet::new();
     for (i, d) in drafts.iter_mut().enumerate() {
@@ -561,11 +617,18 @@ pub fn normalize(
         }
     }
     let count = drafts.len();
-    Ok(drafts
+    let raw = match fanned(scheme, &input) {
+        Some((fan, items, _)) if origin.include_raw && count > 1 => Raw {
+            items,
+            envelope: envelope(input.json, fan.path),
+        },
+        _ => Raw::default(),
+    };
+    drafts
         .into_iter()
         .enumerate()
-        .map(|(i, d)| finish(d, origin, &input, i, count))
-        .collect())
+        .map(|(i, d)| finish(d, origin, &input, i, count, &raw))
+        .collect()
 }
 
 fn fallback(input: &Input<'_>, origin: &Origin<'_>, why: &str) -> Vec<Draft> {

@@ -56,10 +56,11 @@ pub trait Scheme: Send + Sync + 'static {
         Ok(vec![ocsf::base(input)])
     }
 
-    /// How many events [`Scheme::normalize`] would make of this request when it makes one per
-    /// element of an array; checked against [`ocsf::MAX_EVENTS_PER_REQUEST`] before
-    /// normalizing, so no event is built for a request that is refused. `None`: one event.
-    fn fan_out(&self, _input: &Input<'_>) -> Option<usize> {
+    /// The array [`Scheme::normalize`] makes one event per element of, when it does for this
+    /// request (its drafts then name their element with [`Draft::item`]). [`ocsf`] counts it
+    /// against [`ocsf::MAX_EVENTS_PER_REQUEST`] before anything else is done for the request,
+    /// and takes each event's `raw_data` from its element. `None`: one event.
+    fn fan_out(&self, _input: &Input<'_>) -> Option<ocsf::FanOut> {
         None
     }
 

@@ -155,12 +155,15 @@ impl super::Scheme for MsGraph {
             .get("value")
             .and_then(Value::as_array)
             .ok_or("no value[] in the Graph notification")?;
-        let drafts = items.iter().map(|i| item(i).raw_item(i)).collect();
-        Ok(crate::ocsf::fanned_out(input, &["value"], drafts))
+        Ok(items
+            .iter()
+            .enumerate()
+            .map(|(n, i)| item(i).item(n))
+            .collect())
     }
 
-    fn fan_out(&self, input: &Input<'_>) -> Option<usize> {
-        input.json?.get("value")?.as_array().map(Vec::len)
+    fn fan_out(&self, _input: &Input<'_>) -> Option<crate::ocsf::FanOut> {
+        Some(crate::ocsf::FanOut::every(&["value"]))
     }
 }
 

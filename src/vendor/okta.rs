@@ -95,20 +95,16 @@ impl super::Scheme for Okta {
             .ok_or("no `data.events` array")?;
         let drafts = events
             .iter()
-            .map(|e| log_event(e).map(|d| d.raw_item(e)))
+            .enumerate()
+            .map(|(i, e)| log_event(e).map(|d| d.item(i)))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(ocsf::fanned_out(input, &["data", "events"], drafts))
+        Ok(drafts)
     }
 
-    fn fan_out(&self, input: &Input<'_>) -> Option<usize> {
-        ocsf::at(input.json?, &["data", "events"])?
-            .as_array()
-            .map(Vec::len)
+    fn fan_out(&self, _input: &Input<'_>) -> Option<ocsf::FanOut> {
+        Some(ocsf::FanOut::every(&["data", "events"]))
     }
 
-    /// Okta verifies an event hook with a one-time GET carrying
-    /// `X-Okta-Verification-Challenge` (and the authentication header, checked first): the
-    /// answer echoes it as `{"verification": ...}`.
     /// Okta checks an event hook's URL with a one-time GET carrying the challenge header (and
     /// the authentication header, verified as usual).
     fn accepts(&self, method: &http::Method, headers: &http::HeaderMap) -> bool {
@@ -116,6 +112,9 @@ impl super::Scheme for Okta {
             || (method == http::Method::GET && headers.contains_key(CHALLENGE))
     }
 
+    /// Okta verifies an event hook with a one-time GET carrying
+    /// `X-Okta-Verification-Challenge` (and the authentication header, checked first): the
+    /// answer echoes it as `{"verification": ...}`.
     fn handshake(&self, input: &Input<'_>, _keys: &[Key]) -> Option<Handshake> {
         let challenge = input.header(CHALLENGE)?;
         Some(Handshake {

@@ -54,10 +54,7 @@ impl super::Scheme for Soteri {
             .json
             .filter(|j| j.is_object())
             .ok_or("the body is not a JSON object")?;
-        let event_type = ["eventType", "event_type", "type", "event"]
-            .iter()
-            .find_map(|k| body.get(*k)?.as_str())
-            .ok_or("no eventType in the Soteri payload")?;
+        let event_type = event_type(body).ok_or("no eventType in the Soteri payload")?;
         let words = words(event_type);
         let has = |w: &[&str]| words.iter().any(|x| w.contains(&x.as_str()));
         let time = body.get("timestamp").and_then(ocsf::time_of);
@@ -88,17 +85,13 @@ impl super::Scheme for Soteri {
             .collect())
     }
 
-    fn fan_out(&self, input: &Input<'_>) -> Option<usize> {
+    /// A secret found fans out into one finding per object of `findings[]`.
+    fn fan_out(&self, input: &Input<'_>) -> Option<ocsf::FanOut> {
         let body = input.json.filter(|j| j.is_object())?;
-        let event_type = ["eventType", "event_type", "type", "event"]
-            .iter()
-            .find_map(|k| body.get(*k)?.as_str())?;
-        if !is_finding(&words(event_type)) {
+        if !is_finding(&words(event_type(body)?)) {
             return None;
         }
-        get(body, "findings")
-            .and_then(Value::as_array)
-            .map(Vec::len)
+        Some(ocsf::FanOut::objects(findings_path(body)?))
     }
 
     fn sign(
@@ -154,6 +147,27 @@ fn is_finding(words: &[String]) -> bool {
 }
 
 /// A detail field: in `details`, else at the top level.
+/// The event's type: the first of `eventType`, `event_type`, `type`, `event`.
+fn event_type(body: &Value) -> Option<&str> {
+    ["eventType", "event_type", "type", "event"]
+        .iter()
+        .find_map(|k| body.get(*k)?.as_str())
+}
+
+/// Where the findings of a secret found are, as [`get`] reads them: `details.findings`, else
+/// `findings`.
+fn findings_path(body: &Value) -> Option<&'static [&'static str]> {
+    const DETAILS: &[&str] = &["details", "findings"];
+    const TOP: &[&str] = &["findings"];
+    let path = if ocsf::at(body, DETAILS).is_some() {
+        DETAILS
+    } else {
+        TOP
+    };
+    ocsf::at(body, path).filter(|v| !v.is_null())?;
+    Some(path)
+}
+
 fn get<'a>(body: &'a Value, key: &str) -> Option<&'a Value> {
     ocsf::at(body, &["details", key])
         .or(body.get(key))
@@ -208,24 +222,23 @@ fn content(body: &Value) -> Option<(Value, String)> {
 
 /// A secret found: one Detection Finding per `findings[]` entry, else one for the event.
 fn findings(input: &Input<'_>, body: &Value) -> Vec<Draft> {
-    let entries: Vec<&Value> = get(body, "findings")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter(|v| v.is_object()).collect())
+    let entries: Vec<(usize, &Value)> = findings_path(body)
+        .and_then(|path| ocsf::at(body, path)?.as_array())
+        .map(|a| {
+            a.iter()
+                .enumerate()
+                .filter(|(_, v)| v.is_object())
+                .collect()
+        })
         .unwrap_or_default();
     if entries.is_empty() {
         return vec![finding(input, body, body, None)];
     }
-    let drafts = entries
+    entries
         .iter()
         .enumerate()
-        .map(|(i, e)| finding(input, body, e, Some(i)).raw_item(e))
-        .collect();
-    let path: &[&str] = if ocsf::at(body, &["details", "findings"]).is_some_and(|v| !v.is_null()) {
-        &["details", "findings"]
-    } else {
-        &["findings"]
-    };
-    ocsf::fanned_out(input, path, drafts)
+        .map(|(i, (item, e))| finding(input, body, e, Some(i)).item(*item))
+        .collect()
 }
 
 fn finding(input: &Input<'_>, body: &Value, entry: &Value, index: Option<usize>) -> Draft {

@@ -83,14 +83,12 @@ impl super::Scheme for Spectral {
             let drafts = issues
                 .iter()
                 .enumerate()
-                .map(|(i, issue)| issue_finding(input, issue, i, n).raw_item(issue))
+                .map(|(i, issue)| issue_finding(input, issue, i, n).item(i))
                 .collect();
-            return Ok(ocsf::fanned_out(input, &["issues"], drafts));
+            return Ok(drafts);
         }
-        let name = ["name", "event", "type"]
-            .iter()
-            .find_map(|k| body.get(*k)?.as_str())
-            .ok_or("neither issues[] nor an event name in the Spectral payload")?;
+        let name =
+            event_name(body).ok_or("neither issues[] nor an event name in the Spectral payload")?;
         let time = ["time", "timestamp"]
             .iter()
             .find_map(|k| body.get(*k).and_then(ocsf::time_of));
@@ -99,24 +97,27 @@ impl super::Scheme for Spectral {
             Some(step) if !ids.is_empty() => {
                 let drafts = ids
                     .iter()
-                    .map(|id| {
+                    .map(|(i, id)| {
                         id_finding(input, name, &step, id, ids.len())
                             .time(time)
-                            .raw_item(id)
+                            .item(*i)
                     })
                     .collect();
-                Ok(ocsf::fanned_out(input, &["ids"], drafts))
+                Ok(drafts)
             }
             _ => Ok(vec![notice(body, name).time(time)]),
         }
     }
 
-    fn fan_out(&self, input: &Input<'_>) -> Option<usize> {
+    /// `issues[]`, one finding each; else `ids[]` (the ids that [`id`] reads), one finding each,
+    /// only when the event names a step of an issue's life; else one notice, no fan-out.
+    fn fan_out(&self, input: &Input<'_>) -> Option<ocsf::FanOut> {
         let body = input.json?.as_object()?;
-        match body.get("issues").and_then(Value::as_array) {
-            Some(issues) => Some(issues.len()),
-            None => body.get("ids").and_then(Value::as_array).map(Vec::len),
+        if body.get("issues").is_some_and(Value::is_array) {
+            return Some(ocsf::FanOut::every(&["issues"]));
         }
+        lifecycle(event_name(body)?)?;
+        Some(ocsf::FanOut::matching(&["ids"], |v| id(v).is_some()))
     }
 
     fn sign(&self, key: &Key, body: &[u8], ts: OffsetDateTime, _id: &str) -> Vec<(String, String)> {
@@ -272,17 +273,30 @@ fn lifecycle(name: &str) -> Option<Step> {
     })
 }
 
-/// The ids of an events-webhook payload (strings or numbers).
-fn ids(body: &Map<String, Value>) -> Vec<String> {
+/// The event's name: the first of `name`, `event`, `type`.
+fn event_name(body: &Map<String, Value>) -> Option<&str> {
+    ["name", "event", "type"]
+        .iter()
+        .find_map(|k| body.get(*k)?.as_str())
+}
+
+/// One element of `ids[]` as an id: a non-empty text or a number.
+fn id(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The ids of an events-webhook payload (strings or numbers), each with its index in `ids[]`.
+fn ids(body: &Map<String, Value>) -> Vec<(usize, String)> {
     body.get("ids")
         .and_then(Value::as_array)
         .map(|a| {
             a.iter()
-                .filter_map(|v| match v {
-                    Value::String(s) if !s.is_empty() => Some(s.clone()),
-                    Value::Number(n) => Some(n.to_string()),
-                    _ => None,
-                })
+                .enumerate()
+                .filter_map(|(i, v)| Some((i, id(v)?)))
                 .collect()
         })
         .unwrap_or_default()

@@ -50,22 +50,21 @@ impl super::Scheme for Veritensor {
         let drafts = items
             .iter()
             .enumerate()
-            .map(|(i, v)| finding(input, &batch, count, i, v).raw_item(v))
+            .map(|(i, (item, v))| {
+                let d = finding(input, &batch, count, i, v);
+                match item {
+                    Some(n) => d.item(*n),
+                    None => d,
+                }
+            })
             .collect();
-        let key = LIST_KEYS
-            .iter()
-            .find(|k| body.get(**k).is_some_and(Value::is_array))
-            .copied()
-            .unwrap_or(LIST_KEYS[0]);
-        Ok(ocsf::fanned_out(input, &[key], drafts))
+        Ok(drafts)
     }
 
-    fn fan_out(&self, input: &Input<'_>) -> Option<usize> {
-        let body = input.json?.as_object()?;
-        LIST_KEYS
-            .iter()
-            .find_map(|k| body.get(*k)?.as_array())
-            .map(Vec::len)
+    /// One finding per object of the batch's list (the first of [`LISTS`] that is an array).
+    fn fan_out(&self, input: &Input<'_>) -> Option<ocsf::FanOut> {
+        let (path, _) = list(input.json?.as_object()?)?;
+        Some(ocsf::FanOut::objects(path))
     }
 
     fn sign(
@@ -138,21 +137,37 @@ impl<'a> Batch<'a> {
     }
 }
 
-const LIST_KEYS: [&str; 3] = ["vulnerabilities", "findings", "results"];
+/// Where a batch lists its vulnerabilities, by preference.
+const LISTS: [&[&str]; 3] = [&["vulnerabilities"], &["findings"], &["results"]];
 const FILE_KEYS: [&str; 3] = ["file", "path", "file_path"];
 const THREAT_KEYS: [&str; 3] = ["threat", "type", "rule"];
 const DETAIL_KEYS: [&str; 3] = ["details", "description", "message"];
 
-/// The vulnerabilities of the batch; empty for a clean scan; an error when the body says
-/// nothing about vulnerabilities at all.
-fn vulnerabilities(body: &Map<String, Value>) -> Result<Vec<&Map<String, Value>>, String> {
-    if let Some(list) = LIST_KEYS.iter().find_map(|k| body.get(*k)?.as_array()) {
-        return Ok(list.iter().filter_map(Value::as_object).collect());
+/// The batch's list of vulnerabilities: its path and its elements.
+fn list(body: &Map<String, Value>) -> Option<(&'static [&'static str], &Vec<Value>)> {
+    LISTS
+        .iter()
+        .find_map(|path| Some((*path, body.get(path[0])?.as_array()?)))
+}
+
+/// The vulnerabilities of the batch, each with its index in the batch's list (none for a body
+/// that is one vulnerability); empty for a clean scan; an error when the body says nothing
+/// about vulnerabilities at all.
+#[allow(clippy::type_complexity)]
+fn vulnerabilities(
+    body: &Map<String, Value>,
+) -> Result<Vec<(Option<usize>, &Map<String, Value>)>, String> {
+    if let Some((_, list)) = list(body) {
+        return Ok(list
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| Some((Some(i), v.as_object()?)))
+            .collect());
     }
     let flat = FILE_KEYS.iter().any(|k| body.contains_key(*k))
         && (THREAT_KEYS.iter().any(|k| body.contains_key(*k)) || body.contains_key("severity"));
     if flat {
-        return Ok(vec![body]);
+        return Ok(vec![(None, body)]);
     }
     if body.get("count").and_then(Value::as_u64) == Some(0) {
         return Ok(Vec::new());

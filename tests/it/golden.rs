@@ -120,8 +120,9 @@ pub fn run_case(case: &Value) -> Produced {
         vendor: vendor_name,
         include_raw,
     };
+    siemgate::ocsf::check(scheme.as_ref(), &origin, &verified)
+        .expect("within the events-per-request limit");
     let events = siemgate::ocsf::normalize(scheme.as_ref(), &origin, &verified)
-        .expect("within the events-per-request limit")
         .into_iter()
         .map(|e| serde_json::to_value(e).unwrap())
         .collect();

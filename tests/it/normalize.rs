@@ -265,3 +265,41 @@ async fn a_body_of_countless_tiny_items_is_refused_with_413_before_any_event_is_
         3.0
     );
 }
+
+#[tokio::test]
+async fn only_what_becomes_an_event_counts_against_the_events_per_request_limit() {
+    let max = siemgate::ocsf::MAX_EVENTS_PER_REQUEST;
+    let fake = FakeServer::ok().await;
+    let gw = spectral_gateway(&fake, "64MiB").await;
+    // A Spectral event that names no step of an issue's life is one notice, however many ids
+    // it lists.
+    let notice = json!({"name": "scan.finished", "ids": (0..=max).map(|i| i.to_string()).collect::<Vec<_>>()});
+    let (status, text) = send_spectral(&gw, notice.to_string().as_bytes()).await;
+    assert_eq!(
+        (status, text),
+        (200, r#"{"status":"accepted","events":1}"#.to_string())
+    );
+    // One that does makes a finding per id, and so is refused over the limit.
+    let resolved = json!({"name": "issues.resolved", "ids": (0..=max).map(|i| i.to_string()).collect::<Vec<_>>()});
+    assert_eq!(
+        send_spectral(&gw, resolved.to_string().as_bytes()).await.0,
+        413
+    );
+    let m = gw.metrics().await;
+    assert_eq!(
+        metric(&m, "siemgate_too_many_events_total", &[("source", "sp")]),
+        1.0
+    );
+
+    // Veritensor makes a finding of each object in its list, nothing of other elements.
+    let gw = gateway("").await;
+    let mut batch = scan();
+    let list = batch["vulnerabilities"].as_array_mut().unwrap();
+    list.truncate(2);
+    list.extend((0..=max).map(|i| json!(i)));
+    let (status, text) = send(&gw, &batch).await;
+    assert_eq!(
+        (status, text),
+        (200, r#"{"status":"accepted","events":2}"#.to_string())
+    );
+}

@@ -751,8 +751,9 @@ impl Vendor {
             vendor: self.kind.name(),
             include_raw: r.include_raw,
         };
+        siemgate::ocsf::check(self.scheme.as_ref(), &origin, &verified)
+            .expect("within the events-per-request limit");
         let events = siemgate::ocsf::normalize(self.scheme.as_ref(), &origin, &verified)
-            .expect("within the events-per-request limit")
             .into_iter()
             .map(|e| serde_json::to_value(e).unwrap())
             .collect();
