@@ -26,12 +26,7 @@ impl Ctx<'_> {
     }
 
     fn resolve_path(&self, p: &str) -> PathBuf {
-        let p = PathBuf::from(p);
-        if p.is_absolute() {
-            p
-        } else {
-            self.base.join(p)
-        }
+        resolve_path(self.base, p)
     }
 
     fn read_secret_file(&mut self, path: &str, key: &str) -> Option<Secret> {
