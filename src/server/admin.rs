@@ -87,7 +87,8 @@ async fn handle(
                 }),
             )
         }
-        (&Method::GET, "/v1/status" | "/v1/spool") | (&Method::POST, "/v1/spool/drop")
+        (&Method::GET, "/v1/status" | "/v1/spool" | "/v1/dlq")
+        | (&Method::POST, "/v1/spool/drop" | "/v1/dlq/replay" | "/v1/dlq/drop" | "/v1/reload")
             if !authorized(&gw, req.headers()) =>
         {
             json(
@@ -102,39 +103,23 @@ async fn handle(
             json(status, body)
         }
         (&Method::GET, "/v1/dlq") | (&Method::POST, "/v1/dlq/replay" | "/v1/dlq/drop") => {
-            if !authorized(&gw, req.headers()) {
-                json(
-                    StatusCode::UNAUTHORIZED,
-                    serde_json::json!({"error": "unauthorized"}),
-                )
-            } else {
-                let (status, body) = dlq::handle(&gw, req.method(), &path, req.uri().query()).await;
-                json(status, body)
-            }
+            let (status, body) = dlq::handle(&gw, req.method(), &path, req.uri().query()).await;
+            json(status, body)
         }
-        (&Method::POST, "/v1/reload") => {
-            if !authorized(&gw, req.headers()) {
-                json(
-                    StatusCode::UNAUTHORIZED,
-                    serde_json::json!({"error": "unauthorized"}),
-                )
-            } else {
-                match reloader.reload_async(Trigger::Api).await {
-                    Ok(notes) => json(
-                        StatusCode::OK,
-                        serde_json::json!({"status": "reloaded", "notes": notes}),
-                    ),
-                    Err(ReloadError::NotAvailable) => json(
-                        StatusCode::NOT_IMPLEMENTED,
-                        serde_json::json!({"error": "reload not available"}),
-                    ),
-                    Err(ReloadError::Refused(e)) => json(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        serde_json::json!({"error": "invalid config", "problems": e}),
-                    ),
-                }
-            }
-        }
+        (&Method::POST, "/v1/reload") => match reloader.reload_async(Trigger::Api).await {
+            Ok(notes) => json(
+                StatusCode::OK,
+                serde_json::json!({"status": "reloaded", "notes": notes}),
+            ),
+            Err(ReloadError::NotAvailable) => json(
+                StatusCode::NOT_IMPLEMENTED,
+                serde_json::json!({"error": "reload not available"}),
+            ),
+            Err(ReloadError::Refused(e)) => json(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                serde_json::json!({"error": "invalid config", "problems": e}),
+            ),
+        },
         (
             _,
             "/metrics" | "/healthz" | "/readyz" | "/v1/status" | "/v1/reload" | "/v1/dlq"
