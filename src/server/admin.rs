@@ -164,24 +164,16 @@ fn spool_status(gw: &Gateway) -> serde_json::Value {
 /// `POST /v1/spool/drop?sink=ID`: deletes the queued events of a sink that is not configured.
 async fn drop_orphan(gw: &Gateway, query: Option<&str>) -> (StatusCode, serde_json::Value) {
     use crate::spool::DropError;
-    let mut sink = None;
-    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-        match k.as_ref() {
-            "sink" if crate::config::valid_id(&v) => sink = Some(v.into_owned()),
-            "sink" => {
-                return (
-                    StatusCode::BAD_REQUEST,
-                    serde_json::json!({"error": "sink: not a sink id"}),
-                )
-            }
-            _ => {
-                return (
-                    StatusCode::BAD_REQUEST,
-                    serde_json::json!({"error": "unknown parameter; expected sink"}),
-                )
-            }
+    let sink = match dlq::parse_query(query) {
+        Ok(q) if q.id.is_none() && q.limit.is_none() && !q.all => q.sink,
+        Ok(_) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                serde_json::json!({"error": "unknown parameter; expected sink"}),
+            )
         }
-    }
+        Err(e) => return (StatusCode::BAD_REQUEST, serde_json::json!({ "error": e })),
+    };
     let Some(sink) = sink else {
         return (
             StatusCode::BAD_REQUEST,
