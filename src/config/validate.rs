@@ -845,7 +845,12 @@ fn build_sink(cx: &mut Ctx<'_>, path: &str, r: RawSink) -> Option<SinkConfig> {
             } else {
                 cx.err(
                     format!("{path}.{key}"),
-                    format!("{u:?} is not an https:// URL"),
+                    // The URL may carry a credential (userinfo, a query token) that is not a
+                    // whole secret value the redactor knows, so it is quoted redacted.
+                    format!(
+                        "{} is not an https:// URL",
+                        crate::sink::redact::redact_url(&u)
+                    ),
                 );
                 None
             }
