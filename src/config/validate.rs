@@ -269,8 +269,10 @@ pub(super) fn parse(
     let lines = doc::index_lines(text, &table);
     let mut errors = Vec::new();
     let mut sensitive = Sensitive::default();
-    sensitive.collect_secret_values(&table);
+    // Records every value taken from the environment...
     doc::interpolate(&mut table, env, &mut errors, &mut sensitive);
+    // ...then every secret key's value as interpolated (or as written where interpolation
+    // failed). Messages quote the table, never the source text, so that covers them all.
     sensitive.collect_secret_values(&table);
 
     let mut server = None;
