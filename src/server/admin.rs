@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -97,7 +98,10 @@ async fn handle(
             )
         }
         (&Method::GET, "/v1/status") => json(StatusCode::OK, status(&gw)),
-        (&Method::GET, "/v1/spool") => json(StatusCode::OK, spool_status(&gw)),
+        (&Method::GET, "/v1/spool") => json(
+            StatusCode::OK,
+            spool_status(&gw, &gw.spool().dead_letter_counts()),
+        ),
         (&Method::POST, "/v1/spool/drop") => {
             let (status, body) = drop_orphan(&gw, req.uri().query()).await;
             json(status, body)
@@ -137,9 +141,9 @@ async fn handle(
 }
 
 /// The spool's size and the sinks no longer configured that still have events in it.
-fn spool_status(gw: &Gateway) -> serde_json::Value {
+/// `dead` is the spool's dead-letter counts per sink, read once by the caller.
+fn spool_status(gw: &Gateway, dead: &BTreeMap<String, u64>) -> serde_json::Value {
     let spool = gw.spool();
-    let dead = spool.dead_letter_counts();
     let orphans: Vec<_> = spool
         .orphans()
         .into_iter()
@@ -248,7 +252,7 @@ fn status(gw: &Gateway) -> serde_json::Value {
         "ocsf_version": crate::event::OCSF_VERSION,
         "draining": gw.is_draining(),
         "replay_store": gw.replay_store().name(),
-        "spool": spool_status(gw),
+        "spool": spool_status(gw, &dead),
         "sources": sources,
         "sinks": sinks,
     })
