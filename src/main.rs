@@ -66,30 +66,31 @@ enum Command {
     Dlq {
         #[command(subcommand)]
         action: DlqAction,
-        /// The admin listener's base URL (default: admin.listen from --config, else
-        /// http://127.0.0.1:9090).
-        #[arg(long, global = true)]
-        admin: Option<String>,
-        /// File holding the admin bearer token (default: $SIEMGATE_ADMIN_TOKEN, else the
-        /// token in --config).
-        #[arg(long, global = true)]
-        token_file: Option<PathBuf>,
+        #[command(flatten)]
+        target: AdminArgs,
     },
     /// Events queued for sinks that are no longer configured: list them, or drop them.
     Spool {
         #[command(subcommand)]
         action: SpoolAction,
-        /// The admin listener's base URL (default: admin.listen from --config, else
-        /// http://127.0.0.1:9090).
-        #[arg(long, global = true)]
-        admin: Option<String>,
-        /// File holding the admin bearer token (default: $SIEMGATE_ADMIN_TOKEN, else the
-        /// token in --config).
-        #[arg(long, global = true)]
-        token_file: Option<PathBuf>,
+        #[command(flatten)]
+        target: AdminArgs,
     },
     /// Version, and the OCSF version emitted.
     Version,
+}
+
+/// Where the admin API is and how to authenticate to it (`dlq` and `spool`).
+#[derive(clap::Args)]
+struct AdminArgs {
+    /// The admin listener's base URL (default: admin.listen from --config, else
+    /// http://127.0.0.1:9090).
+    #[arg(long, global = true)]
+    admin: Option<String>,
+    /// File holding the admin bearer token (default: $SIEMGATE_ADMIN_TOKEN, else the
+    /// token in --config).
+    #[arg(long, global = true)]
+    token_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -196,26 +197,8 @@ fn main() -> ExitCode {
             insecure,
             &headers,
         ),
-        Command::Dlq {
-            action,
-            admin,
-            token_file,
-        } => dlq(
-            cli.config.as_deref(),
-            &action,
-            admin.as_deref(),
-            token_file.as_deref(),
-        ),
-        Command::Spool {
-            action,
-            admin,
-            token_file,
-        } => spool(
-            cli.config.as_deref(),
-            &action,
-            admin.as_deref(),
-            token_file.as_deref(),
-        ),
+        Command::Dlq { action, target } => dlq(cli.config.as_deref(), &action, &target),
+        Command::Spool { action, target } => spool(cli.config.as_deref(), &action, &target),
         Command::Version => {
             println!("siemgate {}", env!("CARGO_PKG_VERSION"));
             println!("ocsf {}", event::OCSF_VERSION);
@@ -346,11 +329,9 @@ fn send(
 }
 
 /// The admin API's base URL and bearer token, from the flags, the environment or the config.
-fn admin_target(
-    path: Option<&Path>,
-    admin: Option<&str>,
-    token_file: Option<&Path>,
-) -> Result<(String, String), Failure> {
+fn admin_target(path: Option<&Path>, target: &AdminArgs) -> Result<(String, String), Failure> {
+    let admin = target.admin.as_deref();
+    let token_file = target.token_file.as_deref();
     let config = match path {
         Some(p) => Some(load(Some(p))?),
         None => None,
@@ -392,13 +373,16 @@ fn admin_request(
     method: reqwest::Method,
     base: &str,
     endpoint: &str,
-    query: &[String],
+    query: &[(&str, String)],
     token: &str,
 ) -> Result<serde_json::Value, Failure> {
     let url = if query.is_empty() {
         format!("{base}{endpoint}")
     } else {
-        format!("{base}{endpoint}?{}", query.join("&"))
+        let query = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(query)
+            .finish();
+        format!("{base}{endpoint}?{query}")
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -428,13 +412,8 @@ fn admin_request(
     Ok(body)
 }
 
-fn spool(
-    path: Option<&Path>,
-    action: &SpoolAction,
-    admin: Option<&str>,
-    token_file: Option<&Path>,
-) -> Result<(), Failure> {
-    let (base, token) = admin_target(path, admin, token_file)?;
+fn spool(path: Option<&Path>, action: &SpoolAction, target: &AdminArgs) -> Result<(), Failure> {
+    let (base, token) = admin_target(path, target)?;
     match action {
         SpoolAction::List { json } => {
             let body = admin_request(reqwest::Method::GET, &base, "/v1/spool", &[], &token)?;
@@ -473,12 +452,11 @@ fn spool(
             }
         }
         SpoolAction::Drop { sink } => {
-            let id: String = form_urlencoded::byte_serialize(sink.as_bytes()).collect();
             let body = admin_request(
                 reqwest::Method::POST,
                 &base,
                 "/v1/spool/drop",
-                &[format!("sink={id}")],
+                &[("sink", sink.clone())],
                 &token,
             )?;
             println!(
@@ -490,25 +468,20 @@ fn spool(
     Ok(())
 }
 
-fn dlq(
-    path: Option<&Path>,
-    action: &DlqAction,
-    admin: Option<&str>,
-    token_file: Option<&Path>,
-) -> Result<(), Failure> {
-    let (base, token) = admin_target(path, admin, token_file)?;
+fn dlq(path: Option<&Path>, action: &DlqAction, target: &AdminArgs) -> Result<(), Failure> {
+    let (base, token) = admin_target(path, target)?;
     let mut query = Vec::new();
     let (method, endpoint, select) = match action {
         DlqAction::List { select, limit, .. } => {
             if let Some(l) = limit {
-                query.push(format!("limit={l}"));
+                query.push(("limit", l.to_string()));
             }
             (reqwest::Method::GET, "/v1/dlq", select)
         }
         DlqAction::Replay { select } => (reqwest::Method::POST, "/v1/dlq/replay", select),
         DlqAction::Drop { select, all } => {
             if *all {
-                query.push("all=true".to_string());
+                query.push(("all", "true".to_string()));
             } else if select.sink.is_none() && select.id.is_none() {
                 return Err(Failure::Runtime(anyhow::anyhow!(
                     "say which dead letters to drop: --sink, --id, or --all"
@@ -518,10 +491,10 @@ fn dlq(
         }
     };
     if let Some(s) = &select.sink {
-        query.push(format!("sink={s}"));
+        query.push(("sink", s.clone()));
     }
     if let Some(i) = select.id {
-        query.push(format!("id={i}"));
+        query.push(("id", i.to_string()));
     }
     let body = admin_request(method, &base, endpoint, &query, &token)?;
     match action {

@@ -11,6 +11,7 @@ pub mod secret;
 pub mod units;
 mod validate;
 
+pub(crate) use doc::expand;
 pub(crate) use validate::valid_id;
 
 use ipnet::IpNet;
@@ -22,6 +23,16 @@ use std::time::Duration;
 pub use secret::Secret;
 
 use crate::vendor::VendorKind;
+
+/// A path from the config: absolute as written, relative against `base` (the config file's directory).
+pub(crate) fn resolve_path(base: &Path, p: &str) -> PathBuf {
+    let p = PathBuf::from(p);
+    if p.is_absolute() {
+        p
+    } else {
+        base.join(p)
+    }
+}
 
 /// A validated configuration.
 #[derive(Debug, Clone)]

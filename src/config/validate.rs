@@ -26,12 +26,7 @@ impl Ctx<'_> {
     }
 
     fn resolve_path(&self, p: &str) -> PathBuf {
-        let p = PathBuf::from(p);
-        if p.is_absolute() {
-            p
-        } else {
-            self.base.join(p)
-        }
+        resolve_path(self.base, p)
     }
 
     fn read_secret_file(&mut self, path: &str, key: &str) -> Option<Secret> {
@@ -126,8 +121,8 @@ impl Ctx<'_> {
         })
     }
 
-    /// A duration that must be greater than zero.
-    fn duration(
+    /// A duration of at most the key's [`max_duration`]; zero is allowed.
+    fn duration_upto(
         &mut self,
         path: &str,
         d: Option<units::ConfDuration>,
@@ -135,10 +130,6 @@ impl Ctx<'_> {
     ) -> Duration {
         let max = max_duration(path);
         match d {
-            Some(d) if d.0.is_zero() => {
-                self.err(path, "must be greater than zero");
-                default
-            }
             Some(d) if d.0 > max => {
                 self.err(path, format!("must be at most {}", human(max)));
                 default
@@ -146,6 +137,29 @@ impl Ctx<'_> {
             Some(d) => d.0,
             None => default,
         }
+    }
+
+    /// A duration that must be greater than zero (and at most the key's [`max_duration`]).
+    fn duration(
+        &mut self,
+        path: &str,
+        d: Option<units::ConfDuration>,
+        default: Duration,
+    ) -> Duration {
+        if d.as_ref().is_some_and(|d| d.0.is_zero()) {
+            self.err(path, "must be greater than zero");
+            return default;
+        }
+        self.duration_upto(path, d, default)
+    }
+
+    /// A path to a file that must exist, resolved against the config's directory.
+    fn existing_file(&mut self, key: impl Into<String>, p: &str) -> PathBuf {
+        let full = self.resolve_path(p);
+        if let Err(e) = std::fs::metadata(&full) {
+            self.err(key, format!("cannot read {}: {e}", full.display()));
+        }
+        full
     }
 }
 
@@ -255,8 +269,10 @@ pub(super) fn parse(
     let lines = doc::index_lines(text, &table);
     let mut errors = Vec::new();
     let mut sensitive = Sensitive::default();
-    sensitive.collect_secret_values(&table);
+    // Records every value taken from the environment...
     doc::interpolate(&mut table, env, &mut errors, &mut sensitive);
+    // ...then every secret key's value as interpolated (or as written where interpolation
+    // failed). Messages quote the table, never the source text, so that covers them all.
     sensitive.collect_secret_values(&table);
 
     let mut server = None;
@@ -469,23 +485,11 @@ fn build_server(cx: &mut Ctx<'_>, r: RawServer) -> ServerConfig {
         }
     }
     let tls = r.tls.map(|t| {
-        let cert_file = cx.resolve_path(&t.cert_file);
-        let key_file = cx.resolve_path(&t.key_file);
-        let client_ca_file = t.client_ca_file.map(|c| cx.resolve_path(&c));
-        for (k, p) in [
-            ("cert_file", Some(&cert_file)),
-            ("key_file", Some(&key_file)),
-            ("client_ca_file", client_ca_file.as_ref()),
-        ] {
-            if let Some(p) = p {
-                if let Err(e) = std::fs::metadata(p) {
-                    cx.err(
-                        format!("server.tls.{k}"),
-                        format!("cannot read {}: {e}", p.display()),
-                    );
-                }
-            }
-        }
+        let cert_file = cx.existing_file("server.tls.cert_file", &t.cert_file);
+        let key_file = cx.existing_file("server.tls.key_file", &t.key_file);
+        let client_ca_file = t
+            .client_ca_file
+            .map(|c| cx.existing_file("server.tls.client_ca_file", &c));
         TlsConfig {
             cert_file,
             key_file,
@@ -515,21 +519,12 @@ fn build_server(cx: &mut Ctx<'_>, r: RawServer) -> ServerConfig {
             r.handshake_timeout,
             Duration::from_secs(10),
         ),
-        shutdown_grace: match r.shutdown_grace {
-            // zero is allowed: no load balancer to wait for
-            Some(d) if d.0 > max_duration("server.shutdown_grace") => {
-                cx.err(
-                    "server.shutdown_grace",
-                    format!(
-                        "must be at most {}",
-                        human(max_duration("server.shutdown_grace"))
-                    ),
-                );
-                Duration::from_secs(5)
-            }
-            Some(d) => d.0,
-            None => Duration::from_secs(5),
-        },
+        // zero is allowed: no load balancer to wait for
+        shutdown_grace: cx.duration_upto(
+            "server.shutdown_grace",
+            r.shutdown_grace,
+            Duration::from_secs(5),
+        ),
         drain_timeout: cx.duration(
             "server.drain_timeout",
             r.drain_timeout,
@@ -619,16 +614,12 @@ fn build_replay(cx: &mut Ctx<'_>, r: RawReplay) -> ReplayConfig {
                     );
                 }
                 let ca_file = r.tls.and_then(|t| t.ca_file).map(|p| {
-                    let p = cx.resolve_path(&p);
-                    if !tls_url {
+                    if tls_url {
+                        cx.existing_file("replay.tls.ca_file", &p)
+                    } else {
                         cx.err("replay.tls.ca_file", "only used with a rediss:// url");
-                    } else if let Err(e) = std::fs::metadata(&p) {
-                        cx.err(
-                            "replay.tls.ca_file",
-                            format!("cannot read {}: {e}", p.display()),
-                        );
+                        cx.resolve_path(&p)
                     }
-                    p
                 });
                 ReplayStoreKind::Redis {
                     url,
@@ -856,7 +847,12 @@ fn build_sink(cx: &mut Ctx<'_>, path: &str, r: RawSink) -> Option<SinkConfig> {
             } else {
                 cx.err(
                     format!("{path}.{key}"),
-                    format!("{u:?} is not an https:// URL"),
+                    // The URL may carry a credential (userinfo, a query token) that is not a
+                    // whole secret value the redactor knows, so it is quoted redacted.
+                    format!(
+                        "{} is not an https:// URL",
+                        crate::sink::redact::redact_url(&u)
+                    ),
                 );
                 None
             }
@@ -935,16 +931,9 @@ fn build_sink(cx: &mut Ctx<'_>, path: &str, r: RawSink) -> Option<SinkConfig> {
             tenant_id: required(cx, "tenant_id", r.tenant_id),
             client_id: required(cx, "client_id", r.client_id),
             credential: {
-                let assertion = r.client_assertion_file.map(|p| {
-                    let p = cx.resolve_path(&p);
-                    if let Err(e) = std::fs::metadata(&p) {
-                        cx.err(
-                            format!("{path}.client_assertion_file"),
-                            format!("cannot read {}: {e}", p.display()),
-                        );
-                    }
-                    p
-                });
+                let assertion = r
+                    .client_assertion_file
+                    .map(|p| cx.existing_file(format!("{path}.client_assertion_file"), &p));
                 let secret = cx.secret(
                     path,
                     "client_secret",
@@ -1086,16 +1075,10 @@ fn build_sink(cx: &mut Ctx<'_>, path: &str, r: RawSink) -> Option<SinkConfig> {
             headers.push((k, v));
         }
     }
-    let ca_file = r.tls.and_then(|t| t.ca_file).map(|p| {
-        let p = cx.resolve_path(&p);
-        if let Err(e) = std::fs::metadata(&p) {
-            cx.err(
-                format!("{path}.tls.ca_file"),
-                format!("cannot read {}: {e}", p.display()),
-            );
-        }
-        p
-    });
+    let ca_file = r
+        .tls
+        .and_then(|t| t.ca_file)
+        .map(|p| cx.existing_file(format!("{path}.tls.ca_file"), &p));
     Some(SinkConfig {
         id: r.id,
         kind,

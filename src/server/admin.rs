@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -87,7 +88,8 @@ async fn handle(
                 }),
             )
         }
-        (&Method::GET, "/v1/status" | "/v1/spool") | (&Method::POST, "/v1/spool/drop")
+        (&Method::GET, "/v1/status" | "/v1/spool" | "/v1/dlq")
+        | (&Method::POST, "/v1/spool/drop" | "/v1/dlq/replay" | "/v1/dlq/drop" | "/v1/reload")
             if !authorized(&gw, req.headers()) =>
         {
             json(
@@ -96,45 +98,32 @@ async fn handle(
             )
         }
         (&Method::GET, "/v1/status") => json(StatusCode::OK, status(&gw)),
-        (&Method::GET, "/v1/spool") => json(StatusCode::OK, spool_status(&gw)),
+        (&Method::GET, "/v1/spool") => json(
+            StatusCode::OK,
+            spool_status(&gw, &gw.spool().dead_letter_counts()),
+        ),
         (&Method::POST, "/v1/spool/drop") => {
             let (status, body) = drop_orphan(&gw, req.uri().query()).await;
             json(status, body)
         }
         (&Method::GET, "/v1/dlq") | (&Method::POST, "/v1/dlq/replay" | "/v1/dlq/drop") => {
-            if !authorized(&gw, req.headers()) {
-                json(
-                    StatusCode::UNAUTHORIZED,
-                    serde_json::json!({"error": "unauthorized"}),
-                )
-            } else {
-                let (status, body) = dlq::handle(&gw, req.method(), &path, req.uri().query()).await;
-                json(status, body)
-            }
+            let (status, body) = dlq::handle(&gw, req.method(), &path, req.uri().query()).await;
+            json(status, body)
         }
-        (&Method::POST, "/v1/reload") => {
-            if !authorized(&gw, req.headers()) {
-                json(
-                    StatusCode::UNAUTHORIZED,
-                    serde_json::json!({"error": "unauthorized"}),
-                )
-            } else {
-                match reloader.reload_async(Trigger::Api).await {
-                    Ok(notes) => json(
-                        StatusCode::OK,
-                        serde_json::json!({"status": "reloaded", "notes": notes}),
-                    ),
-                    Err(ReloadError::NotAvailable) => json(
-                        StatusCode::NOT_IMPLEMENTED,
-                        serde_json::json!({"error": "reload not available"}),
-                    ),
-                    Err(ReloadError::Refused(e)) => json(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        serde_json::json!({"error": "invalid config", "problems": e}),
-                    ),
-                }
-            }
-        }
+        (&Method::POST, "/v1/reload") => match reloader.reload_async(Trigger::Api).await {
+            Ok(notes) => json(
+                StatusCode::OK,
+                serde_json::json!({"status": "reloaded", "notes": notes}),
+            ),
+            Err(ReloadError::NotAvailable) => json(
+                StatusCode::NOT_IMPLEMENTED,
+                serde_json::json!({"error": "reload not available"}),
+            ),
+            Err(ReloadError::Refused(e)) => json(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                serde_json::json!({"error": "invalid config", "problems": e}),
+            ),
+        },
         (
             _,
             "/metrics" | "/healthz" | "/readyz" | "/v1/status" | "/v1/reload" | "/v1/dlq"
@@ -152,9 +141,9 @@ async fn handle(
 }
 
 /// The spool's size and the sinks no longer configured that still have events in it.
-fn spool_status(gw: &Gateway) -> serde_json::Value {
+/// `dead` is the spool's dead-letter counts per sink, read once by the caller.
+fn spool_status(gw: &Gateway, dead: &BTreeMap<String, u64>) -> serde_json::Value {
     let spool = gw.spool();
-    let dead = spool.dead_letter_counts();
     let orphans: Vec<_> = spool
         .orphans()
         .into_iter()
@@ -179,24 +168,16 @@ fn spool_status(gw: &Gateway) -> serde_json::Value {
 /// `POST /v1/spool/drop?sink=ID`: deletes the queued events of a sink that is not configured.
 async fn drop_orphan(gw: &Gateway, query: Option<&str>) -> (StatusCode, serde_json::Value) {
     use crate::spool::DropError;
-    let mut sink = None;
-    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-        match k.as_ref() {
-            "sink" if crate::config::valid_id(&v) => sink = Some(v.into_owned()),
-            "sink" => {
-                return (
-                    StatusCode::BAD_REQUEST,
-                    serde_json::json!({"error": "sink: not a sink id"}),
-                )
-            }
-            _ => {
-                return (
-                    StatusCode::BAD_REQUEST,
-                    serde_json::json!({"error": "unknown parameter; expected sink"}),
-                )
-            }
+    let sink = match dlq::parse_query(query) {
+        Ok(q) if q.id.is_none() && q.limit.is_none() && !q.all => q.sink,
+        Ok(_) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                serde_json::json!({"error": "unknown parameter; expected sink"}),
+            )
         }
-    }
+        Err(e) => return (StatusCode::BAD_REQUEST, serde_json::json!({ "error": e })),
+    };
     let Some(sink) = sink else {
         return (
             StatusCode::BAD_REQUEST,
@@ -271,7 +252,7 @@ fn status(gw: &Gateway) -> serde_json::Value {
         "ocsf_version": crate::event::OCSF_VERSION,
         "draining": gw.is_draining(),
         "replay_store": gw.replay_store().name(),
-        "spool": spool_status(gw),
+        "spool": spool_status(gw, &dead),
         "sources": sources,
         "sinks": sinks,
     })

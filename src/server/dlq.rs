@@ -17,14 +17,14 @@ const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 10_000;
 
 #[derive(Default)]
-struct Query {
-    sink: Option<String>,
-    id: Option<u64>,
-    limit: Option<usize>,
-    all: bool,
+pub(super) struct Query {
+    pub(super) sink: Option<String>,
+    pub(super) id: Option<u64>,
+    pub(super) limit: Option<usize>,
+    pub(super) all: bool,
 }
 
-fn parse_query(q: Option<&str>) -> Result<Query, String> {
+pub(super) fn parse_query(q: Option<&str>) -> Result<Query, String> {
     let mut out = Query::default();
     for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));

@@ -249,9 +249,10 @@ pub fn watched_files(path: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     collect(&toml::Value::Table(table), false, &mut found);
     for f in found {
-        let Some(f) = interpolate(&f) else { continue };
-        let p = PathBuf::from(f);
-        let p = if p.is_absolute() { p } else { base.join(p) };
+        let Ok(f) = crate::config::expand(&f, |n| std::env::var(n).ok()) else {
+            continue;
+        };
+        let p = crate::config::resolve_path(base, &f);
         if !out.contains(&p) {
             out.push(p);
         }
@@ -272,29 +273,6 @@ fn collect(v: &toml::Value, file_key: bool, out: &mut Vec<String>) {
         }
         _ => {}
     }
-}
-
-/// `${NAME}` from the environment, `$${` as a literal `${`; `None` when a variable is missing.
-fn interpolate(s: &str) -> Option<String> {
-    let mut out = String::new();
-    let mut rest = s;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i..];
-        if let Some(r) = after.strip_prefix("$${") {
-            out.push_str("${");
-            rest = r;
-        } else if let Some(r) = after.strip_prefix("${") {
-            let end = r.find('}')?;
-            out.push_str(&std::env::var(&r[..end]).ok()?);
-            rest = &r[end + 1..];
-        } else {
-            out.push('$');
-            rest = &after[1..];
-        }
-    }
-    out.push_str(rest);
-    Some(out)
 }
 
 #[cfg(test)]
@@ -336,12 +314,5 @@ mod tests {
         let cfg = dir.path().join("c.toml");
         std::fs::write(&cfg, "[server\n").unwrap();
         assert_eq!(watched_files(&cfg), vec![cfg]);
-    }
-
-    #[test]
-    fn interpolation_follows_the_loader() {
-        assert_eq!(interpolate("a$${b}").as_deref(), Some("a${b}"));
-        assert_eq!(interpolate("/x/$y").as_deref(), Some("/x/$y"));
-        assert_eq!(interpolate("${SIEMGATE_SURELY_UNSET_VAR}"), None);
     }
 }

@@ -242,7 +242,8 @@ impl Shared {
         let Some(active) = segs.keys().next_back().copied() else {
             return 0;
         };
-        let orphans = self.orphans().clone();
+        // Lock order: segments, then orphans (nothing takes them the other way round).
+        let orphans = self.orphans();
         let done: Vec<u64> = segs
             .iter()
             .filter(|(first, _)| **first != active)
@@ -255,6 +256,7 @@ impl Shared {
             })
             .map(|(first, _)| *first)
             .collect();
+        drop(orphans);
         let mut freed = 0;
         for first in done {
             if let Some(info) = segs.get(&first) {
@@ -380,13 +382,10 @@ impl Spool {
                 })?;
         }
         // Prove the directory takes writes and syncs before promising durability.
-        let probe = dir.join(".write-probe");
-        write_atomically(&probe, b"ok")
-            .and_then(|_| std::fs::remove_file(&probe))
-            .map_err(|error| SpoolError::Dir {
-                path: dir.clone(),
-                error,
-            })?;
+        probe::write_probe(&dir).map_err(|error| SpoolError::Dir {
+            path: dir.clone(),
+            error,
+        })?;
 
         let recovered = recover::recover(&dir, sinks)?;
         let segment_target = (cfg.max_size / 16).clamp(64 << 10, 64 << 20);

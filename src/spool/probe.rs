@@ -41,6 +41,11 @@ fn probe(dir: &Path) -> io::Result<()> {
             format!("{free} bytes free, fewer than {PROBE_MIN_FREE}"),
         ));
     }
+    write_probe(dir)
+}
+
+/// A probe file written, synced and deleted in `dir`: proof that it takes writes and syncs.
+pub(super) fn write_probe(dir: &Path) -> io::Result<()> {
     let path = dir.join(".write-probe");
     write_atomically(&path, &[0u8; 4096])?;
     std::fs::remove_file(&path)?;

@@ -32,8 +32,6 @@ struct Writer {
     segment: u64,
     size: u64,
     next_seq: u64,
-    /// Set when a failed group could not be cut off: nothing more is written.
-    poisoned: bool,
 }
 
 pub(super) fn segment_path(shared: &Shared, first_seq: u64) -> PathBuf {
@@ -59,7 +57,6 @@ pub(super) fn start(
             segment: first,
             size: 0,
             next_seq,
-            poisoned: false,
         }
     } else {
         let file = OpenOptions::new()
@@ -71,7 +68,6 @@ pub(super) fn start(
             segment,
             size,
             next_seq,
-            poisoned: false,
         }
     };
     w.publish();
@@ -133,7 +129,8 @@ impl Writer {
     }
 
     fn commit(&mut self, jobs: &mut Vec<Job>) {
-        if self.poisoned {
+        // Set when a failed group could not be cut off: nothing more is written.
+        if self.shared.poisoned.load(Ordering::SeqCst) {
             for j in jobs.drain(..) {
                 let _ = j.done.send(Err(AppendError::Io(
                     "an earlier write failed and could not be undone; restart siemgate".into(),
@@ -192,7 +189,6 @@ impl Writer {
                 .and_then(|_| self.file.sync_data())
             {
                 tracing::error!(error = %e2, "the failed spool write could not be cut off; refusing further writes until restart");
-                self.poisoned = true;
                 self.shared.poisoned.store(true, Ordering::SeqCst);
             }
             let msg = e.to_string();

@@ -113,7 +113,7 @@ pub trait ReplayStore: Send + Sync + 'static {
 
 /// The single-replica store, bounded by `max_entries`. It never forgets an id before its
 /// retention ends: when it is full, expired entries are purged, and if every entry is still
-/// live the new event is refused ([`ReplayError`], so the sender gets 503 + Retry-After and
+/// live the new event is refused ([`Seen::Full`], so the sender gets 503 + Retry-After and
 /// retries later) and counted in `siemgate_replay_full_total`. Evicting a live id instead would
 /// let a captured delivery be replayed.
 ///
@@ -222,12 +222,7 @@ impl MemoryStore {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn insert_sync(
-        &self,
-        keys: &[ReplayKey],
-        now: OffsetDateTime,
-        ttl: Duration,
-    ) -> Result<Seen, ReplayError> {
+    fn insert_sync(&self, keys: &[ReplayKey], now: OffsetDateTime, ttl: Duration) -> Seen {
         let (now_ms, expiry) = expiry_ms(now, ttl);
         let mut g = self.lock();
         let inner = &mut *g;
@@ -236,23 +231,23 @@ impl MemoryStore {
         let mut new = 0;
         for k in keys {
             match inner.map.get(k) {
-                Some(&(e, false)) if e > now_ms => return Ok(Seen::InFlight),
+                Some(&(e, false)) if e > now_ms => return Seen::InFlight,
                 Some(&(e, true)) if e > now_ms => seen = Some(Seen::Duplicate),
                 Some(_) => {}
                 None => new += 1,
             }
         }
         if let Some(s) = seen {
-            return Ok(s);
+            return s;
         }
         if inner.map.len() + new > self.max_entries {
             inner.purge_all(now_ms);
             if inner.map.len() + new > self.max_entries {
                 self.publish(inner);
                 metrics::counter!(crate::telemetry::names::REPLAY_FULL).increment(1);
-                return Ok(Seen::Full {
+                return Seen::Full {
                     live: inner.map.len(),
-                });
+                };
             }
         }
         for k in keys {
@@ -264,7 +259,7 @@ impl MemoryStore {
             inner.compact();
         }
         self.publish(inner);
-        Ok(Seen::New)
+        Seen::New
     }
 
     fn confirm_sync(&self, keys: &[ReplayKey], now: OffsetDateTime, ttl: Duration) {
@@ -300,7 +295,7 @@ impl ReplayStore for MemoryStore {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<Seen, ReplayError>> {
         let r = self.insert_sync(keys, now, ttl);
-        Box::pin(async move { r })
+        Box::pin(async move { Ok(r) })
     }
 
     fn confirm<'a>(

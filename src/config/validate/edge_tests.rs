@@ -378,3 +378,29 @@ fn a_source_lists_each_sink_once() {
         "{errs:?}"
     );
 }
+
+/// A sink URL that is refused is quoted redacted: its userinfo and query values are credentials
+/// the secret scrubber cannot know (a literal, or an env value ending in `/`, which is trimmed).
+#[test]
+fn a_refused_sink_url_is_quoted_without_its_credentials() {
+    for url in [
+        format!("ftp://user:{MARKER}@h.example/p?token={MARKER}"),
+        "${SECRET}/".to_string(),
+    ] {
+        let text = config(
+            "",
+            "secrets = [\"s\"]",
+            &format!("\n[[sinks]]\nid = \"s2\"\ntype = \"http\"\nurl = \"{url}\"\n"),
+        );
+        let errs = errors(&text);
+        assert!(
+            errs.iter()
+                .any(|e| e.path == "sinks[1].url" && e.message.contains("not an https:// URL")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter().all(|e| !e.to_string().contains(MARKER)),
+            "{errs:?}"
+        );
+    }
+}
