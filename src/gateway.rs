@@ -115,6 +115,18 @@ pub enum BuildError {
     Spool(#[from] spool::SpoolError),
 }
 
+/// The configured sinks, by id.
+pub type SinkMap = HashMap<String, Arc<SinkEntry>>;
+
+/// What a reload changed in the sinks, for the delivery engine to apply: workers to start
+/// for the sinks added (the spool already knows them), and the sinks removed, whose workers
+/// are to be stopped before the spool forgets them ([`Spool::remove_sink`]).
+#[derive(Default)]
+pub struct SinkChanges {
+    pub added: Vec<SinkRuntime>,
+    pub removed: Vec<String>,
+}
+
 /// A configured sink: what it is and its settings (swapped whole by a reload that changes
 /// them; its worker takes the new ones), and its health.
 pub struct SinkEntry {
@@ -123,10 +135,18 @@ pub struct SinkEntry {
 }
 
 impl SinkEntry {
-    fn new(sink: Arc<dyn Sink>, config: crate::config::SinkConfig) -> SinkEntry {
+    fn new(sink: Arc<dyn Sink>, config: crate::config::SinkConfig) -> Arc<SinkEntry> {
         let health = Health::new(sink.id());
         let (slot, _) = tokio::sync::watch::channel(Arc::new(SinkSlot { sink, config }));
-        SinkEntry { slot, health }
+        Arc::new(SinkEntry { slot, health })
+    }
+
+    /// What the delivery engine runs for this sink.
+    fn runtime(&self) -> SinkRuntime {
+        SinkRuntime {
+            slot: self.slot.subscribe(),
+            health: self.health.clone(),
+        }
     }
 
     /// The sink as it runs now.
@@ -201,7 +221,8 @@ pub struct Gateway {
     runtime: ArcSwap<Runtime>,
     clock: Arc<dyn Clock>,
     replay: Arc<dyn ReplayStore>,
-    sinks: HashMap<String, SinkEntry>,
+    /// Swapped whole by a reload that adds or removes a sink.
+    sinks: ArcSwap<SinkMap>,
     spool: Arc<Spool>,
     /// Swapped whole when a reload changes `client_rate_limit` or `max_tracked_clients`.
     client_limiter: ArcSwap<ClientLimiter>,
@@ -232,7 +253,7 @@ impl Throttle {
 
 fn build_sources(
     config: &Config,
-    sinks: &HashMap<String, SinkEntry>,
+    sinks: &SinkMap,
 ) -> Result<HashMap<String, Arc<Source>>, BuildError> {
     let mut out = HashMap::new();
     for sc in &config.sources {
@@ -285,7 +306,7 @@ impl Gateway {
         clock: Arc<dyn Clock>,
         replay: Arc<dyn ReplayStore>,
     ) -> Result<Self, BuildError> {
-        let mut sinks = HashMap::new();
+        let mut sinks = SinkMap::new();
         for sc in &config.sinks {
             sinks.insert(
                 sc.id.clone(),
@@ -306,7 +327,7 @@ impl Gateway {
             }),
             clock,
             replay,
-            sinks,
+            sinks: ArcSwap::from_pointee(sinks),
             spool,
             client_limiter: ArcSwap::from_pointee(client_limiter),
             body_budget: BodyBudget::default(),
@@ -340,8 +361,9 @@ impl Gateway {
         &self.replay
     }
 
-    pub fn sinks(&self) -> &HashMap<String, SinkEntry> {
-        &self.sinks
+    /// The sinks configured now (a reload may add or remove some).
+    pub fn sinks(&self) -> Arc<SinkMap> {
+        self.sinks.load_full()
     }
 
     pub fn spool(&self) -> &Arc<Spool> {
@@ -350,13 +372,7 @@ impl Gateway {
 
     /// What the delivery engine runs: one entry per configured sink.
     pub fn sink_runtimes(&self) -> Vec<SinkRuntime> {
-        self.sinks
-            .values()
-            .map(|e| SinkRuntime {
-                slot: e.slot.subscribe(),
-                health: e.health.clone(),
-            })
-            .collect()
+        self.sinks.load().values().map(|e| e.runtime()).collect()
     }
 
     pub fn set_draining(&self) {
@@ -367,13 +383,21 @@ impl Gateway {
         self.draining.load(Ordering::SeqCst)
     }
 
-    /// Swaps in a new config: sources, limits, timeouts and the settings of running sinks. The per-client limiter is rebuilt
-    /// when its settings changed (its clients start with full buckets); the listeners read
-    /// `max_connections`, `admin.max_connections`, the timeouts and the sizes from the current
-    /// config for every new connection and request. What only a restart applies (listen
-    /// addresses, sinks added or removed, the spool, the replay store) is named in the returned notes. The TLS setup is not
-    /// here: [`crate::server::reload::Reloader`] swaps it beside this.
-    pub fn reload(&self, config: Config) -> Result<Vec<String>, BuildError> {
+    /// Swaps in a new config: sources, limits, timeouts and sinks. The per-client limiter is
+    /// rebuilt when its settings changed (its clients start with full buckets); the listeners
+    /// read `max_connections`, `admin.max_connections`, the timeouts and the sizes from the
+    /// current config for every new connection and request.
+    ///
+    /// Sinks: a running sink whose settings changed gets a new sink built from them (its worker
+    /// takes it and goes on from its cursor); a sink added is known to the spool before any
+    /// source can name it, and the returned [`SinkChanges`] lists it for the engine to start;
+    /// a sink removed is no longer named by any source once this returns, and is listed for the
+    /// engine to stop (then [`Spool::remove_sink`] keeps what it had queued as orphans).
+    ///
+    /// What only a restart applies (listen addresses, the spool, the replay store) is named in
+    /// the returned notes. The TLS setup is not here: [`crate::server::reload::Reloader`]
+    /// swaps it beside this. Blocking: builds sinks and reads the added sinks' cursors.
+    pub fn reload(&self, config: Config) -> Result<(Vec<String>, SinkChanges), BuildError> {
         let old = self.config();
         let mut notes = Vec::new();
         let mut restart = |changed: bool, what: &str| {
@@ -383,34 +407,6 @@ impl Gateway {
         };
         restart(old.server.listen != config.server.listen, "server.listen");
         restart(old.admin.listen != config.admin.listen, "admin.listen");
-        // A running sink whose settings changed gets a new sink built from them (below; its
-        // worker takes it and goes on from its cursor). Sinks added or removed take a restart:
-        // each is named against what runs, so a "reloaded" answer never hides one.
-        let mut sink_notes = Vec::new();
-        let mut swaps = Vec::new();
-        for s in &config.sinks {
-            match self.sinks.get(&s.id) {
-                None => sink_notes.push(format!(
-                    "sinks.{} added: takes effect at the next start",
-                    s.id
-                )),
-                Some(e) if e.current().config != *s => {
-                    swaps.push((e, sink::build(s, self.clock.clone())?, s.clone()));
-                    sink_notes.push(format!(
-                        "sinks.{} changed: applied; its queued events go on from where it was",
-                        s.id
-                    ));
-                }
-                Some(_) => {}
-            }
-        }
-        for id in self.sinks.keys() {
-            if !config.sinks.iter().any(|s| &s.id == id) {
-                sink_notes.push(format!(
-                    "sinks.{id} removed: takes effect at the next start (it delivers until then; its queued events then stay in the spool)"
-                ));
-            }
-        }
         restart(
             old.spool.dir != config.spool.dir || old.spool.max_size != config.spool.max_size,
             "spool.dir or spool.max_size",
@@ -423,8 +419,48 @@ impl Gateway {
             old.replay.max_entries != config.replay.max_entries,
             "replay.max_entries",
         );
-        notes.extend(sink_notes);
-        let sources = build_sources(&config, &self.sinks)?;
+        // Everything fallible first: the new and changed sinks, then the sources over them.
+        let current = self.sinks.load_full();
+        let mut next = SinkMap::new();
+        let mut swaps = Vec::new();
+        let mut added = Vec::new();
+        for s in &config.sinks {
+            match current.get(&s.id) {
+                None => {
+                    let entry = SinkEntry::new(sink::build(s, self.clock.clone())?, s.clone());
+                    added.push(s.id.clone());
+                    notes.push(format!("sinks.{} added: applied", s.id));
+                    next.insert(s.id.clone(), entry);
+                }
+                Some(e) => {
+                    if e.current().config != *s {
+                        swaps.push((e.clone(), sink::build(s, self.clock.clone())?, s.clone()));
+                        notes.push(format!(
+                            "sinks.{} changed: applied; its queued events go on from where it was",
+                            s.id
+                        ));
+                    }
+                    next.insert(s.id.clone(), e.clone());
+                }
+            }
+        }
+        let mut removed: Vec<String> = current
+            .keys()
+            .filter(|id| !next.contains_key(*id))
+            .cloned()
+            .collect();
+        removed.sort();
+        let sources = build_sources(&config, &next)?;
+        // The spool knows a new sink before any source names it, so none of its events is
+        // ever counted as an orphan. On failure, those already added are taken back.
+        for (i, id) in added.iter().enumerate() {
+            if let Err(e) = self.spool.add_sink(id) {
+                for done in &added[..i] {
+                    self.spool.remove_sink(done);
+                }
+                return Err(e.into());
+            }
+        }
         for (entry, sink, config) in swaps {
             entry.slot.send_replace(Arc::new(SinkSlot { sink, config }));
         }
@@ -437,11 +473,17 @@ impl Gateway {
             self.client_limiter
                 .store(Arc::new(ClientLimiter::new(rate, tracked)));
         }
+        let changes = SinkChanges {
+            added: added.iter().map(|id| next[id].runtime()).collect(),
+            removed,
+        };
+        self.sinks.store(Arc::new(next));
         self.runtime.store(Arc::new(Runtime {
             config: Arc::new(config),
             sources,
         }));
-        Ok(notes)
+        self.register_metrics();
+        Ok((notes, changes))
     }
 
     /// Runs verification, the source limit, de-duplication and hand-off for one request.

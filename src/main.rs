@@ -570,7 +570,7 @@ async fn wait_for_shutdown(reloader: Arc<server::reload::Reloader>) {
             _ = int.recv() => break,
             // Logged and counted by the reloader, as every trigger is.
             _ = hup.recv() => {
-                let _ = reloader.reload_async(server::reload::Trigger::Signal).await;
+                let _ = reloader.reload(server::reload::Trigger::Signal).await;
             }
         }
     }

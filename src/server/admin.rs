@@ -110,7 +110,7 @@ async fn handle(
             let (status, body) = dlq::handle(&gw, req.method(), &path, req.uri().query()).await;
             json(status, body)
         }
-        (&Method::POST, "/v1/reload") => match reloader.reload_async(Trigger::Api).await {
+        (&Method::POST, "/v1/reload") => match reloader.reload(Trigger::Api).await {
             Ok(notes) => json(
                 StatusCode::OK,
                 serde_json::json!({"status": "reloaded", "notes": notes}),

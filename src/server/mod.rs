@@ -46,7 +46,7 @@ pub struct Handle {
     sweeper: JoinHandle<()>,
     /// The file watcher, when the config came from a file.
     watcher: Option<JoinHandle<()>>,
-    engine: Engine,
+    engine: Arc<Engine>,
     reloader: Arc<reload::Reloader>,
 }
 
@@ -177,15 +177,16 @@ pub async fn start_with(gateway: Arc<Gateway>, options: Options) -> Result<Handl
             }
         })
     };
-    let engine = Engine::start(
+    let engine = Arc::new(Engine::start(
         gateway.spool().clone(),
         gateway.clock().clone(),
         gateway.sink_runtimes(),
-    );
+    ));
     let reloader = Arc::new(reload::Reloader::new(
         options.config_path,
         gateway.clone(),
         tls.clone(),
+        engine.clone(),
     ));
     reload::mark_success();
     let watcher = (reloader.path().is_some() && !options.watch_interval.is_zero())

@@ -22,14 +22,24 @@
 //! the watched set is re-read from the config after every reload (a new `*_file` is watched
 //! from then on). A change that makes the config invalid is refused and counted once; the
 //! next change is tried again.
+//!
+//! ## Sinks
+//!
+//! A changed sink is swapped in place (see [`crate::sink::engine`]). An added sink gets a
+//! worker, which starts from its cursor: a sink never seen starts at the end of the log; one
+//! removed earlier with events still queued delivers them. A removed sink's worker is stopped
+//! (after its request in flight, if any) before the reload answers; what it had not delivered
+//! stays in the spool as orphaned events, listed by `siemgate spool list` and kept until the
+//! sink is added back or they are dropped.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::tls;
 use crate::config;
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, SinkChanges};
+use crate::sink::engine::Engine;
 use crate::telemetry::names;
 
 /// What asked for a reload (for the log).
@@ -65,8 +75,10 @@ pub struct Reloader {
     path: Option<PathBuf>,
     gateway: Arc<Gateway>,
     tls: tls::Current,
+    /// Starts and stops the workers of sinks a reload adds or removes.
+    engine: Arc<Engine>,
     /// One reload at a time: two triggers at once must not interleave their swaps.
-    lock: Mutex<()>,
+    lock: tokio::sync::Mutex<()>,
 }
 
 fn unix_now() -> f64 {
@@ -82,12 +94,18 @@ pub fn mark_success() {
 }
 
 impl Reloader {
-    pub fn new(path: Option<PathBuf>, gateway: Arc<Gateway>, tls: tls::Current) -> Self {
+    pub fn new(
+        path: Option<PathBuf>,
+        gateway: Arc<Gateway>,
+        tls: tls::Current,
+        engine: Arc<Engine>,
+    ) -> Self {
         Reloader {
             path,
             gateway,
             tls,
-            lock: Mutex::new(()),
+            engine,
+            lock: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -97,18 +115,23 @@ impl Reloader {
     }
 
     /// Re-reads the config file and every file it names, and applies the result; returns the
-    /// notes (settings that only a restart applies). Blocking (file reads): from async code
-    /// use [`Reloader::reload_async`].
-    pub fn reload(&self, trigger: Trigger) -> Result<Vec<String>, ReloadError> {
-        let _one = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(path) = &self.path else {
+    /// notes (what changed in the sinks, settings that only a restart applies). File reads and
+    /// sink builds run off the async workers.
+    pub async fn reload(self: &Arc<Self>, trigger: Trigger) -> Result<Vec<String>, ReloadError> {
+        let _one = self.lock.lock().await;
+        let Some(path) = self.path.clone() else {
             tracing::warn!(
                 trigger = trigger.label(),
                 "reload asked for, but the config was not read from a file"
             );
             return Err(ReloadError::NotAvailable);
         };
-        let outcome = self.apply(path);
+        let me = self.clone();
+        let outcome = match tokio::task::spawn_blocking(move || me.apply(&path)).await {
+            Ok(Ok((notes, changes))) => Ok(self.apply_sinks(notes, changes).await),
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(format!("reload task failed: {e}")),
+        };
         let label = if outcome.is_ok() {
             "success"
         } else {
@@ -129,25 +152,15 @@ impl Reloader {
         outcome.map_err(ReloadError::Refused)
     }
 
-    /// [`Reloader::reload`] off the async workers.
-    pub async fn reload_async(
-        self: &Arc<Self>,
-        trigger: Trigger,
-    ) -> Result<Vec<String>, ReloadError> {
-        let me = self.clone();
-        tokio::task::spawn_blocking(move || me.reload(trigger))
-            .await
-            .unwrap_or_else(|e| Err(ReloadError::Refused(format!("reload task failed: {e}"))))
-    }
-
     /// Everything fallible first (the config, its files, the TLS setup), then the swaps.
-    fn apply(&self, path: &Path) -> Result<Vec<String>, String> {
+    /// Blocking.
+    fn apply(&self, path: &Path) -> Result<(Vec<String>, SinkChanges), String> {
         let config = config::load(path).map_err(|e| e.to_string())?;
         let tls = match &config.server.tls {
             Some(t) => Some(tls::build(t).map_err(|e| format!("server.tls: {e}"))?),
             None => None,
         };
-        let mut notes = self.gateway.reload(config).map_err(|e| e.to_string())?;
+        let (mut notes, changes) = self.gateway.reload(config).map_err(|e| e.to_string())?;
         let was_tls = self.tls.load().is_some();
         match tls {
             Some((server_config, expiry)) => {
@@ -162,7 +175,29 @@ impl Reloader {
                 if was_tls { "off" } else { "on" }
             ));
         }
-        Ok(notes)
+        Ok((notes, changes))
+    }
+
+    /// Starts the workers of added sinks; stops those of removed ones, then has the spool
+    /// keep what they had queued as orphans. Cannot fail: the config is already in use.
+    async fn apply_sinks(&self, mut notes: Vec<String>, changes: SinkChanges) -> Vec<String> {
+        for runtime in changes.added {
+            self.engine.add(runtime);
+        }
+        for id in changes.removed {
+            self.engine.remove(&id).await;
+            // A removed sink is not unhealthy: its series must not keep an alert firing.
+            metrics::gauge!(names::SINK_HEALTHY, "sink" => id.clone()).set(1.0);
+            let queued = self.gateway.spool().remove_sink(&id);
+            notes.push(if queued == 0 {
+                format!("sinks.{id} removed: applied; nothing was queued for it")
+            } else {
+                format!(
+                    "sinks.{id} removed: applied; its {queued} queued event(s) stay in the spool (add the sink back to deliver them, or `siemgate spool drop --sink {id}`)"
+                )
+            });
+        }
+        notes
     }
 }
 
@@ -212,7 +247,7 @@ pub fn watch(
                 continue;
             };
             (files, applied) = (new_files, new_print);
-            let _ = reloader.reload_async(Trigger::Watch).await;
+            let _ = reloader.reload(Trigger::Watch).await;
         }
     }
 }

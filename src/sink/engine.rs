@@ -31,6 +31,10 @@
 //! retry (a wait for a retry ends early for it), runs the new sink's start-up check, and goes
 //! on from the same cursor: nothing queued is lost, and a batch that was being sent with the
 //! old settings is sent again with the new ones, fitted to the new sink's limits.
+//!
+//! A reload that adds a sink starts a worker for it ([`Engine::add`]); one that removes a sink
+//! stops its worker ([`Engine::remove`]) after the request in flight, if any (for at most
+//! [`STOP_WAIT`]); what it had not delivered stays in the spool as the sink's orphaned events.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -87,51 +91,116 @@ pub struct SinkRuntime {
     pub health: Arc<Health>,
 }
 
+/// How long a worker told to stop gets to finish the request it has in flight before it is
+/// abandoned (its events stay in the spool and are sent again later).
+pub const STOP_WAIT: Duration = Duration::from_secs(2);
+
+/// The running workers, by sink id.
 pub struct Engine {
+    spool: Arc<Spool>,
+    clock: Arc<dyn Clock>,
+    workers: std::sync::Mutex<Workers>,
+}
+
+#[derive(Default)]
+struct Workers {
+    running: HashMap<String, WorkerHandle>,
+    /// Set by shutdown: no worker starts after it.
+    closed: bool,
+}
+
+struct WorkerHandle {
     mode: watch::Sender<Mode>,
-    workers: Vec<JoinHandle<()>>,
+    task: JoinHandle<()>,
 }
 
 impl Engine {
+    /// Starts one worker per sink. Must be called within the Tokio runtime.
     pub fn start(spool: Arc<Spool>, clock: Arc<dyn Clock>, sinks: Vec<SinkRuntime>) -> Engine {
-        let (mode, _) = watch::channel(Mode::Run);
-        let workers = sinks
-            .into_iter()
-            .map(|mut s| {
-                let current = s.slot.borrow_and_update().clone();
-                if current.sink.check().is_some() {
-                    s.health.set_check(CheckState::Pending);
-                }
-                let w = Worker {
-                    reader: Some(spool.reader(current.sink.id())),
-                    spool: spool.clone(),
-                    clock: clock.clone(),
-                    id: current.sink.id().to_string(),
-                    current,
-                    slot: s.slot,
-                    health: s.health,
-                    mode: mode.subscribe(),
-                    unacked: 0,
-                };
-                tokio::spawn(w.run())
-            })
-            .collect();
-        Engine { mode, workers }
+        let engine = Engine {
+            spool,
+            clock,
+            workers: Default::default(),
+        };
+        for s in sinks {
+            engine.add(s);
+        }
+        engine
+    }
+
+    fn workers(&self) -> std::sync::MutexGuard<'_, Workers> {
+        self.workers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts a worker for a sink (the spool must know it: [`Spool::add_sink`]). Nothing
+    /// happens when the sink already has one, or once the engine is shutting down (the
+    /// sink's events stay in the spool for the next start).
+    pub fn add(&self, mut s: SinkRuntime) {
+        let current = s.slot.borrow_and_update().clone();
+        let id = current.sink.id().to_string();
+        let mut workers = self.workers();
+        if workers.closed || workers.running.contains_key(&id) {
+            return;
+        }
+        if current.sink.check().is_some() {
+            s.health.set_check(CheckState::Pending);
+        }
+        let (mode, rx) = watch::channel(Mode::Run);
+        let w = Worker {
+            reader: Some(self.spool.reader(&id)),
+            spool: self.spool.clone(),
+            clock: self.clock.clone(),
+            id: id.clone(),
+            current,
+            slot: s.slot,
+            health: s.health,
+            mode: rx,
+            unacked: 0,
+        };
+        let task = tokio::spawn(w.run());
+        workers.running.insert(id, WorkerHandle { mode, task });
+    }
+
+    /// Stops the worker of `sink` at its next step; a request in flight gets [`STOP_WAIT`] to
+    /// finish. Returns once the worker has stopped: its cursor is persisted past everything
+    /// it delivered (unless it had to be abandoned mid-request).
+    pub async fn remove(&self, sink: &str) {
+        let Some(w) = self.workers().running.remove(sink) else {
+            return;
+        };
+        let _ = w.mode.send(Mode::Abort);
+        let mut task = w.task;
+        if tokio::time::timeout(STOP_WAIT, &mut task).await.is_err() {
+            tracing::warn!(sink, "the removed sink's request in flight did not finish in time; abandoned (its events stay in the spool)");
+            task.abort();
+            let _ = task.await;
+        }
     }
 
     /// Lets the workers deliver what is spooled for up to `deadline`, then stops them.
     /// Returns whether everything was delivered in time.
-    pub async fn shutdown(self, deadline: Duration) -> bool {
-        let _ = self.mode.send(Mode::Flush);
-        let all = futures_join(self.workers);
+    pub async fn shutdown(&self, deadline: Duration) -> bool {
+        let running: Vec<WorkerHandle> = {
+            let mut workers = self.workers();
+            workers.closed = true;
+            workers.running.drain().map(|(_, w)| w).collect()
+        };
+        for w in &running {
+            let _ = w.mode.send(Mode::Flush);
+        }
+        let (modes, tasks): (Vec<_>, Vec<_>) =
+            running.into_iter().map(|w| (w.mode, w.task)).unzip();
+        let all = futures_join(tasks);
         tokio::pin!(all);
         match tokio::time::timeout(deadline, &mut all).await {
             Ok(()) => true,
             Err(_) => {
-                let _ = self.mode.send(Mode::Abort);
+                for m in &modes {
+                    let _ = m.send(Mode::Abort);
+                }
                 // Workers stop at their next step; a request in flight is left to finish
                 // briefly, else it is abandoned (its events stay in the spool).
-                let _ = tokio::time::timeout(Duration::from_secs(2), all).await;
+                let _ = tokio::time::timeout(STOP_WAIT, all).await;
                 false
             }
         }

@@ -119,6 +119,25 @@ impl DeadLetters {
         m.lock_owned().await
     }
 
+    /// Knows `sink` (a reload added it): its dead-letter count shows, at zero when it has no
+    /// file yet.
+    pub fn add(&self, sink: &str) {
+        let mut files = self.files();
+        if !files.contains_key(sink) {
+            metrics::gauge!(names::DEAD_LETTERS, "sink" => sink.to_string()).set(0.0);
+            files.insert(sink.to_string(), self.empty(sink));
+        }
+    }
+
+    /// The entry of a sink with no dead letters yet.
+    fn empty(&self, sink: &str) -> DlqFile {
+        DlqFile {
+            path: self.dir.join(format!("{sink}.dlq")),
+            count: 0,
+            bytes: 0,
+        }
+    }
+
     /// Appends and syncs; returns the bytes added.
     pub fn append(&self, sink: &str, letters: &[DeadLetter]) -> io::Result<u64> {
         let mut buf = Vec::new();
@@ -126,11 +145,9 @@ impl DeadLetters {
             frame::encode_dead_letter(&mut buf, d);
         }
         let mut files = self.files();
-        let entry = files.entry(sink.to_string()).or_insert_with(|| DlqFile {
-            path: self.dir.join(format!("{sink}.dlq")),
-            count: 0,
-            bytes: 0,
-        });
+        let entry = files
+            .entry(sink.to_string())
+            .or_insert_with(|| self.empty(sink));
         let new = !entry.path.exists();
         let mut f = super::private_file()
             .create(true)

@@ -14,7 +14,10 @@
 //! Events queued for a sink that is no longer configured (removed or renamed) are *orphans*:
 //! their segments and the sink's cursor are kept, so adding the sink back delivers them, until
 //! an operator drops them ([`Spool::drop_orphan`]: `POST /v1/spool/drop?sink=ID`, or
-//! `siemgate spool drop --sink ID`).
+//! `siemgate spool drop --sink ID`). A reload adds and removes sinks while the spool runs
+//! ([`Spool::add_sink`], [`Spool::remove_sink`]): a removed sink's queued events, and any a
+//! request already under way appends for it afterwards, become orphans; a sink added back
+//! takes them up from its cursor.
 //!
 //! A failed write makes the spool not writable (`/readyz` 503). A probe thread re-checks the
 //! directory every [`PROBE_INTERVAL`] while it is so (free space, then a write, fsync and delete
@@ -156,13 +159,41 @@ pub(crate) struct SinkState {
     pending_gauge: metrics::Gauge,
 }
 
+impl SinkState {
+    fn new(sink: &str, cursor: u64, pending: u64) -> Arc<SinkState> {
+        let pending_gauge = metrics::gauge!(names::SPOOL_EVENTS, "sink" => sink.to_string());
+        pending_gauge.set(pending as f64);
+        Arc::new(SinkState {
+            cursor: AtomicU64::new(cursor),
+            pending: AtomicU64::new(pending),
+            pending_gauge,
+        })
+    }
+}
+
+/// The sinks the spool delivers to, and the orphans: events pending per sink that is no
+/// longer configured, kept until it is added back or they are dropped. One lock for both, so
+/// an event committed while a sink is added or removed is counted on exactly one side.
+#[derive(Default)]
+pub(crate) struct Sinks {
+    live: HashMap<String, Arc<SinkState>>,
+    orphans: BTreeMap<String, u64>,
+}
+
+/// Sets the gauges of an orphaned sink's event count.
+fn orphan_gauges(sink: &str, events: u64) {
+    metrics::gauge!(names::SPOOL_ABANDONED, "sink" => sink.to_string()).set(events as f64);
+    metrics::gauge!(names::SPOOL_EVENTS, "sink" => sink.to_string()).set(events as f64);
+}
+
 pub(crate) struct Shared {
     pub dir: PathBuf,
     pub max_size: u64,
     pub segment_target: u64,
     pub bytes: AtomicU64,
     pub segments: Mutex<BTreeMap<u64, SegInfo>>,
-    pub sinks: HashMap<String, SinkState>,
+    /// Lock order: `segments` before `sinks` (nothing takes them the other way round).
+    sinks: Mutex<Sinks>,
     pub committed: watch::Sender<Committed>,
     /// Total events pending over all sinks; `wait_idle` watches it reach 0.
     pub idle: watch::Sender<u64>,
@@ -173,8 +204,6 @@ pub(crate) struct Shared {
     /// Test hook: the writer's next group fails as a full disk would.
     pub fail_next_write: AtomicBool,
     pub dlq: dlq::DeadLetters,
-    /// Events pending per sink that is no longer configured; kept until dropped.
-    orphans: Mutex<BTreeMap<String, u64>>,
     bytes_gauge: metrics::Gauge,
 }
 
@@ -194,16 +223,23 @@ impl Shared {
         self.bytes_gauge.set(prev.saturating_sub(n) as f64);
     }
 
-    /// Counts newly committed events for their sinks.
+    /// Counts newly committed events for their sinks. Events for a sink that is not
+    /// configured (removed by a reload while the request was under way) are orphans.
     pub fn add_pending(&self, counts: &HashMap<String, u64>) {
         let mut total = 0;
+        let mut sinks = self.sinks();
         for (sink, n) in counts {
-            if let Some(s) = self.sinks.get(sink) {
+            if let Some(s) = sinks.live.get(sink) {
                 let p = s.pending.fetch_add(*n, Ordering::SeqCst) + n;
                 s.pending_gauge.set(p as f64);
                 total += n;
+            } else {
+                let o = sinks.orphans.entry(sink.clone()).or_default();
+                *o += n;
+                orphan_gauges(sink, *o);
             }
         }
+        drop(sinks);
         if total > 0 {
             self.idle.send_modify(|t| *t += total);
         }
@@ -230,8 +266,12 @@ impl Shared {
         self.dir.join("cursors")
     }
 
-    fn orphans(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, u64>> {
-        self.orphans.lock().unwrap_or_else(|e| e.into_inner())
+    fn sinks(&self) -> std::sync::MutexGuard<'_, Sinks> {
+        self.sinks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn live(&self, sink: &str) -> Option<Arc<SinkState>> {
+        self.sinks().live.get(sink).cloned()
     }
 
     /// Deletes sealed segments that every sink they hold records for has passed. A sink that
@@ -242,21 +282,20 @@ impl Shared {
         let Some(active) = segs.keys().next_back().copied() else {
             return 0;
         };
-        // Lock order: segments, then orphans (nothing takes them the other way round).
-        let orphans = self.orphans();
+        let sinks = self.sinks();
         let done: Vec<u64> = segs
             .iter()
             .filter(|(first, _)| **first != active)
             .filter(|(_, info)| {
                 let last = info.last_seq.unwrap_or(0);
-                info.sinks.iter().all(|s| match self.sinks.get(s) {
+                info.sinks.iter().all(|s| match sinks.live.get(s) {
                     Some(st) => st.cursor.load(Ordering::SeqCst) >= last,
-                    None => !orphans.contains_key(s),
+                    None => !sinks.orphans.contains_key(s),
                 })
             })
             .map(|(first, _)| *first)
             .collect();
-        drop(orphans);
+        drop(sinks);
         let mut freed = 0;
         for first in done {
             if let Some(info) = segs.get(&first) {
@@ -280,28 +319,27 @@ impl Shared {
     /// the log (durably, so a restart does not count them again) and deletes the segments
     /// nobody else needs. Blocking.
     fn drop_orphan(&self, sink: &str) -> Result<Dropped, DropError> {
-        if self.sinks.contains_key(sink) {
+        // Lock order: segments, then sinks. Both are held across the cursor write, so no event
+        // for the sink is committed (nor the sink added back) between reading the end of the
+        // log and moving the cursor there.
+        let segs = self.segments.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sinks = self.sinks();
+        if sinks.live.contains_key(sink) {
             return Err(DropError::Configured(sink.to_string()));
         }
-        let Some(events) = self.orphans().get(sink).copied() else {
+        let Some(events) = sinks.orphans.get(sink).copied() else {
             return Err(DropError::NotOrphan(sink.to_string()));
         };
-        let last = self
-            .segments
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .filter_map(|i| i.last_seq)
-            .max()
-            .unwrap_or(0);
+        let last = segs.values().filter_map(|i| i.last_seq).max().unwrap_or(0);
         write_atomically(
             &self.cursors_dir().join(sink),
             format!("{last}\n").as_bytes(),
         )
         .map_err(|e| DropError::Io(e.to_string()))?;
-        self.orphans().remove(sink);
-        metrics::gauge!(names::SPOOL_EVENTS, "sink" => sink.to_string()).set(0.0);
-        metrics::gauge!(names::SPOOL_ABANDONED, "sink" => sink.to_string()).set(0.0);
+        sinks.orphans.remove(sink);
+        drop(sinks);
+        drop(segs);
+        orphan_gauges(sink, 0);
         let bytes = self.collect_garbage();
         Ok(Dropped { events, bytes })
     }
@@ -318,7 +356,7 @@ pub struct Dropped {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DropError {
-    #[error("sink {0} is configured: its events are being delivered; remove it from the config (and restart) before dropping them")]
+    #[error("sink {0} is configured: its events are being delivered; remove it from the config (and reload) before dropping them")]
     Configured(String),
     #[error("the spool holds no events for sink {0}")]
     NotOrphan(String),
@@ -389,25 +427,16 @@ impl Spool {
 
         let recovered = recover::recover(&dir, sinks)?;
         let segment_target = (cfg.max_size / 16).clamp(64 << 10, 64 << 20);
-        let mut sink_states = HashMap::new();
+        let mut live = HashMap::new();
         let mut total_pending = 0;
         for s in sinks {
             let pending = recovered.pending.get(s).copied().unwrap_or(0);
             total_pending += pending;
-            let gauge = metrics::gauge!(names::SPOOL_EVENTS, "sink" => s.clone());
-            gauge.set(pending as f64);
-            sink_states.insert(
-                s.clone(),
-                SinkState {
-                    cursor: AtomicU64::new(recovered.cursors.get(s).copied().unwrap_or(0)),
-                    pending: AtomicU64::new(pending),
-                    pending_gauge: gauge,
-                },
-            );
+            let cursor = recovered.cursors.get(s).copied().unwrap_or(0);
+            live.insert(s.clone(), SinkState::new(s, cursor, pending));
         }
         for (sink, n) in &recovered.abandoned {
-            metrics::gauge!(names::SPOOL_ABANDONED, "sink" => sink.clone()).set(*n as f64);
-            metrics::gauge!(names::SPOOL_EVENTS, "sink" => sink.clone()).set(*n as f64);
+            orphan_gauges(sink, *n);
             tracing::warn!(
                 sink = %sink,
                 events = n,
@@ -432,14 +461,16 @@ impl Spool {
             segment_target,
             bytes: AtomicU64::new(bytes),
             segments: Mutex::new(recovered.segments),
-            sinks: sink_states,
+            sinks: Mutex::new(Sinks {
+                live,
+                orphans: recovered.abandoned.into_iter().collect(),
+            }),
             committed,
             idle,
             writable: AtomicBool::new(true),
             poisoned: AtomicBool::new(false),
             fail_next_write: AtomicBool::new(false),
             dlq,
-            orphans: Mutex::new(recovered.abandoned.into_iter().collect()),
             bytes_gauge,
         });
         let (tx, handle) =
@@ -484,11 +515,80 @@ impl Spool {
     pub fn reader(&self, sink: &str) -> Reader {
         let cursor = self
             .shared
-            .sinks
-            .get(sink)
+            .live(sink)
             .map(|s| s.cursor.load(Ordering::SeqCst))
             .unwrap_or(0);
         Reader::new(self.shared.clone(), sink, cursor + 1)
+    }
+
+    /// Starts delivering to `sink` (a reload added it): its events orphaned by an earlier
+    /// removal are pending again, from its persisted cursor; a sink never seen starts at the
+    /// end of the log. Does nothing for a sink already configured. Blocking (reads its cursor).
+    pub fn add_sink(&self, sink: &str) -> Result<(), SpoolError> {
+        let persisted = recover::read_cursor(&self.shared.cursors_dir().join(sink))?;
+        // Read before taking `sinks` (lock order). No event for the sink can be committed in
+        // between unless an earlier incarnation of it is orphaned, and then the orphan count
+        // says so and the persisted cursor is used instead.
+        let end = self
+            .shared
+            .segments
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter_map(|i| i.last_seq)
+            .max()
+            .unwrap_or(0);
+        self.shared.dlq.add(sink);
+        let mut sinks = self.shared.sinks();
+        if sinks.live.contains_key(sink) {
+            return Ok(());
+        }
+        let (cursor, pending) = match sinks.orphans.remove(sink) {
+            Some(n) => (persisted.unwrap_or(0), n),
+            None => (persisted.unwrap_or(0).max(end), 0),
+        };
+        metrics::gauge!(names::SPOOL_ABANDONED, "sink" => sink.to_string()).set(0.0);
+        sinks
+            .live
+            .insert(sink.to_string(), SinkState::new(sink, cursor, pending));
+        drop(sinks);
+        if pending > 0 {
+            self.shared.idle.send_modify(|t| *t += pending);
+            tracing::info!(
+                sink,
+                events = pending,
+                "sink added back: its orphaned events are delivered from where it stopped"
+            );
+        }
+        Ok(())
+    }
+
+    /// Stops counting `sink` as configured (a reload removed it; its worker has stopped): its
+    /// pending events become orphans, kept until it is added back or they are dropped.
+    /// Returns how many events it had pending.
+    pub fn remove_sink(&self, sink: &str) -> u64 {
+        let mut sinks = self.shared.sinks();
+        let Some(state) = sinks.live.remove(sink) else {
+            return 0;
+        };
+        let pending = state.pending.load(Ordering::SeqCst);
+        if pending > 0 {
+            let o = sinks.orphans.entry(sink.to_string()).or_default();
+            *o += pending;
+            orphan_gauges(sink, *o);
+        }
+        drop(sinks);
+        self.shared
+            .idle
+            .send_modify(|t| *t = t.saturating_sub(pending));
+        if pending > 0 {
+            tracing::warn!(
+                sink,
+                events = pending,
+                "sink removed with {pending} event(s) queued; they are kept, not delivered. Add the sink back to deliver them, or drop them with `siemgate spool drop --sink {sink}` (POST /v1/spool/drop?sink={sink})"
+            );
+        }
+        pending
     }
 
     /// Changes whenever more of the log becomes durable.
@@ -499,7 +599,9 @@ impl Spool {
     /// Records that `sink` is done with every record up to `upto` (`done` of them were its
     /// own), persists its cursor and deletes segments nobody needs any more. Blocking.
     pub fn ack(&self, sink: &str, upto: u64, done: u64) -> io::Result<()> {
-        let Some(state) = self.shared.sinks.get(sink) else {
+        // A sink removed meanwhile: its events are orphans now, and whoever adds it back
+        // delivers them from its persisted cursor (again, for those just delivered).
+        let Some(state) = self.shared.live(sink) else {
             return Ok(());
         };
         let path = self.shared.cursors_dir().join(sink);
@@ -507,13 +609,13 @@ impl Spool {
         state.cursor.fetch_max(upto, Ordering::SeqCst);
         // Free the disk before saying "idle", so whoever waits for idle sees the space.
         self.shared.collect_garbage();
-        self.shared.sub_pending(state, done);
+        self.shared.sub_pending(&state, done);
         Ok(())
     }
 
     /// Sinks that are no longer configured but still have events here, with how many.
     pub fn orphans(&self) -> BTreeMap<String, u64> {
-        self.shared.orphans().clone()
+        self.shared.sinks().orphans.clone()
     }
 
     /// Deletes the queued events of `sink`, which must not be configured; says how many
@@ -577,11 +679,11 @@ impl Spool {
         now_ms: i64,
     ) -> Result<usize, DlqError> {
         let sinks: Vec<String> = match sink {
-            Some(s) if !self.shared.sinks.contains_key(s) => {
+            Some(s) if self.shared.live(s).is_none() => {
                 return Err(DlqError::UnknownSink(s.to_string()))
             }
             Some(s) => vec![s.to_string()],
-            None => self.shared.sinks.keys().cloned().collect(),
+            None => self.shared.sinks().live.keys().cloned().collect(),
         };
         let mut total = 0;
         for s in sinks {
@@ -637,8 +739,7 @@ impl Spool {
     /// Events waiting for `sink`.
     pub fn pending(&self, sink: &str) -> u64 {
         self.shared
-            .sinks
-            .get(sink)
+            .live(sink)
             .map(|s| s.pending.load(Ordering::SeqCst))
             .unwrap_or(0)
     }

@@ -49,21 +49,31 @@ fn read_cursors(dir: &Path) -> Result<HashMap<String, u64>, SpoolError> {
             let _ = std::fs::remove_file(&path);
             continue;
         }
-        let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
-        // u64::MAX has no successor: no cursor can be there.
-        let seq = text
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|s| *s < u64::MAX)
-            .ok_or_else(|| SpoolError::Corrupt {
-                path: path.clone(),
-                offset: 0,
-                reason: "a cursor file that is not a number",
-            })?;
-        out.insert(name, seq);
+        if let Some(seq) = read_cursor(&path)? {
+            out.insert(name, seq);
+        }
     }
     Ok(out)
+}
+
+/// The cursor persisted in `path`, if there is one.
+pub(super) fn read_cursor(path: &Path) -> Result<Option<u64>, SpoolError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(path)(e)),
+    };
+    // u64::MAX has no successor: no cursor can be there.
+    text.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|s| *s < u64::MAX)
+        .map(Some)
+        .ok_or_else(|| SpoolError::Corrupt {
+            path: path.to_path_buf(),
+            offset: 0,
+            reason: "a cursor file that is not a number",
+        })
 }
 
 fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, SpoolError> {

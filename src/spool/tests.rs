@@ -273,3 +273,84 @@ fn dead_letters_survive_a_restart_and_are_removed_whole() {
     assert_eq!(spool.pending("a"), 2);
     assert_eq!(spool.reader("a").read(10, u64::MAX).unwrap().len(), 2);
 }
+
+/// Sinks added and removed while the spool runs: a removed sink's queued events, and those
+/// appended for it afterwards, are orphans whose segments stay; added back, it takes them up
+/// from its persisted cursor; a sink never seen starts at the end of the log; a restart in
+/// between counts the same.
+#[test]
+fn sinks_added_and_removed_at_run_time_keep_every_queued_event() {
+    let dir = tempfile::tempdir().unwrap();
+    // Small segments, so garbage collection has sealed segments to consider.
+    let spool = Spool::open(&cfg(dir.path(), 1 << 20), &sinks(&["a", "b"])).unwrap();
+    let rt = rt();
+    let idle = || *spool.shared.idle.borrow();
+    rt.block_on(async {
+        for n in 0..6 {
+            spool
+                .append(vec![ev(&["a", "b"], n, 20_000)])
+                .await
+                .unwrap();
+        }
+    });
+    // "b" delivers two, then is removed with four queued.
+    let first = spool.reader("b").read(2, u64::MAX).unwrap();
+    spool.ack("b", first.last().unwrap().seq, 2).unwrap();
+    assert_eq!(idle(), 10);
+    assert_eq!(spool.remove_sink("b"), 4);
+    assert_eq!(spool.orphans(), BTreeMap::from([("b".to_string(), 4)]));
+    assert_eq!(
+        (spool.pending("b"), idle()),
+        (0, 6),
+        "orphans are not waited for"
+    );
+    // A request already under way appends for "b" after its removal: an orphan too.
+    rt.block_on(spool.append(vec![ev(&["a", "b"], 6, 20_000)]))
+        .unwrap();
+    assert_eq!(spool.orphans()["b"], 5);
+    // "a" delivers everything; the segments holding b's events stay.
+    let all = spool.reader("a").read(100, u64::MAX).unwrap();
+    spool.ack("a", all.last().unwrap().seq, 7).unwrap();
+    assert_eq!(idle(), 0);
+    // A sink never seen starts at the end: nothing old is pending for it.
+    spool.add_sink("c").unwrap();
+    assert_eq!(spool.pending("c"), 0);
+    assert!(spool.reader("c").read(100, u64::MAX).unwrap().is_empty());
+    // "b" added back delivers the five it had not, from its cursor.
+    spool.add_sink("b").unwrap();
+    assert!(spool.orphans().is_empty());
+    assert_eq!((spool.pending("b"), idle()), (5, 5));
+    assert_eq!(
+        ns(&spool.reader("b").read(100, u64::MAX).unwrap()),
+        [2, 3, 4, 5, 6]
+    );
+    // Adding a configured sink again changes nothing.
+    spool.add_sink("b").unwrap();
+    assert_eq!(spool.pending("b"), 5);
+    // Removed again and the spool restarted without it: the same five are orphans.
+    spool.remove_sink("b");
+    spool.close();
+    drop(spool);
+    let spool = Spool::open(&cfg(dir.path(), 1 << 20), &sinks(&["a", "c"])).unwrap();
+    assert_eq!(spool.orphans(), BTreeMap::from([("b".to_string(), 5)]));
+    // Dropped, then added back: nothing is pending, and the segments are gone.
+    rt.block_on(spool.drop_orphan("b")).unwrap();
+    spool.add_sink("b").unwrap();
+    assert_eq!(spool.pending("b"), 0);
+    assert!(spool.reader("b").read(100, u64::MAX).unwrap().is_empty());
+    assert_eq!(
+        segment_files(dir.path()).len(),
+        1,
+        "only the active segment is left"
+    );
+}
+
+/// A sink removed with nothing queued leaves no orphan.
+#[test]
+fn a_sink_removed_with_nothing_queued_leaves_no_orphan() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(&cfg(dir.path(), 1 << 20), &sinks(&["a"])).unwrap();
+    assert_eq!(spool.remove_sink("a"), 0);
+    assert!(spool.orphans().is_empty());
+    assert_eq!(spool.remove_sink("never-configured"), 0);
+}

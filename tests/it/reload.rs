@@ -1,7 +1,8 @@
 //! Reload of everything, through one method: a secret file rotated the Kubernetes way (a
 //! `..data` symlink swap, no signal), a certificate swapped the same way (new handshakes see
 //! the new one, an open connection keeps working, the expiry metric follows), a broken config
-//! refused while the old one serves, and SIGHUP and `POST /v1/reload` counted alike.
+//! refused while the old one serves, SIGHUP and `POST /v1/reload` counted alike, and sinks
+//! added (events from then on) and removed (their queued events kept until added back).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -37,7 +38,7 @@ static IDS: AtomicU64 = AtomicU64::new(0);
 
 /// A github event signed with the secret in `config`, and its headers.
 fn signed(gw: &TestGateway, config: &Config) -> (Vec<u8>, Vec<(String, String)>) {
-    let id = format!("delivery-{}", IDS.fetch_add(1, Ordering::Relaxed));
+    let id = format!("delivery-{:06}", IDS.fetch_add(1, Ordering::Relaxed));
     let body = serde_json::json!({"action": "created", "id": id})
         .to_string()
         .into_bytes();
@@ -447,7 +448,7 @@ async fn a_swapped_client_ca_decides_new_handshakes() {
 }
 
 #[tokio::test]
-async fn a_reload_names_every_sink_and_replay_change_it_did_not_apply() {
+async fn a_reload_names_what_it_changed_and_what_waits_for_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("siemgate.toml");
     let good = config_text("", &format!("secrets = [\"{OLD}\"]"));
@@ -468,4 +469,127 @@ async fn a_reload_names_every_sink_and_replay_change_it_did_not_apply() {
     assert!(notes.contains("sinks.more added"), "{notes}");
     assert!(notes.contains("replay.max_entries changed"), "{notes}");
     assert_eq!(reloads(&gw, "success").await, 2.0);
+}
+
+/// Posts one event signed with the running config's secret; returns its delivery id.
+async fn post_one(gw: &TestGateway, config: &Config) -> String {
+    let (body, headers) = signed(gw, config);
+    let (status, answer) = gw.post(&gw.client(), "gh", &headers, body.clone()).await;
+    assert_eq!(status, 200, "{answer}");
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    v["id"].as_str().unwrap().to_string()
+}
+
+/// Writes `text` over the config file and reloads through the API; returns the notes.
+async fn reload_to(gw: &TestGateway, cfg: &std::path::Path, text: &str) -> String {
+    std::fs::write(cfg, text).unwrap();
+    let (status, answer) = gw.admin_call(reqwest::Method::POST, "/v1/reload").await;
+    assert_eq!(status, 200, "{answer}");
+    answer["notes"].to_string()
+}
+
+/// The lines of a file sink's output (none when it does not exist yet).
+fn lines(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_sink_added_by_a_reload_gets_events_at_once_and_nothing_old() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("siemgate.toml");
+    let good = config_text("", &format!("secrets = [\"{OLD}\"]"));
+    std::fs::write(&cfg, &good).unwrap();
+    let more = dir.path().join("more.jsonl");
+    let gw = TestGateway::start_from_file(dir, &cfg, Duration::ZERO).await;
+    let config = gw.config.clone();
+    let before = post_one(&gw, &config).await;
+    gw.delivered().await;
+
+    let added = good.replace("sinks = [\"out\"]", "sinks = [\"out\", \"more\"]")
+        + "[[sinks]]\nid = \"more\"\ntype = \"file\"\npath = \"more.jsonl\"\nbatch = { timeout = \"5ms\" }\n";
+    let notes = reload_to(&gw, &cfg, &added).await;
+    assert!(notes.contains("sinks.more added: applied"), "{notes}");
+    let after = post_one(&gw, &config).await;
+    gw.delivered().await;
+    let got = lines(&more);
+    assert_eq!(
+        got.len(),
+        1,
+        "only the event sent after the reload: {got:?}"
+    );
+    assert!(got[0].contains(&after) && !got[0].contains(&before));
+    assert_eq!(lines(&gw.events_path()).len(), 2, "the old sink got both");
+    let (_, status) = gw.admin_call(reqwest::Method::GET, "/v1/status").await;
+    let ids: Vec<&str> = status["sinks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["more", "out"], "{status}");
+}
+
+#[tokio::test]
+async fn a_sink_removed_by_a_reload_keeps_its_queued_events_until_it_is_added_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("siemgate.toml");
+    // A SIEM that takes connections and never answers: the sink's events queue, and its
+    // worker is in the middle of a request when the sink is removed.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = config_text("", &format!("secrets = [\"{OLD}\"]"));
+    let with_siem = base.replace("sinks = [\"out\"]", "sinks = [\"out\", \"siem\"]")
+        + &format!(
+            "[[sinks]]\nid = \"siem\"\ntype = \"http\"\nurl = \"http://{}/in\"\nallow_http = true\ntimeout = \"60s\"\nbatch = {{ timeout = \"5ms\" }}\n",
+            silent.local_addr().unwrap()
+        );
+    std::fs::write(&cfg, &with_siem).unwrap();
+    let siem_file = dir.path().join("siem.jsonl");
+    let gw = TestGateway::start_from_file(dir, &cfg, Duration::ZERO).await;
+    let config = gw.config.clone();
+    let mut queued = Vec::new();
+    for _ in 0..3 {
+        queued.push(post_one(&gw, &config).await);
+    }
+    let (_, status) = gw.admin_call(reqwest::Method::GET, "/v1/status").await;
+    let siem = status["sinks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "siem")
+        .unwrap()
+        .clone();
+    assert_eq!(siem["queued_events"], 3, "{status}");
+
+    let notes = reload_to(&gw, &cfg, &base).await;
+    assert!(
+        notes.contains("sinks.siem removed: applied; its 3 queued event(s) stay in the spool"),
+        "{notes}"
+    );
+    let (_, spool) = gw.admin_call(reqwest::Method::GET, "/v1/spool").await;
+    assert_eq!(spool["orphaned_sinks"][0]["id"], "siem", "{spool}");
+    assert_eq!(spool["orphaned_sinks"][0]["queued_events"], 3, "{spool}");
+    // Sent while the sink is gone: not for it.
+    let while_removed = post_one(&gw, &config).await;
+    gw.delivered().await;
+    assert_eq!(lines(&gw.events_path()).len(), 4);
+
+    // Added back (as a file sink now): it delivers exactly the three it had queued.
+    let back = base.replace("sinks = [\"out\"]", "sinks = [\"out\", \"siem\"]")
+        + "[[sinks]]\nid = \"siem\"\ntype = \"file\"\npath = \"siem.jsonl\"\nbatch = { timeout = \"5ms\" }\n";
+    let notes = reload_to(&gw, &cfg, &back).await;
+    assert!(notes.contains("sinks.siem added: applied"), "{notes}");
+    gw.delivered().await;
+    let got = lines(&siem_file);
+    assert_eq!(got.len(), 3, "{got:?}");
+    for (line, id) in got.iter().zip(&queued) {
+        assert!(line.contains(id.as_str()), "{id} in order: {line}");
+    }
+    assert!(!got.iter().any(|l| l.contains(&while_removed)));
+    let (_, spool) = gw.admin_call(reqwest::Method::GET, "/v1/spool").await;
+    assert_eq!(spool["orphaned_sinks"], serde_json::json!([]), "{spool}");
+    drop(silent);
 }
