@@ -18,7 +18,7 @@ impl Gateway {
     /// takes it and goes on from its cursor); a sink added is known to the spool before any
     /// source can name it, and the returned [`SinkChanges`] lists it for the engine to start;
     /// a sink removed is no longer named by any source once this returns, and is listed for the
-    /// engine to stop (then [`Spool::remove_sink`] keeps what it had queued as orphans).
+    /// engine to stop (then [`crate::spool::Spool::remove_sink`] keeps what it had queued as orphans).
     ///
     /// What only a restart applies (listen addresses, the spool, the replay store) is named in
     /// the returned notes. The TLS setup is not here: [`crate::server::reload::Reloader`]

@@ -1,6 +1,6 @@
 //! Sources as the pipeline uses them: a configured source with its vendor's scheme, its
 //! prepared keys, its rate limiter and its sinks, all built from the config at start and by
-//! every reload ([`build_sources`]); the set lives in a [`Runtime`] that a reload swaps whole.
+//! every reload (`build_sources`); the set lives in a [`Runtime`] that a reload swaps whole.
 
 use std::collections::HashMap;
 use std::sync::Arc;
