@@ -63,6 +63,16 @@ impl Event {
         self.0.get("time")?.as_i64()
     }
 
+    /// Whether the vendor's normalizer failed and this is the request as a Base Event
+    /// (`unmapped.siemgate.normalize_error`).
+    pub fn normalize_error(&self) -> bool {
+        self.0
+            .get("unmapped")
+            .and_then(|u| u.get("siemgate"))
+            .and_then(|s| s.get("normalize_error"))
+            .is_some()
+    }
+
     pub fn class_uid(&self) -> u64 {
         self.0.get("class_uid").and_then(Value::as_u64).unwrap_or(0)
     }

@@ -441,7 +441,11 @@ pub fn spool_recover(data: &[u8]) {
         max_size: 1 << 30,
         flush_timeout: Duration::from_secs(1),
     };
-    let Ok(spool) = Spool::open(&cfg, &["a".to_string(), "b".to_string()]) else {
+    let Ok(spool) = Spool::open(
+        &cfg,
+        &["a".to_string(), "b".to_string()],
+        &crate::telemetry::Telemetry::new(),
+    ) else {
         return;
     };
     let mut pending: HashMap<String, u64> = HashMap::new();

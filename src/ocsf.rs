@@ -42,7 +42,6 @@ use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
 use crate::event::{severity_name, unix_ms, Event, Origin, OCSF_VERSION};
-use crate::telemetry::names;
 use crate::verify::Verified;
 
 /// The most events one request may yield (one per element of a fanned-out array). At the
@@ -632,8 +631,7 @@ pub fn normalize(
 }
 
 fn fallback(input: &Input<'_>, origin: &Origin<'_>, why: &str) -> Vec<Draft> {
-    metrics::counter!(names::NORMALIZE_ERRORS, "source" => origin.source_id.to_string())
-        .increment(1);
+    // Counted by the gateway (siemgate_normalize_errors_total), from the marker below.
     tracing::warn!(
         source = origin.source_id,
         vendor = origin.vendor,

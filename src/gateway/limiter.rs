@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::RateLimit;
-use crate::telemetry::names;
+use crate::telemetry::{names, Telemetry};
 use crate::verify::Clock;
 
 /// governor's view of the gateway's clock: the time [`Clock::monotonic`] says has passed.
@@ -84,10 +84,11 @@ impl ClientLimiter {
     }
 
     /// Forgets clients whose buckets are full again; run periodically.
-    pub fn sweep(&self) {
+    pub fn sweep(&self, tel: &Telemetry) {
         self.limiter.retain_recent();
         self.limiter.shrink_to_fit();
-        metrics::gauge!(names::TRACKED_CLIENTS).set(self.limiter.len() as f64);
+        tel.gauge(names::TRACKED_CLIENTS, &[])
+            .set(self.limiter.len() as f64);
     }
 }
 

@@ -19,7 +19,7 @@ use crate::event::{self, Event};
 use crate::ocsf;
 use crate::sink::{self, engine::SinkRuntime};
 use crate::spool::{self, AppendError, NewEvent, Spool};
-use crate::telemetry::names;
+use crate::telemetry::{names, Telemetry};
 use crate::verify::replay::{ReplayStore, Seen};
 use crate::verify::{self, Clock, Reason, Rejection, Unverified, Verified};
 
@@ -104,6 +104,7 @@ pub struct Gateway {
     draining: AtomicBool,
     /// When the full replay store was last logged.
     full_logged: Throttle,
+    tel: Arc<Telemetry>,
 }
 
 /// How often a condition that every request would otherwise log (a full replay store) is.
@@ -155,15 +156,16 @@ impl Gateway {
         clock: Arc<dyn Clock>,
         replay: Arc<dyn ReplayStore>,
     ) -> Result<Self, BuildError> {
+        let tel = Telemetry::new();
         let mut sinks = SinkMap::new();
         for sc in &config.sinks {
             sinks.insert(
                 sc.id.clone(),
-                SinkEntry::new(sink::build(sc, clock.clone())?, sc.clone()),
+                SinkEntry::new(sink::build(sc, clock.clone(), &tel)?, sc.clone(), &tel),
             );
         }
         let ids: Vec<String> = config.sinks.iter().map(|s| s.id.clone()).collect();
-        let spool = Spool::open(&config.spool, &ids)?;
+        let spool = Spool::open(&config.spool, &ids, &tel)?;
         let sources = build_sources(&config, &sinks, &clock)?;
         let client_limiter = ClientLimiter::new(
             config.server.client_rate_limit,
@@ -180,9 +182,10 @@ impl Gateway {
             sinks: ArcSwap::from_pointee(sinks),
             spool,
             client_limiter: ArcSwap::from_pointee(client_limiter),
-            body_budget: BodyBudget::default(),
+            body_budget: BodyBudget::new(&tel),
             draining: AtomicBool::new(false),
             full_logged: Throttle::default(),
+            tel,
         })
     }
 
@@ -196,6 +199,25 @@ impl Gateway {
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
+    }
+
+    /// This gateway's metrics.
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.tel
+    }
+
+    /// The metrics in Prometheus text, with the gauges read at scrape time (the replay
+    /// store's size) brought up to date first.
+    pub fn render_metrics(&self) -> String {
+        if let Some(size) = self.replay.size() {
+            self.tel
+                .gauge(names::REPLAY_KEYS, &[])
+                .set(size.keys as f64);
+            self.tel
+                .gauge(names::REPLAY_BYTES, &[])
+                .set(size.bytes as f64);
+        }
+        self.tel.render()
     }
 
     pub fn client_limiter(&self) -> arc_swap::Guard<Arc<ClientLimiter>> {
@@ -260,7 +282,7 @@ impl Gateway {
             vendor: source.config.vendor.name(),
             include_raw: source.config.include_raw,
         };
-        Self::bound_events(&source, &origin, &verified)?;
+        self.bound_events(&source, &origin, &verified)?;
         // 7. Reserve the replay keys.
         let keys = Reserved::new(&runtime.config, &source, &verified);
         self.reserve(&runtime.config, source_id, &keys, now).await?;
@@ -271,8 +293,15 @@ impl Gateway {
             .await?;
         self.confirm(source_id, &keys).await;
         for e in &events {
-            metrics::counter!(names::EVENTS, "source" => source.config.id.clone(), "class" => e.class_uid().to_string())
+            let class = e.class_uid().to_string();
+            self.tel
+                .counter(names::EVENTS, &[("source", source_id), ("class", &class)])
                 .increment(1);
+            if e.normalize_error() {
+                self.tel
+                    .counter(names::NORMALIZE_ERRORS, &[("source", source_id)])
+                    .increment(1);
+            }
         }
         Ok(Outcome::Accepted {
             events: events.len(),
@@ -302,12 +331,14 @@ impl Gateway {
     /// Counting the events is cheap: a request that would yield too many is refused before
     /// its replay keys are reserved, so nothing is left to forget.
     fn bound_events(
+        &self,
         source: &Source,
         origin: &event::Origin<'_>,
         verified: &Verified,
     ) -> Result<(), Outcome> {
         ocsf::check(source.scheme.as_ref(), origin, verified).map_err(|e| {
-            metrics::counter!(names::TOO_MANY_EVENTS, "source" => source.config.id.clone())
+            self.tel
+                .counter(names::TOO_MANY_EVENTS, &[("source", &source.config.id)])
                 .increment(1);
             tracing::warn!(source = %source.config.id, error = %e, "request refused with 413");
             Outcome::TooLarge
@@ -336,6 +367,7 @@ impl Gateway {
             Ok(Seen::Duplicate) => Err(Outcome::Duplicate),
             Ok(Seen::InFlight) => Err(busy),
             Ok(Seen::Full { live }) => {
+                self.tel.counter(names::REPLAY_FULL, &[]).increment(1);
                 // Counted per request (siemgate_replay_full_total); logged at most once every
                 // FULL_LOG_EVERY, so a flood cannot flood the logs too.
                 if self.full_logged.due(self.clock.now()) {
@@ -349,7 +381,7 @@ impl Gateway {
                 Err(busy)
             }
             Err(e) => {
-                metrics::counter!(names::REPLAY_ERRORS).increment(1);
+                self.tel.counter(names::REPLAY_ERRORS, &[]).increment(1);
                 tracing::error!(source = source_id, error = %e, "replay store unavailable; answering 503");
                 Err(busy)
             }
@@ -395,7 +427,7 @@ impl Gateway {
             .confirm(keys.keys, self.clock.now(), keys.ttl)
             .await
         {
-            metrics::counter!(names::REPLAY_ERRORS).increment(1);
+            self.tel.counter(names::REPLAY_ERRORS, &[]).increment(1);
             tracing::warn!(source = source_id, error = %e, "could not confirm replay keys");
         }
     }
@@ -430,12 +462,20 @@ impl Gateway {
     /// Counts an outcome for `siemgate_requests_total` and, for failures,
     /// `siemgate_verify_failures_total`.
     pub fn record(&self, source_id: &str, outcome: &Outcome, started: Instant) {
-        let source = source_id.to_string();
-        metrics::counter!(names::REQUESTS, "source" => source.clone(), "outcome" => outcome.label()).increment(1);
+        let tel = &self.tel;
+        tel.counter(
+            names::REQUESTS,
+            &[("source", source_id), ("outcome", outcome.label())],
+        )
+        .increment(1);
         if let Outcome::Unauthorized(r) = outcome {
-            metrics::counter!(names::VERIFY_FAILURES, "source" => source.clone(), "reason" => r.reason.as_str()).increment(1);
+            tel.counter(
+                names::VERIFY_FAILURES,
+                &[("source", source_id), ("reason", r.reason.as_str())],
+            )
+            .increment(1);
         }
-        metrics::histogram!(names::REQUEST_DURATION, "source" => source)
+        tel.histogram(names::REQUEST_DURATION, &[("source", source_id)])
             .record(started.elapsed().as_secs_f64());
     }
 
@@ -451,11 +491,17 @@ impl Gateway {
                 "unavailable",
                 "handshake",
             ] {
-                metrics::counter!(names::REQUESTS, "source" => id.clone(), "outcome" => o)
+                self.tel
+                    .counter(names::REQUESTS, &[("source", id), ("outcome", o)])
                     .absolute(0);
             }
             for r in Reason::ALL {
-                metrics::counter!(names::VERIFY_FAILURES, "source" => id.clone(), "reason" => r.as_str()).absolute(0);
+                self.tel
+                    .counter(
+                        names::VERIFY_FAILURES,
+                        &[("source", id), ("reason", r.as_str())],
+                    )
+                    .absolute(0);
             }
         }
     }

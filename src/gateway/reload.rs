@@ -53,14 +53,22 @@ impl Gateway {
         for s in &config.sinks {
             match current.get(&s.id) {
                 None => {
-                    let entry = SinkEntry::new(sink::build(s, self.clock.clone())?, s.clone());
+                    let entry = SinkEntry::new(
+                        sink::build(s, self.clock.clone(), &self.tel)?,
+                        s.clone(),
+                        &self.tel,
+                    );
                     added.push(s.id.clone());
                     notes.push(format!("sinks.{} added: applied", s.id));
                     next.insert(s.id.clone(), entry);
                 }
                 Some(e) => {
                     if e.current().config != *s {
-                        swaps.push((e.clone(), sink::build(s, self.clock.clone())?, s.clone()));
+                        swaps.push((
+                            e.clone(),
+                            sink::build(s, self.clock.clone(), &self.tel)?,
+                            s.clone(),
+                        ));
                         notes.push(format!(
                             "sinks.{} changed: applied; its queued events go on from where it was",
                             s.id

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::sink::engine::{SinkRuntime, SinkSlot};
 use crate::sink::{Health, Sink};
+use crate::telemetry::Telemetry;
 
 /// The configured sinks, by id.
 pub type SinkMap = HashMap<String, Arc<SinkEntry>>;
@@ -27,8 +28,12 @@ pub struct SinkEntry {
 }
 
 impl SinkEntry {
-    pub(super) fn new(sink: Arc<dyn Sink>, config: crate::config::SinkConfig) -> Arc<SinkEntry> {
-        let health = Health::new(sink.id());
+    pub(super) fn new(
+        sink: Arc<dyn Sink>,
+        config: crate::config::SinkConfig,
+        tel: &Telemetry,
+    ) -> Arc<SinkEntry> {
+        let health = Health::new(sink.id(), tel);
         let (slot, _) = tokio::sync::watch::channel(Arc::new(SinkSlot { sink, config }));
         Arc::new(SinkEntry { slot, health })
     }

@@ -9,6 +9,10 @@ fn cfg(dir: &Path, max_size: u64) -> SpoolConfig {
     }
 }
 
+fn open(cfg: &SpoolConfig, sinks: &[String]) -> Result<Arc<Spool>, SpoolError> {
+    Spool::open(cfg, sinks, &Telemetry::new())
+}
+
 fn sinks(ids: &[&str]) -> Vec<String> {
     ids.iter().map(|s| s.to_string()).collect()
 }
@@ -51,7 +55,7 @@ fn each_sink_reads_its_own_events_at_its_own_pace_and_cursors_survive_a_restart(
     let dir = tempfile::tempdir().unwrap();
     let rt = rt();
     {
-        let spool = Spool::open(&cfg(dir.path(), 64 << 20), &sinks(&["a", "b"])).unwrap();
+        let spool = open(&cfg(dir.path(), 64 << 20), &sinks(&["a", "b"])).unwrap();
         rt.block_on(async {
             for n in 0..10 {
                 let to: &[&str] = if n % 2 == 0 { &["a", "b"] } else { &["a"] };
@@ -70,7 +74,7 @@ fn each_sink_reads_its_own_events_at_its_own_pace_and_cursors_survive_a_restart(
         spool.close();
     }
     // Reopened: "a" resumes after its cursor; "b" acknowledged nothing, so gets all again.
-    let spool = Spool::open(&cfg(dir.path(), 64 << 20), &sinks(&["a", "b"])).unwrap();
+    let spool = open(&cfg(dir.path(), 64 << 20), &sinks(&["a", "b"])).unwrap();
     assert_eq!((spool.pending("a"), spool.pending("b")), (6, 5));
     assert_eq!(
         ns(&spool.reader("a").read(100, u64::MAX).unwrap()),
@@ -91,7 +95,7 @@ fn each_sink_reads_its_own_events_at_its_own_pace_and_cursors_survive_a_restart(
 fn batches_respect_max_bytes_but_always_take_one_event() {
     let dir = tempfile::tempdir().unwrap();
     let rt = rt();
-    let spool = Spool::open(&cfg(dir.path(), 64 << 20), &sinks(&["a"])).unwrap();
+    let spool = open(&cfg(dir.path(), 64 << 20), &sinks(&["a"])).unwrap();
     rt.block_on(async {
         for n in 0..5 {
             spool.append(vec![ev(&["a"], n, 1000)]).await.unwrap();
@@ -108,7 +112,7 @@ fn delivered_segments_are_deleted_and_a_full_spool_refuses_appends() {
     let dir = tempfile::tempdir().unwrap();
     let rt = rt();
     let max = 1 << 20;
-    let spool = Spool::open(&cfg(dir.path(), max), &sinks(&["a"])).unwrap();
+    let spool = open(&cfg(dir.path(), max), &sinks(&["a"])).unwrap();
     let mut n = 0;
     let full = rt.block_on(async {
         loop {
@@ -150,7 +154,7 @@ fn a_torn_tail_is_cut_off_and_quarantined_and_earlier_events_are_kept() {
     let dir = tempfile::tempdir().unwrap();
     let rt = rt();
     {
-        let spool = Spool::open(&cfg(dir.path(), 64 << 20), &sinks(&["a"])).unwrap();
+        let spool = open(&cfg(dir.path(), 64 << 20), &sinks(&["a"])).unwrap();
         rt.block_on(async {
             for n in 0..3 {
                 spool.append(vec![ev(&["a"], n, 100)]).await.unwrap();
@@ -169,7 +173,7 @@ fn a_torn_tail_is_cut_off_and_quarantined_and_earlier_events_are_kept() {
         let mut f = std::fs::OpenOptions::new().append(true).open(&seg).unwrap();
         f.write_all(&half).unwrap();
     }
-    let spool = Spool::open(&cfg(dir.path(), 64 << 20), &sinks(&["a"])).unwrap();
+    let spool = open(&cfg(dir.path(), 64 << 20), &sinks(&["a"])).unwrap();
     assert_eq!(std::fs::metadata(&seg).unwrap().len(), len);
     assert_eq!(
         ns(&spool.reader("a").read(100, u64::MAX).unwrap()),
@@ -194,7 +198,7 @@ fn damage_in_acknowledged_data_refuses_to_start_and_names_the_file() {
     let rt = rt();
     {
         // Small segments, so the damage lands in a sealed one.
-        let spool = Spool::open(&cfg(dir.path(), 1 << 20), &sinks(&["a"])).unwrap();
+        let spool = open(&cfg(dir.path(), 1 << 20), &sinks(&["a"])).unwrap();
         rt.block_on(async {
             for n in 0..30 {
                 spool.append(vec![ev(&["a"], n, 8 << 10)]).await.unwrap();
@@ -207,7 +211,7 @@ fn damage_in_acknowledged_data_refuses_to_start_and_names_the_file() {
     let mut bytes = std::fs::read(&segs[0]).unwrap();
     bytes[100] ^= 0xff;
     std::fs::write(&segs[0], &bytes).unwrap();
-    let err = match Spool::open(&cfg(dir.path(), 1 << 20), &sinks(&["a"])) {
+    let err = match open(&cfg(dir.path(), 1 << 20), &sinks(&["a"])) {
         Ok(_) => panic!("a damaged sealed segment was accepted"),
         Err(e) => e,
     };
@@ -224,7 +228,7 @@ fn a_spool_dir_that_is_a_file_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("not-a-dir");
     std::fs::write(&file, "x").unwrap();
-    let err = match Spool::open(&cfg(&file, 1 << 20), &sinks(&["a"])) {
+    let err = match open(&cfg(&file, 1 << 20), &sinks(&["a"])) {
         Ok(_) => panic!("opened a file as a spool"),
         Err(e) => e.to_string(),
     };
@@ -247,13 +251,13 @@ fn dead_letters_survive_a_restart_and_are_removed_whole() {
         event: b"{}".to_vec(),
     };
     {
-        let spool = Spool::open(&cfg(dir.path(), 64 << 20), &sinks(&["a"])).unwrap();
+        let spool = open(&cfg(dir.path(), 64 << 20), &sinks(&["a"])).unwrap();
         spool
             .dead_letter("a", &[letter(1), letter(2), letter(3)])
             .unwrap();
         spool.close();
     }
-    let spool = Spool::open(&cfg(dir.path(), 64 << 20), &sinks(&["a"])).unwrap();
+    let spool = open(&cfg(dir.path(), 64 << 20), &sinks(&["a"])).unwrap();
     assert_eq!(spool.dead_letter_counts()["a"], 3);
     assert_eq!(
         spool.dead_letters(Some("a"), Some(2), 10).unwrap()[0].1.seq,
@@ -282,7 +286,7 @@ fn dead_letters_survive_a_restart_and_are_removed_whole() {
 fn sinks_added_and_removed_at_run_time_keep_every_queued_event() {
     let dir = tempfile::tempdir().unwrap();
     // Small segments, so garbage collection has sealed segments to consider.
-    let spool = Spool::open(&cfg(dir.path(), 1 << 20), &sinks(&["a", "b"])).unwrap();
+    let spool = open(&cfg(dir.path(), 1 << 20), &sinks(&["a", "b"])).unwrap();
     let rt = rt();
     let idle = || *spool.shared.idle.borrow();
     rt.block_on(async {
@@ -331,7 +335,7 @@ fn sinks_added_and_removed_at_run_time_keep_every_queued_event() {
     spool.remove_sink("b");
     spool.close();
     drop(spool);
-    let spool = Spool::open(&cfg(dir.path(), 1 << 20), &sinks(&["a", "c"])).unwrap();
+    let spool = open(&cfg(dir.path(), 1 << 20), &sinks(&["a", "c"])).unwrap();
     assert_eq!(spool.orphans(), BTreeMap::from([("b".to_string(), 5)]));
     // Dropped, then added back: nothing is pending, and the segments are gone.
     rt.block_on(spool.drop_orphan("b")).unwrap();
@@ -349,7 +353,7 @@ fn sinks_added_and_removed_at_run_time_keep_every_queued_event() {
 #[test]
 fn a_sink_removed_with_nothing_queued_leaves_no_orphan() {
     let dir = tempfile::tempdir().unwrap();
-    let spool = Spool::open(&cfg(dir.path(), 1 << 20), &sinks(&["a"])).unwrap();
+    let spool = open(&cfg(dir.path(), 1 << 20), &sinks(&["a"])).unwrap();
     assert_eq!(spool.remove_sink("a"), 0);
     assert!(spool.orphans().is_empty());
     assert_eq!(spool.remove_sink("never-configured"), 0);

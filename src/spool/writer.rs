@@ -152,7 +152,7 @@ impl Writer {
             }
             if used + buf.len() as u64 > self.shared.max_size {
                 buf.truncate(start);
-                metrics::counter!(names::SPOOL_FULL).increment(1);
+                self.shared.tel.counter(names::SPOOL_FULL, &[]).increment(1);
                 let _ = job.done.send(Err(AppendError::Full {
                     max_size: self.shared.max_size,
                 }));
@@ -180,7 +180,10 @@ impl Writer {
                 .and_then(|_| self.file.sync_data())
         };
         if let Err(e) = result {
-            metrics::counter!(names::SPOOL_WRITE_FAILURES).increment(1);
+            self.shared
+                .tel
+                .counter(names::SPOOL_WRITE_FAILURES, &[])
+                .increment(1);
             self.shared.writable.store(false, Ordering::SeqCst);
             tracing::error!(error = %e, "spool write failed; answering 503 and not ready until the spool takes writes again (probed every second)");
             if let Err(e2) = self
