@@ -450,6 +450,7 @@ impl Gateway {
             news.push(NewEvent {
                 sinks,
                 received_ms,
+                head: e.head.clone(),
                 event,
             });
         }

@@ -603,6 +603,7 @@ impl Worker {
                 seq: r.seq,
                 received_ms: r.received_ms,
                 sinks: r.sinks.clone(),
+                head: r.head.clone(),
                 event,
             },
             whole: r,

@@ -132,6 +132,7 @@ pub enum AppendError {
 pub struct NewEvent {
     pub sinks: Vec<String>,
     pub received_ms: i64,
+    pub head: crate::event::Head,
     pub event: Vec<u8>,
 }
 
@@ -712,6 +713,7 @@ impl Spool {
                 .map(|(_, d)| NewEvent {
                     sinks: vec![s.clone()],
                     received_ms: now_ms,
+                    head: crate::event::Head::of_json(&d.event),
                     event: d.event,
                 })
                 .collect();

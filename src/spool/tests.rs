@@ -21,7 +21,22 @@ fn ev(sinks: &[&str], n: usize, size: usize) -> NewEvent {
     NewEvent {
         sinks: sinks.iter().map(|s| s.to_string()).collect(),
         received_ms: 1_700_000_000_000,
+        head: head(n),
         event: format!("{{\"n\":{n},\"pad\":\"{}\"}}", "x".repeat(size)).into_bytes(),
+    }
+}
+
+/// A head that says which event it is (its uid) and uses every field.
+fn head(n: usize) -> crate::event::Head {
+    crate::event::Head {
+        uid: format!("uid-{n}"),
+        time_ms: 1_700_000_000_000 + n as i64,
+        severity_id: (n % 7) as u8,
+        class_uid: 2004,
+        class_name: "Detection Finding".into(),
+        source: "src".into(),
+        vendor: "github".into(),
+        message: format!("event {n} ✓"),
     }
 }
 
@@ -165,7 +180,7 @@ fn a_torn_tail_is_cut_off_and_quarantined_and_earlier_events_are_kept() {
     // A crash in the middle of writing the next group: half a frame at the end.
     let seg = segment_files(dir.path()).pop().unwrap();
     let mut half = Vec::new();
-    frame::encode_record(&mut half, 4, 0, &sinks(&["a"]), b"{\"n\":3}");
+    frame::encode_record(&mut half, 4, 0, &sinks(&["a"]), &head(3), b"{\"n\":3}");
     half.truncate(half.len() / 2);
     let len = std::fs::metadata(&seg).unwrap().len();
     {
@@ -357,4 +372,54 @@ fn a_sink_removed_with_nothing_queued_leaves_no_orphan() {
     assert_eq!(spool.remove_sink("a"), 0);
     assert!(spool.orphans().is_empty());
     assert_eq!(spool.remove_sink("never-configured"), 0);
+}
+
+/// Records carry their head: what was spooled is what a reader gets, after a restart too.
+/// Records of version 1 (spooled before heads) are still read, their head taken from the JSON.
+#[test]
+fn records_keep_their_head_and_version_1_records_are_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let spool = open(&cfg(dir.path(), 64 << 20), &sinks(&["a"])).unwrap();
+        rt().block_on(spool.append(vec![ev(&["a"], 5, 10)]))
+            .unwrap();
+        spool.close();
+    }
+    // An older version's record, appended to the segment by hand: the v1 layout is the v2
+    // layout without the head.
+    let old_event = br#"{"class_uid":2004,"class_name":"Detection Finding","time":1700000000123,"severity_id":4,"message":"old","metadata":{"uid":"old-1","logged_time":1,"product":{"vendor_name":"github"}},"unmapped":{"siemgate":{"source":"src"}}}"#;
+    let mut v1 = Vec::new();
+    frame::encode_with(&mut v1, |p| {
+        p.push(1);
+        p.extend_from_slice(&2u64.to_le_bytes());
+        p.extend_from_slice(&7i64.to_le_bytes());
+        p.push(1);
+        p.push(1);
+        p.extend_from_slice(b"a");
+        p.extend_from_slice(old_event);
+    });
+    {
+        use std::io::Write;
+        let seg = segment_files(dir.path()).pop().unwrap();
+        let mut f = std::fs::OpenOptions::new().append(true).open(seg).unwrap();
+        f.write_all(&v1).unwrap();
+    }
+    let spool = open(&cfg(dir.path(), 64 << 20), &sinks(&["a"])).unwrap();
+    let recs = spool.reader("a").read(10, u64::MAX).unwrap();
+    assert_eq!(recs.len(), 2);
+    assert_eq!(recs[0].head, head(5));
+    assert_eq!(
+        recs[1].head,
+        crate::event::Head {
+            uid: "old-1".into(),
+            time_ms: 1_700_000_000_123,
+            severity_id: 4,
+            class_uid: 2004,
+            class_name: "Detection Finding".into(),
+            source: "src".into(),
+            vendor: "github".into(),
+            message: "old".into(),
+        }
+    );
+    assert_eq!(recs[1].event, old_event);
 }

@@ -147,7 +147,14 @@ impl Writer {
             let start = buf.len();
             let mut job_seq = seq;
             for e in &job.events {
-                frame::encode_record(&mut buf, job_seq, e.received_ms, &e.sinks, &e.event);
+                frame::encode_record(
+                    &mut buf,
+                    job_seq,
+                    e.received_ms,
+                    &e.sinks,
+                    &e.head,
+                    &e.event,
+                );
                 job_seq += 1;
             }
             if used + buf.len() as u64 > self.shared.max_size {
