@@ -41,6 +41,7 @@
 
 pub mod dlq;
 pub mod frame;
+pub mod keys;
 mod probe;
 mod reader;
 mod recover;
