@@ -328,6 +328,11 @@ pub fn spool_frame(input: &[u8]) {
                         assert_eq!(back, rec, "an old record does not survive re-encoding");
                     }
                 }
+                if let Ok(keys) = frame::decode_keys(&payload) {
+                    let mut again = Vec::new();
+                    frame::encode_keys(&mut again, &keys);
+                    assert_eq!(again, original, "replay keys do not encode back");
+                }
                 if let Ok(d) = frame::decode_dead_letter(&payload) {
                     if d.error.len() <= 4096 {
                         let mut again = Vec::new();
@@ -348,6 +353,10 @@ fn whole(bytes: &[u8], records: bool) -> Option<Vec<Option<frame::Record>>> {
         match frame::read(&mut r).ok()? {
             Frame::End => return Some(out),
             Frame::Broken(_) => return None,
+            Frame::Whole(p, _) if records && frame::is_keys(&p) => {
+                frame::decode_keys(&p).ok()?;
+                out.push(None);
+            }
             Frame::Whole(p, _) if records => out.push(Some(frame::decode_record(&p).ok()?)),
             Frame::Whole(p, _) => {
                 frame::decode_dead_letter(&p).ok()?;

@@ -19,6 +19,46 @@ pub const RECORD_VERSION: u8 = 2;
 const RECORD_VERSION_1: u8 = 1;
 /// Version byte of dead letters.
 const DEAD_LETTER_VERSION: u8 = 1;
+/// First byte of a frame of replay keys (the local replay store's), written in a segment after
+/// the records of the request they belong to, and in the key log.
+pub const KEYS_KIND: u8 = 16;
+
+/// A replay key and the Unix second until which it must be remembered.
+pub type KeyEntry = (u128, u64);
+
+/// Appends a framed list of replay keys to `out`.
+pub fn encode_keys(out: &mut Vec<u8>, keys: &[KeyEntry]) {
+    encode_with(out, |p| {
+        p.push(KEYS_KIND);
+        p.extend_from_slice(&(keys.len() as u32).to_le_bytes());
+        for (k, expiry) in keys {
+            p.extend_from_slice(&k.to_le_bytes());
+            p.extend_from_slice(&expiry.to_le_bytes());
+        }
+    });
+}
+
+/// Whether a payload is a list of replay keys (not a record).
+pub fn is_keys(payload: &[u8]) -> bool {
+    payload.first() == Some(&KEYS_KIND)
+}
+
+pub fn decode_keys(payload: &[u8]) -> Result<Vec<KeyEntry>, &'static str> {
+    let mut c = Cur(payload);
+    if c.u8()? != KEYS_KIND {
+        return Err("not a list of replay keys");
+    }
+    let n = c.u32()? as usize;
+    if c.0.len() != n.saturating_mul(24) {
+        return Err("replay key list of the wrong length");
+    }
+    (0..n)
+        .map(|_| {
+            let k = u128::from_le_bytes(c.take(16)?.try_into().expect("16 bytes"));
+            Ok((k, c.u64()?))
+        })
+        .collect()
+}
 
 /// Appends one frame whose payload `write` appends to `out` in place: the payload is written
 /// once, then its length and checksum are filled in ahead of it.

@@ -30,6 +30,7 @@
 //! segments/00000000000000000001.seg   records, named by the first sequence number they hold
 //! cursors/<sink>                      the last sequence number <sink> is done with
 //! dlq/<sink>.dlq                      dead letters of <sink>
+//! replay/<hour>.keys                  the local replay store's keys, by hour of expiry
 //! quarantine/                         torn tails cut off at start, kept for inspection
 //! ```
 //!
@@ -41,6 +42,7 @@
 
 pub mod dlq;
 pub mod frame;
+mod keylog;
 pub mod keys;
 mod probe;
 mod reader;
@@ -208,6 +210,9 @@ pub(crate) struct Shared {
     /// Test hook: the writer's next group fails as a full disk would.
     pub fail_next_write: AtomicBool,
     pub dlq: dlq::DeadLetters,
+    pub keylog: keylog::KeyLog,
+    /// The replay keys found at start, until the replay store takes them.
+    recovered_keys: Mutex<Option<Vec<frame::KeyEntry>>>,
     pub tel: Arc<Telemetry>,
     bytes_gauge: metrics::Gauge,
 }
@@ -301,6 +306,16 @@ impl Shared {
             .map(|(first, _)| *first)
             .collect();
         drop(sinks);
+        // The replay keys these segments hold must be in the key log before they go.
+        let upto = done
+            .iter()
+            .filter_map(|f| segs.get(f).and_then(|i| i.last_seq))
+            .max()
+            .unwrap_or(0);
+        if let Err(e) = self.keylog.sync_upto(upto) {
+            tracing::warn!(error = %e, "cannot sync the replay key log; delivered spool segments are kept");
+            return 0;
+        }
         let mut freed = 0;
         for first in done {
             if let Some(info) = segs.get(&first) {
@@ -411,7 +426,7 @@ impl Spool {
         tel: &Arc<Telemetry>,
     ) -> Result<Arc<Spool>, SpoolError> {
         let dir = cfg.dir.clone();
-        for sub in ["", "segments", "cursors", "dlq", "quarantine"] {
+        for sub in ["", "segments", "cursors", "dlq", "quarantine", "replay"] {
             let p = dir.join(sub);
             // The top directory may be a volume the operator made; the rest is ours.
             create_private_dir(&p)
@@ -457,6 +472,18 @@ impl Spool {
                 error,
             }
         })?;
+        let (keylog, mut keys) =
+            keylog::KeyLog::open(&dir.join("replay")).map_err(|error| SpoolError::Io {
+                path: dir.join("replay"),
+                error,
+            })?;
+        keylog
+            .restore(&recovered.keys, recovered.next_seq.saturating_sub(1))
+            .map_err(|error| SpoolError::Io {
+                path: dir.join("replay"),
+                error,
+            })?;
+        keys.extend(recovered.keys);
         let bytes = recovered.bytes + dlq.bytes();
         let bytes_gauge = tel.gauge(names::SPOOL_BYTES, &[]);
         bytes_gauge.set(bytes as f64);
@@ -481,6 +508,8 @@ impl Spool {
             poisoned: AtomicBool::new(false),
             fail_next_write: AtomicBool::new(false),
             dlq,
+            keylog,
+            recovered_keys: Mutex::new(Some(keys)),
             tel: tel.clone(),
             bytes_gauge,
         });
@@ -509,6 +538,18 @@ impl Spool {
 
     /// Writes `events` durably. Returns once they are synced to disk.
     pub async fn append(&self, events: Vec<NewEvent>) -> Result<(), AppendError> {
+        self.append_with_keys(events, Vec::new()).await
+    }
+
+    /// Writes `events` and the replay `keys` of the request they came from in one group:
+    /// once this returns `Ok`, both are durable, and the keys survive the segment (see
+    /// [`keylog`]). Keys are written only with events: a request that spools nothing
+    /// remembers nothing here.
+    pub async fn append_with_keys(
+        &self,
+        events: Vec<NewEvent>,
+        keys: Vec<frame::KeyEntry>,
+    ) -> Result<(), AppendError> {
         let tx = self
             .tx
             .lock()
@@ -516,7 +557,7 @@ impl Spool {
             .clone()
             .ok_or(AppendError::Closed)?;
         let (done, wait) = oneshot::channel();
-        tx.send(writer::Job { events, done })
+        tx.send(writer::Job { events, keys, done })
             .await
             .map_err(|_| AppendError::Closed)?;
         wait.await.map_err(|_| AppendError::Closed)?
@@ -624,6 +665,27 @@ impl Spool {
         self.shared.collect_garbage();
         self.shared.sub_pending(&state, done);
         Ok(())
+    }
+
+    /// The replay keys found at start (in the key log and in the segments), once: the local
+    /// replay store takes them when it starts.
+    pub fn take_recovered_keys(&self) -> Vec<frame::KeyEntry> {
+        self.shared
+            .recovered_keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .unwrap_or_default()
+    }
+
+    /// Forgets the key log's files whose keys have all expired at `now_s`.
+    pub fn expire_keys(&self, now_s: u64) -> usize {
+        self.shared.keylog.expire(now_s)
+    }
+
+    /// Bytes the replay key log takes on disk.
+    pub fn key_bytes(&self) -> u64 {
+        self.shared.keylog.bytes()
     }
 
     /// Sinks that are no longer configured but still have events here, with how many.

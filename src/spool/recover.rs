@@ -23,6 +23,8 @@ pub(super) struct Recovered {
     pub pending: HashMap<String, u64>,
     pub abandoned: HashMap<String, u64>,
     pub bytes: u64,
+    /// The replay keys the segments hold.
+    pub keys: Vec<frame::KeyEntry>,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SpoolError + '_ {
@@ -141,6 +143,7 @@ pub(super) fn recover(
     let mut named: HashSet<String> = HashSet::new();
     let mut prev_seq = 0u64;
     let mut bytes = 0u64;
+    let mut keys = Vec::new();
     let n = list.len();
     for (i, (first, path)) in list.into_iter().enumerate() {
         let is_last = i + 1 == n;
@@ -157,6 +160,13 @@ pub(super) fn recover(
             match frame::read(&mut r).map_err(io_err(&path))? {
                 Frame::End => break None,
                 Frame::Broken(reason) => break Some(reason),
+                Frame::Whole(payload, len) if frame::is_keys(&payload) => {
+                    match frame::decode_keys(&payload) {
+                        Ok(k) => keys.extend(k),
+                        Err(reason) => break Some(reason),
+                    }
+                    offset += len;
+                }
                 Frame::Whole(payload, len) => {
                     let rec = match frame::decode_record(&payload) {
                         Ok(rec) => rec,
@@ -243,5 +253,6 @@ pub(super) fn recover(
         pending,
         abandoned,
         bytes,
+        keys,
     })
 }

@@ -19,6 +19,8 @@ use crate::telemetry::names;
 
 pub(super) struct Job {
     pub events: Vec<NewEvent>,
+    /// The request's replay keys, written after its records.
+    pub keys: Vec<frame::KeyEntry>,
     pub done: oneshot::Sender<Result<(), AppendError>>,
 }
 
@@ -157,6 +159,9 @@ impl Writer {
                 );
                 job_seq += 1;
             }
+            if !job.keys.is_empty() && !job.events.is_empty() {
+                frame::encode_keys(&mut buf, &job.keys);
+            }
             if used + buf.len() as u64 > self.shared.max_size {
                 buf.truncate(start);
                 self.shared.tel.counter(names::SPOOL_FULL, &[]).increment(1);
@@ -223,6 +228,14 @@ impl Writer {
         }
         self.shared.add_bytes(buf.len() as u64);
         self.shared.add_pending(&counts);
+        // The keys are durable in the segment; the key log keeps them after it (unsynced: it is
+        // synced before the segment is deleted).
+        let keys: Vec<frame::KeyEntry> = accepted
+            .iter()
+            .filter(|j| !j.events.is_empty())
+            .flat_map(|j| j.keys.iter().copied())
+            .collect();
+        self.shared.keylog.append(&keys, seq - 1);
         self.shared.writable.store(true, Ordering::SeqCst);
         self.publish();
         for j in accepted {
