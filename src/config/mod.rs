@@ -115,6 +115,9 @@ pub struct SpoolConfig {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReplayStoreKind {
+    /// Durable, on the spool's volume (the default): one replica.
+    Local,
+    /// In memory, forgotten at a restart: tests and demos.
     Memory,
     Redis {
         url: Secret,
@@ -433,6 +436,10 @@ impl Config {
             self.spool.max_size
         );
         let store = match &self.replay.store {
+            ReplayStoreKind::Local => format!(
+                "local (durable, under spool.dir), at most {} keys",
+                self.replay.max_entries
+            ),
             ReplayStoreKind::Memory => {
                 format!("memory, at most {} entries", self.replay.max_entries)
             }

@@ -583,15 +583,19 @@ fn valid_key_prefix(p: &str) -> bool {
 
 fn build_replay(cx: &mut Ctx<'_>, r: RawReplay) -> ReplayConfig {
     let redis_only = r.key_prefix.is_some() || r.tls.is_some();
-    let store = match r.store.as_deref().unwrap_or("memory") {
-        "memory" => {
+    let store = match r.store.as_deref().unwrap_or("local") {
+        kind @ ("local" | "memory") => {
             if r.redis_url.is_some() || r.redis_url_file.is_some() || redis_only {
                 cx.err(
                     "replay",
                     "redis_url, key_prefix and tls are only used with store = \"redis\"",
                 );
             }
-            ReplayStoreKind::Memory
+            if kind == "local" {
+                ReplayStoreKind::Local
+            } else {
+                ReplayStoreKind::Memory
+            }
         }
         "redis" => match cx.secret("replay", "redis_url", r.redis_url, r.redis_url_file, true) {
             Some(url) => {
@@ -632,7 +636,7 @@ fn build_replay(cx: &mut Ctx<'_>, r: RawReplay) -> ReplayConfig {
         other => {
             cx.err(
                 "replay.store",
-                format!("{other:?} is not a store; expected \"memory\" or \"redis\""),
+                format!("{other:?} is not a store; expected \"local\", \"redis\" or \"memory\""),
             );
             ReplayStoreKind::Memory
         }
@@ -640,7 +644,11 @@ fn build_replay(cx: &mut Ctx<'_>, r: RawReplay) -> ReplayConfig {
     let max_entries = r
         .max_entries
         .and_then(|v| cx.positive("replay.max_entries", v, 1_000_000_000))
-        .unwrap_or(1_000_000) as usize;
+        .unwrap_or(match store {
+            // About 17 bytes a key: a day of 115 events a second (2 keys each) in ~350 MB.
+            ReplayStoreKind::Local => 20_000_000,
+            _ => 1_000_000,
+        }) as usize;
     ReplayConfig {
         store,
         retention: cx.duration(

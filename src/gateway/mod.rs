@@ -166,6 +166,7 @@ impl Gateway {
         }
         let ids: Vec<String> = config.sinks.iter().map(|s| s.id.clone()).collect();
         let spool = Spool::open(&config.spool, &ids, &tel)?;
+        replay.attach(&spool, clock.now());
         let sources = build_sources(&config, &sinks, &clock)?;
         let client_limiter = ClientLimiter::new(
             config.server.client_rate_limit,
@@ -399,7 +400,7 @@ impl Gateway {
     ) -> Result<(), Outcome> {
         let source_id = &source.config.id;
         let received_ms = event::unix_ms(verified.received_at());
-        let Err(e) = self.hand_on(source, events, received_ms).await else {
+        let Err(e) = self.hand_on(source, events, received_ms, keys).await else {
             return Ok(());
         };
         match &e {
@@ -439,6 +440,7 @@ impl Gateway {
         source: &Source,
         events: &[Event],
         received_ms: i64,
+        keys: &Reserved<'_>,
     ) -> Result<(), AppendError> {
         let mut news = Vec::with_capacity(events.len());
         for e in events {
@@ -457,7 +459,14 @@ impl Gateway {
         if news.is_empty() {
             return Ok(());
         }
-        self.spool.append(news).await
+        // A store that keeps its keys in the spool gets them in the same group commit.
+        let entries = if self.replay.spools_keys() {
+            let expiry = verify::local_store::expiry_s(self.clock.now(), keys.ttl);
+            keys.keys.iter().map(|k| (k.to_u128(), expiry)).collect()
+        } else {
+            Vec::new()
+        };
+        self.spool.append_with_keys(news, entries).await
     }
 
     /// Counts an outcome for `siemgate_requests_total` and, for failures,

@@ -172,6 +172,9 @@ pub async fn start_with(gateway: Arc<Gateway>, options: Options) -> Result<Handl
             loop {
                 tick.tick().await;
                 gw.client_limiter().sweep(gw.telemetry());
+                // The replay store's expiry and compaction, off the request path.
+                let (store, now) = (gw.replay_store().clone(), gw.clock().now());
+                let _ = tokio::task::spawn_blocking(move || store.maintain(now)).await;
             }
         })
     };

@@ -7,10 +7,15 @@
 //! longer, never less. `W` is a fraction of the longest retention ([`KeySet::new`]), so a
 //! lookup visits a bounded number of generations whatever the number of keys.
 //!
-//! Each generation takes new keys into a hash set; [`KeySet::seal`] folds them into a sorted
-//! array with a directory on the keys' top bits (16 bytes a key, and a 4-byte directory entry
-//! for every few keys). Keys are SHA-256 prefixes, uniform, so the directory splits them evenly
-//! and a lookup reads one directory entry and a handful of neighbouring keys.
+//! Each generation takes new keys into a hash set; sealing folds them into a sorted array with
+//! a directory on the keys' top bits (16 bytes a key, and a 4-byte directory entry for every
+//! few keys). Keys are SHA-256 prefixes, uniform, so the directory splits them evenly and a
+//! lookup reads one directory entry and a handful of neighbouring keys. Sealing sorts, which
+//! takes a while for a big generation, so it runs in three steps: [`KeySet::freeze`] sets the
+//! new keys aside (still looked up), [`Frozen::seal`] sorts them with no lock held, and
+//! [`KeySet::put_sealed`] swaps the result in.
+
+use std::sync::Arc;
 
 use std::collections::{BTreeMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -91,42 +96,66 @@ fn bucket(k: u128, shift: u32) -> u128 {
 #[derive(Default)]
 struct Generation {
     open: OpenSet,
-    sealed: Option<Sealed>,
+    /// Keys set aside to be sealed: looked up until the sealed array holding them is put in.
+    frozen: Option<Arc<OpenSet>>,
+    sealed: Option<Arc<Sealed>>,
+}
+
+fn open_bytes(set: &OpenSet) -> usize {
+    if set.capacity() == 0 {
+        0
+    } else {
+        (set.capacity() * 8 / 7).next_power_of_two() * OPEN_BUCKET
+    }
 }
 
 impl Generation {
     fn contains(&self, k: u128) -> bool {
-        self.open.contains(&k) || self.sealed.as_ref().is_some_and(|s| s.contains(k))
+        self.open.contains(&k)
+            || self.frozen.as_ref().is_some_and(|f| f.contains(&k))
+            || self.sealed.as_ref().is_some_and(|s| s.contains(k))
     }
 
     fn len(&self) -> usize {
-        self.open.len() + self.sealed.as_ref().map_or(0, |s| s.keys.len())
+        self.open.len()
+            + self.frozen.as_ref().map_or(0, |f| f.len())
+            + self.sealed.as_ref().map_or(0, |s| s.keys.len())
     }
 
     fn bytes(&self) -> usize {
-        let buckets = if self.open.capacity() == 0 {
-            0
-        } else {
-            (self.open.capacity() * 8 / 7).next_power_of_two()
-        };
-        buckets * OPEN_BUCKET + self.sealed.as_ref().map_or(0, Sealed::bytes)
+        open_bytes(&self.open)
+            + self.frozen.as_deref().map_or(0, open_bytes)
+            + self.sealed.as_deref().map_or(0, Sealed::bytes)
     }
+}
 
-    /// Folds the open keys into the sorted array.
-    fn seal(&mut self) {
-        if self.open.is_empty() {
-            return;
+/// A generation's new keys and its sealed array, to be sorted into one array off the lock.
+pub struct Frozen {
+    gen: u64,
+    open: Arc<OpenSet>,
+    sealed: Option<Arc<Sealed>>,
+}
+
+impl Frozen {
+    /// Sorts the keys into one sealed array: the costly step, to run with no lock held.
+    pub fn seal(self) -> SealedGen {
+        let mut keys: Vec<u128> =
+            Vec::with_capacity(self.open.len() + self.sealed.as_ref().map_or(0, |s| s.keys.len()));
+        if let Some(s) = &self.sealed {
+            keys.extend_from_slice(&s.keys);
         }
-        let open = std::mem::take(&mut self.open);
-        let mut keys: Vec<u128> = self
-            .sealed
-            .take()
-            .map(|s| s.keys.into_vec())
-            .unwrap_or_default();
-        keys.reserve_exact(open.len());
-        keys.extend(open);
-        self.sealed = Some(Sealed::new(keys));
+        keys.extend(self.open.iter().copied());
+        SealedGen {
+            gen: self.gen,
+            sealed: Arc::new(Sealed::new(keys)),
+        }
     }
+}
+
+/// A generation's keys, sorted: [`KeySet::put_sealed`] takes it.
+pub struct SealedGen {
+    gen: u64,
+    sealed: Arc<Sealed>,
 }
 
 /// The store holds `max` keys that have not expired yet: it refuses more rather than forget
@@ -170,7 +199,8 @@ impl KeySet {
     pub fn contains(&self, k: u128, now_s: u64) -> bool {
         let first_live = now_s / self.width;
         let live = || self.gens.range(first_live..).map(|(_, g)| g);
-        if live().any(|g| g.open.contains(&k)) {
+        if live().any(|g| g.open.contains(&k) || g.frozen.as_ref().is_some_and(|f| f.contains(&k)))
+        {
             return true;
         }
         // The sealed arrays, in two passes with no branch between their loads: first every
@@ -229,15 +259,42 @@ impl KeySet {
         dropped
     }
 
-    /// Folds every generation's new keys into its sorted array, except the generation that new
-    /// keys with `current_expiry_s` go to (it would be folded again soon). Costs a sort of the
-    /// keys folded; run it off the request path.
-    pub fn seal(&mut self, current_expiry_s: u64) {
+    /// Sets aside the new keys of every generation but the one new keys with
+    /// `current_expiry_s` go to (it would be sealed again soon), and not one already being
+    /// sealed; each is to be sealed ([`Frozen::seal`]) and put back ([`KeySet::put_sealed`]).
+    pub fn freeze(&mut self, current_expiry_s: u64) -> Vec<Frozen> {
         let current = self.generation(current_expiry_s);
+        let mut out = Vec::new();
         for (g, gen) in self.gens.iter_mut() {
-            if *g != current {
-                gen.seal();
+            if *g == current || gen.open.is_empty() || gen.frozen.is_some() {
+                continue;
             }
+            let open = Arc::new(std::mem::take(&mut gen.open));
+            gen.frozen = Some(open.clone());
+            out.push(Frozen {
+                gen: *g,
+                open,
+                sealed: gen.sealed.clone(),
+            });
+        }
+        out
+    }
+
+    /// Puts in a generation's sealed keys, in place of what was frozen. A generation that
+    /// expired meanwhile stays gone.
+    pub fn put_sealed(&mut self, s: SealedGen) {
+        if let Some(gen) = self.gens.get_mut(&s.gen) {
+            gen.frozen = None;
+            gen.sealed = Some(s.sealed);
+        }
+    }
+
+    /// [`KeySet::freeze`], [`Frozen::seal`] and [`KeySet::put_sealed`] in one go (holding
+    /// whatever lock guards the set throughout).
+    pub fn seal(&mut self, current_expiry_s: u64) {
+        for f in self.freeze(current_expiry_s) {
+            let s = f.seal();
+            self.put_sealed(s);
         }
     }
 
@@ -262,6 +319,7 @@ impl KeySet {
             let end = (g + 1) * self.width;
             gen.open
                 .iter()
+                .chain(gen.frozen.iter().flat_map(|f| f.iter()))
                 .copied()
                 .chain(gen.sealed.iter().flat_map(|s| s.keys.iter().copied()))
                 .map(move |k| (k, end))

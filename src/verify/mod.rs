@@ -16,6 +16,7 @@
 //! that an id is never recorded for a request that was not handed on.
 
 pub mod clock;
+pub mod local_store;
 pub mod mac;
 pub mod redis_store;
 pub mod replay;

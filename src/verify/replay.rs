@@ -16,6 +16,41 @@ use super::mac;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// The calls of [`ReplayStore`] that a store deciding in this process, at once (memory,
+/// local), answers from its `reserve_now`, `confirm_now` and `forget_now`.
+macro_rules! in_process_calls {
+    () => {
+        fn check_and_insert<'a>(
+            &'a self,
+            keys: &'a [ReplayKey],
+            now: OffsetDateTime,
+            pending_ttl: Duration,
+        ) -> BoxFuture<'a, Result<Seen, ReplayError>> {
+            Box::pin(std::future::ready(Ok(self.reserve_now(
+                keys,
+                now,
+                pending_ttl,
+            ))))
+        }
+
+        fn confirm<'a>(
+            &'a self,
+            keys: &'a [ReplayKey],
+            now: OffsetDateTime,
+            ttl: Duration,
+        ) -> BoxFuture<'a, Result<(), ReplayError>> {
+            self.confirm_now(keys, now, ttl);
+            Box::pin(std::future::ready(Ok(())))
+        }
+
+        fn forget<'a>(&'a self, keys: &'a [ReplayKey]) -> BoxFuture<'a, Result<(), ReplayError>> {
+            self.forget_now(keys);
+            Box::pin(std::future::ready(Ok(())))
+        }
+    };
+}
+pub(crate) use in_process_calls;
+
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ReplayKey([u8; 16]);
 
@@ -25,6 +60,11 @@ impl ReplayKey {
         let mut k = [0u8; 16];
         k.copy_from_slice(&d[..16]);
         ReplayKey(k)
+    }
+
+    /// The key as a number (its 16 bytes, little-endian), as the local store keeps it.
+    pub fn to_u128(&self) -> u128 {
+        u128::from_le_bytes(self.0)
     }
 
     pub fn hex(&self) -> String {
@@ -62,6 +102,10 @@ pub fn from_config(
 ) -> Result<std::sync::Arc<dyn ReplayStore>, ReplayError> {
     use crate::config::ReplayStoreKind;
     Ok(match &cfg.store {
+        ReplayStoreKind::Local => std::sync::Arc::new(super::local_store::LocalStore::new(
+            cfg.retention,
+            cfg.max_entries,
+        )),
         ReplayStoreKind::Memory => std::sync::Arc::new(MemoryStore::new(cfg.max_entries)),
         ReplayStoreKind::Redis {
             url,
@@ -109,6 +153,21 @@ pub trait ReplayStore: Send + Sync + 'static {
     }
 
     fn name(&self) -> &'static str;
+
+    /// Whether this store keeps its keys in the spool: the gateway then spools a request's
+    /// keys with its events ([`crate::spool::Spool::append_with_keys`]), and they are as
+    /// durable as the events when the sender is answered.
+    fn spools_keys(&self) -> bool {
+        false
+    }
+
+    /// Connects a store that keeps its keys in the spool to it, once the gateway has opened
+    /// it, loading the keys of events accepted before this start.
+    fn attach(&self, _spool: &std::sync::Arc<crate::spool::Spool>, _now: OffsetDateTime) {}
+
+    /// Housekeeping off the request path (expiry, compaction), run every few seconds.
+    /// Blocking: may take a while.
+    fn maintain(&self, _now: OffsetDateTime) {}
 
     /// How much the store holds here, for `siemgate_replay_keys` and `siemgate_replay_bytes`
     /// (read at scrape time); `None` for a store whose size is not ours to report (Redis).
@@ -222,7 +281,7 @@ impl MemoryStore {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn insert_sync(&self, keys: &[ReplayKey], now: OffsetDateTime, ttl: Duration) -> Seen {
+    fn reserve_now(&self, keys: &[ReplayKey], now: OffsetDateTime, ttl: Duration) -> Seen {
         let (now_ms, expiry) = expiry_ms(now, ttl);
         let mut g = self.lock();
         let inner = &mut *g;
@@ -259,7 +318,14 @@ impl MemoryStore {
         Seen::New
     }
 
-    fn confirm_sync(&self, keys: &[ReplayKey], now: OffsetDateTime, ttl: Duration) {
+    fn forget_now(&self, keys: &[ReplayKey]) {
+        let mut g = self.lock();
+        for k in keys {
+            g.map.remove(k);
+        }
+    }
+
+    fn confirm_now(&self, keys: &[ReplayKey], now: OffsetDateTime, ttl: Duration) {
         let (_, expiry) = expiry_ms(now, ttl);
         let mut g = self.lock();
         let inner = &mut *g;
@@ -284,34 +350,7 @@ fn expiry_ms(now: OffsetDateTime, ttl: Duration) -> (i64, i64) {
 }
 
 impl ReplayStore for MemoryStore {
-    fn check_and_insert<'a>(
-        &'a self,
-        keys: &'a [ReplayKey],
-        now: OffsetDateTime,
-        ttl: Duration,
-    ) -> BoxFuture<'a, Result<Seen, ReplayError>> {
-        let r = self.insert_sync(keys, now, ttl);
-        Box::pin(async move { Ok(r) })
-    }
-
-    fn confirm<'a>(
-        &'a self,
-        keys: &'a [ReplayKey],
-        now: OffsetDateTime,
-        ttl: Duration,
-    ) -> BoxFuture<'a, Result<(), ReplayError>> {
-        self.confirm_sync(keys, now, ttl);
-        Box::pin(async { Ok(()) })
-    }
-
-    fn forget<'a>(&'a self, keys: &'a [ReplayKey]) -> BoxFuture<'a, Result<(), ReplayError>> {
-        let mut g = self.lock();
-        for k in keys {
-            g.map.remove(k);
-        }
-        drop(g);
-        Box::pin(async { Ok(()) })
-    }
+    in_process_calls!();
 
     fn size(&self) -> Option<StoreSize> {
         let inner = self.lock();

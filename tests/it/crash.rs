@@ -19,17 +19,17 @@ const KILL_AT: [usize; 4] = [80, 160, 240, 320];
 const SOURCE: &str = "crash-gh";
 
 /// Every log line of every gateway run, prefixed with the run's number.
-type Log = Arc<Mutex<Vec<String>>>;
+pub(crate) type Log = Arc<Mutex<Vec<String>>>;
 
 /// A running gateway binary; killed (SIGKILL) and reaped when dropped, so a failing test
 /// leaks no process.
-struct Gateway {
+pub(crate) struct Gateway {
     child: Option<Child>,
 }
 
 impl Gateway {
     /// Starts `siemgate run` on `cfg` and returns once it logs "siemgate listening".
-    fn start(cfg: &Path, run: usize, log: &Log) -> Gateway {
+    pub(crate) fn start(cfg: &Path, run: usize, log: &Log) -> Gateway {
         let sink = log.clone();
         let (child, rx) = spawn_binary(cfg, move |line| {
             sink.lock().unwrap().push(format!("[run {run}] {line}"));
@@ -54,10 +54,22 @@ impl Gateway {
     }
 
     /// SIGKILL, then reap.
-    fn kill(mut self) {
+    pub(crate) fn kill(mut self) {
         let mut child = self.child.take().unwrap();
         child.kill().unwrap();
         child.wait().unwrap();
+    }
+
+    /// SIGTERM (through the `kill` command), then waits up to `limit` for the exit.
+    pub(crate) async fn terminate(self, limit: Duration) -> std::process::ExitStatus {
+        let pid = self.pid();
+        let ok = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -TERM {pid} failed");
+        self.exit_within(limit).await
     }
 
     /// Waits up to `limit` for the process to exit by itself.
@@ -86,7 +98,7 @@ impl Drop for Gateway {
     }
 }
 
-fn tail(log: &Log, n: usize) -> String {
+pub(crate) fn tail(log: &Log, n: usize) -> String {
     let log = log.lock().unwrap();
     log[log.len().saturating_sub(n)..].join("\n")
 }
@@ -338,14 +350,7 @@ async fn nothing_acknowledged_is_lost_when_the_gateway_is_killed_mid_stream() {
     }
 
     // A clean stop of the last run.
-    let pid = gateway.pid();
-    let ok = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill -TERM {pid} failed");
-    let status = gateway.exit_within(Duration::from_secs(30)).await;
+    let status = gateway.terminate(Duration::from_secs(30)).await;
     assert!(
         status.success(),
         "exit status {status:?} after SIGTERM; logs:\n{}",

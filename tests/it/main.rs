@@ -17,6 +17,7 @@ mod ocsf_schema;
 mod ops;
 mod redis;
 mod reload;
+mod replay_local;
 mod server;
 mod siem;
 mod spool_edges;

@@ -49,8 +49,9 @@ fn minimal_config_gets_contract_defaults() {
     );
     assert_eq!(c.admin.listen.to_string(), "127.0.0.1:9090");
     assert_eq!(c.replay.retention, Duration::from_secs(86400));
-    assert_eq!(c.replay.max_entries, 1_000_000);
-    assert!(matches!(c.replay.store, ReplayStoreKind::Memory));
+    // The contract's default store: durable, local; sized for a day of ~115 events a second.
+    assert!(matches!(c.replay.store, ReplayStoreKind::Local));
+    assert_eq!(c.replay.max_entries, 20_000_000);
     assert_eq!(c.spool.max_size, 10 << 30);
     let s = &c.sources[0];
     assert_eq!(s.tolerance, Duration::from_secs(300));

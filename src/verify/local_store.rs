@@ -1,0 +1,181 @@
+//! The durable local replay store (`replay.store = "local"`, the default): one replica's
+//! memory of the keys it handed on, kept on the spool's volume so a restart (a crash, an
+//! upgrade) forgets none of them.
+//!
+//! - **Durable with the event.** The gateway spools a request's events and its replay keys in
+//!   one group commit ([`crate::spool::Spool::append_with_keys`]): when the sender is answered
+//!   `200`, its keys are as durable as its events. A reservation (a request in flight) lives in
+//!   memory only: a crash drops it together with the event that was never acknowledged.
+//! - **Small and flat.** Confirmed keys live in a [`KeySet`]: generations by expiry, sealed into
+//!   sorted arrays (about 17 bytes a key), a lookup visiting a bounded number of generations
+//!   however many keys there are.
+//! - **Expiry without a scan.** Whole generations, and whole key log files, are dropped once
+//!   their time has passed ([`ReplayStore::maintain`], run by the server every few seconds,
+//!   which also seals the generations new keys no longer go to, off the request path).
+//! - **Bounded.** At `replay.max_entries` live keys it refuses new events ([`Seen::Full`]: 503 and
+//!   `Retry-After`) rather than forget a key early.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use time::OffsetDateTime;
+
+use super::replay::{
+    in_process_calls, BoxFuture, ReplayError, ReplayKey, ReplayStore, Seen, StoreSize,
+};
+use crate::spool::keys::KeySet;
+use crate::spool::Spool;
+
+pub struct LocalStore {
+    retention: Duration,
+    max_entries: usize,
+    inner: Mutex<Inner>,
+    /// The spool whose volume holds the keys: set once the gateway has opened it.
+    spool: OnceLock<Arc<Spool>>,
+}
+
+struct Inner {
+    keys: KeySet,
+    /// Keys reserved by requests in flight, with when the reservation lapses (Unix ms).
+    pending: HashMap<u128, i64>,
+}
+
+fn unix_s(t: OffsetDateTime) -> u64 {
+    t.unix_timestamp().max(0) as u64
+}
+
+/// `at + ttl` in Unix seconds, rounded up: a key is never kept for less than its ttl.
+pub(crate) fn expiry_s(at: OffsetDateTime, ttl: Duration) -> u64 {
+    let ms = crate::event::unix_ms(at).max(0) as u64;
+    let ttl_ms = ttl.as_millis().min(u128::from(u64::MAX)) as u64;
+    ms.saturating_add(ttl_ms).div_ceil(1000)
+}
+
+impl LocalStore {
+    pub fn new(retention: Duration, max_entries: usize) -> LocalStore {
+        LocalStore {
+            retention,
+            max_entries: max_entries.max(1),
+            inner: Mutex::new(Inner {
+                keys: KeySet::new(retention.as_secs(), max_entries),
+                pending: HashMap::new(),
+            }),
+            spool: OnceLock::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn reserve_now(&self, keys: &[ReplayKey], now: OffsetDateTime, pending_ttl: Duration) -> Seen {
+        let now_ms = crate::event::unix_ms(now);
+        let now_s = unix_s(now);
+        let mut inner = self.lock();
+        let mut seen = None;
+        for k in keys.iter().map(ReplayKey::to_u128) {
+            if inner.keys.contains(k, now_s) {
+                seen = Some(Seen::Duplicate);
+            } else if inner.pending.get(&k).is_some_and(|until| *until > now_ms) {
+                return Seen::InFlight;
+            }
+        }
+        if let Some(s) = seen {
+            return s;
+        }
+        if inner.keys.len() + inner.pending.len() + keys.len() > self.max_entries {
+            inner.keys.expire(now_s);
+            inner.pending.retain(|_, until| *until > now_ms);
+            let live = inner.keys.len() + inner.pending.len();
+            if live + keys.len() > self.max_entries {
+                return Seen::Full { live };
+            }
+        }
+        let until = now_ms.saturating_add(pending_ttl.as_millis().min(i64::MAX as u128) as i64);
+        for k in keys {
+            inner.pending.insert(k.to_u128(), until);
+        }
+        Seen::New
+    }
+
+    fn forget_now(&self, keys: &[ReplayKey]) {
+        let mut inner = self.lock();
+        for k in keys {
+            inner.pending.remove(&k.to_u128());
+        }
+    }
+
+    fn confirm_now(&self, keys: &[ReplayKey], now: OffsetDateTime, ttl: Duration) {
+        let now_s = unix_s(now);
+        let expiry = expiry_s(now, ttl);
+        let mut inner = self.lock();
+        for k in keys.iter().map(ReplayKey::to_u128) {
+            inner.pending.remove(&k);
+            // The bound was checked when the key was reserved; a key is never dropped here.
+            let _ = inner.keys.insert(k, expiry, now_s);
+        }
+    }
+}
+
+impl ReplayStore for LocalStore {
+    in_process_calls!();
+
+    fn ready(&self) -> BoxFuture<'_, bool> {
+        let attached = self.spool.get().is_some();
+        Box::pin(async move { attached })
+    }
+
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn spools_keys(&self) -> bool {
+        true
+    }
+
+    fn attach(&self, spool: &Arc<Spool>, now: OffsetDateTime) {
+        let now_s = unix_s(now);
+        let mut inner = self.lock();
+        let mut kept = 0usize;
+        for (k, expiry) in spool.take_recovered_keys() {
+            if expiry > now_s && inner.keys.insert(k, expiry, now_s).is_ok() {
+                kept += 1;
+            }
+        }
+        inner.keys.seal(expiry_s(now, self.retention));
+        drop(inner);
+        let _ = self.spool.set(spool.clone());
+        tracing::info!(
+            keys = kept,
+            "local replay store loaded the keys of events accepted before this start"
+        );
+    }
+
+    fn maintain(&self, now: OffsetDateTime) {
+        let now_s = unix_s(now);
+        let frozen = {
+            let mut inner = self.lock();
+            inner.keys.expire(now_s);
+            let now_ms = crate::event::unix_ms(now);
+            inner.pending.retain(|_, until| *until > now_ms);
+            inner.keys.freeze(expiry_s(now, self.retention))
+        };
+        // Sorting is the costly part: done without the lock, lookups reading the frozen keys
+        // meanwhile.
+        for f in frozen {
+            let sealed = f.seal();
+            self.lock().keys.put_sealed(sealed);
+        }
+        if let Some(spool) = self.spool.get() {
+            spool.expire_keys(now_s);
+        }
+    }
+
+    fn size(&self) -> Option<StoreSize> {
+        let inner = self.lock();
+        Some(StoreSize {
+            keys: inner.keys.len(),
+            bytes: self.spool.get().map_or(0, |s| s.key_bytes() as usize),
+        })
+    }
+}
