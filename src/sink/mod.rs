@@ -1,4 +1,4 @@
-//! Sinks: where events go. One trait; one file per sink type; the delivery [`engine`] runs one
+//! Sinks: where events go. One trait; one folder per sink type; the delivery [`engine`] runs one
 //! worker per sink that reads the spool, batches, sends, retries and dead-letters.
 //!
 //! A sink only knows its wire format: it turns a batch of spooled events into requests and says
