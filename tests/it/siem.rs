@@ -938,8 +938,8 @@ async fn splunk_hec_refused_token_keeps_events_until_the_config_is_fixed() {
         .restart_with(|c| {
             let sink = c.sinks.iter_mut().find(|s| s.id == "tok").unwrap();
             match &mut sink.kind {
-                siemgate::config::SinkKind::SplunkHec { token, .. } => {
-                    *token = siemgate::config::Secret::new(HEC_TOKEN)
+                siemgate::config::SinkKind::SplunkHec(hec) => {
+                    hec.token = siemgate::config::Secret::new(HEC_TOKEN)
                 }
                 other => panic!("not a splunk_hec sink: {}", other.type_name()),
             }

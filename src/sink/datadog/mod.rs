@@ -21,13 +21,16 @@ use http::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use super::config::{Compression, SinkConfig};
 use super::summary::{self, Summary};
 use super::transport;
 use super::{BoxFuture, Delivery, EventSize, Limits, Sink, SinkError};
-use crate::config::{Compression, SinkConfig, SinkKind};
 use crate::spool::Record;
 use crate::telemetry::names;
 use crate::verify::Clock;
+
+mod config;
+pub use config::DatadogConfig;
 
 const MAX_ENTRIES: usize = 1000;
 const MAX_PAYLOAD: usize = 5_000_000;
@@ -80,18 +83,19 @@ fn status(severity_id: u8) -> &'static str {
 }
 
 impl DatadogSink {
-    pub fn new(cfg: &SinkConfig, clock: Arc<dyn Clock>) -> Result<Self, SinkError> {
-        let SinkKind::Datadog {
+    pub fn new(
+        cfg: &SinkConfig,
+        own: &DatadogConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, SinkError> {
+        let DatadogConfig {
             url,
             api_key,
             service,
             source,
             tags,
             compression,
-        } = &cfg.kind
-        else {
-            unreachable!("built for datadog sinks only")
-        };
+        } = own;
         Ok(DatadogSink {
             id: cfg.id.clone(),
             url: format!("{url}/api/v2/logs"),

@@ -14,6 +14,9 @@ use std::sync::{Arc, Mutex};
 use super::{BoxFuture, Delivery, Sink, SinkError};
 use crate::spool::Record;
 
+mod config;
+pub use config::FileConfig;
+
 pub struct FileSink {
     id: String,
     file: Arc<Mutex<File>>,
