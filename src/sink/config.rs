@@ -426,6 +426,11 @@ impl SinkCheck<'_, '_> {
         }
     }
 
+    /// A URL that must be set: `""` (already reported) when it is missing or refused.
+    pub fn required_url(&mut self, key: &str, v: Option<String>) -> String {
+        self.url(key, v, true).unwrap_or_default()
+    }
+
     /// A secret given inline as `key` or in a file as `key_file`; at most one of them.
     pub fn secret(
         &mut self,

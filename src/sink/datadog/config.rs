@@ -47,7 +47,7 @@ impl SinkType for DatadogConfig {
                 cx.err("", "set either site or url, not both");
                 String::new()
             }
-            (Some(u), None) => cx.url("url", Some(u), true).unwrap_or_default(),
+            (Some(u), None) => cx.required_url("url", Some(u)),
             (None, site) => {
                 let site = site.unwrap_or_else(|| "datadoghq.com".into());
                 if site.is_empty()

@@ -38,7 +38,7 @@ impl SinkType for HttpConfig {
     fn check(t: HttpTable, cx: &mut SinkCheck<'_, '_>) -> Self {
         cx.allow_http = t.allow_http.unwrap_or(false);
         HttpConfig {
-            url: cx.url("url", t.url, true).unwrap_or_default(),
+            url: cx.required_url("url", t.url),
             method: match t.method.as_deref().unwrap_or("POST") {
                 m @ ("POST" | "PUT" | "PATCH") => m.to_string(),
                 other => {

@@ -57,7 +57,7 @@ impl SinkType for SentinelConfig {
     fn check(t: SentinelTable, cx: &mut SinkCheck<'_, '_>) -> Self {
         cx.allow_http = t.allow_http.unwrap_or(false);
         SentinelConfig {
-            endpoint: cx.url("endpoint", t.endpoint, true).unwrap_or_default(),
+            endpoint: cx.required_url("endpoint", t.endpoint),
             dcr_id: cx.required("dcr_id", t.dcr_id),
             stream: cx.required("stream", t.stream),
             tenant_id: cx.required("tenant_id", t.tenant_id),

@@ -53,7 +53,7 @@ impl SinkType for SplunkConfig {
     fn check(t: SplunkTable, cx: &mut SinkCheck<'_, '_>) -> Self {
         cx.allow_http = t.allow_http.unwrap_or(false);
         SplunkConfig {
-            url: cx.url("url", t.url, true).unwrap_or_default(),
+            url: cx.required_url("url", t.url),
             token: cx.required_secret("token", t.token, t.token_file),
             index: t.index,
             source: t.source,
