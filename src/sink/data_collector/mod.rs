@@ -141,7 +141,7 @@ impl Sink for DataCollectorSink {
     }
 
     fn type_name(&self) -> &'static str {
-        "sentinel_data_collector"
+        <DataCollectorConfig as super::config::SinkType>::NAME
     }
 
     fn event_size(&self, event: &Record) -> Result<Option<EventSize>, String> {

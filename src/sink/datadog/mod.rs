@@ -153,7 +153,7 @@ impl Sink for DatadogSink {
     }
 
     fn type_name(&self) -> &'static str {
-        "datadog"
+        <DatadogConfig as super::config::SinkType>::NAME
     }
 
     fn event_size(&self, event: &Record) -> Result<Option<EventSize>, String> {

@@ -61,7 +61,7 @@ impl Sink for FileSink {
     }
 
     fn type_name(&self) -> &'static str {
-        "file"
+        <FileConfig as super::config::SinkType>::NAME
     }
 
     fn send<'a>(&'a self, events: &'a [Record]) -> BoxFuture<'a, Delivery> {

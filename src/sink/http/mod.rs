@@ -80,7 +80,7 @@ impl Sink for HttpSink {
     }
 
     fn type_name(&self) -> &'static str {
-        "http"
+        <HttpConfig as super::config::SinkType>::NAME
     }
 
     fn send<'a>(&'a self, events: &'a [Record]) -> BoxFuture<'a, Delivery> {

@@ -213,7 +213,7 @@ impl Sink for SentinelSink {
     }
 
     fn type_name(&self) -> &'static str {
-        "sentinel"
+        <SentinelConfig as super::config::SinkType>::NAME
     }
 
     fn event_size(&self, event: &Record) -> Result<Option<EventSize>, String> {

@@ -244,7 +244,7 @@ impl Sink for SplunkSink {
     }
 
     fn type_name(&self) -> &'static str {
-        "splunk_hec"
+        <SplunkConfig as super::config::SinkType>::NAME
     }
 
     /// siemgate keeps HEC requests to 1 MB (Splunk Cloud's cap): an event whose envelope is
