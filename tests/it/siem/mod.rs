@@ -16,7 +16,7 @@ use std::time::Duration;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::fake::{Captured, FakeServer, Reply};
+use crate::fake::{Captured, FakeServer, Reply, Siem};
 use crate::support::{metric, source, Options, TestGateway, Tls, T0};
 
 mod data_collector;
@@ -303,25 +303,4 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 
 fn set(v: &[String]) -> HashSet<String> {
     v.iter().cloned().collect()
-}
-
-// ---------------------------------------------------------------------------------------------
-// What every fake SIEM answers.
-
-/// A fake SIEM, as the tests see it: the `[[sinks]]` table that sends to it, and the events
-/// read back out of the requests it took. Each SIEM's file implements it once.
-trait Siem {
-    /// The sink `id` sending to `fake` with fast retries, `batch` and `extra` keys.
-    fn sink(id: &str, fake: &FakeServer, batch: &str, extra: &str) -> String;
-    /// Whether `c` carries events (not a token request, an ack poll or a health check).
-    fn is_ingest(c: &Captured) -> bool;
-    /// The uids of the events in one such request, each checked as the SIEM would read it.
-    fn request_uids(c: &Captured) -> Vec<String>;
-    /// The uids of every event the SIEM took: its ingestion requests answered 2xx, in order.
-    fn uids(reqs: &[Captured]) -> Vec<String> {
-        reqs.iter()
-            .filter(|c| Self::is_ingest(c) && c.delivered())
-            .flat_map(Self::request_uids)
-            .collect()
-    }
 }
