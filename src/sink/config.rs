@@ -166,7 +166,10 @@ pub enum Compression {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawSink {
     pub id: String,
+    /// Read from the table before serde (it chooses the sink's own table); a field so that
+    /// serde requires it, as a string, and counts it a shared key.
     #[serde(rename = "type")]
+    #[allow(dead_code)]
     pub kind: String,
     pub headers: Option<std::collections::BTreeMap<String, String>>,
     pub min_severity: Option<String>,
@@ -207,34 +210,33 @@ pub(crate) fn de_sink(
     errors: &mut Vec<ConfigError>,
 ) -> Option<RawSinkEntry> {
     let span = item.span();
-    let DeValue::Table(table) = item.get_ref() else {
-        // Not a table: serde says so, as for any other section.
-        de_section::<RawSink>(item, path, text, errors);
-        return None;
+    let table = match item.into_inner() {
+        DeValue::Table(t) => t,
+        other => {
+            // Not a table: serde says so, as for any other section.
+            de_section::<RawSink>(Spanned::new(span, other), path, text, errors);
+            return None;
+        }
     };
-    let common_keys = field_names::<RawSink>();
     let kind = match table.get("type").map(Spanned::get_ref) {
         Some(DeValue::String(t)) => Some(t.to_string()),
         _ => None,
     };
+    let common_keys = field_names::<RawSink>();
     let own_keys = kind.as_deref().and_then(super::RawKind::fields);
     let (mut common, mut own) = (DeTable::new(), DeTable::new());
-    let DeValue::Table(table) = item.into_inner() else {
-        unreachable!("matched above")
-    };
     for (key, value) in table {
         let name: &str = key.get_ref();
         if common_keys.contains(&name) {
             common.insert(key, value);
-        } else if let Some(own_keys) = own_keys {
+        } else if let (Some(kind), Some(own_keys)) = (&kind, own_keys) {
             if own_keys.contains(&name) {
                 own.insert(key, value);
             } else {
                 errors.push(ConfigError::at(
                     format!("{path}.{name}"),
                     format!(
-                        "not a key of sink type {}; expected one of {}",
-                        kind.as_deref().unwrap_or_default(),
+                        "not a key of sink type {kind}; expected one of {}",
                         [common_keys, own_keys].concat().join(", ")
                     ),
                 ));
@@ -247,26 +249,32 @@ pub(crate) fn de_sink(
         path,
         text,
         errors,
-    )?;
-    if own_keys.is_none() {
-        errors.push(ConfigError::at(
-            format!("{path}.type"),
-            format!(
-                "unknown sink type {:?}; expected {}",
-                common.kind,
-                one_of(SinkKind::TYPES)
-            ),
-        ));
-        return None;
-    }
-    let own = super::RawKind::de(
-        &common.kind,
-        Spanned::new(span, DeValue::Table(own)),
-        path,
-        text,
-        errors,
-    )?;
-    Some(RawSinkEntry { common, own })
+    );
+    let own = match (kind, own_keys) {
+        (Some(kind), Some(_)) => super::RawKind::de(
+            &kind,
+            Spanned::new(span, DeValue::Table(own)),
+            path,
+            text,
+            errors,
+        ),
+        (Some(kind), None) => {
+            errors.push(ConfigError::at(
+                format!("{path}.type"),
+                format!(
+                    "unknown sink type {kind:?}; expected {}",
+                    one_of(SinkKind::TYPES)
+                ),
+            ));
+            None
+        }
+        // serde has reported the missing or mistyped `type`
+        (None, _) => None,
+    };
+    Some(RawSinkEntry {
+        common: common?,
+        own: own?,
+    })
 }
 
 /// `a, b or c`.
@@ -577,6 +585,20 @@ mod tests {
             "{errs:?}"
         );
         assert!(errs[0].message.ends_with(", path"), "{errs:?}");
+    }
+
+    #[test]
+    fn a_problem_with_a_shared_key_and_one_with_an_own_key_are_both_reported() {
+        let text = "[[sources]]\nid = \"gh\"\nvendor = \"github\"\nsecrets = [\"s\"]\nsinks = [\"out\"]\n\n[[sinks]]\nid = 5\ntype = \"splunk_hec\"\nurl = \"https://x\"\ntoken = [\"t\"]\n";
+        let errs = parse(text, Path::new("."), &|_| None).unwrap_err().errors;
+        let found: Vec<(&str, Option<usize>)> =
+            errs.iter().map(|e| (e.path.as_str(), e.line)).collect();
+        assert_eq!(
+            &found[..2],
+            [("sinks[0].id", Some(8)), ("sinks[0].token", Some(11))],
+            "{errs:?}"
+        );
+        assert!(errs[1].message.starts_with("invalid type"), "{errs:?}");
     }
 
     #[test]
