@@ -22,8 +22,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use secret::Secret;
-// A sink's part of the config is defined with the sinks (`sink/config.rs`, `sink/<name>/`).
-pub use crate::sink::{SinkConfig, SinkKind};
 
 use crate::vendor::VendorKind;
 
@@ -36,6 +34,9 @@ pub(crate) fn resolve_path(base: &Path, p: &str) -> PathBuf {
         base.join(p)
     }
 }
+
+// A sink's part of the config is defined with the sinks (`sink/config.rs`, `sink/<name>/`).
+pub use crate::sink::{SinkConfig, SinkKind};
 
 /// A validated configuration.
 #[derive(Debug, Clone)]

@@ -13,7 +13,6 @@ use super::doc::{self, LineIndex};
 use super::raw::*;
 use super::redact::{self, Sensitive};
 use super::*;
-use crate::sink::config::{build_sink, de_sink};
 use crate::vendor::VendorKind;
 
 pub(crate) struct Ctx<'a> {
@@ -303,7 +302,12 @@ pub(super) fn parse(
                                     &mut errors,
                                 ));
                             } else {
-                                sinks.push(de_sink(item, &path, text, &mut errors));
+                                sinks.push(crate::sink::config::de_sink(
+                                    item,
+                                    &path,
+                                    text,
+                                    &mut errors,
+                                ));
                             }
                         }
                     }
@@ -334,7 +338,9 @@ pub(super) fn parse(
     let sinks: Vec<SinkConfig> = sinks
         .into_iter()
         .enumerate()
-        .filter_map(|(i, s)| s.map(|s| build_sink(&mut cx, &format!("sinks[{i}]"), s)))
+        .filter_map(|(i, s)| {
+            s.map(|s| crate::sink::config::build_sink(&mut cx, &format!("sinks[{i}]"), s))
+        })
         .collect();
     let sink_ids: HashSet<&str> = sinks.iter().map(|s| s.id.as_str()).collect();
     let sources: Vec<SourceConfig> = sources
