@@ -1,12 +1,12 @@
 //! A sink's config: the keys every sink has, and the dispatch on `type` to the table of the
 //! sink it names.
 //!
-//! A `[[sinks]]` table is read in two parts. The keys of [`RawSink`] (`id`, `type`, `headers`,
+//! A `[[sinks]]` table is read in two parts. The keys of `RawSink` (`id`, `type`, `headers`,
 //! `min_severity`, `batch`, `retry`, `tls`, `timeout`) are the same for every sink and checked
 //! here into a [`SinkConfig`]; every other key belongs to the sink `type` names, whose folder
 //! (`splunk/config.rs`, ...) defines its table as a serde struct that denies unknown keys and
 //! implements [`SinkType`]. The valid keys are those structs' fields, read from serde
-//! ([`field_names`]): there is no list to keep. A key of neither is reported on its own line,
+//! (`field_names`): there is no list to keep. A key of neither is reported on its own line,
 //! `sinks[N].key: not a key of sink type T`, and the rest of the sink is still checked.
 
 use std::path::PathBuf;

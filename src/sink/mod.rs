@@ -5,7 +5,7 @@
 //! holds all of it: `config.rs`, its `[[sinks]]` keys as a serde struct (unknown keys denied),
 //! their checks and defaults ([`config::SinkType`]); `mod.rs`, its encoder, limits and answers.
 //! What sinks share sits here: the keys every sink has ([`config`]), the HTTP client and answer
-//! classification ([`transport`]), the OCSF fields SIEMs index ([`summary`]), cutting an event
+//! classification ([`transport`]), the OCSF fields SIEMs index (`summary`), cutting an event
 //! to fit ([`fit`]) and URL redaction ([`redact`]). Adding a sink is a new folder and one line
 //! in `sink_types!` below.
 //!
