@@ -22,6 +22,7 @@ use super::{Sink, SinkError, SinkKind};
 use crate::config::raw::RawSinkTls;
 use crate::config::units::{ConfDuration, ConfSize};
 use crate::config::{de_section, valid_id, ConfigError, Ctx, Secret, ID_RULE};
+use crate::telemetry::Telemetry;
 use crate::verify::Clock;
 
 /// What a sink's folder provides: its table as the file writes it, the checks and defaults that
@@ -35,7 +36,12 @@ pub trait SinkType: Sized {
     /// The table checked, with its defaults filled in; every problem goes to `cx`.
     fn check(table: Self::Table, cx: &mut SinkCheck<'_, '_>) -> Self;
     /// The running sink.
-    fn build(&self, sink: &SinkConfig, clock: Arc<dyn Clock>) -> Result<Arc<dyn Sink>, SinkError>;
+    fn build(
+        &self,
+        sink: &SinkConfig,
+        clock: Arc<dyn Clock>,
+        tel: &Telemetry,
+    ) -> Result<Arc<dyn Sink>, SinkError>;
     /// Where the sink sends (for `/v1/status`, redacted there); `None` for a sink with no URL.
     fn url(&self) -> Option<&str> {
         None
@@ -75,10 +81,11 @@ macro_rules! sink_types {
                 &self,
                 sink: &$crate::sink::config::SinkConfig,
                 clock: std::sync::Arc<dyn $crate::verify::Clock>,
+                tel: &$crate::telemetry::Telemetry,
             ) -> Result<std::sync::Arc<dyn $crate::sink::Sink>, $crate::sink::SinkError> {
                 use $crate::sink::config::SinkType;
                 match self {
-                    $(SinkKind::$arm(c) => c.build(sink, clock),)*
+                    $(SinkKind::$arm(c) => c.build(sink, clock, tel),)*
                 }
             }
         }

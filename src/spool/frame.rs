@@ -7,12 +7,18 @@
 
 use std::io::{self, Read};
 
+use crate::event::Head;
+
 /// Bytes before the payload.
 pub const HEADER: u64 = 8;
 /// No frame is larger than this; a bigger length field is corruption, not data.
 pub const MAX_PAYLOAD: u32 = 256 << 20;
-/// Version byte of the records below.
-const VERSION: u8 = 1;
+/// Version byte of the records below. Version 2 carries the event's typed head beside its
+/// JSON; version 1 records (spooled before) are still read, their head parsed from the JSON.
+pub const RECORD_VERSION: u8 = 2;
+const RECORD_VERSION_1: u8 = 1;
+/// Version byte of dead letters.
+const DEAD_LETTER_VERSION: u8 = 1;
 
 /// Appends one frame whose payload `write` appends to `out` in place: the payload is written
 /// once, then its length and checksum are filled in ahead of it.
@@ -84,6 +90,8 @@ pub struct Record {
     pub seq: u64,
     pub received_ms: i64,
     pub sinks: Vec<String>,
+    /// What the sinks put in their envelopes; never re-read from `event`.
+    pub head: Head,
     pub event: Vec<u8>,
 }
 
@@ -93,16 +101,25 @@ impl Record {
     }
 }
 
+/// Appends `s` with its length as a `u32` (cut at 4 GiB, which no field comes near: a frame
+/// is at most [`MAX_PAYLOAD`]).
+fn put_str(p: &mut Vec<u8>, s: &str) {
+    let b = &s.as_bytes()[..floor_char_boundary(s, u32::MAX as usize)];
+    p.extend_from_slice(&(b.len() as u32).to_le_bytes());
+    p.extend_from_slice(b);
+}
+
 /// Appends the framed record to `out`.
 pub fn encode_record(
     out: &mut Vec<u8>,
     seq: u64,
     received_ms: i64,
     sinks: &[String],
+    head: &Head,
     event: &[u8],
 ) {
     encode_with(out, |p| {
-        p.push(VERSION);
+        p.push(RECORD_VERSION);
         p.extend_from_slice(&seq.to_le_bytes());
         p.extend_from_slice(&received_ms.to_le_bytes());
         p.push(sinks.len().min(255) as u8);
@@ -111,6 +128,14 @@ pub fn encode_record(
             p.push(b.len() as u8);
             p.extend_from_slice(b);
         }
+        put_str(p, &head.uid);
+        p.extend_from_slice(&head.time_ms.to_le_bytes());
+        p.push(head.severity_id);
+        p.extend_from_slice(&head.class_uid.to_le_bytes());
+        put_str(p, &head.class_name);
+        put_str(p, &head.source);
+        put_str(p, &head.vendor);
+        put_str(p, &head.message);
         p.extend_from_slice(event);
     });
 }
@@ -148,11 +173,17 @@ impl<'a> Cur<'a> {
     fn str(&mut self, n: usize) -> Result<String, &'static str> {
         String::from_utf8(self.take(n)?.to_vec()).map_err(|_| "record field is not UTF-8")
     }
+    /// A string written by [`put_str`].
+    fn str32(&mut self) -> Result<String, &'static str> {
+        let n = self.u32()? as usize;
+        self.str(n)
+    }
 }
 
 pub fn decode_record(payload: &[u8]) -> Result<Record, &'static str> {
     let mut c = Cur(payload);
-    if c.u8()? != VERSION {
+    let version = c.u8()?;
+    if version != RECORD_VERSION && version != RECORD_VERSION_1 {
         return Err("unknown record version");
     }
     let seq = c.u64()?;
@@ -163,10 +194,25 @@ pub fn decode_record(payload: &[u8]) -> Result<Record, &'static str> {
         let len = c.u8()? as usize;
         sinks.push(c.str(len)?);
     }
+    let head = if version == RECORD_VERSION_1 {
+        Head::of_json(c.0)
+    } else {
+        Head {
+            uid: c.str32()?,
+            time_ms: c.u64()? as i64,
+            severity_id: c.u8()?,
+            class_uid: c.u32()?,
+            class_name: c.str32()?,
+            source: c.str32()?,
+            vendor: c.str32()?,
+            message: c.str32()?,
+        }
+    };
     Ok(Record {
         seq,
         received_ms,
         sinks,
+        head,
         event: c.0.to_vec(),
     })
 }
@@ -186,7 +232,7 @@ pub struct DeadLetter {
 pub fn encode_dead_letter(out: &mut Vec<u8>, d: &DeadLetter) {
     let err = &d.error.as_bytes()[..floor_char_boundary(&d.error, 4096)];
     encode_with(out, |p| {
-        p.push(VERSION);
+        p.push(DEAD_LETTER_VERSION);
         p.extend_from_slice(&d.seq.to_le_bytes());
         p.extend_from_slice(&d.received_ms.to_le_bytes());
         p.extend_from_slice(&d.dead_lettered_ms.to_le_bytes());
@@ -199,7 +245,7 @@ pub fn encode_dead_letter(out: &mut Vec<u8>, d: &DeadLetter) {
 
 pub fn decode_dead_letter(payload: &[u8]) -> Result<DeadLetter, &'static str> {
     let mut c = Cur(payload);
-    if c.u8()? != VERSION {
+    if c.u8()? != DEAD_LETTER_VERSION {
         return Err("unknown dead-letter version");
     }
     let seq = c.u64()?;
@@ -237,7 +283,24 @@ mod tests {
     fn records_round_trip_and_damage_is_seen() {
         let mut buf = Vec::new();
         let sinks = vec!["splunk".to_string(), "out".to_string()];
-        encode_record(&mut buf, 7, 1_700_000_000_123, &sinks, br#"{"a":"\u00e9"}"#);
+        let head = Head {
+            uid: "evt-1".into(),
+            time_ms: -5,
+            severity_id: 99,
+            class_uid: 6003,
+            class_name: "API Activity".into(),
+            source: "gh".into(),
+            vendor: "github".into(),
+            message: "é".repeat(3),
+        };
+        encode_record(
+            &mut buf,
+            7,
+            1_700_000_000_123,
+            &sinks,
+            &head,
+            br#"{"a":"\u00e9"}"#,
+        );
         let mut r = &buf[..];
         let Frame::Whole(p, n) = read(&mut r).unwrap() else {
             panic!("whole frame expected")
@@ -247,6 +310,8 @@ mod tests {
         assert_eq!(rec.seq, 7);
         assert_eq!(rec.received_ms, 1_700_000_000_123);
         assert_eq!(rec.sinks, sinks);
+        assert_eq!(rec.head, head);
+        assert_eq!(rec.event, br#"{"a":"\u00e9"}"#);
         assert!(rec.is_for("out") && !rec.is_for("ou"));
         assert!(matches!(read(&mut r).unwrap(), Frame::End));
 

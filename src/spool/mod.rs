@@ -59,7 +59,7 @@ pub use frame::{DeadLetter, Record};
 pub use reader::Reader;
 
 use crate::config::SpoolConfig;
-use crate::telemetry::names;
+use crate::telemetry::{names, Telemetry};
 
 /// How long a sender is asked to wait when the spool is full or failing.
 pub const RETRY_AFTER: Duration = Duration::from_secs(10);
@@ -132,6 +132,7 @@ pub enum AppendError {
 pub struct NewEvent {
     pub sinks: Vec<String>,
     pub received_ms: i64,
+    pub head: crate::event::Head,
     pub event: Vec<u8>,
 }
 
@@ -160,8 +161,8 @@ pub(crate) struct SinkState {
 }
 
 impl SinkState {
-    fn new(sink: &str, cursor: u64, pending: u64) -> Arc<SinkState> {
-        let pending_gauge = metrics::gauge!(names::SPOOL_EVENTS, "sink" => sink.to_string());
+    fn new(tel: &Telemetry, sink: &str, cursor: u64, pending: u64) -> Arc<SinkState> {
+        let pending_gauge = tel.gauge(names::SPOOL_EVENTS, &[("sink", sink)]);
         pending_gauge.set(pending as f64);
         Arc::new(SinkState {
             cursor: AtomicU64::new(cursor),
@@ -181,9 +182,11 @@ pub(crate) struct Sinks {
 }
 
 /// Sets the gauges of an orphaned sink's event count.
-fn orphan_gauges(sink: &str, events: u64) {
-    metrics::gauge!(names::SPOOL_ABANDONED, "sink" => sink.to_string()).set(events as f64);
-    metrics::gauge!(names::SPOOL_EVENTS, "sink" => sink.to_string()).set(events as f64);
+fn orphan_gauges(tel: &Telemetry, sink: &str, events: u64) {
+    tel.gauge(names::SPOOL_ABANDONED, &[("sink", sink)])
+        .set(events as f64);
+    tel.gauge(names::SPOOL_EVENTS, &[("sink", sink)])
+        .set(events as f64);
 }
 
 pub(crate) struct Shared {
@@ -204,6 +207,7 @@ pub(crate) struct Shared {
     /// Test hook: the writer's next group fails as a full disk would.
     pub fail_next_write: AtomicBool,
     pub dlq: dlq::DeadLetters,
+    pub tel: Arc<Telemetry>,
     bytes_gauge: metrics::Gauge,
 }
 
@@ -236,7 +240,7 @@ impl Shared {
             } else {
                 let o = sinks.orphans.entry(sink.clone()).or_default();
                 *o += n;
-                orphan_gauges(sink, *o);
+                orphan_gauges(&self.tel, sink, *o);
             }
         }
         drop(sinks);
@@ -339,7 +343,7 @@ impl Shared {
         sinks.orphans.remove(sink);
         drop(sinks);
         drop(segs);
-        orphan_gauges(sink, 0);
+        orphan_gauges(&self.tel, sink, 0);
         let bytes = self.collect_garbage();
         Ok(Dropped { events, bytes })
     }
@@ -400,8 +404,11 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
 impl Spool {
     /// Opens (or creates) the spool in `cfg.dir` for the configured `sinks`, recovering what a
     /// crash left. Fails with a message that names the file when the spool cannot be trusted.
-    pub fn open(cfg: &SpoolConfig, sinks: &[String]) -> Result<Arc<Spool>, SpoolError> {
-        crate::telemetry::metrics_handle();
+    pub fn open(
+        cfg: &SpoolConfig,
+        sinks: &[String],
+        tel: &Arc<Telemetry>,
+    ) -> Result<Arc<Spool>, SpoolError> {
         let dir = cfg.dir.clone();
         for sub in ["", "segments", "cursors", "dlq", "quarantine"] {
             let p = dir.join(sub);
@@ -425,7 +432,7 @@ impl Spool {
             error,
         })?;
 
-        let recovered = recover::recover(&dir, sinks)?;
+        let recovered = recover::recover(&dir, sinks, tel)?;
         let segment_target = (cfg.max_size / 16).clamp(64 << 10, 64 << 20);
         let mut live = HashMap::new();
         let mut total_pending = 0;
@@ -433,25 +440,27 @@ impl Spool {
             let pending = recovered.pending.get(s).copied().unwrap_or(0);
             total_pending += pending;
             let cursor = recovered.cursors.get(s).copied().unwrap_or(0);
-            live.insert(s.clone(), SinkState::new(s, cursor, pending));
+            live.insert(s.clone(), SinkState::new(tel, s, cursor, pending));
         }
         for (sink, n) in &recovered.abandoned {
-            orphan_gauges(sink, *n);
+            orphan_gauges(tel, sink, *n);
             tracing::warn!(
                 sink = %sink,
                 events = n,
                 "the spool holds {n} event(s) for sink {sink}, which is no longer configured; they are kept, not delivered. Add the sink back to deliver them, or drop them with `siemgate spool drop --sink {sink}` (the admin call POST /v1/spool/drop?sink={sink} with the admin bearer token)"
             );
         }
-        let dlq =
-            dlq::DeadLetters::open(&dir.join("dlq"), sinks).map_err(|error| SpoolError::Io {
+        let dlq = dlq::DeadLetters::open(&dir.join("dlq"), sinks, tel).map_err(|error| {
+            SpoolError::Io {
                 path: dir.join("dlq"),
                 error,
-            })?;
+            }
+        })?;
         let bytes = recovered.bytes + dlq.bytes();
-        let bytes_gauge = metrics::gauge!(names::SPOOL_BYTES);
+        let bytes_gauge = tel.gauge(names::SPOOL_BYTES, &[]);
         bytes_gauge.set(bytes as f64);
-        metrics::gauge!(names::SPOOL_MAX_BYTES).set(cfg.max_size as f64);
+        tel.gauge(names::SPOOL_MAX_BYTES, &[])
+            .set(cfg.max_size as f64);
         // The writer publishes where the log ends before it takes its first append.
         let (committed, _) = watch::channel(Committed::default());
         let (idle, _) = watch::channel(total_pending);
@@ -471,6 +480,7 @@ impl Spool {
             poisoned: AtomicBool::new(false),
             fail_next_write: AtomicBool::new(false),
             dlq,
+            tel: tel.clone(),
             bytes_gauge,
         });
         let (tx, handle) =
@@ -547,10 +557,12 @@ impl Spool {
             Some(n) => (persisted.unwrap_or(0), n),
             None => (persisted.unwrap_or(0).max(end), 0),
         };
-        metrics::gauge!(names::SPOOL_ABANDONED, "sink" => sink.to_string()).set(0.0);
+        let tel = &self.shared.tel;
+        tel.gauge(names::SPOOL_ABANDONED, &[("sink", sink)])
+            .set(0.0);
         sinks
             .live
-            .insert(sink.to_string(), SinkState::new(sink, cursor, pending));
+            .insert(sink.to_string(), SinkState::new(tel, sink, cursor, pending));
         drop(sinks);
         if pending > 0 {
             self.shared.idle.send_modify(|t| *t += pending);
@@ -575,7 +587,7 @@ impl Spool {
         if pending > 0 {
             let o = sinks.orphans.entry(sink.to_string()).or_default();
             *o += pending;
-            orphan_gauges(sink, *o);
+            orphan_gauges(&self.shared.tel, sink, *o);
         }
         drop(sinks);
         self.shared
@@ -701,6 +713,7 @@ impl Spool {
                 .map(|(_, d)| NewEvent {
                     sinks: vec![s.clone()],
                     received_ms: now_ms,
+                    head: crate::event::Head::of_json(&d.event),
                     event: d.event,
                 })
                 .collect();

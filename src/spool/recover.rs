@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use super::frame::{self, Frame};
 use super::{SegInfo, SpoolError};
-use crate::telemetry::names;
+use crate::telemetry::{names, Telemetry};
 
 pub(super) struct Recovered {
     pub segments: BTreeMap<u64, SegInfo>,
@@ -126,7 +126,11 @@ pub(super) fn quarantine_tail(path: &Path, offset: u64, quarantine: &Path) -> io
     Ok(len - offset)
 }
 
-pub(super) fn recover(dir: &Path, sinks: &[String]) -> Result<Recovered, SpoolError> {
+pub(super) fn recover(
+    dir: &Path,
+    sinks: &[String],
+    tel: &Telemetry,
+) -> Result<Recovered, SpoolError> {
     let cursors = read_cursors(&dir.join("cursors"))?;
     let segments_dir = dir.join("segments");
     let list = list_segments(&segments_dir)?;
@@ -199,7 +203,7 @@ pub(super) fn recover(dir: &Path, sinks: &[String]) -> Result<Recovered, SpoolEr
             }
             let cut =
                 quarantine_tail(&path, offset, &dir.join("quarantine")).map_err(io_err(&path))?;
-            metrics::counter!(names::SPOOL_RECOVERED_TAILS).increment(1);
+            tel.counter(names::SPOOL_RECOVERED_TAILS, &[]).increment(1);
             tracing::warn!(
                 file = %path.display(),
                 offset,

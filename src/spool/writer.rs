@@ -147,12 +147,19 @@ impl Writer {
             let start = buf.len();
             let mut job_seq = seq;
             for e in &job.events {
-                frame::encode_record(&mut buf, job_seq, e.received_ms, &e.sinks, &e.event);
+                frame::encode_record(
+                    &mut buf,
+                    job_seq,
+                    e.received_ms,
+                    &e.sinks,
+                    &e.head,
+                    &e.event,
+                );
                 job_seq += 1;
             }
             if used + buf.len() as u64 > self.shared.max_size {
                 buf.truncate(start);
-                metrics::counter!(names::SPOOL_FULL).increment(1);
+                self.shared.tel.counter(names::SPOOL_FULL, &[]).increment(1);
                 let _ = job.done.send(Err(AppendError::Full {
                     max_size: self.shared.max_size,
                 }));
@@ -180,7 +187,10 @@ impl Writer {
                 .and_then(|_| self.file.sync_data())
         };
         if let Err(e) = result {
-            metrics::counter!(names::SPOOL_WRITE_FAILURES).increment(1);
+            self.shared
+                .tel
+                .counter(names::SPOOL_WRITE_FAILURES, &[])
+                .increment(1);
             self.shared.writable.store(false, Ordering::SeqCst);
             tracing::error!(error = %e, "spool write failed; answering 503 and not ready until the spool takes writes again (probed every second)");
             if let Err(e2) = self

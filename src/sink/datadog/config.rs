@@ -7,6 +7,7 @@ use serde::Deserialize;
 use crate::config::Secret;
 use crate::sink::config::{Compression, SinkCheck, SinkConfig, SinkType};
 use crate::sink::{Sink, SinkError};
+use crate::telemetry::Telemetry;
 use crate::verify::Clock;
 
 /// `[[sinks]]` with `type = "datadog"`, as written.
@@ -73,8 +74,13 @@ impl SinkType for DatadogConfig {
         }
     }
 
-    fn build(&self, sink: &SinkConfig, clock: Arc<dyn Clock>) -> Result<Arc<dyn Sink>, SinkError> {
-        Ok(Arc::new(super::DatadogSink::new(sink, self, clock)?))
+    fn build(
+        &self,
+        sink: &SinkConfig,
+        clock: Arc<dyn Clock>,
+        tel: &Telemetry,
+    ) -> Result<Arc<dyn Sink>, SinkError> {
+        Ok(Arc::new(super::DatadogSink::new(sink, self, clock, tel)?))
     }
 
     fn url(&self) -> Option<&str> {

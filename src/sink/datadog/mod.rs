@@ -26,7 +26,7 @@ use super::summary::{self, Summary};
 use super::transport;
 use super::{BoxFuture, Delivery, EventSize, Limits, Sink, SinkError};
 use crate::spool::Record;
-use crate::telemetry::names;
+use crate::telemetry::{names, Telemetry};
 use crate::verify::Clock;
 
 mod config;
@@ -68,6 +68,8 @@ pub struct DatadogSink {
     headers: http::HeaderMap,
     client: reqwest::Client,
     clock: Arc<dyn Clock>,
+    /// `siemgate_sink_stale_events_total{sink}`.
+    stale_events: metrics::Counter,
 }
 
 /// Datadog's log status for an OCSF severity id.
@@ -87,6 +89,7 @@ impl DatadogSink {
         cfg: &SinkConfig,
         own: &DatadogConfig,
         clock: Arc<dyn Clock>,
+        tel: &Telemetry,
     ) -> Result<Self, SinkError> {
         let DatadogConfig {
             url,
@@ -111,6 +114,7 @@ impl DatadogSink {
             )?,
             client: transport::client(cfg)?,
             clock,
+            stale_events: tel.counter(names::SINK_STALE_EVENTS, &[("sink", &cfg.id)]),
         })
     }
 
@@ -208,8 +212,7 @@ impl Sink for DatadogSink {
             };
             let result = transport::execute(req).await;
             if stale > 0 && result == Delivery::Delivered {
-                metrics::counter!(names::SINK_STALE_EVENTS, "sink" => self.id.clone())
-                    .increment(stale);
+                self.stale_events.increment(stale);
                 tracing::warn!(sink = %self.id, events = stale, "delivered events older than 18 hours (or over 2 hours ahead); Datadog drops such logs after a 202, so they went with Datadog's intake time and their own time in siemgate_original_timestamp");
             }
             result

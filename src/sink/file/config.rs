@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::sink::config::{SinkCheck, SinkConfig, SinkType};
 use crate::sink::{Sink, SinkError};
+use crate::telemetry::Telemetry;
 use crate::verify::Clock;
 
 /// `[[sinks]]` with `type = "file"`, as written.
@@ -34,7 +35,12 @@ impl SinkType for FileConfig {
         }
     }
 
-    fn build(&self, sink: &SinkConfig, _: Arc<dyn Clock>) -> Result<Arc<dyn Sink>, SinkError> {
+    fn build(
+        &self,
+        sink: &SinkConfig,
+        _: Arc<dyn Clock>,
+        _: &Telemetry,
+    ) -> Result<Arc<dyn Sink>, SinkError> {
         Ok(Arc::new(super::FileSink::open(&sink.id, &self.path)?))
     }
 }

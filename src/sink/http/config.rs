@@ -7,6 +7,7 @@ use serde::Deserialize;
 use crate::config::Secret;
 use crate::sink::config::{Compression, SinkCheck, SinkConfig, SinkType};
 use crate::sink::{Sink, SinkError};
+use crate::telemetry::Telemetry;
 use crate::verify::Clock;
 
 /// `[[sinks]]` with `type = "http"`, as written.
@@ -57,7 +58,12 @@ impl SinkType for HttpConfig {
         }
     }
 
-    fn build(&self, sink: &SinkConfig, _: Arc<dyn Clock>) -> Result<Arc<dyn Sink>, SinkError> {
+    fn build(
+        &self,
+        sink: &SinkConfig,
+        _: Arc<dyn Clock>,
+        _: &Telemetry,
+    ) -> Result<Arc<dyn Sink>, SinkError> {
         Ok(Arc::new(super::HttpSink::new(sink, self)?))
     }
 

@@ -9,6 +9,7 @@ use crate::config::units::ConfDuration;
 use crate::config::Secret;
 use crate::sink::config::{Compression, SinkCheck, SinkConfig, SinkType};
 use crate::sink::{Sink, SinkError};
+use crate::telemetry::Telemetry;
 use crate::verify::Clock;
 
 /// `[[sinks]]` with `type = "splunk_hec"`, as written.
@@ -66,7 +67,12 @@ impl SinkType for SplunkConfig {
         }
     }
 
-    fn build(&self, sink: &SinkConfig, _: Arc<dyn Clock>) -> Result<Arc<dyn Sink>, SinkError> {
+    fn build(
+        &self,
+        sink: &SinkConfig,
+        _: Arc<dyn Clock>,
+        _: &Telemetry,
+    ) -> Result<Arc<dyn Sink>, SinkError> {
         Ok(Arc::new(super::SplunkSink::new(sink, self)?))
     }
 
