@@ -36,16 +36,18 @@ pub trait SinkType: Sized {
     /// The table checked, with its defaults filled in; every problem goes to `cx`.
     fn check(table: Self::Table, cx: &mut SinkCheck<'_, '_>) -> Self;
     /// The running sink.
-    fn build(
-        &self,
-        sink: &SinkConfig,
-        clock: Arc<dyn Clock>,
-        tel: &Telemetry,
-    ) -> Result<Arc<dyn Sink>, SinkError>;
+    fn build(&self, sink: &SinkConfig, with: &Services<'_>) -> Result<Arc<dyn Sink>, SinkError>;
     /// Where the sink sends (for `/v1/status`, redacted there); `None` for a sink with no URL.
     fn url(&self) -> Option<&str> {
         None
     }
+}
+
+/// What the gateway hands every sink it starts.
+pub struct Services<'a> {
+    /// The gateway's clock: event ages are measured on it.
+    pub clock: &'a Arc<dyn Clock>,
+    pub tel: &'a Telemetry,
 }
 
 /// Declares the sink types: the [`SinkKind`] enum with one arm per type, and the dispatch from
@@ -80,12 +82,11 @@ macro_rules! sink_types {
             pub(crate) fn build(
                 &self,
                 sink: &$crate::sink::config::SinkConfig,
-                clock: std::sync::Arc<dyn $crate::verify::Clock>,
-                tel: &$crate::telemetry::Telemetry,
+                with: &$crate::sink::config::Services<'_>,
             ) -> Result<std::sync::Arc<dyn $crate::sink::Sink>, $crate::sink::SinkError> {
                 use $crate::sink::config::SinkType;
                 match self {
-                    $(SinkKind::$arm(c) => c.build(sink, clock, tel),)*
+                    $(SinkKind::$arm(c) => c.build(sink, with),)*
                 }
             }
         }

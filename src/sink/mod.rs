@@ -269,5 +269,6 @@ pub fn build(
     clock: Arc<dyn Clock>,
     tel: &Telemetry,
 ) -> Result<Arc<dyn Sink>, SinkError> {
-    cfg.kind.build(cfg, clock, tel)
+    let with = config::Services { clock: &clock, tel };
+    cfg.kind.build(cfg, &with)
 }

@@ -5,10 +5,8 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::config::Secret;
-use crate::sink::config::{Compression, SinkCheck, SinkConfig, SinkType};
+use crate::sink::config::{Compression, Services, SinkCheck, SinkConfig, SinkType};
 use crate::sink::{Sink, SinkError};
-use crate::telemetry::Telemetry;
-use crate::verify::Clock;
 
 /// `[[sinks]]` with `type = "datadog"`, as written.
 #[derive(Deserialize)]
@@ -74,13 +72,13 @@ impl SinkType for DatadogConfig {
         }
     }
 
-    fn build(
-        &self,
-        sink: &SinkConfig,
-        clock: Arc<dyn Clock>,
-        tel: &Telemetry,
-    ) -> Result<Arc<dyn Sink>, SinkError> {
-        Ok(Arc::new(super::DatadogSink::new(sink, self, clock, tel)?))
+    fn build(&self, sink: &SinkConfig, with: &Services<'_>) -> Result<Arc<dyn Sink>, SinkError> {
+        Ok(Arc::new(super::DatadogSink::new(
+            sink,
+            self,
+            with.clock.clone(),
+            with.tel,
+        )?))
     }
 
     fn url(&self) -> Option<&str> {

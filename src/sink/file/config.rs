@@ -5,10 +5,8 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::sink::config::{SinkCheck, SinkConfig, SinkType};
+use crate::sink::config::{Services, SinkCheck, SinkConfig, SinkType};
 use crate::sink::{Sink, SinkError};
-use crate::telemetry::Telemetry;
-use crate::verify::Clock;
 
 /// `[[sinks]]` with `type = "file"`, as written.
 #[derive(Deserialize)]
@@ -35,12 +33,7 @@ impl SinkType for FileConfig {
         }
     }
 
-    fn build(
-        &self,
-        sink: &SinkConfig,
-        _: Arc<dyn Clock>,
-        _: &Telemetry,
-    ) -> Result<Arc<dyn Sink>, SinkError> {
+    fn build(&self, sink: &SinkConfig, _: &Services<'_>) -> Result<Arc<dyn Sink>, SinkError> {
         Ok(Arc::new(super::FileSink::open(&sink.id, &self.path)?))
     }
 }

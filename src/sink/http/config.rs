@@ -5,10 +5,8 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::config::Secret;
-use crate::sink::config::{Compression, SinkCheck, SinkConfig, SinkType};
+use crate::sink::config::{Compression, Services, SinkCheck, SinkConfig, SinkType};
 use crate::sink::{Sink, SinkError};
-use crate::telemetry::Telemetry;
-use crate::verify::Clock;
 
 /// `[[sinks]]` with `type = "http"`, as written.
 #[derive(Deserialize)]
@@ -58,12 +56,7 @@ impl SinkType for HttpConfig {
         }
     }
 
-    fn build(
-        &self,
-        sink: &SinkConfig,
-        _: Arc<dyn Clock>,
-        _: &Telemetry,
-    ) -> Result<Arc<dyn Sink>, SinkError> {
+    fn build(&self, sink: &SinkConfig, _: &Services<'_>) -> Result<Arc<dyn Sink>, SinkError> {
         Ok(Arc::new(super::HttpSink::new(sink, self)?))
     }
 

@@ -6,10 +6,8 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::config::Secret;
-use crate::sink::config::{SinkCheck, SinkConfig, SinkType};
+use crate::sink::config::{Services, SinkCheck, SinkConfig, SinkType};
 use crate::sink::{Sink, SinkError};
-use crate::telemetry::Telemetry;
-use crate::verify::Clock;
 
 /// `[[sinks]]` with `type = "sentinel"`, as written.
 #[derive(Deserialize)]
@@ -91,12 +89,7 @@ impl SinkType for SentinelConfig {
         }
     }
 
-    fn build(
-        &self,
-        sink: &SinkConfig,
-        _: Arc<dyn Clock>,
-        _: &Telemetry,
-    ) -> Result<Arc<dyn Sink>, SinkError> {
+    fn build(&self, sink: &SinkConfig, _: &Services<'_>) -> Result<Arc<dyn Sink>, SinkError> {
         Ok(Arc::new(super::SentinelSink::new(sink, self)?))
     }
 

@@ -7,10 +7,8 @@ use serde::Deserialize;
 
 use crate::config::units::ConfDuration;
 use crate::config::Secret;
-use crate::sink::config::{Compression, SinkCheck, SinkConfig, SinkType};
+use crate::sink::config::{Compression, Services, SinkCheck, SinkConfig, SinkType};
 use crate::sink::{Sink, SinkError};
-use crate::telemetry::Telemetry;
-use crate::verify::Clock;
 
 /// `[[sinks]]` with `type = "splunk_hec"`, as written.
 #[derive(Deserialize)]
@@ -67,12 +65,7 @@ impl SinkType for SplunkConfig {
         }
     }
 
-    fn build(
-        &self,
-        sink: &SinkConfig,
-        _: Arc<dyn Clock>,
-        _: &Telemetry,
-    ) -> Result<Arc<dyn Sink>, SinkError> {
+    fn build(&self, sink: &SinkConfig, _: &Services<'_>) -> Result<Arc<dyn Sink>, SinkError> {
         Ok(Arc::new(super::SplunkSink::new(sink, self)?))
     }
 
