@@ -302,7 +302,7 @@ pub(super) fn parse(
                                     &mut errors,
                                 ));
                             } else {
-                                sinks.push(crate::sink::config::de_sink(
+                                sinks.push(crate::sink::table::de_sink(
                                     item,
                                     &path,
                                     text,

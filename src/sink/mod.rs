@@ -33,6 +33,7 @@ pub mod redact;
 mod sentinel;
 mod splunk;
 mod summary;
+pub(crate) mod table;
 pub mod transport;
 
 pub use config::{Compression, SinkConfig};
