@@ -13,6 +13,7 @@ mod validate;
 
 pub(crate) use doc::expand;
 pub(crate) use validate::valid_id;
+pub(crate) use validate::{de_section, Ctx, ID_RULE};
 
 use ipnet::IpNet;
 use std::fmt;
@@ -33,6 +34,9 @@ pub(crate) fn resolve_path(base: &Path, p: &str) -> PathBuf {
         base.join(p)
     }
 }
+
+// A sink's part of the config is defined with the sinks (`sink/config.rs`, `sink/<name>/`).
+pub use crate::sink::{SinkConfig, SinkKind};
 
 /// A validated configuration.
 #[derive(Debug, Clone)]
@@ -202,113 +206,6 @@ pub struct GenericHmacOptions {
     pub timestamp_header: Option<String>,
     pub timestamp_unit: TimestampUnit,
     pub id_header: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct SinkConfig {
-    pub id: String,
-    pub kind: SinkKind,
-    pub headers: Vec<(String, String)>,
-    pub min_severity: Option<u8>,
-    pub batch: BatchConfig,
-    pub retry: RetryConfig,
-    pub ca_file: Option<PathBuf>,
-    pub allow_http: bool,
-    pub timeout: Duration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct BatchConfig {
-    pub max_events: usize,
-    pub max_bytes: u64,
-    pub timeout: Duration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RetryConfig {
-    pub initial_backoff: Duration,
-    pub max_backoff: Duration,
-    pub max_age: Duration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    None,
-    Gzip,
-}
-
-/// How the `sentinel` sink proves itself to Microsoft Entra ID.
-#[derive(Debug, Clone, PartialEq)]
-pub enum EntraCredential {
-    /// `client_secret`: the app registration's secret.
-    Secret(Secret),
-    /// `client_assertion_file`: a federated token (Kubernetes workload identity:
-    /// `$AZURE_FEDERATED_TOKEN_FILE`), re-read for every token request as the kubelet rotates it.
-    AssertionFile(PathBuf),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum SinkKind {
-    File {
-        path: PathBuf,
-    },
-    Http {
-        url: String,
-        method: String,
-        signing_secret: Option<Secret>,
-        compression: Compression,
-    },
-    SplunkHec {
-        url: String,
-        token: Secret,
-        index: Option<String>,
-        source: Option<String>,
-        sourcetype: Option<String>,
-        host: Option<String>,
-        channel: Option<String>,
-        use_ack: bool,
-        /// With `use_ack`: how long to wait for the indexer acknowledgement before sending the
-        /// batch again.
-        ack_timeout: Duration,
-        compression: Compression,
-    },
-    Sentinel {
-        endpoint: String,
-        dcr_id: String,
-        stream: String,
-        tenant_id: String,
-        client_id: String,
-        credential: EntraCredential,
-        authority: String,
-        scope: String,
-    },
-    SentinelDataCollector {
-        workspace_id: String,
-        shared_key: Secret,
-        log_type: String,
-        url: Option<String>,
-    },
-    Datadog {
-        url: String,
-        api_key: Secret,
-        service: Option<String>,
-        source: Option<String>,
-        tags: Vec<String>,
-        compression: Compression,
-    },
-}
-
-impl SinkKind {
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            SinkKind::File { .. } => "file",
-            SinkKind::Http { .. } => "http",
-            SinkKind::SplunkHec { .. } => "splunk_hec",
-            SinkKind::Sentinel { .. } => "sentinel",
-            SinkKind::SentinelDataCollector { .. } => "sentinel_data_collector",
-            SinkKind::Datadog { .. } => "datadog",
-        }
-    }
 }
 
 /// One problem with the config: where it is and what is wrong.

@@ -15,17 +15,17 @@ use super::redact::{self, Sensitive};
 use super::*;
 use crate::vendor::VendorKind;
 
-struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     base: &'a Path,
     errors: Vec<ConfigError>,
 }
 
 impl Ctx<'_> {
-    fn err(&mut self, path: impl Into<String>, msg: impl Into<String>) {
+    pub(crate) fn err(&mut self, path: impl Into<String>, msg: impl Into<String>) {
         self.errors.push(ConfigError::at(path, msg));
     }
 
-    fn resolve_path(&self, p: &str) -> PathBuf {
+    pub(crate) fn resolve_path(&self, p: &str) -> PathBuf {
         resolve_path(self.base, p)
     }
 
@@ -66,7 +66,7 @@ impl Ctx<'_> {
     }
 
     /// A secret given inline as `key` or in a file as `key_file`; at most one of them.
-    fn secret(
+    pub(crate) fn secret(
         &mut self,
         path: &str,
         key: &str,
@@ -100,7 +100,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn positive(&mut self, path: &str, v: i64, max: i64) -> Option<i64> {
+    pub(crate) fn positive(&mut self, path: &str, v: i64, max: i64) -> Option<i64> {
         if v <= 0 || v > max {
             self.err(path, format!("must be between 1 and {max}, got {v}"));
             None
@@ -140,7 +140,7 @@ impl Ctx<'_> {
     }
 
     /// A duration that must be greater than zero (and at most the key's [`max_duration`]).
-    fn duration(
+    pub(crate) fn duration(
         &mut self,
         path: &str,
         d: Option<units::ConfDuration>,
@@ -154,7 +154,7 @@ impl Ctx<'_> {
     }
 
     /// A path to a file that must exist, resolved against the config's directory.
-    fn existing_file(&mut self, key: impl Into<String>, p: &str) -> PathBuf {
+    pub(crate) fn existing_file(&mut self, key: impl Into<String>, p: &str) -> PathBuf {
         let full = self.resolve_path(p);
         if let Err(e) = std::fs::metadata(&full) {
             self.err(key, format!("cannot read {}: {e}", full.display()));
@@ -186,7 +186,7 @@ pub(crate) fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-const ID_RULE: &str =
+pub(crate) const ID_RULE: &str =
     "must be 1-64 characters of A-Z a-z 0-9 - _ . and start with a letter or digit";
 
 /// The largest value each duration key accepts, by the key's name. Anything larger is a typo
@@ -219,7 +219,7 @@ fn human(d: Duration) -> String {
     }
 }
 
-fn de_section<T: DeserializeOwned>(
+pub(crate) fn de_section<T: DeserializeOwned>(
     value: Spanned<DeValue<'_>>,
     path: &str,
     text: &str,
@@ -302,7 +302,12 @@ pub(super) fn parse(
                                     &mut errors,
                                 ));
                             } else {
-                                sinks.push(de_section::<RawSink>(item, &path, text, &mut errors));
+                                sinks.push(crate::sink::table::de_sink(
+                                    item,
+                                    &path,
+                                    text,
+                                    &mut errors,
+                                ));
                             }
                         }
                     }
@@ -333,7 +338,9 @@ pub(super) fn parse(
     let sinks: Vec<SinkConfig> = sinks
         .into_iter()
         .enumerate()
-        .filter_map(|(i, s)| s.and_then(|s| build_sink(&mut cx, &format!("sinks[{i}]"), s)))
+        .filter_map(|(i, s)| {
+            s.map(|s| crate::sink::config::build_sink(&mut cx, &format!("sinks[{i}]"), s))
+        })
         .collect();
     let sink_ids: HashSet<&str> = sinks.iter().map(|s| s.id.as_str()).collect();
     let sources: Vec<SourceConfig> = sources
@@ -755,352 +762,6 @@ fn build_source(
         sinks: r.sinks,
         include_raw: r.include_raw.unwrap_or(true),
         options: options?,
-    })
-}
-
-fn build_sink(cx: &mut Ctx<'_>, path: &str, r: RawSink) -> Option<SinkConfig> {
-    if !valid_id(&r.id) {
-        cx.err(format!("{path}.id"), ID_RULE);
-    }
-    let allowed: &[&str] = match r.kind.as_str() {
-        "file" => &["path"],
-        "http" => &[
-            "url",
-            "method",
-            "signing_secret",
-            "signing_secret_file",
-            "compression",
-            "allow_http",
-        ],
-        "splunk_hec" => &[
-            "url",
-            "token",
-            "token_file",
-            "index",
-            "source",
-            "sourcetype",
-            "host",
-            "channel",
-            "use_ack",
-            "ack_timeout",
-            "compression",
-            "allow_http",
-        ],
-        "sentinel" => &[
-            "endpoint",
-            "dcr_id",
-            "stream",
-            "tenant_id",
-            "client_id",
-            "client_secret",
-            "client_secret_file",
-            "client_assertion_file",
-            "authority",
-            "scope",
-            "allow_http",
-        ],
-        "sentinel_data_collector" => &[
-            "workspace_id",
-            "shared_key",
-            "shared_key_file",
-            "log_type",
-            "url",
-            "allow_http",
-        ],
-        "datadog" => &[
-            "site",
-            "url",
-            "api_key",
-            "api_key_file",
-            "service",
-            "source",
-            "tags",
-            "compression",
-            "allow_http",
-        ],
-        other => {
-            cx.err(
-                format!("{path}.type"),
-                format!("unknown sink type {other:?}; expected splunk_hec, sentinel, sentinel_data_collector, datadog, http or file"),
-            );
-            return None;
-        }
-    };
-    for k in r.type_keys_set() {
-        if !allowed.contains(&k) {
-            cx.err(
-                format!("{path}.{k}"),
-                format!("not a key of sink type {}", r.kind),
-            );
-        }
-    }
-    let allow_http = r.allow_http.unwrap_or(false);
-    let url_key =
-        |cx: &mut Ctx<'_>, key: &str, v: Option<String>, required: bool| -> Option<String> {
-            let Some(u) = v else {
-                if required {
-                    cx.err(path, format!("missing {key}"));
-                }
-                return None;
-            };
-            let u = u.trim_end_matches('/').to_string();
-            if u.starts_with("https://") || (allow_http && u.starts_with("http://")) {
-                Some(u)
-            } else if u.starts_with("http://") {
-                cx.err(
-                    format!("{path}.{key}"),
-                    "plain http:// is refused unless allow_http = true",
-                );
-                None
-            } else {
-                cx.err(
-                    format!("{path}.{key}"),
-                    // The URL may carry a credential (userinfo, a query token) that is not a
-                    // whole secret value the redactor knows, so it is quoted redacted.
-                    format!(
-                        "{} is not an https:// URL",
-                        crate::sink::redact::redact_url(&u)
-                    ),
-                );
-                None
-            }
-        };
-    let compression = |cx: &mut Ctx<'_>, v: Option<String>| match v.as_deref().unwrap_or("gzip") {
-        "gzip" => Compression::Gzip,
-        "none" => Compression::None,
-        other => {
-            cx.err(
-                format!("{path}.compression"),
-                format!("{other:?}: expected \"gzip\" or \"none\""),
-            );
-            Compression::Gzip
-        }
-    };
-    let required = |cx: &mut Ctx<'_>, key: &str, v: Option<String>| -> String {
-        match v {
-            Some(v) if !v.is_empty() => v,
-            _ => {
-                cx.err(path, format!("missing {key}"));
-                String::new()
-            }
-        }
-    };
-    let kind = match r.kind.as_str() {
-        "file" => {
-            let p = required(cx, "path", r.path);
-            SinkKind::File {
-                path: cx.resolve_path(&p),
-            }
-        }
-        "http" => SinkKind::Http {
-            url: url_key(cx, "url", r.url, true).unwrap_or_default(),
-            method: match r.method.as_deref().unwrap_or("POST") {
-                m @ ("POST" | "PUT" | "PATCH") => m.to_string(),
-                other => {
-                    cx.err(
-                        format!("{path}.method"),
-                        format!("{other:?}: expected POST, PUT or PATCH"),
-                    );
-                    "POST".into()
-                }
-            },
-            signing_secret: cx.secret(
-                path,
-                "signing_secret",
-                r.signing_secret,
-                r.signing_secret_file,
-                false,
-            ),
-            // Any receiver can read a plain body; gzip is opt-in for the generic sink.
-            compression: compression(cx, Some(r.compression.unwrap_or_else(|| "none".into()))),
-        },
-        "splunk_hec" => SinkKind::SplunkHec {
-            url: url_key(cx, "url", r.url, true).unwrap_or_default(),
-            token: cx
-                .secret(path, "token", r.token, r.token_file, true)
-                .unwrap_or_else(|| Secret::new("")),
-            index: r.index,
-            source: r.source,
-            sourcetype: r.sourcetype,
-            host: r.host,
-            channel: r.channel,
-            use_ack: r.use_ack.unwrap_or(false),
-            ack_timeout: cx.duration(
-                &format!("{path}.ack_timeout"),
-                r.ack_timeout,
-                Duration::from_secs(300),
-            ),
-            compression: compression(cx, r.compression),
-        },
-        "sentinel" => SinkKind::Sentinel {
-            endpoint: url_key(cx, "endpoint", r.endpoint, true).unwrap_or_default(),
-            dcr_id: required(cx, "dcr_id", r.dcr_id),
-            stream: required(cx, "stream", r.stream),
-            tenant_id: required(cx, "tenant_id", r.tenant_id),
-            client_id: required(cx, "client_id", r.client_id),
-            credential: {
-                let assertion = r
-                    .client_assertion_file
-                    .map(|p| cx.existing_file(format!("{path}.client_assertion_file"), &p));
-                let secret = cx.secret(
-                    path,
-                    "client_secret",
-                    r.client_secret,
-                    r.client_secret_file,
-                    assertion.is_none(),
-                );
-                match (secret, assertion) {
-                    (Some(_), Some(_)) => {
-                        cx.err(path, "set client_secret or client_assertion_file, not both");
-                        EntraCredential::Secret(Secret::new(""))
-                    }
-                    (_, Some(p)) => EntraCredential::AssertionFile(p),
-                    (s, None) => EntraCredential::Secret(s.unwrap_or_else(|| Secret::new(""))),
-                }
-            },
-            authority: url_key(cx, "authority", r.authority, false)
-                .unwrap_or_else(|| "https://login.microsoftonline.com".into()),
-            scope: r
-                .scope
-                .unwrap_or_else(|| "https://monitor.azure.com/.default".into()),
-        },
-        "sentinel_data_collector" => SinkKind::SentinelDataCollector {
-            workspace_id: required(cx, "workspace_id", r.workspace_id),
-            shared_key: cx
-                .secret(path, "shared_key", r.shared_key, r.shared_key_file, true)
-                .unwrap_or_else(|| Secret::new("")),
-            log_type: {
-                let lt = r.log_type.unwrap_or_else(|| "SiemGate".into());
-                if lt.is_empty()
-                    || lt.len() > 100
-                    || !lt.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                {
-                    cx.err(
-                        format!("{path}.log_type"),
-                        "must be 1-100 characters of A-Z a-z 0-9 _",
-                    );
-                }
-                lt
-            },
-            url: url_key(cx, "url", r.url, false),
-        },
-        "datadog" => {
-            let url = match (r.url, r.site) {
-                (Some(_), Some(_)) => {
-                    cx.err(path, "set either site or url, not both");
-                    String::new()
-                }
-                (Some(u), None) => url_key(cx, "url", Some(u), true).unwrap_or_default(),
-                (None, site) => {
-                    let site = site.unwrap_or_else(|| "datadoghq.com".into());
-                    if site.is_empty()
-                        || !site
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
-                    {
-                        cx.err(
-                            format!("{path}.site"),
-                            format!("{site:?} is not a Datadog site such as \"datadoghq.eu\""),
-                        );
-                    }
-                    format!("https://http-intake.logs.{site}")
-                }
-            };
-            SinkKind::Datadog {
-                url,
-                api_key: cx
-                    .secret(path, "api_key", r.api_key, r.api_key_file, true)
-                    .unwrap_or_else(|| Secret::new("")),
-                service: r.service,
-                source: r.source,
-                tags: r.tags.unwrap_or_default(),
-                compression: compression(cx, r.compression),
-            }
-        }
-        _ => unreachable!("sink type checked above"),
-    };
-    let min_severity = r
-        .min_severity
-        .and_then(|s| match crate::event::severity_id(&s) {
-            Some(id) => Some(id),
-            None => {
-                cx.err(
-                    format!("{path}.min_severity"),
-                    format!("{s:?}: expected info, low, medium, high or critical"),
-                );
-                None
-            }
-        });
-    let b = r.batch.unwrap_or(RawBatch {
-        max_events: None,
-        max_bytes: None,
-        timeout: None,
-    });
-    let batch = BatchConfig {
-        max_events: b
-            .max_events
-            .and_then(|v| cx.positive(&format!("{path}.batch.max_events"), v, 100_000))
-            .unwrap_or(500) as usize,
-        max_bytes: b.max_bytes.map(|s| s.0).unwrap_or(1 << 20),
-        timeout: cx.duration(
-            &format!("{path}.batch.timeout"),
-            b.timeout,
-            Duration::from_secs(1),
-        ),
-    };
-    let rt = r.retry.unwrap_or(RawRetry {
-        initial_backoff: None,
-        max_backoff: None,
-        max_age: None,
-    });
-    let retry = RetryConfig {
-        initial_backoff: cx.duration(
-            &format!("{path}.retry.initial_backoff"),
-            rt.initial_backoff,
-            Duration::from_secs(1),
-        ),
-        max_backoff: cx.duration(
-            &format!("{path}.retry.max_backoff"),
-            rt.max_backoff,
-            Duration::from_secs(600),
-        ),
-        max_age: cx.duration(
-            &format!("{path}.retry.max_age"),
-            rt.max_age,
-            Duration::from_secs(24 * 3600),
-        ),
-    };
-    let mut headers = Vec::new();
-    for (k, v) in r.headers.unwrap_or_default() {
-        let ok_name = http::HeaderName::from_bytes(k.as_bytes()).is_ok();
-        let ok_value = http::HeaderValue::from_str(&v).is_ok();
-        if !ok_name || !ok_value {
-            cx.err(
-                format!("{path}.headers.{k}"),
-                "not a valid HTTP header name and value",
-            );
-        } else {
-            headers.push((k, v));
-        }
-    }
-    let ca_file = r
-        .tls
-        .and_then(|t| t.ca_file)
-        .map(|p| cx.existing_file(format!("{path}.tls.ca_file"), &p));
-    Some(SinkConfig {
-        id: r.id,
-        kind,
-        headers,
-        min_severity,
-        batch,
-        retry,
-        ca_file,
-        allow_http,
-        timeout: cx.duration(
-            &format!("{path}.timeout"),
-            r.timeout,
-            Duration::from_secs(30),
-        ),
     })
 }
 

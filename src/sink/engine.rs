@@ -42,8 +42,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::SinkConfig;
 use super::{CheckState, Delivery, Health, Sink};
-use crate::config::SinkConfig;
 use crate::spool::{DeadLetter, Reader, Record, Spool};
 use crate::telemetry::{names, Telemetry};
 use crate::verify::Clock;

@@ -1,5 +1,13 @@
-//! Sinks: where events go. One trait; one file per sink type; the delivery [`engine`] runs one
+//! Sinks: where events go. One trait; one folder per sink type; the delivery [`engine`] runs one
 //! worker per sink that reads the spool, batches, sends, retries and dead-letters.
+//!
+//! A sink's folder (`splunk/`, `sentinel/`, `data_collector/`, `datadog/`, `http/`, `file/`)
+//! holds all of it: `config.rs`, its `[[sinks]]` keys as a serde struct (unknown keys denied),
+//! their checks and defaults ([`config::SinkType`]); `mod.rs`, its encoder, limits and answers.
+//! What sinks share sits here: the keys every sink has ([`config`]), the HTTP client and answer
+//! classification ([`transport`]), the OCSF fields SIEMs index (`summary`), cutting an event
+//! to fit ([`fit`]) and URL redaction ([`redact`]). Adding a sink is a new folder and one line
+//! in `sink_types!` below.
 //!
 //! A sink only knows its wire format: it turns a batch of spooled events into requests and says
 //! what the answer means as a [`Delivery`]. Batching, backoff, splitting, dead letters, metrics
@@ -14,6 +22,7 @@
 //! decide). Data Collector: 32,000 bytes for the `Event` column (the API truncates values over
 //! 32 KB; sent as it is beyond). `http` and `file`: none.
 
+pub mod config;
 pub mod data_collector;
 mod datadog;
 pub mod engine;
@@ -24,7 +33,33 @@ pub mod redact;
 mod sentinel;
 mod splunk;
 mod summary;
+pub(crate) mod table;
 pub mod transport;
+
+pub use config::{Compression, SinkConfig};
+pub use data_collector::DataCollectorConfig;
+pub use datadog::DatadogConfig;
+pub use file::FileConfig;
+pub use http::HttpConfig;
+pub use sentinel::{EntraCredential, SentinelConfig};
+pub use splunk::SplunkConfig;
+
+// Every sink type, in the order the config's errors name them. A new sink is a folder
+// (its `Sink`, and a config implementing [`config::SinkType`]) and one line here.
+config::sink_types! {
+    /// Splunk's HTTP Event Collector.
+    SplunkHec(SplunkConfig),
+    /// Microsoft Sentinel through the Logs Ingestion API.
+    Sentinel(SentinelConfig),
+    /// The legacy Azure Monitor HTTP Data Collector API.
+    SentinelDataCollector(DataCollectorConfig),
+    /// Datadog's logs intake.
+    Datadog(DatadogConfig),
+    /// Any HTTP receiver, optionally Standard-Webhooks-signed.
+    Http(HttpConfig),
+    /// JSON lines in a local file.
+    File(FileConfig),
+}
 
 use std::future::Future;
 use std::pin::Pin;
@@ -32,7 +67,6 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::config::{SinkConfig, SinkKind};
 use crate::spool::Record;
 use crate::telemetry::{names, Telemetry};
 use crate::verify::Clock;
@@ -236,14 +270,6 @@ pub fn build(
     clock: Arc<dyn Clock>,
     tel: &Telemetry,
 ) -> Result<Arc<dyn Sink>, SinkError> {
-    Ok(match &cfg.kind {
-        SinkKind::File { path } => Arc::new(file::FileSink::open(&cfg.id, path)?),
-        SinkKind::Http { .. } => Arc::new(http::HttpSink::new(cfg)?),
-        SinkKind::SplunkHec { .. } => Arc::new(splunk::SplunkSink::new(cfg)?),
-        SinkKind::Sentinel { .. } => Arc::new(sentinel::SentinelSink::new(cfg)?),
-        SinkKind::SentinelDataCollector { .. } => {
-            Arc::new(data_collector::DataCollectorSink::new(cfg)?)
-        }
-        SinkKind::Datadog { .. } => Arc::new(datadog::DatadogSink::new(cfg, clock, tel)?),
-    })
+    let with = config::Services { clock: &clock, tel };
+    cfg.kind.build(cfg, &with)
 }

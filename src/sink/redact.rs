@@ -7,7 +7,7 @@
 //! sinks append (`/services/collector/event`, `/api/v2/logs`, ...), query keys and the
 //! `api-version` value. Everything else reads `REDACTED`.
 
-use crate::config::SinkKind;
+use super::SinkKind;
 
 /// What a hidden part of a URL reads as.
 pub const REDACTED: &str = "REDACTED";
@@ -99,14 +99,7 @@ pub fn redact_in(text: &str, url: &str) -> String {
 
 /// The URL a sink sends to, redacted; `None` for a file sink.
 pub fn sink_url(kind: &SinkKind) -> Option<String> {
-    let raw = match kind {
-        SinkKind::File { .. } => return None,
-        SinkKind::Http { url, .. } | SinkKind::SplunkHec { url, .. } => url,
-        SinkKind::Datadog { url, .. } => url,
-        SinkKind::Sentinel { endpoint, .. } => endpoint,
-        SinkKind::SentinelDataCollector { url, .. } => url.as_ref()?,
-    };
-    Some(redact_url(raw))
+    kind.url().map(redact_url)
 }
 
 #[cfg(test)]

@@ -4,8 +4,8 @@
 use std::io::Write;
 use std::time::Duration;
 
+use super::SinkConfig;
 use super::{Delivery, SinkError};
-use crate::config::SinkConfig;
 
 /// Most of an error body kept for logs and dead letters.
 const EXCERPT: usize = 512;

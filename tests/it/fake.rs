@@ -330,6 +330,48 @@ async fn serve(
     }
 }
 
+/// A fake SIEM, as the tests see it: the `[[sinks]]` table that sends to it, and the events
+/// read back out of the requests it took. Each fake implements it once (the `http` receiver
+/// here, the SIEMs in `siem/`), so no test filters and parses requests by hand.
+pub trait Siem {
+    /// The sink `id` sending to `fake`, with `batch` and `extra` keys.
+    fn sink(id: &str, fake: &FakeServer, batch: &str, extra: &str) -> String;
+    /// Whether `c` carries events (not a token request, an ack poll or a health check).
+    fn is_ingest(c: &Captured) -> bool;
+    /// The uids of the events in one such request, each checked as the SIEM would read it.
+    fn request_uids(c: &Captured) -> Vec<String>;
+    /// The uids of every event the SIEM took: its ingestion requests answered 2xx, in order.
+    fn uids(reqs: &[Captured]) -> Vec<String> {
+        reqs.iter()
+            .filter(|c| Self::is_ingest(c) && c.delivered())
+            .flat_map(Self::request_uids)
+            .collect()
+    }
+}
+
+/// Any HTTPS receiver behind an `http` sink: every request is a JSON array of events.
+pub struct HttpReceiver;
+
+impl Siem for HttpReceiver {
+    fn sink(id: &str, fake: &FakeServer, batch: &str, extra: &str) -> String {
+        format!(
+            "[[sinks]]\nid = \"{id}\"\ntype = \"http\"\nurl = \"{}\"\nallow_http = true\ntimeout = \"1s\"\n{batch}\n{extra}\n",
+            fake.url("")
+        )
+    }
+
+    fn is_ingest(_: &Captured) -> bool {
+        true
+    }
+
+    fn request_uids(c: &Captured) -> Vec<String> {
+        events_of(c)
+            .iter()
+            .filter_map(|e| e["metadata"]["uid"].as_str().map(str::to_string))
+            .collect()
+    }
+}
+
 /// The events in an `http` sink request (a JSON array), each checked against the OCSF schema.
 pub fn events_of(c: &Captured) -> Vec<Value> {
     match c.json() {
@@ -343,9 +385,5 @@ pub fn events_of(c: &Captured) -> Vec<Value> {
 
 /// The `metadata.uid`s of the events delivered (answered 2xx) so far.
 pub fn delivered_uids(reqs: &[Captured]) -> Vec<String> {
-    reqs.iter()
-        .filter(|c| c.delivered())
-        .flat_map(events_of)
-        .filter_map(|e| e["metadata"]["uid"].as_str().map(str::to_string))
-        .collect()
+    HttpReceiver::uids(reqs)
 }

@@ -1,4 +1,5 @@
 use super::super::*;
+use crate::sink::EntraCredential;
 use std::path::Path;
 
 fn no_env(_: &str) -> Option<String> {
@@ -104,7 +105,7 @@ fn example_config_parses() {
     assert_eq!(c.sources[1].secrets[0].expose(), b"value");
     assert!(c.admin.token.is_some());
     assert!(
-        matches!(&c.sinks[2].kind, SinkKind::Datadog { url, .. } if url == "https://http-intake.logs.datadoghq.eu")
+        matches!(&c.sinks[2].kind, SinkKind::Datadog(d) if d.url == "https://http-intake.logs.datadoghq.eu")
     );
     // Nothing secret shows up when the whole config is printed.
     let debug = format!("{c:?}");
@@ -277,7 +278,7 @@ fn sinks_are_checked_by_type() {
     let ok = text.replace("\nsite = \"datadoghq.com\"", "\nallow_http = true");
     let c = parse_ok(&ok);
     assert!(
-        matches!(&c.sinks[1].kind, SinkKind::SplunkHec { url, .. } if url == "http://splunk:8088")
+        matches!(&c.sinks[1].kind, SinkKind::SplunkHec(hec) if hec.url == "http://splunk:8088")
     );
 }
 
@@ -316,15 +317,12 @@ fn a_sentinel_sink_takes_a_client_secret_or_a_workload_identity_token_file_not_b
     let c = parse_ok(&sink(&file));
     assert!(matches!(
         &c.sinks[1].kind,
-        SinkKind::Sentinel { credential: EntraCredential::AssertionFile(p), .. } if *p == token
+        SinkKind::Sentinel(az) if matches!(&az.credential, EntraCredential::AssertionFile(p) if *p == token)
     ));
     let c = parse_ok(&sink("client_secret = \"s\""));
     assert!(matches!(
         &c.sinks[1].kind,
-        SinkKind::Sentinel {
-            credential: EntraCredential::Secret(_),
-            ..
-        }
+        SinkKind::Sentinel(az) if matches!(az.credential, EntraCredential::Secret(_))
     ));
     let both = parse_err(&sink(&format!("client_secret = \"s\"\n{file}")));
     assert!(

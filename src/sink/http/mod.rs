@@ -9,11 +9,14 @@
 
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE};
 
+use super::config::{Compression, SinkConfig};
 use super::{summary, transport, BoxFuture, Delivery, Sink, SinkError};
-use crate::config::{Compression, SinkConfig, SinkKind};
 use crate::spool::Record;
 use crate::vendor::{self, Scheme, VendorKind};
 use crate::verify::Key;
+
+mod config;
+pub use config::HttpConfig;
 
 pub struct HttpSink {
     id: String,
@@ -26,16 +29,13 @@ pub struct HttpSink {
 }
 
 impl HttpSink {
-    pub fn new(cfg: &SinkConfig) -> Result<Self, SinkError> {
-        let SinkKind::Http {
+    pub fn new(cfg: &SinkConfig, own: &HttpConfig) -> Result<Self, SinkError> {
+        let HttpConfig {
             url,
             method,
             signing_secret,
             compression,
-        } = &cfg.kind
-        else {
-            unreachable!("built for http sinks only")
-        };
+        } = own;
         let setup = |message: String| SinkError::Setup {
             sink: cfg.id.clone(),
             message,
@@ -80,7 +80,7 @@ impl Sink for HttpSink {
     }
 
     fn type_name(&self) -> &'static str {
-        "http"
+        <HttpConfig as super::config::SinkType>::NAME
     }
 
     fn send<'a>(&'a self, events: &'a [Record]) -> BoxFuture<'a, Delivery> {

@@ -19,11 +19,14 @@ use http::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use super::config::{Compression, SinkConfig};
 use super::summary::{self, Summary};
 use super::transport::{self, Answer};
 use super::{BoxFuture, Delivery, EventSize, Limits, Sink, SinkError};
-use crate::config::{Compression, SinkConfig, SinkKind};
 use crate::spool::Record;
+
+mod config;
+pub use config::SplunkConfig;
 
 const CHANNEL: &str = "x-splunk-request-channel";
 /// Splunk Cloud and releases before 6.5 refuse requests over 1 MB; newer ones take far more,
@@ -90,8 +93,8 @@ struct AckReply {
 }
 
 impl SplunkSink {
-    pub fn new(cfg: &SinkConfig) -> Result<Self, SinkError> {
-        let SinkKind::SplunkHec {
+    pub fn new(cfg: &SinkConfig, own: &SplunkConfig) -> Result<Self, SinkError> {
+        let SplunkConfig {
             url,
             token,
             index,
@@ -102,10 +105,7 @@ impl SplunkSink {
             use_ack,
             ack_timeout,
             compression,
-        } = &cfg.kind
-        else {
-            unreachable!("built for splunk_hec sinks only")
-        };
+        } = own;
         let channel = channel.clone().unwrap_or_else(transport::uuid_v4);
         if http::HeaderValue::from_str(&channel).is_err() {
             return Err(SinkError::Setup {
@@ -244,7 +244,7 @@ impl Sink for SplunkSink {
     }
 
     fn type_name(&self) -> &'static str {
-        "splunk_hec"
+        <SplunkConfig as super::config::SinkType>::NAME
     }
 
     /// siemgate keeps HEC requests to 1 MB (Splunk Cloud's cap): an event whose envelope is

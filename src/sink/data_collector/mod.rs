@@ -23,12 +23,15 @@ use base64::Engine as _;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde::Serialize;
 
+use super::config::SinkConfig;
 use super::summary::{self, Columns, Summary};
 use super::transport;
 use super::{BoxFuture, Delivery, EventSize, Limits, Sink, SinkError};
-use crate::config::{SinkConfig, SinkKind};
 use crate::spool::Record;
 use crate::verify::mac;
+
+mod config;
+pub use config::DataCollectorConfig;
 
 /// The API's limit per post is 30 MB; stay well below it.
 const MAX_POST: u64 = 25_000_000;
@@ -79,16 +82,13 @@ pub fn rfc1123(t: time::OffsetDateTime) -> String {
 }
 
 impl DataCollectorSink {
-    pub fn new(cfg: &SinkConfig) -> Result<Self, SinkError> {
-        let SinkKind::SentinelDataCollector {
+    pub fn new(cfg: &SinkConfig, own: &DataCollectorConfig) -> Result<Self, SinkError> {
+        let DataCollectorConfig {
             workspace_id,
             shared_key,
             log_type,
             url,
-        } = &cfg.kind
-        else {
-            unreachable!("built for sentinel_data_collector sinks only")
-        };
+        } = own;
         let setup = |message: &str| SinkError::Setup {
             sink: cfg.id.clone(),
             message: message.into(),
@@ -141,7 +141,7 @@ impl Sink for DataCollectorSink {
     }
 
     fn type_name(&self) -> &'static str {
-        "sentinel_data_collector"
+        <DataCollectorConfig as super::config::SinkType>::NAME
     }
 
     fn event_size(&self, event: &Record) -> Result<Option<EventSize>, String> {

@@ -24,11 +24,14 @@ use serde_json::value::RawValue;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+use super::config::SinkConfig;
 use super::summary::{self, Columns, Summary};
 use super::transport;
 use super::{BoxFuture, Delivery, EventSize, Limits, Sink, SinkError};
-use crate::config::{EntraCredential, SinkConfig, SinkKind};
 use crate::spool::Record;
+
+mod config;
+pub use config::{EntraCredential, SentinelConfig};
 
 /// The API's limit per call, on the uncompressed JSON (as Microsoft's SDK counts it).
 pub const MAX_CALL: usize = 1_000_000;
@@ -64,8 +67,8 @@ pub struct SentinelSink {
 }
 
 impl SentinelSink {
-    pub fn new(cfg: &SinkConfig) -> Result<Self, SinkError> {
-        let SinkKind::Sentinel {
+    pub fn new(cfg: &SinkConfig, own: &SentinelConfig) -> Result<Self, SinkError> {
+        let SentinelConfig {
             endpoint,
             dcr_id,
             stream,
@@ -74,10 +77,7 @@ impl SentinelSink {
             credential,
             authority,
             scope,
-        } = &cfg.kind
-        else {
-            unreachable!("built for sentinel sinks only")
-        };
+        } = own;
         if let EntraCredential::Secret(s) = credential {
             if s.expose_str().is_none() {
                 return Err(SinkError::Setup {
@@ -213,7 +213,7 @@ impl Sink for SentinelSink {
     }
 
     fn type_name(&self) -> &'static str {
-        "sentinel"
+        <SentinelConfig as super::config::SinkType>::NAME
     }
 
     fn event_size(&self, event: &Record) -> Result<Option<EventSize>, String> {

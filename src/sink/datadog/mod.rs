@@ -21,13 +21,16 @@ use http::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use super::config::{Compression, SinkConfig};
 use super::summary::{self, Summary};
 use super::transport;
 use super::{BoxFuture, Delivery, EventSize, Limits, Sink, SinkError};
-use crate::config::{Compression, SinkConfig, SinkKind};
 use crate::spool::Record;
 use crate::telemetry::{names, Telemetry};
 use crate::verify::Clock;
+
+mod config;
+pub use config::DatadogConfig;
 
 const MAX_ENTRIES: usize = 1000;
 const MAX_PAYLOAD: usize = 5_000_000;
@@ -84,20 +87,18 @@ fn status(severity_id: u8) -> &'static str {
 impl DatadogSink {
     pub fn new(
         cfg: &SinkConfig,
+        own: &DatadogConfig,
         clock: Arc<dyn Clock>,
         tel: &Telemetry,
     ) -> Result<Self, SinkError> {
-        let SinkKind::Datadog {
+        let DatadogConfig {
             url,
             api_key,
             service,
             source,
             tags,
             compression,
-        } = &cfg.kind
-        else {
-            unreachable!("built for datadog sinks only")
-        };
+        } = own;
         Ok(DatadogSink {
             id: cfg.id.clone(),
             url: format!("{url}/api/v2/logs"),
@@ -156,7 +157,7 @@ impl Sink for DatadogSink {
     }
 
     fn type_name(&self) -> &'static str {
-        "datadog"
+        <DatadogConfig as super::config::SinkType>::NAME
     }
 
     fn event_size(&self, event: &Record) -> Result<Option<EventSize>, String> {

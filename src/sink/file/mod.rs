@@ -14,6 +14,9 @@ use std::sync::{Arc, Mutex};
 use super::{BoxFuture, Delivery, Sink, SinkError};
 use crate::spool::Record;
 
+mod config;
+pub use config::FileConfig;
+
 pub struct FileSink {
     id: String,
     file: Arc<Mutex<File>>,
@@ -58,7 +61,7 @@ impl Sink for FileSink {
     }
 
     fn type_name(&self) -> &'static str {
-        "file"
+        <FileConfig as super::config::SinkType>::NAME
     }
 
     fn send<'a>(&'a self, events: &'a [Record]) -> BoxFuture<'a, Delivery> {
