@@ -20,7 +20,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use siemgate::config::{Secret, VendorOptions};
-use siemgate::vendor::{scheme_for, Scheme, VendorKind};
+use siemgate::vendors::{scheme_for, Scheme, VendorKind};
 use siemgate::verify::replay::{MemoryStore, ReplayKey, ReplayStore, Seen};
 use siemgate::verify::{verify, Key, Unverified, Verifier};
 

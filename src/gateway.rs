@@ -24,7 +24,7 @@ use crate::sink::engine::{SinkRuntime, SinkSlot};
 use crate::sink::{self, Health, Sink};
 use crate::spool::{self, AppendError, NewEvent, Spool};
 use crate::telemetry::names;
-use crate::vendor::{self, Scheme};
+use crate::vendors::{self, Scheme};
 use crate::verify::replay::{ReplayStore, Seen};
 use crate::verify::{self, Clock, Key, Reason, Rejection, Unverified, Verifier};
 
@@ -79,7 +79,7 @@ pub enum Outcome {
     /// The body is over `server.max_body` (declared or streamed); decided by the server.
     TooLarge,
     /// A vendor's endpoint check, answered as the vendor requires; nothing is spooled.
-    Handshake(crate::vendor::Handshake),
+    Handshake(crate::vendors::Handshake),
     NotFound,
 }
 
@@ -257,7 +257,7 @@ fn build_sources(
 ) -> Result<HashMap<String, Arc<Source>>, BuildError> {
     let mut out = HashMap::new();
     for sc in &config.sources {
-        let scheme = vendor::scheme(sc);
+        let scheme = vendors::scheme(sc);
         let mut keys = Vec::new();
         for (index, s) in sc.secrets.iter().enumerate() {
             keys.push(

@@ -49,5 +49,5 @@ pub mod server;
 pub mod sink;
 pub mod spool;
 pub mod telemetry;
-pub mod vendor;
+pub mod vendors;
 pub mod verify;

@@ -1,6 +1,6 @@
 //! Normalization: every vendor's payload becomes OCSF events (CONTRACT §6).
 //!
-//! A vendor's [`crate::vendor::Scheme::normalize`] looks at the verified request ([`Input`])
+//! A vendor's [`crate::vendors::Scheme::normalize`] looks at the verified request ([`Input`])
 //! and describes the events in it as [`Draft`]s: the class and activity, severity, time,
 //! message, the class's own attributes (`finding_info`, `user`, `actor`, `api`, ...) and what it
 //! leaves `unmapped`. [`normalize`] turns each draft into the event every sink receives,
@@ -25,7 +25,7 @@
 //! the SIEM. What one request costs in the spool and in memory is thus proportional to its
 //! normalized events plus its body once, not events x body.
 //!
-//! The rule lives here, once: a vendor's [`crate::vendor::Scheme::fan_out`] names the array
+//! The rule lives here, once: a vendor's [`crate::vendors::Scheme::fan_out`] names the array
 //! (its path, and which elements make an event: [`FanOut`]), and each of its drafts names the
 //! element it came from ([`Draft::item`], the element's index in that array). [`normalize`]
 //! takes `raw_data` from that element and builds the envelope; both are serialized only when
@@ -51,7 +51,7 @@ use crate::verify::Verified;
 pub const MAX_EVENTS_PER_REQUEST: usize = 10_000;
 
 /// The array a request fans out into, one event per element that [`FanOut::keeps`]
-/// (what [`crate::vendor::Scheme::fan_out`] says of a request).
+/// (what [`crate::vendors::Scheme::fan_out`] says of a request).
 #[derive(Debug, Clone, Copy)]
 pub struct FanOut {
     /// Where the array is in the body.
@@ -225,7 +225,7 @@ pub struct Draft {
     /// Nothing of the body is mapped (a Base Event): without `raw_data`, the parsed body goes
     /// under `unmapped.data` so nothing is lost; with it, the body is not sent twice.
     pub keep_body: bool,
-    /// The index, in the array [`crate::vendor::Scheme::fan_out`] names, of the element this
+    /// The index, in the array [`crate::vendors::Scheme::fan_out`] names, of the element this
     /// event was made from: its `raw_data` instead of the whole body when the request yields
     /// several events (see the module docs).
     pub item: Option<usize>,
@@ -569,7 +569,7 @@ fn envelope(body: Option<&Value>, path: &[&str]) -> Option<String> {
 
 /// The array a request fans out into, and how many of its elements make an event.
 fn fanned<'a>(
-    scheme: &dyn crate::vendor::Scheme,
+    scheme: &dyn crate::vendors::Scheme,
     input: &Input<'a>,
 ) -> Option<(FanOut, &'a [Value], usize)> {
     let fan = scheme.fan_out(input)?;
@@ -582,7 +582,7 @@ fn fanned<'a>(
 /// the elements of the array the vendor fans out into, without building any event, so it is
 /// cheap enough to run before anything else is done for the request.
 pub fn check(
-    scheme: &dyn crate::vendor::Scheme,
+    scheme: &dyn crate::vendors::Scheme,
     origin: &Origin<'_>,
     verified: &Verified,
 ) -> Result<(), TooManyEvents> {
@@ -597,7 +597,7 @@ pub fn check(
 /// event at all) still yields the request as a Base Event, with the error in
 /// `unmapped.siemgate.normalize_error`.
 pub fn normalize(
-    scheme: &dyn crate::vendor::Scheme,
+    scheme: &dyn crate::vendors::Scheme,
     origin: &Origin<'_>,
     verified: &Verified,
 ) -> Vec<Event> {

@@ -50,7 +50,7 @@ use time::OffsetDateTime;
 use tokio::net::TcpListener;
 
 use siemgate::config::{Secret, VendorOptions};
-use siemgate::vendor::{scheme_for, Scheme, VendorKind};
+use siemgate::vendors::{scheme_for, Scheme, VendorKind};
 use siemgate::verify::Key;
 
 const MAX_DURATION_SECS: u64 = 600;

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 pub use secret::Secret;
 
-use crate::vendor::VendorKind;
+use crate::vendors::VendorKind;
 
 /// A path from the config: absolute as written, relative against `base` (the config file's directory).
 pub(crate) fn resolve_path(base: &Path, p: &str) -> PathBuf {

@@ -12,7 +12,7 @@ use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use super::{summary, transport, BoxFuture, Delivery, Sink, SinkError};
 use crate::config::{Compression, SinkConfig, SinkKind};
 use crate::spool::Record;
-use crate::vendor::{self, Scheme, VendorKind};
+use crate::vendors::{self, Scheme, VendorKind};
 use crate::verify::Key;
 
 pub struct HttpSink {
@@ -42,7 +42,7 @@ impl HttpSink {
         };
         let signing = match signing_secret {
             Some(secret) => {
-                let scheme = vendor::scheme_for(VendorKind::StandardWebhooks, &Default::default());
+                let scheme = vendors::scheme_for(VendorKind::StandardWebhooks, &Default::default());
                 let key = scheme
                     .prepare_key(secret)
                     .map_err(|e| setup(format!("signing_secret: {e}")))?;

@@ -2,12 +2,12 @@
 //! which bytes are signed ([`Claim`], [`Facts`]); this module does the rest, the same way for
 //! every vendor:
 //!
-//! 1. find the proof ([`crate::vendor::Scheme::claim`]): a missing or malformed header is
+//! 1. find the proof ([`crate::vendors::Scheme::claim`]): a missing or malformed header is
 //!    rejected before any MAC is computed;
 //! 2. compute the MAC of the signed bytes under every configured key and compare it with every
 //!    presented signature in constant time ([`mac`]); any match passes (rotation);
 //! 3. only then parse the body and read the signed timestamp and event id
-//!    ([`crate::vendor::Scheme::facts`]);
+//!    ([`crate::vendors::Scheme::facts`]);
 //! 4. check the timestamp against the window, past and future, on an injected [`Clock`];
 //! 5. build [`Verified`], the only type downstream code accepts. Its constructor is private to
 //!    this module.
@@ -339,7 +339,7 @@ impl Verified {
 /// What the engine needs of a source: its scheme, keys, window and id.
 pub struct Verifier<'s> {
     pub source_id: &'s str,
-    pub scheme: &'s dyn crate::vendor::Scheme,
+    pub scheme: &'s dyn crate::vendors::Scheme,
     pub keys: &'s [Key],
     pub tolerance: Duration,
 }

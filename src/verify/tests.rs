@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::config::{Secret, VendorOptions};
-use crate::vendor::{scheme_for, VendorKind};
+use crate::vendors::{scheme_for, VendorKind};
 
 fn req(headers: &[(&str, &str)], body: &str) -> Unverified {
     let mut h = HeaderMap::new();

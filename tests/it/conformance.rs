@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 
 use siemgate::config::{self, Secret};
 use siemgate::gateway::{Gateway, Outcome};
-use siemgate::vendor::{self, Scheme, VendorKind};
+use siemgate::vendors::{self, Scheme, VendorKind};
 use siemgate::verify::replay::MemoryStore;
 use siemgate::verify::{
     mac, Clock, Key, ManualClock, Reason, Unverified, MAX_SIGNATURE_HEADER_LEN,
@@ -516,7 +516,7 @@ impl<'p> Harness<'p> {
         let replay = Arc::new(MemoryStore::new(config.replay.max_entries));
         let gw = Gateway::new(config, clock.clone(), replay)
             .unwrap_or_else(|e| panic!("vendor {}: gateway: {e}", p.label));
-        let scheme = vendor::scheme(&src);
+        let scheme = vendors::scheme(&src);
         let key = |s: &str| {
             scheme
                 .prepare_key(&Secret::new(s))

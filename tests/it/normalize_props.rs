@@ -20,7 +20,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use siemgate::event::Origin;
-use siemgate::vendor::{self, Scheme, VendorKind};
+use siemgate::vendors::{self, Scheme, VendorKind};
 use siemgate::verify::{self, Key, Unverified, Verifier};
 
 use crate::golden::run_case;
@@ -674,7 +674,7 @@ impl Vendor {
         let config = siemgate::config::parse(&text, dir.path(), &|_| None)
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
         let src = &config.sources[0];
-        let scheme = vendor::scheme(src);
+        let scheme = vendors::scheme(src);
         let keys = src
             .secrets
             .iter()

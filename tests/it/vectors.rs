@@ -14,7 +14,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use siemgate::config;
-use siemgate::vendor::{self, Scheme};
+use siemgate::vendors::{self, Scheme};
 use siemgate::verify::{self, Key, Reason, Unverified, Verified, Verifier};
 
 use crate::support::{source, T0};
@@ -231,7 +231,7 @@ impl Source {
         let config = config::parse(&text, std::path::Path::new("."), &|_| None)
             .unwrap_or_else(|e| panic!("{}: config: {e}\n{text}", m.scheme));
         let src = config.source("vec").expect("the source").clone();
-        let scheme = vendor::scheme(&src);
+        let scheme = vendors::scheme(&src);
         let keys = src
             .secrets
             .iter()

@@ -363,7 +363,7 @@ fn notice(body: &Map<String, Value>, name: &str) -> Draft {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vendor::Scheme;
+    use crate::vendors::Scheme;
     use serde_json::json;
 
     fn run(body: Value) -> Result<Vec<Draft>, String> {

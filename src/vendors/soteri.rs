@@ -397,7 +397,7 @@ fn system_event(body: &Value, event_type: &str, words: &[String]) -> Draft {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vendor::Scheme;
+    use crate::vendors::Scheme;
     use serde_json::json;
 
     fn run(body: Value) -> Result<Vec<Draft>, String> {

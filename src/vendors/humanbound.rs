@@ -220,7 +220,7 @@ fn common_fields(d: Draft, body: &Map<String, Value>, event_type: &str) -> Draft
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vendor::Scheme;
+    use crate::vendors::Scheme;
     use serde_json::json;
 
     fn run(body: Value) -> Result<Vec<Draft>, String> {

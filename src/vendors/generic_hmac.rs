@@ -551,7 +551,7 @@ impl super::Scheme for GenericHmac {
 mod tests {
     use super::*;
     use crate::ocsf::Draft;
-    use crate::vendor::Scheme;
+    use crate::vendors::Scheme;
     use serde_json::json;
 
     fn run(

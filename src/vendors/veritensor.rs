@@ -301,7 +301,7 @@ fn strip_nulls(mut v: Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vendor::Scheme;
+    use crate::vendors::Scheme;
     use serde_json::json;
 
     fn run(body: Value) -> Result<Vec<Draft>, String> {

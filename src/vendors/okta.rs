@@ -427,7 +427,7 @@ fn resources(e: &Value) -> Value {
 mod tests {
     use super::*;
     use crate::ocsf::Class;
-    use crate::vendor::Scheme;
+    use crate::vendors::Scheme;
     use serde_json::json;
 
     fn run(

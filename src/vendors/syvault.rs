@@ -385,7 +385,7 @@ fn leftover_context(body: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vendor::Scheme;
+    use crate::vendors::Scheme;
     use serde_json::json;
 
     fn run(body: Value) -> Result<Vec<Draft>, String> {
