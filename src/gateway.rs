@@ -24,7 +24,7 @@ use crate::sink::engine::{SinkRuntime, SinkSlot};
 use crate::sink::{self, Health, Sink};
 use crate::spool::{self, AppendError, NewEvent, Spool};
 use crate::telemetry::names;
-use crate::vendors::{self, Scheme};
+use crate::vendors::Vendor;
 use crate::verify::replay::{ReplayStore, Seen};
 use crate::verify::{self, Clock, Key, Reason, Rejection, Unverified, Verifier};
 
@@ -38,7 +38,7 @@ type KeyedLimiter = RateLimiter<IpAddr, DashMapStateStore<IpAddr>, DefaultClock>
 /// A configured source, ready to verify.
 pub struct Source {
     pub config: SourceConfig,
-    pub scheme: Box<dyn Scheme>,
+    pub scheme: Box<dyn Vendor>,
     pub keys: Vec<Key>,
     limiter: Option<DirectLimiter>,
     /// The source's sinks, each with its `min_severity`.
@@ -257,7 +257,7 @@ fn build_sources(
 ) -> Result<HashMap<String, Arc<Source>>, BuildError> {
     let mut out = HashMap::new();
     for sc in &config.sources {
-        let scheme = vendors::scheme(sc);
+        let scheme = sc.scheme();
         let mut keys = Vec::new();
         for (index, s) in sc.secrets.iter().enumerate() {
             keys.push(

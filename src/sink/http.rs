@@ -42,7 +42,8 @@ impl HttpSink {
         };
         let signing = match signing_secret {
             Some(secret) => {
-                let scheme = vendors::scheme_for(VendorKind::StandardWebhooks, &Default::default());
+                let scheme: Box<dyn Scheme> =
+                    vendors::scheme_for(VendorKind::StandardWebhooks, &Default::default());
                 let key = scheme
                     .prepare_key(secret)
                     .map_err(|e| setup(format!("signing_secret: {e}")))?;

@@ -4,8 +4,8 @@
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::config::{MacAlgorithm, TimestampUnit};
 use crate::verify::{self, mac, Check, Claim, Key, Rejection, Unverified};
+use crate::verify::{MacAlgorithm, TimestampUnit};
 
 /// `Header: <prefix><hex HMAC(secret, body)>`, the most common scheme.
 pub fn body_hex<'a>(

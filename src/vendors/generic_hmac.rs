@@ -30,13 +30,10 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::common;
-use crate::config::raw::RawSource;
-use crate::config::{
-    GenericHmacOptions, MacAlgorithm, Secret, SigEncoding, TemplatePart, TimestampUnit,
-    VendorOptions,
-};
+use super::{GenericHmacOptions, VendorOptions};
 use crate::ocsf::{self, Draft, Input};
 use crate::verify::{self, Check, Claim, Facts, Key, KeyPart, Rejection, Unverified};
+use crate::verify::{MacAlgorithm, Secret, SigEncoding, TemplatePart, TimestampUnit};
 
 pub struct GenericHmac {
     o: GenericHmacOptions,
@@ -217,7 +214,7 @@ pub fn parse_template(t: &str, allowed: &[&str]) -> Result<Vec<TemplatePart>, St
 }
 
 pub(super) fn options(
-    r: &RawSource,
+    r: &super::OptionTable<'_>,
     path: &str,
     err: &mut dyn FnMut(String, String),
 ) -> Option<GenericHmacOptions> {
@@ -226,7 +223,7 @@ pub(super) fn options(
         err(format!("{path}.{k}"), m);
         ok = false;
     };
-    let header = match &r.header {
+    let header = match r.get("header") {
         Some(h) => h.to_ascii_lowercase(),
         None => {
             err(
@@ -236,7 +233,7 @@ pub(super) fn options(
             return None;
         }
     };
-    let algorithm = match r.algorithm.as_deref().unwrap_or("sha256") {
+    let algorithm = match r.get("algorithm").unwrap_or("sha256") {
         "sha1" => Some(MacAlgorithm::Sha1),
         "sha256" => Some(MacAlgorithm::Sha256),
         "sha512" => Some(MacAlgorithm::Sha512),
@@ -249,7 +246,7 @@ pub(super) fn options(
             Some(MacAlgorithm::Sha256)
         }
     };
-    let encoding = match r.encoding.as_deref().unwrap_or("hex") {
+    let encoding = match r.get("encoding").unwrap_or("hex") {
         "hex" => SigEncoding::Hex,
         "base64" => SigEncoding::Base64,
         other => {
@@ -257,7 +254,7 @@ pub(super) fn options(
             SigEncoding::Hex
         }
     };
-    let secret_base64 = match r.secret_encoding.as_deref().unwrap_or("utf8") {
+    let secret_base64 = match r.get("secret_encoding").unwrap_or("utf8") {
         "utf8" => false,
         "base64" => true,
         other => {
@@ -268,7 +265,7 @@ pub(super) fn options(
             false
         }
     };
-    let timestamp_unit = match r.timestamp_unit.as_deref().unwrap_or("seconds") {
+    let timestamp_unit = match r.get("timestamp_unit").unwrap_or("seconds") {
         "seconds" => TimestampUnit::Seconds,
         "milliseconds" => TimestampUnit::Milliseconds,
         "iso8601" => TimestampUnit::Iso8601,
@@ -281,7 +278,7 @@ pub(super) fn options(
         }
     };
     let signed_template = match parse_template(
-        r.signed_template.as_deref().unwrap_or("{body}"),
+        r.get("signed_template").unwrap_or("{body}"),
         &["body", "timestamp", "id"],
     ) {
         Ok(t) if t.contains(&TemplatePart::Body) => t,
@@ -298,7 +295,7 @@ pub(super) fn options(
         bad("signed_template", m);
     }
     let key_template = match parse_template(
-        r.key_template.as_deref().unwrap_or("{secret}"),
+        r.get("key_template").unwrap_or("{secret}"),
         &["secret", "timestamp"],
     ) {
         Ok(t) if t.contains(&TemplatePart::Secret) => t,
@@ -313,20 +310,22 @@ pub(super) fn options(
     };
     let uses_ts = signed_template.contains(&TemplatePart::Timestamp)
         || key_template.contains(&TemplatePart::Timestamp);
-    if uses_ts && r.timestamp_header.is_none() {
+    if uses_ts && r.get("timestamp_header").is_none() {
         bad(
             "signed_template",
             "uses {timestamp} but no timestamp_header is set".into(),
         );
     }
-    if signed_template.contains(&TemplatePart::Id) && r.id_header.is_none() {
+    if signed_template.contains(&TemplatePart::Id) && r.get("id_header").is_none() {
         bad(
             "signed_template",
             "uses {id} but no id_header is set".into(),
         );
     }
     if algorithm.is_none()
-        && (r.signed_template.is_some() || r.key_template.is_some() || r.encoding.is_some())
+        && (r.get("signed_template").is_some()
+            || r.get("key_template").is_some()
+            || r.get("encoding").is_some())
     {
         bad(
             "algorithm",
@@ -334,25 +333,25 @@ pub(super) fn options(
                 .into(),
         );
     }
-    if r.separator.as_deref() == Some("") {
+    if r.get("separator") == Some("") {
         bad("separator", "must not be empty".into());
     }
     ok.then(|| GenericHmacOptions {
         header,
         algorithm,
         encoding,
-        prefix: r.prefix.clone().unwrap_or_default(),
-        separator: r.separator.clone(),
+        prefix: r.get("prefix").unwrap_or_default().to_string(),
+        separator: r.get("separator").map(str::to_string),
         signed_template,
         key_template,
         secret_base64,
-        timestamp_header: r.timestamp_header.as_ref().map(|h| h.to_ascii_lowercase()),
+        timestamp_header: r.get("timestamp_header").map(|h| h.to_ascii_lowercase()),
         timestamp_unit,
-        id_header: r.id_header.as_ref().map(|h| h.to_ascii_lowercase()),
+        id_header: r.get("id_header").map(|h| h.to_ascii_lowercase()),
     })
 }
 
-impl super::Scheme for GenericHmac {
+impl crate::verify::Scheme for GenericHmac {
     fn prepare_key(&self, secret: &Secret) -> Result<Key, String> {
         if self.o.secret_base64 {
             let s = secret.expose_str().ok_or("secret is not UTF-8")?;
@@ -496,6 +495,19 @@ impl super::Scheme for GenericHmac {
         headers
     }
 
+    fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
+        serde_json::json!({
+            "id": id,
+            "time": common::rfc3339(ts),
+            "severity": "medium",
+            "title": "Suspicious sign-in",
+            "message": "Sign-in from a new country"
+        })
+        .to_string()
+    }
+}
+
+impl crate::ocsf::Normalizer for GenericHmac {
     /// No schema to map: a Base Event (severity, message and body as [`ocsf::base`] reads
     /// them), with the envelope fields most senders share: the event's own time, and its id
     /// when the request carries none (no `id_header`).
@@ -534,28 +546,17 @@ impl super::Scheme for GenericHmac {
         }
         Ok(vec![d])
     }
-
-    fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
-        serde_json::json!({
-            "id": id,
-            "time": common::rfc3339(ts),
-            "severity": "medium",
-            "title": "Suspicious sign-in",
-            "message": "Sign-in from a new country"
-        })
-        .to_string()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ocsf::Draft;
-    use crate::vendors::Scheme;
+    use crate::vendors::Normalizer;
     use serde_json::json;
 
     fn run(
-        scheme: &dyn Scheme,
+        scheme: &dyn Normalizer,
         body: &Value,
         headers: &[(&'static str, &str)],
     ) -> Result<Vec<Draft>, String> {

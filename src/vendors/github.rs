@@ -8,15 +8,15 @@ use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
 use super::common;
-use crate::config::MacAlgorithm;
 use crate::ocsf::{self, at, str_at, Class, Draft, Input};
+use crate::verify::MacAlgorithm;
 use crate::verify::{self, Claim, Facts, Key, Rejection, Unverified};
 
 pub struct Github;
 
 const HEADER: &str = "x-hub-signature-256";
 
-impl super::Scheme for Github {
+impl crate::verify::Scheme for Github {
     fn claim<'a>(&'a self, req: &'a Unverified) -> Result<Claim<'a>, Rejection> {
         common::body_hex(req, HEADER, "sha256=", MacAlgorithm::Sha256)
     }
@@ -53,7 +53,9 @@ impl super::Scheme for Github {
         })
         .to_string()
     }
+}
 
+impl crate::ocsf::Normalizer for Github {
     /// By `X-GitHub-Event`: security alerts are Detection Findings, `ping` a Base Event, every
     /// other event API Activity by `sender`.
     fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {

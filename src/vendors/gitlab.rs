@@ -12,8 +12,8 @@ use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
 use super::standard_webhooks as sw;
-use crate::config::Secret;
 use crate::ocsf::{self, str_at, Class, Draft, Input};
+use crate::verify::Secret;
 use crate::verify::{self, Check, Claim, Facts, Key, Rejection, Unverified};
 
 pub struct Gitlab;
@@ -24,7 +24,7 @@ fn signed(req: &Unverified) -> bool {
     req.headers.contains_key(sw::WEBHOOK.signature)
 }
 
-impl super::Scheme for Gitlab {
+impl crate::verify::Scheme for Gitlab {
     fn prepare_key(&self, secret: &Secret) -> Result<Key, String> {
         // A whsec_ secret is a signing token; anything else is a plain secret token.
         if secret.expose().starts_with(b"whsec_") {
@@ -80,7 +80,9 @@ impl super::Scheme for Gitlab {
         })
         .to_string()
     }
+}
 
+impl crate::ocsf::Normalizer for Gitlab {
     /// By `object_kind` (project and group webhooks) or `event_name` (system hooks):
     /// vulnerabilities are Detection Findings, failed sign-ins Authentication, user lifecycle
     /// Account Change, everything else API Activity.

@@ -23,15 +23,15 @@ use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
 use super::common;
-use crate::config::{MacAlgorithm, TimestampUnit};
 use crate::ocsf::{self, Class, Draft, Input};
 use crate::verify::{Claim, Facts, Key, Rejection, Unverified};
+use crate::verify::{MacAlgorithm, TimestampUnit};
 
 pub struct Humanbound;
 
 const HEADER: &str = "x-humanbound-signature";
 
-impl super::Scheme for Humanbound {
+impl crate::verify::Scheme for Humanbound {
     fn claim<'a>(&'a self, req: &'a Unverified) -> Result<Claim<'a>, Rejection> {
         common::body_hex(req, HEADER, "sha256=", MacAlgorithm::Sha256)
     }
@@ -41,19 +41,6 @@ impl super::Scheme for Humanbound {
             signed_time: common::json_time(json, "timestamp", TimestampUnit::Seconds),
             ..Facts::default()
         })
-    }
-
-    fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {
-        let body = input.object()?;
-        let event_type = body
-            .get("event_type")
-            .and_then(Value::as_str)
-            .ok_or("no event_type in the Humanbound payload")?;
-        let d = match finding_state(event_type) {
-            Some(state) => finding(input, body, event_type, state),
-            None => Draft::new(Class::Base, 0, message(body, event_type)),
-        };
-        Ok(vec![common_fields(d, body, event_type)])
     }
 
     fn sign(
@@ -86,6 +73,21 @@ impl super::Scheme for Humanbound {
             "data": {"finding_id": id}
         })
         .to_string()
+    }
+}
+
+impl crate::ocsf::Normalizer for Humanbound {
+    fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {
+        let body = input.object()?;
+        let event_type = body
+            .get("event_type")
+            .and_then(Value::as_str)
+            .ok_or("no event_type in the Humanbound payload")?;
+        let d = match finding_state(event_type) {
+            Some(state) => finding(input, body, event_type, state),
+            None => Draft::new(Class::Base, 0, message(body, event_type)),
+        };
+        Ok(vec![common_fields(d, body, event_type)])
     }
 }
 
@@ -220,7 +222,7 @@ fn common_fields(d: Draft, body: &Map<String, Value>, event_type: &str) -> Draft
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vendors::Scheme;
+    use crate::vendors::Normalizer;
     use serde_json::json;
 
     fn run(body: Value) -> Result<Vec<Draft>, String> {

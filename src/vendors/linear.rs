@@ -8,15 +8,15 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::common;
-use crate::config::{MacAlgorithm, TimestampUnit};
 use crate::ocsf::{self, at, str_at, Class, Draft, Input};
 use crate::verify::{self, Claim, Facts, Key, Rejection, Unverified};
+use crate::verify::{MacAlgorithm, TimestampUnit};
 
 pub struct Linear;
 
 const HEADER: &str = "linear-signature";
 
-impl super::Scheme for Linear {
+impl crate::verify::Scheme for Linear {
     fn claim<'a>(&'a self, req: &'a Unverified) -> Result<Claim<'a>, Rejection> {
         common::body_hex(req, HEADER, "", MacAlgorithm::Sha256)
     }
@@ -40,6 +40,20 @@ impl super::Scheme for Linear {
         ]
     }
 
+    fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
+        serde_json::json!({
+            "action": "create",
+            "type": "Issue",
+            "data": {"id": id, "title": "Rotate leaked API key", "priority": 1},
+            "url": "https://linear.app/acme/issue/SEC-1",
+            "webhookTimestamp": (ts.unix_timestamp_nanos() / 1_000_000) as i64,
+            "webhookId": "3a1b"
+        })
+        .to_string()
+    }
+}
+
+impl crate::ocsf::Normalizer for Linear {
     /// Every Linear data-change event (`type` + `action`: Issue create, Comment update, ...) is
     /// API Activity by the actor who made it. Linear has no severity (an issue's `priority` is
     /// the team's, not a threat's): Informational.
@@ -84,18 +98,6 @@ impl super::Scheme for Linear {
             .unmapped("webhook_id", j["webhookId"].clone())
             .unmapped("labels", labels(data))
             .unmapped("changed_fields", changed(j))])
-    }
-
-    fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
-        serde_json::json!({
-            "action": "create",
-            "type": "Issue",
-            "data": {"id": id, "title": "Rotate leaked API key", "priority": 1},
-            "url": "https://linear.app/acme/issue/SEC-1",
-            "webhookTimestamp": (ts.unix_timestamp_nanos() / 1_000_000) as i64,
-            "webhookId": "3a1b"
-        })
-        .to_string()
     }
 }
 
@@ -164,11 +166,11 @@ fn changed(j: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vendors::Scheme;
+    use crate::vendors::Normalizer;
     use serde_json::json;
 
     fn run(
-        scheme: &dyn Scheme,
+        scheme: &dyn Normalizer,
         body: &Value,
         headers: &[(&'static str, &str)],
     ) -> Result<Vec<Draft>, String> {

@@ -22,81 +22,40 @@ mod syvault;
 mod veritensor;
 mod zoom;
 
-use serde_json::Value;
-use time::OffsetDateTime;
+pub use crate::ocsf::{Handshake, Normalizer};
+pub use crate::verify::Scheme;
+use crate::verify::{Secret, TemplatePart};
 
-use crate::config::Secret;
-use crate::config::{SourceConfig, VendorOptions};
-use crate::ocsf::{self, Draft, Input};
-use crate::verify::{Claim, Facts, Key, Rejection, Unverified};
+/// A vendor: how it signs ([`Scheme`], which the engine calls) and what its requests mean
+/// ([`Normalizer`]).
+pub trait Vendor: Scheme + Normalizer {}
 
-/// How a vendor signs, and what its requests say about themselves.
-pub trait Scheme: Send + Sync + 'static {
-    /// Turns a configured secret into key material; an error names what is wrong with it.
-    fn prepare_key(&self, secret: &Secret) -> Result<Key, String> {
-        Ok(Key::plain(secret.expose()))
-    }
+impl<T: Scheme + Normalizer> Vendor for T {}
 
-    /// Finds the proof in the request and names the signed bytes. Reads headers only.
-    fn claim<'a>(&'a self, req: &'a Unverified) -> Result<Claim<'a>, Rejection>;
-
-    /// After the proof passed: the signed timestamp and the event id.
-    fn facts(&self, req: &Unverified, json: Option<&Value>) -> Result<Facts, Rejection>;
-
-    /// The headers this vendor would send for `body` (for `siemgate sign`, the load tool and
-    /// tests). Vendors whose timestamp or id live in the body take them from the body.
-    fn sign(&self, key: &Key, body: &[u8], ts: OffsetDateTime, id: &str) -> Vec<(String, String)>;
-
-    /// A representative body carrying `ts` and `id` where this vendor puts them in the body.
-    fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String;
-
-    /// The OCSF events of a verified request (see [`crate::ocsf`]). An error, or no event, makes
-    /// the request a Base Event carrying the error; nothing verified is dropped.
-    fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {
-        Ok(vec![ocsf::base(input)])
-    }
-
-    /// The array [`Scheme::normalize`] makes one event per element of, when it does for this
-    /// request (its drafts then name their element with [`Draft::item`]). [`ocsf`] counts it
-    /// against [`ocsf::MAX_EVENTS_PER_REQUEST`] before anything else is done for the request,
-    /// and takes each event's `raw_data` from its element. `None`: one event.
-    fn fan_out(&self, _input: &Input<'_>) -> Option<ocsf::FanOut> {
-        None
-    }
-
-    /// The answer to a vendor's endpoint check (Slack `url_verification`, Zoom
-    /// `endpoint.url_validation`, Okta's verification GET), given after the request verified
-    /// and instead of spooling it. `keys` are the source's keys, for answers that are signed.
-    fn handshake(&self, _input: &Input<'_>, _keys: &[Key]) -> Option<Handshake> {
-        None
-    }
-
-    /// A vendor's endpoint check that carries no proof and is answered before verification
-    /// (Microsoft Graph's `validationToken`), only on this vendor's sources. `None`: verify the
-    /// request as usual.
-    fn pre_verify_handshake(&self, _method: &http::Method, _req: &Unverified) -> Option<Handshake> {
-        None
-    }
-
-    /// Whether this vendor sends requests with `method` other than POST, judged by their
-    /// headers (Okta's verification GET carries `X-Okta-Verification-Challenge`). They are
-    /// verified like any request. Default: POST only.
-    fn accepts(&self, method: &http::Method, _headers: &http::HeaderMap) -> bool {
-        method == http::Method::POST
-    }
-
-    /// Takes secrets out of a verified JSON body before it is handed on (Graph repeats the
-    /// source's `clientState` in every item); true when it changed anything.
-    fn scrub(&self, _json: &mut Value) -> bool {
-        false
-    }
+/// Vendor-specific keys of a source.
+#[derive(Debug, Clone, Default)]
+pub struct VendorOptions {
+    /// Spectral: the header carrying the timestamp. Okta: the authentication header.
+    /// generic_hmac: the signature header.
+    pub header: Option<String>,
+    pub timestamp_header: Option<String>,
+    pub generic: Option<GenericHmacOptions>,
 }
 
-/// A handshake answer: `200` with this body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Handshake {
-    pub content_type: &'static str,
-    pub body: String,
+#[derive(Debug, Clone)]
+pub struct GenericHmacOptions {
+    pub header: String,
+    /// `None`: the header carries the secret itself (a token), compared in constant time.
+    pub algorithm: Option<crate::verify::MacAlgorithm>,
+    pub encoding: crate::verify::SigEncoding,
+    pub prefix: String,
+    pub separator: Option<String>,
+    pub signed_template: Vec<TemplatePart>,
+    pub key_template: Vec<TemplatePart>,
+    pub secret_base64: bool,
+    pub timestamp_header: Option<String>,
+    pub timestamp_unit: crate::verify::TimestampUnit,
+    pub id_header: Option<String>,
 }
 
 macro_rules! vendors {
@@ -158,7 +117,6 @@ impl VendorKind {
             | VendorKind::Zoom
             | VendorKind::Linear => true,
             VendorKind::GenericHmac => opts.generic.as_ref().is_some_and(|g| {
-                use crate::config::TemplatePart;
                 g.signed_template.contains(&TemplatePart::Timestamp)
                     || g.key_template.contains(&TemplatePart::Timestamp)
             }),
@@ -167,12 +125,7 @@ impl VendorKind {
     }
 }
 
-/// Builds the scheme for a configured source.
-pub fn scheme(src: &SourceConfig) -> Box<dyn Scheme> {
-    scheme_for(src.vendor, &src.options)
-}
-
-pub fn scheme_for(kind: VendorKind, opts: &VendorOptions) -> Box<dyn Scheme> {
+pub fn scheme_for(kind: VendorKind, opts: &VendorOptions) -> Box<dyn Vendor> {
     match kind {
         VendorKind::Veritensor => Box::new(veritensor::Veritensor),
         VendorKind::Humanbound => Box::new(humanbound::Humanbound),
@@ -195,10 +148,32 @@ pub fn scheme_for(kind: VendorKind, opts: &VendorOptions) -> Box<dyn Scheme> {
     }
 }
 
+/// A source's vendor-specific keys as written in its table (`header = "..."`), for its vendor
+/// to read.
+pub struct OptionTable<'a> {
+    set: Vec<(&'static str, &'a str)>,
+}
+
+impl<'a> OptionTable<'a> {
+    pub fn new(set: Vec<(&'static str, &'a str)>) -> Self {
+        OptionTable { set }
+    }
+
+    /// The value of key `k`, when it is set.
+    pub fn get(&self, k: &str) -> Option<&'a str> {
+        self.set.iter().find(|(n, _)| *n == k).map(|(_, v)| *v)
+    }
+
+    /// The keys that are set.
+    pub fn keys(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.set.iter().map(|(k, _)| *k)
+    }
+}
+
 /// Reads the vendor-specific keys of a source; reports keys that do not apply to its vendor.
 pub(crate) fn options(
     kind: VendorKind,
-    raw: &crate::config::raw::RawSource,
+    raw: &OptionTable<'_>,
     path: &str,
     err: &mut dyn FnMut(String, String),
 ) -> Option<VendorOptions> {
@@ -221,7 +196,7 @@ pub(crate) fn options(
         _ => &[],
     };
     let mut ok = true;
-    for k in raw.vendor_keys_set() {
+    for k in raw.keys() {
         if !allowed.contains(&k) {
             err(
                 format!("{path}.{k}"),
@@ -232,8 +207,10 @@ pub(crate) fn options(
     }
     let mut opts = VendorOptions::default();
     match kind {
-        VendorKind::Spectral => opts.timestamp_header = raw.timestamp_header.clone(),
-        VendorKind::Okta => opts.header = raw.header.clone(),
+        VendorKind::Spectral => {
+            opts.timestamp_header = raw.get("timestamp_header").map(str::to_string)
+        }
+        VendorKind::Okta => opts.header = raw.get("header").map(str::to_string),
         VendorKind::GenericHmac => match generic_hmac::options(raw, path, err) {
             Some(g) => opts.generic = Some(g),
             None => ok = false,

@@ -33,9 +33,9 @@
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use super::Handshake;
-use crate::config::Secret;
+use crate::ocsf::Handshake;
 use crate::ocsf::{str_at, Class, Draft, Input};
+use crate::verify::Secret;
 use crate::verify::{Check, Claim, Facts, Key, Rejection, Unverified};
 
 pub struct MsGraph;
@@ -87,7 +87,7 @@ fn client_states(body: &[u8]) -> Result<Vec<Vec<u8>>, Rejection> {
 /// Graph takes a `clientState` of at most 128 characters.
 const MAX_CLIENT_STATE: usize = 128;
 
-impl super::Scheme for MsGraph {
+impl crate::verify::Scheme for MsGraph {
     fn prepare_key(&self, secret: &Secret) -> Result<Key, String> {
         if secret.expose().len() > MAX_CLIENT_STATE {
             return Err(format!(
@@ -107,16 +107,6 @@ impl super::Scheme for MsGraph {
 
     fn facts(&self, _req: &Unverified, _json: Option<&Value>) -> Result<Facts, Rejection> {
         Ok(Facts::default())
-    }
-
-    fn pre_verify_handshake(&self, method: &http::Method, req: &Unverified) -> Option<Handshake> {
-        if method != http::Method::POST {
-            return None;
-        }
-        Some(Handshake {
-            content_type: "text/plain; charset=utf-8",
-            body: validation_token(req.query.as_deref())?,
-        })
     }
 
     fn scrub(&self, json: &mut Value) -> bool {
@@ -147,6 +137,18 @@ impl super::Scheme for MsGraph {
     /// (`support::secret_for(msgraph, 1)`), since a body cannot know the source's secret.
     fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
         sample(ts, id, "msgraph-secret-1")
+    }
+}
+
+impl crate::ocsf::Normalizer for MsGraph {
+    fn pre_verify_handshake(&self, method: &http::Method, req: &Unverified) -> Option<Handshake> {
+        if method != http::Method::POST {
+            return None;
+        }
+        Some(Handshake {
+            content_type: "text/plain; charset=utf-8",
+            body: validation_token(req.query.as_deref())?,
+        })
     }
 
     fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {

@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::common;
-use super::Handshake;
-use crate::config::VendorOptions;
+use super::VendorOptions;
+use crate::ocsf::Handshake;
 use crate::ocsf::{self, at, str_at, Class, Draft, Input};
 use crate::verify::{self, Check, Claim, Facts, Key, Rejection, Unverified};
 
@@ -32,7 +32,7 @@ impl Okta {
     }
 }
 
-impl super::Scheme for Okta {
+impl crate::verify::Scheme for Okta {
     fn claim<'a>(&'a self, req: &'a Unverified) -> Result<Claim<'a>, Rejection> {
         let token = verify::required_header(req, &self.header)?;
         Ok(Claim {
@@ -83,7 +83,9 @@ impl super::Scheme for Okta {
         })
         .to_string()
     }
+}
 
+impl crate::ocsf::Normalizer for Okta {
     /// An event hook delivers a batch of System Log events (`data.events[]`): one OCSF event
     /// each, with the Okta event's `uuid` as its uid.
     fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {
@@ -427,11 +429,11 @@ fn resources(e: &Value) -> Value {
 mod tests {
     use super::*;
     use crate::ocsf::Class;
-    use crate::vendors::Scheme;
+    use crate::vendors::Normalizer;
     use serde_json::json;
 
     fn run(
-        scheme: &dyn Scheme,
+        scheme: &dyn Normalizer,
         body: &Value,
         headers: &[(&'static str, &str)],
     ) -> Result<Vec<Draft>, String> {

@@ -7,15 +7,15 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::common;
-use crate::config::MacAlgorithm;
 use crate::ocsf::{self, at, str_at, Class, Draft, Input};
+use crate::verify::MacAlgorithm;
 use crate::verify::{self, Check, Claim, Facts, Key, Rejection, Unverified};
 
 pub struct Pagerduty;
 
 const HEADER: &str = "x-pagerduty-signature";
 
-impl super::Scheme for Pagerduty {
+impl crate::verify::Scheme for Pagerduty {
     fn claim<'a>(&'a self, req: &'a Unverified) -> Result<Claim<'a>, Rejection> {
         let value = verify::required_header(req, HEADER)?;
         let entries = verify::split_list(value, ',')?;
@@ -52,6 +52,22 @@ impl super::Scheme for Pagerduty {
         )]
     }
 
+    fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
+        serde_json::json!({
+            "event": {
+                "id": id,
+                "event_type": "incident.triggered",
+                "resource_type": "incident",
+                "occurred_at": common::iso_millis(ts),
+                "data": {"id": "PGR0VU2", "title": "Disk full on db-1", "urgency": "high",
+                         "priority": {"summary": "P1"}}
+            }
+        })
+        .to_string()
+    }
+}
+
+impl crate::ocsf::Normalizer for Pagerduty {
     /// Incidents are findings (the incident is the finding: its id, title, urgency and
     /// priority); other resources (services, pings) are API Activity.
     fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {
@@ -65,20 +81,6 @@ impl super::Scheme for Pagerduty {
         Ok(vec![d
             .time(at(event, &["occurred_at"]).and_then(ocsf::time_of))
             .unmapped("event_type", json!(event_type))])
-    }
-
-    fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
-        serde_json::json!({
-            "event": {
-                "id": id,
-                "event_type": "incident.triggered",
-                "resource_type": "incident",
-                "occurred_at": common::iso_millis(ts),
-                "data": {"id": "PGR0VU2", "title": "Disk full on db-1", "urgency": "high",
-                         "priority": {"summary": "P1"}}
-            }
-        })
-        .to_string()
     }
 }
 
@@ -205,11 +207,11 @@ fn reference(r: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vendors::Scheme;
+    use crate::vendors::Normalizer;
     use serde_json::json;
 
     fn run(
-        scheme: &dyn Scheme,
+        scheme: &dyn Normalizer,
         body: &Value,
         headers: &[(&'static str, &str)],
     ) -> Result<Vec<Draft>, String> {

@@ -9,15 +9,15 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::common;
-use crate::config::MacAlgorithm;
 use crate::ocsf::{self, at, str_at, Class, Draft, Input};
+use crate::verify::MacAlgorithm;
 use crate::verify::{self, Claim, Facts, Key, Rejection, Unverified};
 
 pub struct Sentry;
 
 const HEADER: &str = "sentry-hook-signature";
 
-impl super::Scheme for Sentry {
+impl crate::verify::Scheme for Sentry {
     fn claim<'a>(&'a self, req: &'a Unverified) -> Result<Claim<'a>, Rejection> {
         common::body_hex(req, HEADER, "", MacAlgorithm::Sha256)
     }
@@ -44,6 +44,18 @@ impl super::Scheme for Sentry {
         ]
     }
 
+    fn sample_body(&self, _ts: OffsetDateTime, id: &str) -> String {
+        serde_json::json!({
+            "action": "created",
+            "installation": {"uuid": "a8e5d37a"},
+            "data": {"issue": {"id": id, "title": "TypeError: Cannot read properties of undefined", "level": "error",
+                               "culprit": "app/checkout.js"}}
+        })
+        .to_string()
+    }
+}
+
+impl crate::ocsf::Normalizer for Sentry {
     /// By `Sentry-Hook-Resource`: issues, alerted events and errors are Detection Findings (the
     /// Sentry issue is the finding), metric alerts too (the alert's incident is the finding);
     /// installations and comments are API Activity; other resources a Base Event.
@@ -71,16 +83,6 @@ impl super::Scheme for Sentry {
                 "installation_uuid",
                 j["installation"]["uuid"].clone(),
             )])
-    }
-
-    fn sample_body(&self, _ts: OffsetDateTime, id: &str) -> String {
-        serde_json::json!({
-            "action": "created",
-            "installation": {"uuid": "a8e5d37a"},
-            "data": {"issue": {"id": id, "title": "TypeError: Cannot read properties of undefined", "level": "error",
-                               "culprit": "app/checkout.js"}}
-        })
-        .to_string()
     }
 }
 
@@ -364,11 +366,11 @@ fn id(v: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vendors::Scheme;
+    use crate::vendors::Normalizer;
     use serde_json::json;
 
     fn run(
-        scheme: &dyn Scheme,
+        scheme: &dyn Normalizer,
         body: &Value,
         headers: &[(&'static str, &str)],
     ) -> Result<Vec<Draft>, String> {

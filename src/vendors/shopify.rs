@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::common;
-use crate::config::MacAlgorithm;
 use crate::ocsf::{self, str_at, Class, Draft, Input};
+use crate::verify::MacAlgorithm;
 use crate::verify::{self, Check, Claim, Facts, Key, Rejection, Unverified};
 
 pub struct Shopify;
@@ -18,7 +18,7 @@ pub struct Shopify;
 const HEADER: &str = "x-shopify-hmac-sha256";
 const HEADER_EVENTS: &str = "shopify-hmac-sha256";
 
-impl super::Scheme for Shopify {
+impl crate::verify::Scheme for Shopify {
     fn claim<'a>(&'a self, req: &'a Unverified) -> Result<Claim<'a>, Rejection> {
         let sig = match verify::single_header(req, HEADER)? {
             Some(s) => s,
@@ -66,7 +66,9 @@ impl super::Scheme for Shopify {
         })
         .to_string()
     }
+}
 
+impl crate::ocsf::Normalizer for Shopify {
     /// By the `X-Shopify-Topic` header (`orders/create`, `customers/redact` ...): every topic is
     /// API Activity; the three GDPR compliance topics carry a higher severity and a note.
     fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {

@@ -10,17 +10,17 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::common;
-use super::Handshake;
-use crate::config::{MacAlgorithm, TimestampUnit};
+use crate::ocsf::Handshake;
 use crate::ocsf::{self, str_at, Class, Draft, Input};
 use crate::verify::{self, Check, Claim, Facts, Key, Rejection, Unverified};
+use crate::verify::{MacAlgorithm, TimestampUnit};
 
 pub struct Slack;
 
 const SIG: &str = "x-slack-signature";
 const TS: &str = "x-slack-request-timestamp";
 
-impl super::Scheme for Slack {
+impl crate::verify::Scheme for Slack {
     fn claim<'a>(&'a self, req: &'a Unverified) -> Result<Claim<'a>, Rejection> {
         let sig = verify::required_header(req, SIG)?;
         let ts = verify::single_header(req, TS)?
@@ -70,7 +70,9 @@ impl super::Scheme for Slack {
         })
         .to_string()
     }
+}
 
+impl crate::ocsf::Normalizer for Slack {
     /// Slack's Events API checks a new Request URL with a signed `url_verification` event:
     /// the answer is its `challenge`.
     fn handshake(&self, input: &Input<'_>, _keys: &[Key]) -> Option<Handshake> {

@@ -22,15 +22,15 @@ use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
 use super::common;
-use crate::config::MacAlgorithm;
 use crate::ocsf::{self, Class, Draft, Input};
+use crate::verify::MacAlgorithm;
 use crate::verify::{self, Check, Claim, Facts, Key, Rejection, Unverified};
 
 pub struct Soteri;
 
 const HEADER: &str = "x-soteri-signature";
 
-impl super::Scheme for Soteri {
+impl crate::verify::Scheme for Soteri {
     fn claim<'a>(&'a self, req: &'a Unverified) -> Result<Claim<'a>, Rejection> {
         let value = verify::required_header(req, HEADER)?;
         let entries = verify::split_list(value, ',')?;
@@ -49,6 +49,33 @@ impl super::Scheme for Soteri {
         Ok(Facts::default())
     }
 
+    fn sign(
+        &self,
+        key: &Key,
+        body: &[u8],
+        _ts: OffsetDateTime,
+        _id: &str,
+    ) -> Vec<(String, String)> {
+        vec![(
+            HEADER.into(),
+            common::b64_mac(key, MacAlgorithm::Sha256, &[body]),
+        )]
+    }
+
+    fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
+        serde_json::json!({
+            "eventType": "SECRET_FOUND",
+            "timestamp": common::rfc3339(ts),
+            "auditId": id,
+            "secretsFound": 1,
+            "issueKey": "SEC-42",
+            "user": {"accountId": "5b10ac8d82e05b22cc7d4ef5", "displayName": "Alice"}
+        })
+        .to_string()
+    }
+}
+
+impl crate::ocsf::Normalizer for Soteri {
     fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {
         let body = input
             .json
@@ -92,31 +119,6 @@ impl super::Scheme for Soteri {
             return None;
         }
         Some(ocsf::FanOut::objects(findings_path(body)?))
-    }
-
-    fn sign(
-        &self,
-        key: &Key,
-        body: &[u8],
-        _ts: OffsetDateTime,
-        _id: &str,
-    ) -> Vec<(String, String)> {
-        vec![(
-            HEADER.into(),
-            common::b64_mac(key, MacAlgorithm::Sha256, &[body]),
-        )]
-    }
-
-    fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
-        serde_json::json!({
-            "eventType": "SECRET_FOUND",
-            "timestamp": common::rfc3339(ts),
-            "auditId": id,
-            "secretsFound": 1,
-            "issueKey": "SEC-42",
-            "user": {"accountId": "5b10ac8d82e05b22cc7d4ef5", "displayName": "Alice"}
-        })
-        .to_string()
     }
 }
 
@@ -397,7 +399,7 @@ fn system_event(body: &Value, event_type: &str, words: &[String]) -> Draft {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vendors::Scheme;
+    use crate::vendors::Normalizer;
     use serde_json::json;
 
     fn run(body: Value) -> Result<Vec<Draft>, String> {

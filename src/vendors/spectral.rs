@@ -20,9 +20,10 @@ use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
 use super::common;
-use crate::config::{MacAlgorithm, TimestampUnit, VendorOptions};
+use super::VendorOptions;
 use crate::ocsf::{self, Class, Draft, Input};
 use crate::verify::{self, Check, Claim, Facts, Key, KeyPart, Rejection, Unverified};
+use crate::verify::{MacAlgorithm, TimestampUnit};
 
 pub struct Spectral {
     timestamp_header: String,
@@ -48,7 +49,7 @@ fn parse_ts(raw: &str) -> Result<OffsetDateTime, Rejection> {
         .or_else(|_| verify::parse_timestamp(raw, TimestampUnit::Seconds))
 }
 
-impl super::Scheme for Spectral {
+impl crate::verify::Scheme for Spectral {
     fn claim<'a>(&'a self, req: &'a Unverified) -> Result<Claim<'a>, Rejection> {
         let sig = verify::required_header(req, HEADER)?;
         let ts = verify::single_header(req, &self.timestamp_header)?
@@ -76,6 +77,26 @@ impl super::Scheme for Spectral {
         })
     }
 
+    fn sign(&self, key: &Key, body: &[u8], ts: OffsetDateTime, _id: &str) -> Vec<(String, String)> {
+        let ts = common::iso_millis(ts);
+        let k = [ts.as_bytes(), b"_", key.mac()].concat();
+        let sig = hex::encode(verify::mac::hmac(MacAlgorithm::Sha256, &k, &[body]));
+        vec![(HEADER.into(), sig), (self.timestamp_header.clone(), ts)]
+    }
+
+    fn sample_body(&self, _ts: OffsetDateTime, id: &str) -> String {
+        serde_json::json!({
+            "issues": [
+                {"assetId": format!("github.com/acme/api#{id}"), "detectorId": "CLD001",
+                 "detectorName": "Visible AWS Key", "severity": "error",
+                 "uri": "https://github.com/acme/api/blob/main/config.py#L12"}
+            ]
+        })
+        .to_string()
+    }
+}
+
+impl crate::ocsf::Normalizer for Spectral {
     fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {
         let body = input.object()?;
         if let Some(issues) = body.get("issues").and_then(Value::as_array) {
@@ -118,24 +139,6 @@ impl super::Scheme for Spectral {
         }
         lifecycle(event_name(body)?)?;
         Some(ocsf::FanOut::matching(&["ids"], |v| id(v).is_some()))
-    }
-
-    fn sign(&self, key: &Key, body: &[u8], ts: OffsetDateTime, _id: &str) -> Vec<(String, String)> {
-        let ts = common::iso_millis(ts);
-        let k = [ts.as_bytes(), b"_", key.mac()].concat();
-        let sig = hex::encode(verify::mac::hmac(MacAlgorithm::Sha256, &k, &[body]));
-        vec![(HEADER.into(), sig), (self.timestamp_header.clone(), ts)]
-    }
-
-    fn sample_body(&self, _ts: OffsetDateTime, id: &str) -> String {
-        serde_json::json!({
-            "issues": [
-                {"assetId": format!("github.com/acme/api#{id}"), "detectorId": "CLD001",
-                 "detectorName": "Visible AWS Key", "severity": "error",
-                 "uri": "https://github.com/acme/api/blob/main/config.py#L12"}
-            ]
-        })
-        .to_string()
     }
 }
 
@@ -363,7 +366,7 @@ fn notice(body: &Map<String, Value>, name: &str) -> Draft {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vendors::Scheme;
+    use crate::vendors::Normalizer;
     use serde_json::json;
 
     fn run(body: Value) -> Result<Vec<Draft>, String> {

@@ -11,9 +11,9 @@ use base64::Engine;
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
-use crate::config::{MacAlgorithm, Secret, TimestampUnit};
 use crate::ocsf::{self, str_at, Class, Draft, Input};
 use crate::verify::{self, Check, Claim, Facts, Key, Rejection, Unverified};
+use crate::verify::{MacAlgorithm, Secret, TimestampUnit};
 
 pub struct StandardWebhooks;
 
@@ -159,7 +159,7 @@ pub fn sign(
     ]
 }
 
-impl super::Scheme for StandardWebhooks {
+impl crate::verify::Scheme for StandardWebhooks {
     fn prepare_key(&self, secret: &Secret) -> Result<Key, String> {
         prepare(secret)
     }
@@ -184,7 +184,9 @@ impl super::Scheme for StandardWebhooks {
         })
         .to_string()
     }
+}
 
+impl crate::ocsf::Normalizer for StandardWebhooks {
     /// The spec's envelope `{"type", "timestamp", "data"}` is API Activity whose operation is
     /// the type; any other body is a Base Event.
     fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {

@@ -9,9 +9,9 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::common;
-use crate::config::{MacAlgorithm, TimestampUnit};
 use crate::ocsf::{self, str_at, Class, Draft, Input};
 use crate::verify::{self, Check, Claim, Facts, Key, Rejection, Unverified};
+use crate::verify::{MacAlgorithm, TimestampUnit};
 
 pub struct Stripe;
 
@@ -36,7 +36,7 @@ fn parse(value: &str) -> Result<(&str, Vec<&str>), Rejection> {
     Ok((t, v1))
 }
 
-impl super::Scheme for Stripe {
+impl crate::verify::Scheme for Stripe {
     fn claim<'a>(&'a self, req: &'a Unverified) -> Result<Claim<'a>, Rejection> {
         let (t, v1) = parse(verify::required_header(req, HEADER)?)?;
         let candidates = verify::candidates(v1, verify::decode_hex)?;
@@ -77,7 +77,9 @@ impl super::Scheme for Stripe {
         })
         .to_string()
     }
+}
 
+impl crate::ocsf::Normalizer for Stripe {
     /// By the event `type`: disputes, early fraud warnings and Radar reviews are Detection
     /// Findings; every other event (customers, accounts, payments ...) is API Activity. `created`
     /// is the time; the `evt_` id is already the event's uid.

@@ -22,15 +22,15 @@ use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
 use super::common;
-use crate::config::{MacAlgorithm, TimestampUnit};
 use crate::ocsf::{self, Class, Draft, Input};
 use crate::verify::{Claim, Facts, Key, Rejection, Unverified};
+use crate::verify::{MacAlgorithm, TimestampUnit};
 
 pub struct Syvault;
 
 const HEADER: &str = "x-vf-signature-256";
 
-impl super::Scheme for Syvault {
+impl crate::verify::Scheme for Syvault {
     fn claim<'a>(&'a self, req: &'a Unverified) -> Result<Claim<'a>, Rejection> {
         common::body_hex(req, HEADER, "sha256=", MacAlgorithm::Sha256)
     }
@@ -44,6 +44,39 @@ impl super::Scheme for Syvault {
         })
     }
 
+    fn sign(
+        &self,
+        key: &Key,
+        body: &[u8],
+        _ts: OffsetDateTime,
+        _id: &str,
+    ) -> Vec<(String, String)> {
+        vec![
+            (
+                HEADER.into(),
+                format!(
+                    "sha256={}",
+                    common::hex_mac(key, MacAlgorithm::Sha256, &[body])
+                ),
+            ),
+            ("x-vf-webhook-version".into(), "1".into()),
+        ]
+    }
+
+    fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
+        serde_json::json!({
+            "event_id": id,
+            "event_type": "user.login.failed",
+            "timestamp": common::iso_millis(ts),
+            "actor": {"user_id": "usr_a1b2c3d4e5f6", "email": "alice@acme.com", "ip": "203.0.113.7",
+                      "user_agent": "Mozilla/5.0"},
+            "target": {"type": "session", "id": "sess_x1y2z3w4v5u6"}
+        })
+        .to_string()
+    }
+}
+
+impl crate::ocsf::Normalizer for Syvault {
     fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {
         let body = input
             .json
@@ -76,37 +109,6 @@ impl super::Scheme for Syvault {
             .unmapped("event_type", json!(event_type))
             .unmapped("target", target.cloned().unwrap_or(Value::Null))
             .unmapped("context", leftover_context(body))])
-    }
-
-    fn sign(
-        &self,
-        key: &Key,
-        body: &[u8],
-        _ts: OffsetDateTime,
-        _id: &str,
-    ) -> Vec<(String, String)> {
-        vec![
-            (
-                HEADER.into(),
-                format!(
-                    "sha256={}",
-                    common::hex_mac(key, MacAlgorithm::Sha256, &[body])
-                ),
-            ),
-            ("x-vf-webhook-version".into(), "1".into()),
-        ]
-    }
-
-    fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
-        serde_json::json!({
-            "event_id": id,
-            "event_type": "user.login.failed",
-            "timestamp": common::iso_millis(ts),
-            "actor": {"user_id": "usr_a1b2c3d4e5f6", "email": "alice@acme.com", "ip": "203.0.113.7",
-                      "user_agent": "Mozilla/5.0"},
-            "target": {"type": "session", "id": "sess_x1y2z3w4v5u6"}
-        })
-        .to_string()
     }
 }
 
@@ -385,7 +387,7 @@ fn leftover_context(body: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vendors::Scheme;
+    use crate::vendors::Normalizer;
     use serde_json::json;
 
     fn run(body: Value) -> Result<Vec<Draft>, String> {

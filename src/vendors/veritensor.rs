@@ -17,15 +17,15 @@ use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
 use super::common;
-use crate::config::MacAlgorithm;
 use crate::ocsf::{self, Class, Draft, Input};
+use crate::verify::MacAlgorithm;
 use crate::verify::{Claim, Facts, Key, Rejection, Unverified};
 
 pub struct Veritensor;
 
 const HEADER: &str = "x-veritensor-signature-256";
 
-impl super::Scheme for Veritensor {
+impl crate::verify::Scheme for Veritensor {
     fn claim<'a>(&'a self, req: &'a Unverified) -> Result<Claim<'a>, Rejection> {
         common::body_hex(req, HEADER, "sha256=", MacAlgorithm::Sha256)
     }
@@ -37,34 +37,6 @@ impl super::Scheme for Veritensor {
             label: common::json_str(json, &["scan_id"]).or_else(|| common::json_str(json, &["id"])),
             ..Facts::default()
         })
-    }
-
-    fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {
-        let body = input.object()?;
-        let batch = Batch::of(body);
-        let items = vulnerabilities(body)?;
-        if items.is_empty() {
-            return Ok(vec![clean_scan(&batch)]);
-        }
-        let count = batch.count.unwrap_or(items.len() as u64);
-        let drafts = items
-            .iter()
-            .enumerate()
-            .map(|(i, (item, v))| {
-                let d = finding(input, &batch, count, i, v);
-                match item {
-                    Some(n) => d.item(*n),
-                    None => d,
-                }
-            })
-            .collect();
-        Ok(drafts)
-    }
-
-    /// One finding per object of the batch's list (the first of [`LISTS`] that is an array).
-    fn fan_out(&self, input: &Input<'_>) -> Option<ocsf::FanOut> {
-        let (path, _) = list(input.json?.as_object()?)?;
-        Some(ocsf::FanOut::objects(path))
     }
 
     fn sign(
@@ -95,6 +67,36 @@ impl super::Scheme for Veritensor {
             ]
         })
         .to_string()
+    }
+}
+
+impl crate::ocsf::Normalizer for Veritensor {
+    fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {
+        let body = input.object()?;
+        let batch = Batch::of(body);
+        let items = vulnerabilities(body)?;
+        if items.is_empty() {
+            return Ok(vec![clean_scan(&batch)]);
+        }
+        let count = batch.count.unwrap_or(items.len() as u64);
+        let drafts = items
+            .iter()
+            .enumerate()
+            .map(|(i, (item, v))| {
+                let d = finding(input, &batch, count, i, v);
+                match item {
+                    Some(n) => d.item(*n),
+                    None => d,
+                }
+            })
+            .collect();
+        Ok(drafts)
+    }
+
+    /// One finding per object of the batch's list (the first of [`LISTS`] that is an array).
+    fn fan_out(&self, input: &Input<'_>) -> Option<ocsf::FanOut> {
+        let (path, _) = list(input.json?.as_object()?)?;
+        Some(ocsf::FanOut::objects(path))
     }
 }
 
@@ -301,7 +303,7 @@ fn strip_nulls(mut v: Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vendors::Scheme;
+    use crate::vendors::Normalizer;
     use serde_json::json;
 
     fn run(body: Value) -> Result<Vec<Draft>, String> {

@@ -9,17 +9,17 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::common;
-use super::Handshake;
-use crate::config::{MacAlgorithm, TimestampUnit};
+use crate::ocsf::Handshake;
 use crate::ocsf::{self, at, str_at, Class, Draft, Input};
 use crate::verify::{self, Check, Claim, Facts, Key, Rejection, Unverified};
+use crate::verify::{MacAlgorithm, TimestampUnit};
 
 pub struct Zoom;
 
 const SIG: &str = "x-zm-signature";
 const TS: &str = "x-zm-request-timestamp";
 
-impl super::Scheme for Zoom {
+impl crate::verify::Scheme for Zoom {
     fn claim<'a>(&'a self, req: &'a Unverified) -> Result<Claim<'a>, Rejection> {
         let sig = verify::required_header(req, SIG)?;
         let ts = verify::single_header(req, TS)?
@@ -64,7 +64,9 @@ impl super::Scheme for Zoom {
         })
         .to_string()
     }
+}
 
+impl crate::ocsf::Normalizer for Zoom {
     /// Sign-ins and sign-outs are Authentication, user lifecycle events Account Change, the rest
     /// (meetings, recordings, ...) API Activity. Zoom carries no severity: all are routine audit
     /// events, Informational.
@@ -246,11 +248,11 @@ fn actor(payload: &Value) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vendors::Scheme;
+    use crate::vendors::Normalizer;
     use serde_json::json;
 
     fn run(
-        scheme: &dyn Scheme,
+        scheme: &dyn Normalizer,
         body: &Value,
         headers: &[(&'static str, &str)],
     ) -> Result<Vec<Draft>, String> {
