@@ -62,6 +62,10 @@ pub trait Normalizer: Send + Sync + 'static {
         None
     }
 
+    /// A representative body carrying `ts` and `id` where this vendor puts them in the body
+    /// (for `siemgate sign`, the load tool and tests).
+    fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String;
+
     /// The answer to a vendor's endpoint check (Slack `url_verification`, Zoom
     /// `endpoint.url_validation`, Okta's verification GET), given after the request verified
     /// and instead of spooling it. `keys` are the source's keys, for answers that are signed.

@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use crate::vendors::{GenericHmacOptions, VendorOptions};
+pub use crate::vendors::VendorOptions;
 pub use crate::verify::replay::{ReplayConfig, ReplayStoreKind};
 pub use crate::verify::secret::{self, Secret};
 pub use crate::verify::{MacAlgorithm, SigEncoding, TemplatePart, TimestampUnit};

@@ -115,7 +115,7 @@ pub struct RawSource {
 
 impl RawSource {
     /// The vendor-specific keys that are set, with their values.
-    pub fn vendor_options(&self) -> crate::vendors::OptionTable<'_> {
+    pub fn vendor_options(&self, path: &str) -> crate::vendors::OptionTable<'_> {
         let pairs: [(&'static str, &Option<String>); 11] = [
             ("header", &self.header),
             ("algorithm", &self.algorithm),
@@ -133,7 +133,7 @@ impl RawSource {
             .into_iter()
             .filter_map(|(k, v)| Some((k, v.as_deref()?)))
             .collect();
-        crate::vendors::OptionTable::new(set)
+        crate::vendors::OptionTable::new(path, set)
     }
 }
 

@@ -731,7 +731,7 @@ fn build_source(
     }
     let vendor = vendor?;
     let options =
-        crate::vendors::options(vendor, &r.vendor_options(), path, &mut |p, m| cx.err(p, m));
+        crate::vendors::options(vendor, &r.vendor_options(path), &mut |p, m| cx.err(p, m));
     if let Some(options) = &options {
         for (i, s) in secrets.iter().enumerate() {
             if let Err(m) = crate::vendors::check_secret(vendor, options, s) {

@@ -25,100 +25,25 @@
 //! and unique per delivery), and always the signed-bytes digest, so the same signed bytes are a
 //! duplicate whatever id rides beside them.
 
-use base64::Engine;
 use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::common;
-use super::{GenericHmacOptions, VendorOptions};
+use super::VendorOptions;
 use crate::ocsf::{self, Draft, Input};
-use crate::verify::{self, Check, Claim, Facts, Key, KeyPart, Rejection, Unverified};
-use crate::verify::{MacAlgorithm, Secret, SigEncoding, TemplatePart, TimestampUnit};
+use crate::verify::descriptor::{in_alphabet, is_variable};
+use crate::verify::{Descriptor, Field, MacAlgorithm, SigEncoding, TemplatePart, TimestampUnit};
 
-pub struct GenericHmac {
-    o: GenericHmacOptions,
-}
+/// generic_hmac's normalizer; its signature is the [`Descriptor`] read from the config.
+pub struct GenericHmac;
 
-impl GenericHmac {
-    pub fn new(opts: &VendorOptions) -> Self {
-        GenericHmac {
-            o: opts
-                .generic
-                .clone()
-                .expect("generic_hmac options are validated at config load"),
-        }
-    }
-
-    fn timestamp_signed(&self) -> bool {
-        self.o.signed_template.contains(&TemplatePart::Timestamp)
-            || self.o.key_template.contains(&TemplatePart::Timestamp)
-    }
-
-    fn part<'a>(&self, req: &'a Unverified, p: &'a TemplatePart) -> Result<&'a [u8], Rejection> {
-        Ok(match p {
-            TemplatePart::Literal(s) => s.as_bytes(),
-            TemplatePart::Body => &req.body,
-            TemplatePart::Timestamp => {
-                let h = self.o.timestamp_header.as_deref().unwrap_or_default();
-                let ts = verify::single_header(req, h)?
-                    .ok_or(Rejection::missing("timestamp header missing"))?;
-                if !verify::is_safe_timestamp(ts, self.o.timestamp_unit) {
-                    return Err(Rejection::malformed(
-                        "timestamp is not of the expected form",
-                    ));
-                }
-                ts.as_bytes()
-            }
-            TemplatePart::Id => {
-                let h = self.o.id_header.as_deref().unwrap_or_default();
-                let id = verify::single_header(req, h)?
-                    .ok_or(Rejection::missing("id header missing"))?;
-                if !verify::is_safe_id(id) {
-                    return Err(Rejection::malformed("id is not of the signed form"));
-                }
-                id.as_bytes()
-            }
-            TemplatePart::Secret => b"",
-        })
-    }
-}
-
-/// Whether `c` may be part of the value of template part `p` (`{id}`, `{timestamp}`).
-fn in_alphabet(p: &TemplatePart, c: u8, unit: TimestampUnit) -> bool {
-    match p {
-        TemplatePart::Id => verify::is_id_char(c),
-        TemplatePart::Timestamp => verify::is_timestamp_char(c, unit),
-        _ => false,
-    }
-}
-
-fn is_variable(p: &TemplatePart) -> bool {
-    matches!(p, TemplatePart::Id | TemplatePart::Timestamp)
-}
-
-/// Checks that the signed bytes split into the template's parts one way only, so that no byte
-/// can move between the body, the id and the timestamp with the MAC still valid (a captured
-/// `"{id}.{body}"` re-sent with bytes of the body moved into the id). Ids and timestamps have
-/// a fixed alphabet; every `{id}` or `{timestamp}` before `{body}` must be followed by a byte
-/// outside its alphabet (or end the bytes), and every one after `{body}` preceded by one.
-/// The template's literals are checked when the config is loaded ([`template_problem`]); this
-/// checks the body's first and last bytes, where an `{id}` or `{timestamp}` touches `{body}`.
-fn unambiguous(template: &[TemplatePart], parts: &[&[u8]], unit: TimestampUnit) -> bool {
-    let Some(body_at) = template.iter().position(|p| *p == TemplatePart::Body) else {
-        return true;
-    };
-    template.iter().enumerate().all(|(i, p)| {
-        if !is_variable(p) {
-            return true;
-        }
-        let neighbour = if i < body_at {
-            parts[i + 1..].iter().flat_map(|s| s.iter()).next()
-        } else {
-            parts[..i].iter().rev().flat_map(|s| s.iter().rev()).next()
-        };
-        neighbour.is_none_or(|c| !in_alphabet(p, *c, unit))
-    })
-}
+pub(super) const VENDOR: super::Entry = super::Entry::with_options(options, |o| {
+    let signature = o
+        .generic
+        .clone()
+        .expect("generic_hmac options are validated at config load");
+    super::described(signature, GenericHmac)
+});
 
 /// What makes a signed template ambiguous whatever the request: `{body}` twice, an `{id}` or
 /// `{timestamp}` beside another one, or beside a literal whose adjoining character could be
@@ -182,7 +107,7 @@ pub fn parse_template(t: &str, allowed: &[&str]) -> Result<Vec<TemplatePart>, St
     let mut rest = t;
     while let Some(open) = rest.find('{') {
         if open > 0 {
-            parts.push(TemplatePart::Literal(rest[..open].to_string()));
+            parts.push(TemplatePart::Literal(rest[..open].to_string().into()));
         }
         let close = rest[open..]
             .find('}')
@@ -208,16 +133,36 @@ pub fn parse_template(t: &str, allowed: &[&str]) -> Result<Vec<TemplatePart>, St
         rest = &rest[close + 1..];
     }
     if !rest.is_empty() {
-        parts.push(TemplatePart::Literal(rest.to_string()));
+        parts.push(TemplatePart::Literal(rest.to_string().into()));
     }
     Ok(parts)
 }
 
-pub(super) fn options(
+/// generic_hmac's keys.
+const KEYS: [&str; 11] = [
+    "header",
+    "algorithm",
+    "encoding",
+    "prefix",
+    "separator",
+    "signed_template",
+    "key_template",
+    "secret_encoding",
+    "timestamp_header",
+    "timestamp_unit",
+    "id_header",
+];
+
+/// Reads the scheme from the source's keys (see the module documentation).
+fn options(
     r: &super::OptionTable<'_>,
-    path: &str,
     err: &mut dyn FnMut(String, String),
-) -> Option<GenericHmacOptions> {
+) -> Option<VendorOptions> {
+    let path = r.path().to_string();
+    // Every key is generic_hmac's, whether or not the rest of the table is valid.
+    for k in KEYS {
+        r.get(k);
+    }
     let mut ok = true;
     let mut bad = |k: &str, m: String| {
         err(format!("{path}.{k}"), m);
@@ -336,165 +281,32 @@ pub(super) fn options(
     if r.get("separator") == Some("") {
         bad("separator", "must not be empty".into());
     }
-    ok.then(|| GenericHmacOptions {
-        header,
+    let header_field = |k| {
+        r.get(k)
+            .map(|h: &str| Field::Header(h.to_ascii_lowercase().into()))
+    };
+    let signature = Descriptor {
+        header: header.into(),
+        alt_header: None,
+        prefix: r.get("prefix").unwrap_or_default().to_string().into(),
         algorithm,
         encoding,
-        prefix: r.get("prefix").unwrap_or_default().to_string(),
-        separator: r.get("separator").map(str::to_string),
-        signed_template,
-        key_template,
+        separator: r.get("separator").map(|s| s.to_string().into()),
+        signed: signed_template.into(),
+        key: key_template.into(),
         secret_base64,
-        timestamp_header: r.get("timestamp_header").map(|h| h.to_ascii_lowercase()),
-        timestamp_unit,
-        id_header: r.get("id_header").map(|h| h.to_ascii_lowercase()),
+        timestamp: header_field("timestamp_header").map(|f| (f, timestamp_unit)),
+        id: header_field("id_header"),
+        label: &[],
+        extra: &[],
+    };
+    ok.then(|| VendorOptions {
+        generic: Some(signature),
+        ..VendorOptions::default()
     })
 }
 
-impl crate::verify::Scheme for GenericHmac {
-    fn prepare_key(&self, secret: &Secret) -> Result<Key, String> {
-        if self.o.secret_base64 {
-            let s = secret.expose_str().ok_or("secret is not UTF-8")?;
-            let bytes = verify::decode_b64(s.trim())
-                .ok_or("secret_encoding is base64 but the secret is not base64")?;
-            Ok(Key::decoded(secret.expose(), bytes))
-        } else {
-            Ok(Key::plain(secret.expose()))
-        }
-    }
-
-    fn claim<'a>(&'a self, req: &'a Unverified) -> Result<Claim<'a>, Rejection> {
-        let value = verify::required_header(req, &self.o.header)?;
-        let Some(alg) = self.o.algorithm else {
-            let token = common::strip_prefix_ci(value, &self.o.prefix)
-                .ok_or(Rejection::malformed("prefix missing"))?;
-            return Ok(Claim {
-                check: Check::Token {
-                    presented: token.as_bytes(),
-                },
-            });
-        };
-        let entries = match &self.o.separator {
-            Some(sep) => {
-                let parts: Vec<&str> = value
-                    .split(sep.as_str())
-                    .map(str::trim)
-                    .filter(|p| !p.is_empty())
-                    .collect();
-                if parts.len() > 4 * verify::MAX_SIGNATURES {
-                    return Err(Rejection::malformed("too many signature entries"));
-                }
-                parts
-            }
-            None => vec![value],
-        };
-        let sigs: Vec<&str> = entries
-            .into_iter()
-            .filter_map(|e| common::strip_prefix_ci(e, &self.o.prefix))
-            .collect();
-        if sigs.is_empty() {
-            return Err(Rejection::malformed("signature prefix missing"));
-        }
-        let decode = match self.o.encoding {
-            SigEncoding::Hex => verify::decode_hex,
-            SigEncoding::Base64 => verify::decode_b64,
-        };
-        let candidates = verify::candidates(sigs, decode)?;
-        let mut message = Vec::with_capacity(self.o.signed_template.len());
-        for p in &self.o.signed_template {
-            message.push(self.part(req, p)?);
-        }
-        if !unambiguous(&self.o.signed_template, &message, self.o.timestamp_unit) {
-            return Err(Rejection::malformed(
-                "id or timestamp runs into the body: the signed bytes are ambiguous",
-            ));
-        }
-        let key = if self.o.key_template == [TemplatePart::Secret] {
-            None
-        } else {
-            let mut parts = Vec::new();
-            for p in &self.o.key_template {
-                parts.push(match p {
-                    TemplatePart::Secret => KeyPart::Secret,
-                    other => KeyPart::Bytes(self.part(req, other)?),
-                });
-            }
-            Some(parts)
-        };
-        Ok(Claim {
-            check: Check::Mac {
-                alg,
-                key,
-                message,
-                candidates,
-            },
-        })
-    }
-
-    fn facts(&self, req: &Unverified, _json: Option<&Value>) -> Result<Facts, Rejection> {
-        let signed_time = match (&self.o.timestamp_header, self.timestamp_signed()) {
-            (Some(h), true) => {
-                let raw = verify::required_header(req, h)?;
-                Some(verify::parse_timestamp(raw, self.o.timestamp_unit)?)
-            }
-            _ => None,
-        };
-        let id = match &self.o.id_header {
-            Some(h) => verify::id_header(req, h)?,
-            None => None,
-        };
-        Ok(Facts {
-            signed_time,
-            id,
-            ..Facts::default()
-        })
-    }
-
-    fn sign(&self, key: &Key, body: &[u8], ts: OffsetDateTime, id: &str) -> Vec<(String, String)> {
-        let ts_s = match self.o.timestamp_unit {
-            TimestampUnit::Seconds => ts.unix_timestamp().to_string(),
-            TimestampUnit::Milliseconds => {
-                ((ts.unix_timestamp_nanos() / 1_000_000) as i64).to_string()
-            }
-            TimestampUnit::Iso8601 => common::rfc3339(ts),
-        };
-        let mut headers = Vec::new();
-        if let Some(h) = &self.o.timestamp_header {
-            headers.push((h.clone(), ts_s.clone()));
-        }
-        if let Some(h) = &self.o.id_header {
-            headers.push((h.clone(), id.to_string()));
-        }
-        let Some(alg) = self.o.algorithm else {
-            headers.push((
-                self.o.header.clone(),
-                format!("{}{}", self.o.prefix, String::from_utf8_lossy(key.raw())),
-            ));
-            return headers;
-        };
-        let render = |t: &[TemplatePart], secret: &[u8]| -> Vec<u8> {
-            let mut out = Vec::new();
-            for p in t {
-                match p {
-                    TemplatePart::Literal(s) => out.extend_from_slice(s.as_bytes()),
-                    TemplatePart::Body => out.extend_from_slice(body),
-                    TemplatePart::Timestamp => out.extend_from_slice(ts_s.as_bytes()),
-                    TemplatePart::Id => out.extend_from_slice(id.as_bytes()),
-                    TemplatePart::Secret => out.extend_from_slice(secret),
-                }
-            }
-            out
-        };
-        let k = render(&self.o.key_template, key.mac());
-        let mac = verify::mac::hmac(alg, &k, &[&render(&self.o.signed_template, b"")]);
-        let sig = match self.o.encoding {
-            SigEncoding::Hex => hex::encode(mac),
-            SigEncoding::Base64 => base64::engine::general_purpose::STANDARD.encode(mac),
-        };
-        headers.push((self.o.header.clone(), format!("{}{sig}", self.o.prefix)));
-        headers
-    }
-
+impl crate::ocsf::Normalizer for GenericHmac {
     fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
         serde_json::json!({
             "id": id,
@@ -505,9 +317,7 @@ impl crate::verify::Scheme for GenericHmac {
         })
         .to_string()
     }
-}
 
-impl crate::ocsf::Normalizer for GenericHmac {
     /// No schema to map: a Base Event (severity, message and body as [`ocsf::base`] reads
     /// them), with the envelope fields most senders share: the event's own time, and its id
     /// when the request carries none (no `id_header`).
@@ -582,21 +392,7 @@ mod tests {
     const ODD: &[&str] = &["null", "[]", "{}", "1", "\"x\"", "[{}]"];
 
     fn scheme() -> GenericHmac {
-        GenericHmac {
-            o: GenericHmacOptions {
-                header: "x-signature".into(),
-                algorithm: Some(MacAlgorithm::Sha256),
-                encoding: SigEncoding::Hex,
-                prefix: String::new(),
-                separator: None,
-                signed_template: vec![TemplatePart::Body],
-                key_template: vec![TemplatePart::Secret],
-                secret_base64: false,
-                timestamp_header: None,
-                timestamp_unit: TimestampUnit::Seconds,
-                id_header: None,
-            },
-        }
+        GenericHmac
     }
 
     #[test]

@@ -13,10 +13,11 @@ use time::OffsetDateTime;
 
 use super::standard_webhooks as sw;
 use crate::ocsf::{self, str_at, Class, Draft, Input};
-use crate::verify::Secret;
-use crate::verify::{self, Check, Claim, Facts, Key, Rejection, Unverified};
+use crate::verify::{self, Check, Claim, Facts, Key, Rejection, Secret, Unverified};
 
 pub struct Gitlab;
+
+pub(super) const VENDOR: super::Entry = super::Entry::new(|_| Box::new(Gitlab));
 
 const TOKEN: &str = "x-gitlab-token";
 
@@ -70,7 +71,9 @@ impl crate::verify::Scheme for Gitlab {
         h.push(("x-gitlab-event".into(), "Vulnerability Hook".into()));
         h
     }
+}
 
+impl crate::ocsf::Normalizer for Gitlab {
     fn sample_body(&self, _ts: OffsetDateTime, id: &str) -> String {
         serde_json::json!({
             "object_kind": "vulnerability",
@@ -80,9 +83,7 @@ impl crate::verify::Scheme for Gitlab {
         })
         .to_string()
     }
-}
 
-impl crate::ocsf::Normalizer for Gitlab {
     /// By `object_kind` (project and group webhooks) or `event_name` (system hooks):
     /// vulnerabilities are Detection Findings, failed sign-ins Authentication, user lifecycle
     /// Account Change, everything else API Activity.

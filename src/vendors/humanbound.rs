@@ -24,41 +24,18 @@ use time::OffsetDateTime;
 
 use super::common;
 use crate::ocsf::{self, Class, Draft, Input};
-use crate::verify::{Claim, Facts, Key, Rejection, Unverified};
-use crate::verify::{MacAlgorithm, TimestampUnit};
+use crate::verify::{Descriptor, Field, TimestampUnit};
 
 pub struct Humanbound;
 
-const HEADER: &str = "x-humanbound-signature";
+/// The signature: see the module documentation.
+pub const SIGNATURE: Descriptor = Descriptor::body_hmac("x-humanbound-signature", "sha256=")
+    .timestamp(Field::Body(&["timestamp"]), TimestampUnit::Seconds);
 
-impl crate::verify::Scheme for Humanbound {
-    fn claim<'a>(&'a self, req: &'a Unverified) -> Result<Claim<'a>, Rejection> {
-        common::body_hex(req, HEADER, "sha256=", MacAlgorithm::Sha256)
-    }
+pub(super) const VENDOR: super::Entry =
+    super::Entry::new(|_| super::described(SIGNATURE, Humanbound));
 
-    fn facts(&self, _req: &Unverified, json: Option<&Value>) -> Result<Facts, Rejection> {
-        Ok(Facts {
-            signed_time: common::json_time(json, "timestamp", TimestampUnit::Seconds),
-            ..Facts::default()
-        })
-    }
-
-    fn sign(
-        &self,
-        key: &Key,
-        body: &[u8],
-        _ts: OffsetDateTime,
-        _id: &str,
-    ) -> Vec<(String, String)> {
-        vec![(
-            HEADER.into(),
-            format!(
-                "sha256={}",
-                common::hex_mac(key, MacAlgorithm::Sha256, &[body])
-            ),
-        )]
-    }
-
+impl crate::ocsf::Normalizer for Humanbound {
     fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
         serde_json::json!({
             "event_type": "finding.created",
@@ -74,9 +51,7 @@ impl crate::verify::Scheme for Humanbound {
         })
         .to_string()
     }
-}
 
-impl crate::ocsf::Normalizer for Humanbound {
     fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {
         let body = input.object()?;
         let event_type = body

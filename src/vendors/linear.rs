@@ -7,39 +7,23 @@
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use super::common;
 use crate::ocsf::{self, at, str_at, Class, Draft, Input};
-use crate::verify::{self, Claim, Facts, Key, Rejection, Unverified};
-use crate::verify::{MacAlgorithm, TimestampUnit};
+use crate::verify::{Descriptor, Extra, Field, TimestampUnit};
 
 pub struct Linear;
 
-const HEADER: &str = "linear-signature";
+/// The signature: see the module documentation.
+pub const SIGNATURE: Descriptor = Descriptor::body_hmac("linear-signature", "")
+    .timestamp(
+        Field::Body(&["webhookTimestamp"]),
+        TimestampUnit::Milliseconds,
+    )
+    .id(Field::header("linear-delivery"))
+    .extra(&[("linear-event", Extra::Fixed("Issue"))]);
 
-impl crate::verify::Scheme for Linear {
-    fn claim<'a>(&'a self, req: &'a Unverified) -> Result<Claim<'a>, Rejection> {
-        common::body_hex(req, HEADER, "", MacAlgorithm::Sha256)
-    }
+pub(super) const VENDOR: super::Entry = super::Entry::new(|_| super::described(SIGNATURE, Linear));
 
-    fn facts(&self, req: &Unverified, json: Option<&Value>) -> Result<Facts, Rejection> {
-        Ok(Facts {
-            signed_time: common::json_time(json, "webhookTimestamp", TimestampUnit::Milliseconds),
-            id: verify::id_header(req, "linear-delivery")?,
-            ..Facts::default()
-        })
-    }
-
-    fn sign(&self, key: &Key, body: &[u8], _ts: OffsetDateTime, id: &str) -> Vec<(String, String)> {
-        vec![
-            (
-                HEADER.into(),
-                common::hex_mac(key, MacAlgorithm::Sha256, &[body]),
-            ),
-            ("linear-delivery".into(), id.into()),
-            ("linear-event".into(), "Issue".into()),
-        ]
-    }
-
+impl crate::ocsf::Normalizer for Linear {
     fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
         serde_json::json!({
             "action": "create",
@@ -51,9 +35,7 @@ impl crate::verify::Scheme for Linear {
         })
         .to_string()
     }
-}
 
-impl crate::ocsf::Normalizer for Linear {
     /// Every Linear data-change event (`type` + `action`: Issue create, Comment update, ...) is
     /// API Activity by the actor who made it. Linear has no severity (an issue's `priority` is
     /// the team's, not a threat's): Informational.

@@ -1,7 +1,166 @@
-//! Vendors: one file each. A vendor module says where its signature, timestamp and event id
-//! live and which bytes are signed ([`Scheme`]); the engine in [`crate::verify`] does the
-//! cryptography, the comparisons and the window, the same way for all of them.
+//! Vendors: one file each. A vendor is a signature scheme and a normalizer ([`Vendor`]).
+//! Most signature schemes are one `const` [`Descriptor`] (`SIGNATURE` in the vendor's file),
+//! from which the engine in [`crate::verify`] derives verifying, signing and whether the window
+//! applies; `generic_hmac` is the same descriptor read from the config. Vendors whose scheme is
+//! truly different (Stripe, Standard Webhooks, GitLab, Okta, Microsoft Graph, Spectral) write
+//! [`Scheme`] by hand. The normalizer ([`Normalizer`]) maps payloads and answers the vendor's
+//! endpoint checks.
+//!
+//! Adding a vendor: a new file here that defines its `VENDOR` ([`Entry`]: how to read its
+//! option table and build it), its `mod` line and one line in the `vendors!` registry below.
 
+pub use crate::ocsf::{Handshake, Normalizer};
+use crate::verify::Secret;
+pub use crate::verify::{Descriptor, Scheme};
+
+/// A vendor: how it signs ([`Scheme`], which the engine calls) and what its requests mean
+/// ([`Normalizer`]).
+pub trait Vendor: Scheme + Normalizer {}
+
+impl<T: Scheme + Normalizer> Vendor for T {}
+
+/// Vendor-specific keys of a source.
+#[derive(Debug, Clone, Default)]
+pub struct VendorOptions {
+    /// Okta: the authentication header.
+    pub header: Option<String>,
+    /// Spectral: the header carrying the timestamp.
+    pub timestamp_header: Option<String>,
+    /// generic_hmac: the whole signature scheme.
+    pub generic: Option<Descriptor>,
+}
+
+/// A vendor whose signature is a [`Descriptor`], with its normalizer.
+struct Described<N> {
+    signature: Descriptor,
+    normalizer: N,
+}
+
+/// Builds a vendor from its signature and its normalizer.
+fn described<N: Normalizer>(signature: Descriptor, normalizer: N) -> Box<dyn Vendor> {
+    Box::new(Described {
+        signature,
+        normalizer,
+    })
+}
+
+impl<N: Normalizer> Scheme for Described<N> {
+    fn prepare_key(&self, secret: &Secret) -> Result<crate::verify::Key, String> {
+        self.signature.prepare_key(secret)
+    }
+    fn claim<'a>(
+        &'a self,
+        req: &'a crate::verify::Unverified,
+    ) -> Result<crate::verify::Claim<'a>, crate::verify::Rejection> {
+        self.signature.claim(req)
+    }
+    fn facts(
+        &self,
+        req: &crate::verify::Unverified,
+        json: Option<&serde_json::Value>,
+    ) -> Result<crate::verify::Facts, crate::verify::Rejection> {
+        self.signature.facts(req, json)
+    }
+    fn sign(
+        &self,
+        key: &crate::verify::Key,
+        body: &[u8],
+        ts: time::OffsetDateTime,
+        id: &str,
+    ) -> Vec<(String, String)> {
+        self.signature.sign(key, body, ts, id)
+    }
+    fn signs_timestamp(&self) -> bool {
+        self.signature.signs_timestamp()
+    }
+}
+
+impl<N: Normalizer> Normalizer for Described<N> {
+    fn normalize(&self, input: &crate::ocsf::Input<'_>) -> Result<Vec<crate::ocsf::Draft>, String> {
+        self.normalizer.normalize(input)
+    }
+    fn fan_out(&self, input: &crate::ocsf::Input<'_>) -> Option<crate::ocsf::FanOut> {
+        self.normalizer.fan_out(input)
+    }
+    fn sample_body(&self, ts: time::OffsetDateTime, id: &str) -> String {
+        self.normalizer.sample_body(ts, id)
+    }
+    fn handshake(
+        &self,
+        input: &crate::ocsf::Input<'_>,
+        keys: &[crate::verify::Key],
+    ) -> Option<Handshake> {
+        self.normalizer.handshake(input, keys)
+    }
+    fn pre_verify_handshake(
+        &self,
+        method: &http::Method,
+        req: &crate::verify::Unverified,
+    ) -> Option<Handshake> {
+        self.normalizer.pre_verify_handshake(method, req)
+    }
+    fn accepts(&self, method: &http::Method, headers: &http::HeaderMap) -> bool {
+        self.normalizer.accepts(method, headers)
+    }
+}
+
+/// Reads a vendor's keys from a source's table, reporting each problem with its path.
+type ReadOptions = fn(&OptionTable<'_>, &mut dyn FnMut(String, String)) -> Option<VendorOptions>;
+
+/// What the registry knows of a vendor: how it reads its option table, and how it is built.
+pub(crate) struct Entry {
+    /// Reads the vendor's keys from a source's table; keys it does not read are refused.
+    options: ReadOptions,
+    build: fn(&VendorOptions) -> Box<dyn Vendor>,
+}
+
+impl Entry {
+    /// A vendor without keys of its own.
+    pub(crate) const fn new(build: fn(&VendorOptions) -> Box<dyn Vendor>) -> Entry {
+        Entry {
+            options: |_, _| Some(VendorOptions::default()),
+            build,
+        }
+    }
+
+    /// A vendor that reads keys from its table.
+    pub(crate) const fn with_options(
+        options: ReadOptions,
+        build: fn(&VendorOptions) -> Box<dyn Vendor>,
+    ) -> Entry {
+        Entry { options, build }
+    }
+}
+
+macro_rules! vendors {
+    ($($variant:ident => $name:literal, $module:ident;)*) => {
+        /// Every vendor siemgate verifies (`vendor = ...` in a source).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum VendorKind { $($variant),* }
+
+        impl VendorKind {
+            pub const ALL: &'static [VendorKind] = &[$(VendorKind::$variant),*];
+
+            pub fn name(self) -> &'static str {
+                match self { $(VendorKind::$variant => $name),* }
+            }
+
+            pub fn from_name(s: &str) -> Option<Self> {
+                match s { $($name => Some(VendorKind::$variant),)* _ => None }
+            }
+
+            pub fn names() -> Vec<&'static str> {
+                vec![$($name),*]
+            }
+
+            fn entry(self) -> &'static Entry {
+                match self { $(VendorKind::$variant => &$module::VENDOR),* }
+            }
+        }
+    };
+}
+
+// The vendors' files (declared here, not by the macro, so that rustfmt sees them).
 mod common;
 mod generic_hmac;
 mod github;
@@ -22,216 +181,131 @@ mod syvault;
 mod veritensor;
 mod zoom;
 
-pub use crate::ocsf::{Handshake, Normalizer};
-pub use crate::verify::Scheme;
-use crate::verify::{Secret, TemplatePart};
-
-/// A vendor: how it signs ([`Scheme`], which the engine calls) and what its requests mean
-/// ([`Normalizer`]).
-pub trait Vendor: Scheme + Normalizer {}
-
-impl<T: Scheme + Normalizer> Vendor for T {}
-
-/// Vendor-specific keys of a source.
-#[derive(Debug, Clone, Default)]
-pub struct VendorOptions {
-    /// Spectral: the header carrying the timestamp. Okta: the authentication header.
-    /// generic_hmac: the signature header.
-    pub header: Option<String>,
-    pub timestamp_header: Option<String>,
-    pub generic: Option<GenericHmacOptions>,
-}
-
-#[derive(Debug, Clone)]
-pub struct GenericHmacOptions {
-    pub header: String,
-    /// `None`: the header carries the secret itself (a token), compared in constant time.
-    pub algorithm: Option<crate::verify::MacAlgorithm>,
-    pub encoding: crate::verify::SigEncoding,
-    pub prefix: String,
-    pub separator: Option<String>,
-    pub signed_template: Vec<TemplatePart>,
-    pub key_template: Vec<TemplatePart>,
-    pub secret_base64: bool,
-    pub timestamp_header: Option<String>,
-    pub timestamp_unit: crate::verify::TimestampUnit,
-    pub id_header: Option<String>,
-}
-
-macro_rules! vendors {
-    ($($variant:ident => $name:literal),* $(,)?) => {
-        /// Every vendor siemgate verifies (`vendor = ...` in a source).
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum VendorKind { $($variant),* }
-
-        impl VendorKind {
-            pub const ALL: &'static [VendorKind] = &[$(VendorKind::$variant),*];
-
-            pub fn name(self) -> &'static str {
-                match self { $(VendorKind::$variant => $name),* }
-            }
-
-            pub fn from_name(s: &str) -> Option<Self> {
-                match s { $($name => Some(VendorKind::$variant),)* _ => None }
-            }
-
-            pub fn names() -> Vec<&'static str> {
-                vec![$($name),*]
-            }
-        }
-    };
-}
-
+// The registry: one line per vendor (its variant, its `vendor = ...` name, its file).
 vendors! {
-    Veritensor => "veritensor",
-    Humanbound => "humanbound",
-    Soteri => "soteri",
-    Syvault => "syvault",
-    Spectral => "spectral",
-    Github => "github",
-    Gitlab => "gitlab",
-    Stripe => "stripe",
-    Slack => "slack",
-    StandardWebhooks => "standard_webhooks",
-    Shopify => "shopify",
-    Pagerduty => "pagerduty",
-    Zoom => "zoom",
-    Linear => "linear",
-    Sentry => "sentry",
-    Okta => "okta",
-    Msgraph => "msgraph",
-    GenericHmac => "generic_hmac",
+    Veritensor => "veritensor", veritensor;
+    Humanbound => "humanbound", humanbound;
+    Soteri => "soteri", soteri;
+    Syvault => "syvault", syvault;
+    Spectral => "spectral", spectral;
+    Github => "github", github;
+    Gitlab => "gitlab", gitlab;
+    Stripe => "stripe", stripe;
+    Slack => "slack", slack;
+    StandardWebhooks => "standard_webhooks", standard_webhooks;
+    Shopify => "shopify", shopify;
+    Pagerduty => "pagerduty", pagerduty;
+    Zoom => "zoom", zoom;
+    Linear => "linear", linear;
+    Sentry => "sentry", sentry;
+    Okta => "okta", okta;
+    Msgraph => "msgraph", msgraph;
+    GenericHmac => "generic_hmac", generic_hmac;
 }
 
 impl VendorKind {
-    /// Whether this vendor signs a timestamp, so the window applies. (GitLab signs one only in
-    /// its signing-token form, which the secret chooses: this says false for it.)
+    /// Whether this vendor signs a timestamp, so the window applies (its scheme's
+    /// [`Scheme::signs_timestamp`]).
     pub fn signs_timestamp(self, opts: &VendorOptions) -> bool {
-        match self {
-            VendorKind::Humanbound
-            | VendorKind::Syvault
-            | VendorKind::Spectral
-            | VendorKind::Stripe
-            | VendorKind::Slack
-            | VendorKind::StandardWebhooks
-            | VendorKind::Zoom
-            | VendorKind::Linear => true,
-            VendorKind::GenericHmac => opts.generic.as_ref().is_some_and(|g| {
-                g.signed_template.contains(&TemplatePart::Timestamp)
-                    || g.key_template.contains(&TemplatePart::Timestamp)
-            }),
-            _ => false,
-        }
+        scheme_for(self, opts).signs_timestamp()
     }
 }
 
 pub fn scheme_for(kind: VendorKind, opts: &VendorOptions) -> Box<dyn Vendor> {
-    match kind {
-        VendorKind::Veritensor => Box::new(veritensor::Veritensor),
-        VendorKind::Humanbound => Box::new(humanbound::Humanbound),
-        VendorKind::Soteri => Box::new(soteri::Soteri),
-        VendorKind::Syvault => Box::new(syvault::Syvault),
-        VendorKind::Spectral => Box::new(spectral::Spectral::new(opts)),
-        VendorKind::Github => Box::new(github::Github),
-        VendorKind::Gitlab => Box::new(gitlab::Gitlab),
-        VendorKind::Stripe => Box::new(stripe::Stripe),
-        VendorKind::Slack => Box::new(slack::Slack),
-        VendorKind::StandardWebhooks => Box::new(standard_webhooks::StandardWebhooks),
-        VendorKind::Shopify => Box::new(shopify::Shopify),
-        VendorKind::Pagerduty => Box::new(pagerduty::Pagerduty),
-        VendorKind::Zoom => Box::new(zoom::Zoom),
-        VendorKind::Linear => Box::new(linear::Linear),
-        VendorKind::Sentry => Box::new(sentry::Sentry),
-        VendorKind::Okta => Box::new(okta::Okta::new(opts)),
-        VendorKind::Msgraph => Box::new(msgraph::MsGraph),
-        VendorKind::GenericHmac => Box::new(generic_hmac::GenericHmac::new(opts)),
-    }
+    (kind.entry().build)(opts)
 }
 
 /// A source's vendor-specific keys as written in its table (`header = "..."`), for its vendor
-/// to read.
+/// to read. It remembers which keys the vendor read.
 pub struct OptionTable<'a> {
     set: Vec<(&'static str, &'a str)>,
+    path: String,
+    read: std::cell::RefCell<Vec<&'static str>>,
 }
 
 impl<'a> OptionTable<'a> {
-    pub fn new(set: Vec<(&'static str, &'a str)>) -> Self {
-        OptionTable { set }
+    pub fn new(path: &str, set: Vec<(&'static str, &'a str)>) -> Self {
+        OptionTable {
+            set,
+            path: path.to_string(),
+            read: Default::default(),
+        }
     }
 
-    /// The value of key `k`, when it is set.
-    pub fn get(&self, k: &str) -> Option<&'a str> {
+    /// The value of key `k`, when it is set; `k` is one of this vendor's keys.
+    pub fn get(&self, k: &'static str) -> Option<&'a str> {
+        self.read.borrow_mut().push(k);
         self.set.iter().find(|(n, _)| *n == k).map(|(_, v)| *v)
     }
 
-    /// The keys that are set.
-    pub fn keys(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.set.iter().map(|(k, _)| *k)
+    /// Key `k` as a header name; an invalid one is reported, and is `None`.
+    pub fn header(
+        &self,
+        k: &'static str,
+        err: &mut dyn FnMut(String, String),
+    ) -> Option<Option<String>> {
+        match self.get(k) {
+            Some(h) if http::HeaderName::from_bytes(h.as_bytes()).is_err() => {
+                err(
+                    self.key_path(k),
+                    format!("{h:?} is not a valid header name"),
+                );
+                None
+            }
+            other => Some(other.map(str::to_string)),
+        }
+    }
+
+    /// The config path of key `k` (`sources[0].header`).
+    pub fn key_path(&self, k: &str) -> String {
+        format!("{}.{k}", self.path)
+    }
+
+    /// The path of the source.
+    pub fn path(&self) -> &str {
+        &self.path
     }
 }
 
-/// Reads the vendor-specific keys of a source; reports keys that do not apply to its vendor.
-pub(crate) fn options(
-    kind: VendorKind,
-    raw: &OptionTable<'_>,
-    path: &str,
+/// The options of a vendor whose one key is a header name: `header` (Okta) or
+/// `timestamp_header` (Spectral).
+fn header_option(
+    t: &OptionTable<'_>,
+    key: &'static str,
     err: &mut dyn FnMut(String, String),
 ) -> Option<VendorOptions> {
-    let allowed: &[&str] = match kind {
-        VendorKind::Spectral => &["timestamp_header"],
-        VendorKind::Okta => &["header"],
-        VendorKind::GenericHmac => &[
-            "header",
-            "algorithm",
-            "encoding",
-            "prefix",
-            "separator",
-            "signed_template",
-            "key_template",
-            "secret_encoding",
-            "timestamp_header",
-            "timestamp_unit",
-            "id_header",
-        ],
-        _ => &[],
-    };
+    let value = t.header(key, err)?;
+    let mut opts = VendorOptions::default();
+    match key {
+        "header" => opts.header = value,
+        _ => opts.timestamp_header = value,
+    }
+    Some(opts)
+}
+
+/// Reads the vendor-specific keys of a source with its vendor's reader; reports keys that do
+/// not apply to its vendor.
+pub(crate) fn options(
+    kind: VendorKind,
+    table: &OptionTable<'_>,
+    err: &mut dyn FnMut(String, String),
+) -> Option<VendorOptions> {
     let mut ok = true;
-    for k in raw.keys() {
-        if !allowed.contains(&k) {
+    let opts = (kind.entry().options)(table, &mut |p, m| {
+        ok = false;
+        err(p, m)
+    });
+    let read = table.read.borrow();
+    for (k, _) in &table.set {
+        if !read.contains(k) {
             err(
-                format!("{path}.{k}"),
+                table.key_path(k),
                 format!("not a key of vendor {}", kind.name()),
             );
             ok = false;
         }
     }
-    let mut opts = VendorOptions::default();
-    match kind {
-        VendorKind::Spectral => {
-            opts.timestamp_header = raw.get("timestamp_header").map(str::to_string)
-        }
-        VendorKind::Okta => opts.header = raw.get("header").map(str::to_string),
-        VendorKind::GenericHmac => match generic_hmac::options(raw, path, err) {
-            Some(g) => opts.generic = Some(g),
-            None => ok = false,
-        },
-        _ => {}
-    }
-    for (k, v) in [
-        ("header", &opts.header),
-        ("timestamp_header", &opts.timestamp_header),
-    ] {
-        if let Some(h) = v {
-            if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
-                err(
-                    format!("{path}.{k}"),
-                    format!("{h:?} is not a valid header name"),
-                );
-                ok = false;
-            }
-        }
-    }
-    ok.then_some(opts)
+    opts.filter(|_| ok)
 }
 
 /// Checks that a secret has the form its vendor needs (e.g. `whsec_` base64).

@@ -33,12 +33,12 @@
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use crate::ocsf::Handshake;
-use crate::ocsf::{str_at, Class, Draft, Input};
-use crate::verify::Secret;
-use crate::verify::{Check, Claim, Facts, Key, Rejection, Unverified};
+use crate::ocsf::{str_at, Class, Draft, Handshake, Input};
+use crate::verify::{Check, Claim, Facts, Key, Rejection, Secret, Unverified};
 
 pub struct MsGraph;
+
+pub(super) const VENDOR: super::Entry = super::Entry::new(|_| Box::new(MsGraph));
 
 /// The most `value[]` items one notification may carry; more is malformed.
 pub const MAX_ITEMS: usize = 10_000;
@@ -132,15 +132,15 @@ impl crate::verify::Scheme for MsGraph {
     ) -> Vec<(String, String)> {
         Vec::new()
     }
+}
 
+impl crate::ocsf::Normalizer for MsGraph {
     /// A notification as Graph sends it; its `clientState` is the first test secret
     /// (`support::secret_for(msgraph, 1)`), since a body cannot know the source's secret.
     fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
         sample(ts, id, "msgraph-secret-1")
     }
-}
 
-impl crate::ocsf::Normalizer for MsGraph {
     fn pre_verify_handshake(&self, method: &http::Method, req: &Unverified) -> Option<Handshake> {
         if method != http::Method::POST {
             return None;

@@ -10,8 +10,7 @@ use time::OffsetDateTime;
 
 use super::common;
 use super::VendorOptions;
-use crate::ocsf::Handshake;
-use crate::ocsf::{self, at, str_at, Class, Draft, Input};
+use crate::ocsf::{self, at, str_at, Class, Draft, Handshake, Input};
 use crate::verify::{self, Check, Claim, Facts, Key, Rejection, Unverified};
 
 const CHALLENGE: &str = "x-okta-verification-challenge";
@@ -19,6 +18,12 @@ const CHALLENGE: &str = "x-okta-verification-challenge";
 pub struct Okta {
     header: String,
 }
+
+/// Its one key, `header`, is a header name.
+pub(super) const VENDOR: super::Entry = super::Entry::with_options(
+    |t, err| super::header_option(t, "header", err),
+    |o| Box::new(Okta::new(o)),
+);
 
 impl Okta {
     pub fn new(opts: &VendorOptions) -> Self {
@@ -63,7 +68,9 @@ impl crate::verify::Scheme for Okta {
             String::from_utf8_lossy(key.raw()).into_owned(),
         )]
     }
+}
 
+impl crate::ocsf::Normalizer for Okta {
     fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
         serde_json::json!({
             "eventType": "com.okta.event_hook",
@@ -83,9 +90,7 @@ impl crate::verify::Scheme for Okta {
         })
         .to_string()
     }
-}
 
-impl crate::ocsf::Normalizer for Okta {
     /// An event hook delivers a batch of System Log events (`data.events[]`): one OCSF event
     /// each, with the Okta event's `uuid` as its uid.
     fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {

@@ -8,50 +8,19 @@ use time::OffsetDateTime;
 
 use super::common;
 use crate::ocsf::{self, at, str_at, Class, Draft, Input};
-use crate::verify::MacAlgorithm;
-use crate::verify::{self, Check, Claim, Facts, Key, Rejection, Unverified};
+use crate::verify::{Descriptor, Field};
 
 pub struct Pagerduty;
 
-const HEADER: &str = "x-pagerduty-signature";
+/// The signature: see the module documentation.
+pub const SIGNATURE: Descriptor = Descriptor::body_hmac("x-pagerduty-signature", "v1=")
+    .list(",")
+    .id(Field::Body(&["event", "id"]));
 
-impl crate::verify::Scheme for Pagerduty {
-    fn claim<'a>(&'a self, req: &'a Unverified) -> Result<Claim<'a>, Rejection> {
-        let value = verify::required_header(req, HEADER)?;
-        let entries = verify::split_list(value, ',')?;
-        let v1 = entries.into_iter().filter_map(|e| e.strip_prefix("v1="));
-        let candidates = verify::candidates(v1, verify::decode_hex)?;
-        Ok(Claim {
-            check: Check::Mac {
-                alg: MacAlgorithm::Sha256,
-                key: None,
-                message: vec![&req.body],
-                candidates,
-            },
-        })
-    }
+pub(super) const VENDOR: super::Entry =
+    super::Entry::new(|_| super::described(SIGNATURE, Pagerduty));
 
-    fn facts(&self, _req: &Unverified, json: Option<&Value>) -> Result<Facts, Rejection> {
-        let id = common::json_str(json, &["event", "id"]);
-        Ok(Facts {
-            id,
-            ..Facts::default()
-        })
-    }
-
-    fn sign(
-        &self,
-        key: &Key,
-        body: &[u8],
-        _ts: OffsetDateTime,
-        _id: &str,
-    ) -> Vec<(String, String)> {
-        vec![(
-            HEADER.into(),
-            format!("v1={}", common::hex_mac(key, MacAlgorithm::Sha256, &[body])),
-        )]
-    }
-
+impl crate::ocsf::Normalizer for Pagerduty {
     fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
         serde_json::json!({
             "event": {
@@ -65,9 +34,7 @@ impl crate::verify::Scheme for Pagerduty {
         })
         .to_string()
     }
-}
 
-impl crate::ocsf::Normalizer for Pagerduty {
     /// Incidents are findings (the incident is the finding: its id, title, urgency and
     /// priority); other resources (services, pings) are API Activity.
     fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {

@@ -8,42 +8,22 @@
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use super::common;
 use crate::ocsf::{self, at, str_at, Class, Draft, Input};
-use crate::verify::MacAlgorithm;
-use crate::verify::{self, Claim, Facts, Key, Rejection, Unverified};
+use crate::verify::{Descriptor, Extra, Field};
 
 pub struct Sentry;
 
-const HEADER: &str = "sentry-hook-signature";
+/// The signature: see the module documentation.
+pub const SIGNATURE: Descriptor = Descriptor::body_hmac("sentry-hook-signature", "")
+    .id(Field::header("request-id"))
+    .extra(&[
+        ("sentry-hook-resource", Extra::Fixed("issue")),
+        ("sentry-hook-timestamp", Extra::UnixTime),
+    ]);
 
-impl crate::verify::Scheme for Sentry {
-    fn claim<'a>(&'a self, req: &'a Unverified) -> Result<Claim<'a>, Rejection> {
-        common::body_hex(req, HEADER, "", MacAlgorithm::Sha256)
-    }
+pub(super) const VENDOR: super::Entry = super::Entry::new(|_| super::described(SIGNATURE, Sentry));
 
-    fn facts(&self, req: &Unverified, _json: Option<&Value>) -> Result<Facts, Rejection> {
-        Ok(Facts {
-            id: verify::id_header(req, "request-id")?,
-            ..Facts::default()
-        })
-    }
-
-    fn sign(&self, key: &Key, body: &[u8], ts: OffsetDateTime, id: &str) -> Vec<(String, String)> {
-        vec![
-            (
-                HEADER.into(),
-                common::hex_mac(key, MacAlgorithm::Sha256, &[body]),
-            ),
-            ("request-id".into(), id.into()),
-            ("sentry-hook-resource".into(), "issue".into()),
-            (
-                "sentry-hook-timestamp".into(),
-                ts.unix_timestamp().to_string(),
-            ),
-        ]
-    }
-
+impl crate::ocsf::Normalizer for Sentry {
     fn sample_body(&self, _ts: OffsetDateTime, id: &str) -> String {
         serde_json::json!({
             "action": "created",
@@ -53,9 +33,7 @@ impl crate::verify::Scheme for Sentry {
         })
         .to_string()
     }
-}
 
-impl crate::ocsf::Normalizer for Sentry {
     /// By `Sentry-Hook-Resource`: issues, alerted events and errors are Detection Findings (the
     /// Sentry issue is the finding), metric alerts too (the alert's incident is the finding);
     /// installations and comments are API Activity; other resources a Base Event.

@@ -23,45 +23,18 @@ use time::OffsetDateTime;
 
 use super::common;
 use crate::ocsf::{self, Class, Draft, Input};
-use crate::verify::MacAlgorithm;
-use crate::verify::{self, Check, Claim, Facts, Key, Rejection, Unverified};
+use crate::verify::Descriptor;
 
 pub struct Soteri;
 
-const HEADER: &str = "x-soteri-signature";
+/// The signature: see the module documentation.
+pub const SIGNATURE: Descriptor = Descriptor::body_hmac("x-soteri-signature", "")
+    .base64()
+    .list(",");
 
-impl crate::verify::Scheme for Soteri {
-    fn claim<'a>(&'a self, req: &'a Unverified) -> Result<Claim<'a>, Rejection> {
-        let value = verify::required_header(req, HEADER)?;
-        let entries = verify::split_list(value, ',')?;
-        let candidates = verify::candidates(entries, verify::decode_b64)?;
-        Ok(Claim {
-            check: Check::Mac {
-                alg: MacAlgorithm::Sha256,
-                key: None,
-                message: vec![&req.body],
-                candidates,
-            },
-        })
-    }
+pub(super) const VENDOR: super::Entry = super::Entry::new(|_| super::described(SIGNATURE, Soteri));
 
-    fn facts(&self, _req: &Unverified, _json: Option<&Value>) -> Result<Facts, Rejection> {
-        Ok(Facts::default())
-    }
-
-    fn sign(
-        &self,
-        key: &Key,
-        body: &[u8],
-        _ts: OffsetDateTime,
-        _id: &str,
-    ) -> Vec<(String, String)> {
-        vec![(
-            HEADER.into(),
-            common::b64_mac(key, MacAlgorithm::Sha256, &[body]),
-        )]
-    }
-
+impl crate::ocsf::Normalizer for Soteri {
     fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
         serde_json::json!({
             "eventType": "SECRET_FOUND",
@@ -73,9 +46,7 @@ impl crate::verify::Scheme for Soteri {
         })
         .to_string()
     }
-}
 
-impl crate::ocsf::Normalizer for Soteri {
     fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {
         let body = input
             .json

@@ -22,12 +22,19 @@ use time::OffsetDateTime;
 use super::common;
 use super::VendorOptions;
 use crate::ocsf::{self, Class, Draft, Input};
-use crate::verify::{self, Check, Claim, Facts, Key, KeyPart, Rejection, Unverified};
-use crate::verify::{MacAlgorithm, TimestampUnit};
+use crate::verify::{
+    self, Check, Claim, Facts, Key, KeyPart, MacAlgorithm, Rejection, TimestampUnit, Unverified,
+};
 
 pub struct Spectral {
     timestamp_header: String,
 }
+
+/// Its one key, `timestamp_header`, is a header name.
+pub(super) const VENDOR: super::Entry = super::Entry::with_options(
+    |t, err| super::header_option(t, "timestamp_header", err),
+    |o| Box::new(Spectral::new(o)),
+);
 
 const HEADER: &str = "x-spectral-signature";
 pub const DEFAULT_TIMESTAMP_HEADER: &str = "x-spectral-timestamp";
@@ -50,6 +57,10 @@ fn parse_ts(raw: &str) -> Result<OffsetDateTime, Rejection> {
 }
 
 impl crate::verify::Scheme for Spectral {
+    fn signs_timestamp(&self) -> bool {
+        true
+    }
+
     fn claim<'a>(&'a self, req: &'a Unverified) -> Result<Claim<'a>, Rejection> {
         let sig = verify::required_header(req, HEADER)?;
         let ts = verify::single_header(req, &self.timestamp_header)?
@@ -83,7 +94,9 @@ impl crate::verify::Scheme for Spectral {
         let sig = hex::encode(verify::mac::hmac(MacAlgorithm::Sha256, &k, &[body]));
         vec![(HEADER.into(), sig), (self.timestamp_header.clone(), ts)]
     }
+}
 
+impl crate::ocsf::Normalizer for Spectral {
     fn sample_body(&self, _ts: OffsetDateTime, id: &str) -> String {
         serde_json::json!({
             "issues": [
@@ -94,9 +107,7 @@ impl crate::verify::Scheme for Spectral {
         })
         .to_string()
     }
-}
 
-impl crate::ocsf::Normalizer for Spectral {
     fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {
         let body = input.object()?;
         if let Some(issues) = body.get("issues").and_then(Value::as_array) {

@@ -12,10 +12,13 @@ use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
 use crate::ocsf::{self, str_at, Class, Draft, Input};
-use crate::verify::{self, Check, Claim, Facts, Key, Rejection, Unverified};
-use crate::verify::{MacAlgorithm, Secret, TimestampUnit};
+use crate::verify::{
+    self, Check, Claim, Facts, Key, MacAlgorithm, Rejection, Secret, TimestampUnit, Unverified,
+};
 
 pub struct StandardWebhooks;
+
+pub(super) const VENDOR: super::Entry = super::Entry::new(|_| Box::new(StandardWebhooks));
 
 /// The header names of one flavour.
 pub struct Names {
@@ -160,6 +163,10 @@ pub fn sign(
 }
 
 impl crate::verify::Scheme for StandardWebhooks {
+    fn signs_timestamp(&self) -> bool {
+        true
+    }
+
     fn prepare_key(&self, secret: &Secret) -> Result<Key, String> {
         prepare(secret)
     }
@@ -175,7 +182,9 @@ impl crate::verify::Scheme for StandardWebhooks {
     fn sign(&self, key: &Key, body: &[u8], ts: OffsetDateTime, id: &str) -> Vec<(String, String)> {
         sign(key, &WEBHOOK, body, ts, id)
     }
+}
 
+impl crate::ocsf::Normalizer for StandardWebhooks {
     fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
         serde_json::json!({
             "type": "invoice.paid",
@@ -184,9 +193,7 @@ impl crate::verify::Scheme for StandardWebhooks {
         })
         .to_string()
     }
-}
 
-impl crate::ocsf::Normalizer for StandardWebhooks {
     /// The spec's envelope `{"type", "timestamp", "data"}` is API Activity whose operation is
     /// the type; any other body is a Base Event.
     fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {

@@ -10,10 +10,13 @@ use time::OffsetDateTime;
 
 use super::common;
 use crate::ocsf::{self, str_at, Class, Draft, Input};
-use crate::verify::{self, Check, Claim, Facts, Key, Rejection, Unverified};
-use crate::verify::{MacAlgorithm, TimestampUnit};
+use crate::verify::{
+    self, Check, Claim, Facts, Key, MacAlgorithm, Rejection, TimestampUnit, Unverified,
+};
 
 pub struct Stripe;
+
+pub(super) const VENDOR: super::Entry = super::Entry::new(|_| Box::new(Stripe));
 
 const HEADER: &str = "stripe-signature";
 
@@ -37,6 +40,10 @@ fn parse(value: &str) -> Result<(&str, Vec<&str>), Rejection> {
 }
 
 impl crate::verify::Scheme for Stripe {
+    fn signs_timestamp(&self) -> bool {
+        true
+    }
+
     fn claim<'a>(&'a self, req: &'a Unverified) -> Result<Claim<'a>, Rejection> {
         let (t, v1) = parse(verify::required_header(req, HEADER)?)?;
         let candidates = verify::candidates(v1, verify::decode_hex)?;
@@ -65,7 +72,9 @@ impl crate::verify::Scheme for Stripe {
         let sig = common::hex_mac(key, MacAlgorithm::Sha256, &[t.as_bytes(), b".", body]);
         vec![(HEADER.into(), format!("t={t},v1={sig}"))]
     }
+}
 
+impl crate::ocsf::Normalizer for Stripe {
     fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
         serde_json::json!({
             "id": id,
@@ -77,9 +86,7 @@ impl crate::verify::Scheme for Stripe {
         })
         .to_string()
     }
-}
 
-impl crate::ocsf::Normalizer for Stripe {
     /// By the event `type`: disputes, early fraud warnings and Radar reviews are Detection
     /// Findings; every other event (customers, accounts, payments ...) is API Activity. `created`
     /// is the time; the `evt_` id is already the event's uid.

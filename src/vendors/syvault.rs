@@ -23,46 +23,19 @@ use time::OffsetDateTime;
 
 use super::common;
 use crate::ocsf::{self, Class, Draft, Input};
-use crate::verify::{Claim, Facts, Key, Rejection, Unverified};
-use crate::verify::{MacAlgorithm, TimestampUnit};
+use crate::verify::{Descriptor, Extra, Field, TimestampUnit};
 
 pub struct Syvault;
 
-const HEADER: &str = "x-vf-signature-256";
+/// The signature: see the module documentation.
+pub const SIGNATURE: Descriptor = Descriptor::body_hmac("x-vf-signature-256", "sha256=")
+    .timestamp(Field::Body(&["timestamp"]), TimestampUnit::Iso8601)
+    .id(Field::Body(&["event_id"]))
+    .extra(&[("x-vf-webhook-version", Extra::Fixed("1"))]);
 
-impl crate::verify::Scheme for Syvault {
-    fn claim<'a>(&'a self, req: &'a Unverified) -> Result<Claim<'a>, Rejection> {
-        common::body_hex(req, HEADER, "sha256=", MacAlgorithm::Sha256)
-    }
+pub(super) const VENDOR: super::Entry = super::Entry::new(|_| super::described(SIGNATURE, Syvault));
 
-    fn facts(&self, _req: &Unverified, json: Option<&Value>) -> Result<Facts, Rejection> {
-        let id = common::json_str(json, &["event_id"]);
-        Ok(Facts {
-            signed_time: common::json_time(json, "timestamp", TimestampUnit::Iso8601),
-            id,
-            ..Facts::default()
-        })
-    }
-
-    fn sign(
-        &self,
-        key: &Key,
-        body: &[u8],
-        _ts: OffsetDateTime,
-        _id: &str,
-    ) -> Vec<(String, String)> {
-        vec![
-            (
-                HEADER.into(),
-                format!(
-                    "sha256={}",
-                    common::hex_mac(key, MacAlgorithm::Sha256, &[body])
-                ),
-            ),
-            ("x-vf-webhook-version".into(), "1".into()),
-        ]
-    }
-
+impl crate::ocsf::Normalizer for Syvault {
     fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
         serde_json::json!({
             "event_id": id,
@@ -74,9 +47,7 @@ impl crate::verify::Scheme for Syvault {
         })
         .to_string()
     }
-}
 
-impl crate::ocsf::Normalizer for Syvault {
     fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {
         let body = input
             .json

@@ -18,43 +18,18 @@ use time::OffsetDateTime;
 
 use super::common;
 use crate::ocsf::{self, Class, Draft, Input};
-use crate::verify::MacAlgorithm;
-use crate::verify::{Claim, Facts, Key, Rejection, Unverified};
+use crate::verify::Descriptor;
 
 pub struct Veritensor;
 
-const HEADER: &str = "x-veritensor-signature-256";
+/// The signature: see the module documentation.
+pub const SIGNATURE: Descriptor =
+    Descriptor::body_hmac("x-veritensor-signature-256", "sha256=").label(&[&["scan_id"], &["id"]]);
 
-impl crate::verify::Scheme for Veritensor {
-    fn claim<'a>(&'a self, req: &'a Unverified) -> Result<Claim<'a>, Rejection> {
-        common::body_hex(req, HEADER, "sha256=", MacAlgorithm::Sha256)
-    }
+pub(super) const VENDOR: super::Entry =
+    super::Entry::new(|_| super::described(SIGNATURE, Veritensor));
 
-    fn facts(&self, _req: &Unverified, json: Option<&Value>) -> Result<Facts, Rejection> {
-        // Veritensor documents no delivery id: `scan_id` names the scan (several deliveries
-        // may report one scan), so it labels the events and is never a replay key.
-        Ok(Facts {
-            label: common::json_str(json, &["scan_id"]).or_else(|| common::json_str(json, &["id"])),
-            ..Facts::default()
-        })
-    }
-
-    fn sign(
-        &self,
-        key: &Key,
-        body: &[u8],
-        _ts: OffsetDateTime,
-        _id: &str,
-    ) -> Vec<(String, String)> {
-        vec![(
-            HEADER.into(),
-            format!(
-                "sha256={}",
-                common::hex_mac(key, MacAlgorithm::Sha256, &[body])
-            ),
-        )]
-    }
-
+impl crate::ocsf::Normalizer for Veritensor {
     fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
         serde_json::json!({
             "event": "scan.completed",
@@ -68,9 +43,7 @@ impl crate::verify::Scheme for Veritensor {
         })
         .to_string()
     }
-}
 
-impl crate::ocsf::Normalizer for Veritensor {
     fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {
         let body = input.object()?;
         let batch = Batch::of(body);

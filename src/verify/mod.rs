@@ -16,6 +16,7 @@
 //! that an id is never recorded for a request that was not handed on.
 
 pub mod clock;
+pub mod descriptor;
 pub mod mac;
 pub mod redis_store;
 pub mod replay;
@@ -31,6 +32,7 @@ use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use descriptor::{Descriptor, Extra, Field};
 use replay::ReplayKey;
 pub use scheme::{MacAlgorithm, Scheme, SigEncoding, TemplatePart, TimestampUnit};
 pub use secret::Secret;

@@ -25,8 +25,11 @@ pub trait Scheme: Send + Sync + 'static {
     /// tests). Vendors whose timestamp or id live in the body take them from the body.
     fn sign(&self, key: &Key, body: &[u8], ts: OffsetDateTime, id: &str) -> Vec<(String, String)>;
 
-    /// A representative body carrying `ts` and `id` where this vendor puts them in the body.
-    fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String;
+    /// Whether the signature covers a timestamp, so the window applies. (GitLab signs one only
+    /// in its signing-token form, which the secret chooses: it says false.)
+    fn signs_timestamp(&self) -> bool {
+        false
+    }
 
     /// Takes secrets out of a verified JSON body before it is handed on (Graph repeats the
     /// source's `clientState` in every item); true when it changed anything.
@@ -58,7 +61,7 @@ pub enum TimestampUnit {
 /// One piece of a signed-content or key template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TemplatePart {
-    Literal(String),
+    Literal(std::borrow::Cow<'static, str>),
     Body,
     Timestamp,
     Id,
