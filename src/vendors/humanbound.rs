@@ -197,22 +197,9 @@ fn common_fields(d: Draft, body: &Map<String, Value>, event_type: &str) -> Draft
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vendors::Normalizer;
     use serde_json::json;
 
-    fn run(body: Value) -> Result<Vec<Draft>, String> {
-        let headers = http::HeaderMap::new();
-        let input = Input {
-            vendor: "humanbound",
-            json: Some(&body),
-            headers: &headers,
-            body: b"",
-            event_id: "req-1",
-            vendor_time: None,
-            received: OffsetDateTime::UNIX_EPOCH,
-        };
-        Humanbound.normalize(&input)
-    }
+    crate::vendors::testkit::runner!(Humanbound, "humanbound");
 
     #[test]
     fn odd_bodies_map_or_fail_without_panicking() {

@@ -148,34 +148,11 @@ fn changed(j: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vendors::Normalizer;
     use serde_json::json;
 
-    fn run(
-        scheme: &dyn Normalizer,
-        body: &Value,
-        headers: &[(&'static str, &str)],
-    ) -> Result<Vec<Draft>, String> {
-        let mut h = http::HeaderMap::new();
-        for (k, v) in headers {
-            h.insert(*k, http::HeaderValue::from_str(v).unwrap());
-        }
-        let bytes = body.to_string();
-        let input = Input {
-            vendor: "linear",
-            json: Some(body),
-            headers: &h,
-            body: bytes.as_bytes(),
-            event_id: "e-1",
-            vendor_time: None,
-            received: OffsetDateTime::UNIX_EPOCH,
-        };
-        scheme.normalize(&input)
-    }
+    crate::vendors::testkit::runner!("linear");
 
-    /// Bodies of the wrong shape: an error (the framework forwards them as Base Events) or a
-    /// draft, never a panic.
-    const ODD: &[&str] = &["null", "[]", "{}", "1", "\"x\"", "[{}]"];
+    use crate::vendors::testkit::ODD;
 
     #[test]
     fn odd_payloads_never_panic() {

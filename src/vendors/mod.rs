@@ -181,6 +181,9 @@ mod syvault;
 mod veritensor;
 mod zoom;
 
+#[cfg(test)]
+mod testkit;
+
 // The registry: one line per vendor (its variant, its `vendor = ...` name, its file).
 vendors! {
     Veritensor => "veritensor", veritensor;

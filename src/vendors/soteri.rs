@@ -370,22 +370,9 @@ fn system_event(body: &Value, event_type: &str, words: &[String]) -> Draft {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vendors::Normalizer;
     use serde_json::json;
 
-    fn run(body: Value) -> Result<Vec<Draft>, String> {
-        let headers = http::HeaderMap::new();
-        let input = Input {
-            vendor: "soteri",
-            json: Some(&body),
-            headers: &headers,
-            body: b"",
-            event_id: "req-1",
-            vendor_time: None,
-            received: OffsetDateTime::UNIX_EPOCH,
-        };
-        Soteri.normalize(&input)
-    }
+    crate::vendors::testkit::runner!(Soteri, "soteri");
 
     #[test]
     fn odd_bodies_map_or_fail_without_panicking() {

@@ -377,22 +377,9 @@ fn notice(body: &Map<String, Value>, name: &str) -> Draft {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vendors::Normalizer;
     use serde_json::json;
 
-    fn run(body: Value) -> Result<Vec<Draft>, String> {
-        let headers = http::HeaderMap::new();
-        let input = Input {
-            vendor: "spectral",
-            json: Some(&body),
-            headers: &headers,
-            body: b"",
-            event_id: "req-1",
-            vendor_time: None,
-            received: OffsetDateTime::UNIX_EPOCH,
-        };
-        Spectral::new(&VendorOptions::default()).normalize(&input)
-    }
+    crate::vendors::testkit::runner!(Spectral::new(&VendorOptions::default()), "spectral");
 
     #[test]
     fn odd_bodies_map_or_fail_without_panicking() {

@@ -358,22 +358,9 @@ fn leftover_context(body: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vendors::Normalizer;
     use serde_json::json;
 
-    fn run(body: Value) -> Result<Vec<Draft>, String> {
-        let headers = http::HeaderMap::new();
-        let input = Input {
-            vendor: "syvault",
-            json: Some(&body),
-            headers: &headers,
-            body: b"",
-            event_id: "req-1",
-            vendor_time: None,
-            received: OffsetDateTime::UNIX_EPOCH,
-        };
-        Syvault.normalize(&input)
-    }
+    crate::vendors::testkit::runner!(Syvault, "syvault");
 
     #[test]
     fn odd_bodies_map_or_fail_without_panicking() {

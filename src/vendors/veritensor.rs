@@ -276,22 +276,9 @@ fn strip_nulls(mut v: Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vendors::Normalizer;
     use serde_json::json;
 
-    fn run(body: Value) -> Result<Vec<Draft>, String> {
-        let headers = http::HeaderMap::new();
-        let input = Input {
-            vendor: "veritensor",
-            json: Some(&body),
-            headers: &headers,
-            body: b"",
-            event_id: "req-1",
-            vendor_time: None,
-            received: OffsetDateTime::UNIX_EPOCH,
-        };
-        Veritensor.normalize(&input)
-    }
+    crate::vendors::testkit::runner!(Veritensor, "veritensor");
 
     #[test]
     fn odd_bodies_map_or_fail_without_panicking() {
