@@ -16,10 +16,11 @@
 //!    gateway-wide budget `server.max_inflight_body_bytes` (`503` when it is spent).
 //! 5. **Verify** ([`verify`]): a vendor check that carries no secret (Graph's
 //!    `validationToken`, on `msgraph` sources) is answered first and never spooled. Otherwise
-//!    the vendor ([`vendor`]) names the proof and the signed bytes; the engine checks it in
-//!    constant time against every configured key (work bounded by the keys, not the request),
-//!    then the timestamp window. Every failure is the same `401`; the reason goes to logs and
-//!    metrics. Verified vendor handshakes (Slack, Zoom, Okta) are answered here.
+//!    the vendor's [`verify::Scheme`] ([`vendors`]) names the proof and the signed bytes; the
+//!    engine checks it in constant time against every configured key (work bounded by the
+//!    keys, not the request), then the timestamp window. Every failure is the same `401`; the
+//!    reason goes to logs and metrics. Verified vendor handshakes (Slack, Zoom, Okta) are
+//!    answered here.
 //! 6. **Source limit**: the per-source rate limit, after verification. Then a request that
 //!    would yield more than [`ocsf::MAX_EVENTS_PER_REQUEST`] events is refused with `413`
 //!    ([`ocsf::check`] counts the fanned-out array), before any replay key is reserved.

@@ -249,8 +249,16 @@ impl<'a> Input<'a> {
 
     /// The JSON body, or an error a normalizer can return as is.
     pub fn object(&self) -> Result<&'a Map<String, Value>, String> {
+        self.json_object()?
+            .as_object()
+            .ok_or_else(|| "the body is not a JSON object".to_string())
+    }
+
+    /// The JSON body as a value, when it is an object; else an error a normalizer can return
+    /// as is.
+    pub fn json_object(&self) -> Result<&'a Value, String> {
         self.json
-            .and_then(Value::as_object)
+            .filter(|j| j.is_object())
             .ok_or_else(|| "the body is not a JSON object".to_string())
     }
 }

@@ -35,10 +35,7 @@ impl crate::ocsf::Normalizer for Github {
     /// By `X-GitHub-Event`: security alerts are Detection Findings, `ping` a Base Event, every
     /// other event API Activity by `sender`.
     fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {
-        let j = input
-            .json
-            .filter(|j| j.is_object())
-            .ok_or("the body is not a JSON object")?;
+        let j = input.json_object()?;
         let event = input
             .header("x-github-event")
             .ok_or("no X-GitHub-Event header: the event kind is unknown")?;

@@ -88,10 +88,7 @@ impl crate::ocsf::Normalizer for Gitlab {
     /// vulnerabilities are Detection Findings, failed sign-ins Authentication, user lifecycle
     /// Account Change, everything else API Activity.
     fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {
-        let j = input
-            .json
-            .filter(|j| j.is_object())
-            .ok_or("the body is not a JSON object")?;
+        let j = input.json_object()?;
         let kind = str_at(j, &["object_kind"])
             .or(str_at(j, &["event_name"]))
             .ok_or("neither object_kind nor event_name: the event kind is unknown")?;

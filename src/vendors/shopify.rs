@@ -42,10 +42,7 @@ impl crate::ocsf::Normalizer for Shopify {
     /// By the `X-Shopify-Topic` header (`orders/create`, `customers/redact` ...): every topic is
     /// API Activity; the three GDPR compliance topics carry a higher severity and a note.
     fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {
-        let j = input
-            .json
-            .filter(|j| j.is_object())
-            .ok_or("the body is not a JSON object")?;
+        let j = input.json_object()?;
         let topic = input
             .header("x-shopify-topic")
             .or(input.header("shopify-topic"))

@@ -48,10 +48,7 @@ impl crate::ocsf::Normalizer for Soteri {
     }
 
     fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {
-        let body = input
-            .json
-            .filter(|j| j.is_object())
-            .ok_or("the body is not a JSON object")?;
+        let body = input.json_object()?;
         let event_type = event_type(body).ok_or("no eventType in the Soteri payload")?;
         let words = words(event_type);
         let has = |w: &[&str]| words.iter().any(|x| w.contains(&x.as_str()));

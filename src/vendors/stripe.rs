@@ -91,10 +91,7 @@ impl crate::ocsf::Normalizer for Stripe {
     /// Findings; every other event (customers, accounts, payments ...) is API Activity. `created`
     /// is the time; the `evt_` id is already the event's uid.
     fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {
-        let j = input
-            .json
-            .filter(|j| j.is_object())
-            .ok_or("the body is not a JSON object")?;
+        let j = input.json_object()?;
         let ty = str_at(j, &["type"]).ok_or("no event type")?;
         let draft = if ty.starts_with("charge.dispute.") {
             dispute(ty, j)?

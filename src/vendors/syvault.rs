@@ -49,10 +49,7 @@ impl crate::ocsf::Normalizer for Syvault {
     }
 
     fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {
-        let body = input
-            .json
-            .filter(|j| j.is_object())
-            .ok_or("the body is not a JSON object")?;
+        let body = input.json_object()?;
         let event_type =
             ocsf::str_at(body, &["event_type"]).ok_or("no event_type in the SyVault payload")?;
         let words: Vec<&str> = event_type.split(['.', '_']).collect();

@@ -1,6 +1,6 @@
 //! The verification engine. Vendors say where a request's proof, timestamp and id live and
-//! which bytes are signed ([`Claim`], [`Facts`]); this module does the rest, the same way for
-//! every vendor:
+//! which bytes are signed ([`Scheme`]: [`Claim`], [`Facts`]), most of them as a [`Descriptor`];
+//! this module does the rest, the same way for every vendor:
 //!
 //! 1. find the proof ([`Scheme::claim`]): a missing or malformed header is
 //!    rejected before any MAC is computed;
