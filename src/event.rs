@@ -3,7 +3,7 @@
 //! What an event is and the words shared by every vendor's mapping; the mappings themselves
 //! are in [`crate::ocsf`] and the vendors' files.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
@@ -41,30 +41,110 @@ pub fn unix_ms(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-/// One OCSF event, as JSON.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Event(pub Map<String, Value>);
+/// What routing, metrics and every SIEM's envelope need of an event, typed. Written once by
+/// [`crate::ocsf`] as it builds the event, spooled beside the event's JSON, and read by the
+/// sinks from there: nothing reads these back out of the JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Head {
+    /// `metadata.uid`.
+    pub uid: String,
+    /// `time` (unix ms): the vendor's time of the event, else its receipt.
+    pub time_ms: i64,
+    /// `severity_id`, 0-6 or 99.
+    pub severity_id: u8,
+    pub class_uid: u32,
+    pub class_name: String,
+    /// `unmapped.siemgate.source`: the source id it came in on.
+    pub source: String,
+    /// `metadata.product.vendor_name`.
+    pub vendor: String,
+    pub message: String,
+}
+
+impl Head {
+    /// `severity`, as OCSF names `severity_id`.
+    pub fn severity(&self) -> &'static str {
+        severity_name(self.severity_id)
+    }
+
+    /// The head of an event known only as JSON: a record spooled by an older version, or a
+    /// dead letter put back in the queue. Missing fields are empty.
+    pub fn of_json(event: &[u8]) -> Head {
+        match serde_json::from_slice::<Map<String, Value>>(event) {
+            Ok(m) => Head::of(&m),
+            Err(_) => Head::default(),
+        }
+    }
+
+    fn of(m: &Map<String, Value>) -> Head {
+        let at = |path: &[&str]| -> Option<&Value> {
+            let (first, rest) = path.split_first()?;
+            rest.iter().try_fold(m.get(*first)?, |v, k| v.get(k))
+        };
+        let text = |path: &[&str]| {
+            at(path)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        Head {
+            uid: text(&["metadata", "uid"]),
+            time_ms: at(&["time"])
+                .or(at(&["metadata", "logged_time"]))
+                .and_then(Value::as_i64)
+                .unwrap_or(0),
+            severity_id: at(&["severity_id"])
+                .and_then(Value::as_u64)
+                .map_or(0, |s| s.min(99) as u8),
+            class_uid: at(&["class_uid"])
+                .and_then(Value::as_u64)
+                .map_or(0, |c| c.min(u64::from(u32::MAX)) as u32),
+            class_name: text(&["class_name"]),
+            source: text(&["unmapped", "siemgate", "source"]),
+            vendor: text(&["metadata", "product", "vendor_name"]),
+            message: text(&["message"]),
+        }
+    }
+}
+
+/// One OCSF event: its typed [`Head`] and its JSON body. It serializes as the body alone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub head: Head,
+    pub body: Map<String, Value>,
+}
+
+impl Serialize for Event {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.body.serialize(s)
+    }
+}
 
 impl Event {
     pub fn severity_id(&self) -> u8 {
-        self.0
-            .get("severity_id")
-            .and_then(Value::as_u64)
-            .unwrap_or(0)
-            .min(6) as u8
+        self.head.severity_id
     }
 
-    pub fn uid(&self) -> Option<&str> {
-        self.0.get("metadata")?.get("uid")?.as_str()
+    pub fn uid(&self) -> &str {
+        &self.head.uid
     }
 
-    pub fn time_ms(&self) -> Option<i64> {
-        self.0.get("time")?.as_i64()
+    pub fn time_ms(&self) -> i64 {
+        self.head.time_ms
     }
 
-    pub fn class_uid(&self) -> u64 {
-        self.0.get("class_uid").and_then(Value::as_u64).unwrap_or(0)
+    pub fn class_uid(&self) -> u32 {
+        self.head.class_uid
+    }
+
+    /// Whether the vendor's normalizer failed and this is the request as a Base Event
+    /// (`unmapped.siemgate.normalize_error`).
+    pub fn normalize_error(&self) -> bool {
+        self.body
+            .get("unmapped")
+            .and_then(|u| u.get("siemgate"))
+            .and_then(|s| s.get("normalize_error"))
+            .is_some()
     }
 }
 

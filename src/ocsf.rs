@@ -41,8 +41,7 @@ use http::HeaderMap;
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
-use crate::event::{severity_name, unix_ms, Event, Origin, OCSF_VERSION};
-use crate::telemetry::names;
+use crate::event::{severity_name, unix_ms, Event, Head, Origin, OCSF_VERSION};
 use crate::verify::{Key, Unverified, Verified};
 
 /// What a vendor's verified requests mean: their events, and the endpoint checks the vendor
@@ -387,7 +386,7 @@ fn finish(
     };
     let mut metadata = json!({
         "version": OCSF_VERSION,
-        "uid": uid,
+        "uid": &uid,
         "logged_time": received,
         "product": {"name": origin.vendor, "vendor_name": origin.vendor},
     });
@@ -427,10 +426,20 @@ fn finish(
         "type_name".into(),
         format!("{}: {activity_name}", d.class.name()).into(),
     );
+    let head = Head {
+        uid,
+        time_ms: time,
+        severity_id,
+        class_uid: d.class.uid(),
+        class_name: d.class.name().to_string(),
+        source: origin.source_id.to_string(),
+        vendor: origin.vendor.to_string(),
+        message: d.message,
+    };
     e.insert("time".into(), time.into());
     e.insert("severity_id".into(), severity_id.into());
     e.insert("severity".into(), severity_name(severity_id).into());
-    e.insert("message".into(), d.message.into());
+    e.insert("message".into(), head.message.clone().into());
     e.insert("metadata".into(), metadata);
     let mut fields = d.fields;
     if d.class == Class::ApiActivity {
@@ -457,7 +466,7 @@ fn finish(
             _ => raw_data(&mut e, input.body),
         }
     }
-    Event(e)
+    Event { head, body: e }
 }
 
 /// What OCSF requires of an API Activity that a webhook always knows: the API's service is the
@@ -683,8 +692,7 @@ pub fn normalize(scheme: &dyn Normalizer, origin: &Origin<'_>, verified: &Verifi
 }
 
 fn fallback(input: &Input<'_>, origin: &Origin<'_>, why: &str) -> Vec<Draft> {
-    metrics::counter!(names::NORMALIZE_ERRORS, "source" => origin.source_id.to_string())
-        .increment(1);
+    // Counted by the gateway (siemgate_normalize_errors_total), from the marker below.
     tracing::warn!(
         source = origin.source_id,
         vendor = origin.vendor,

@@ -6,53 +6,74 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::telemetry::names;
+use crate::telemetry::{names, Telemetry};
 
 /// Bytes of request bodies in use, over every connection.
-#[derive(Default)]
 pub struct BodyBudget {
-    used: Arc<AtomicU64>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    used: AtomicU64,
+    gauge: metrics::Gauge,
+    refusals: metrics::Counter,
 }
 
 /// Bytes taken from the budget; given back on drop.
 pub struct Reservation {
-    used: Arc<AtomicU64>,
+    shared: Arc<Shared>,
     bytes: u64,
 }
 
-fn take(used: &AtomicU64, n: u64, limit: u64) -> bool {
-    let ok = used
-        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
-            u.checked_add(n).filter(|t| *t <= limit)
-        })
-        .is_ok();
-    if ok {
-        metrics::gauge!(names::INFLIGHT_BODY_BYTES).increment(n as f64);
-    } else {
-        metrics::counter!(names::BODY_BUDGET_REFUSALS).increment(1);
+impl Shared {
+    fn take(&self, n: u64, limit: u64) -> bool {
+        match self
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                u.checked_add(n).filter(|t| *t <= limit)
+            }) {
+            Ok(_) => {
+                // Increments commute: concurrent takes and gives leave the gauge right.
+                self.gauge.increment(n as f64);
+                true
+            }
+            Err(_) => {
+                self.refusals.increment(1);
+                false
+            }
+        }
     }
-    ok
 }
 
 impl BodyBudget {
+    pub fn new(tel: &Telemetry) -> Self {
+        BodyBudget {
+            shared: Arc::new(Shared {
+                used: AtomicU64::new(0),
+                gauge: tel.gauge(names::INFLIGHT_BODY_BYTES, &[]),
+                refusals: tel.counter(names::BODY_BUDGET_REFUSALS, &[]),
+            }),
+        }
+    }
+
     /// Takes `n` bytes if that keeps the total within `limit`.
     pub fn reserve(&self, n: u64, limit: u64) -> Option<Reservation> {
-        take(&self.used, n, limit).then(|| Reservation {
-            used: self.used.clone(),
+        self.shared.take(n, limit).then(|| Reservation {
+            shared: self.shared.clone(),
             bytes: n,
         })
     }
 
     /// Bytes in use now.
     pub fn in_use(&self) -> u64 {
-        self.used.load(Ordering::Acquire)
+        self.shared.used.load(Ordering::Acquire)
     }
 }
 
 impl Reservation {
     /// Takes `n` more bytes if that keeps the total within `limit`.
     pub fn grow(&mut self, n: u64, limit: u64) -> bool {
-        let ok = take(&self.used, n, limit);
+        let ok = self.shared.take(n, limit);
         if ok {
             self.bytes += n;
         }
@@ -67,8 +88,8 @@ impl Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         if self.bytes > 0 {
-            self.used.fetch_sub(self.bytes, Ordering::AcqRel);
-            metrics::gauge!(names::INFLIGHT_BODY_BYTES).decrement(self.bytes as f64);
+            self.shared.used.fetch_sub(self.bytes, Ordering::AcqRel);
+            self.shared.gauge.decrement(self.bytes as f64);
         }
     }
 }
@@ -79,7 +100,7 @@ mod tests {
 
     #[test]
     fn reservations_stay_within_the_limit_and_are_given_back() {
-        let b = BodyBudget::default();
+        let b = BodyBudget::new(&Telemetry::new());
         let mut a = b.reserve(60, 100).unwrap();
         assert!(b.reserve(50, 100).is_none());
         assert!(a.grow(40, 100));

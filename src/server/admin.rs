@@ -18,7 +18,6 @@ use tokio::sync::watch;
 use super::dlq;
 use super::reload::{ReloadError, Reloader, Trigger};
 use crate::gateway::Gateway;
-use crate::telemetry;
 use crate::verify::mac;
 
 type Body = Full<Bytes>;
@@ -61,7 +60,7 @@ async fn handle(
         (&Method::GET, "/metrics") => text(
             StatusCode::OK,
             "text/plain; version=0.0.4",
-            telemetry::metrics_handle().render(),
+            gw.render_metrics(),
         ),
         (&Method::GET, "/healthz") => json(StatusCode::OK, serde_json::json!({"status": "ok"})),
         (&Method::GET, "/readyz") => {

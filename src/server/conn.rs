@@ -32,7 +32,7 @@ use tokio::time::Instant;
 
 use crate::config::{Config, ServerConfig};
 use crate::gateway::Gateway;
-use crate::telemetry::names;
+use crate::telemetry::{names, Telemetry};
 
 /// How long a connection asked to close may take to do so while no request is in progress
 /// (an h2 peer acknowledging GOAWAY's PING); then it is dropped.
@@ -214,13 +214,13 @@ fn http_builder(cfg: &ServerConfig) -> auto::Builder<TokioExecutor> {
 /// An open connection's place under the cap; given back on drop.
 struct Slot {
     open: Arc<AtomicUsize>,
-    kind: Kind,
+    gauge: metrics::Gauge,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         self.open.fetch_sub(1, Ordering::AcqRel);
-        metrics::gauge!(names::OPEN_CONNECTIONS, "listener" => self.kind.label()).decrement(1.0);
+        self.gauge.decrement(1.0);
     }
 }
 
@@ -241,7 +241,9 @@ pub async fn serve_listener<F, Fut>(
     let open = Arc::new(AtomicUsize::new(0));
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let mut seen = gw.config();
-    let mut settings = Arc::new(Settings::new(&seen, kind));
+    let tel = gw.telemetry().clone();
+    let listener_label = [("listener", kind.label())];
+    let mut settings = Arc::new(Settings::new(&seen, kind, &tel));
     loop {
         let (stream, peer) = tokio::select! {
             _ = stop.changed() => break,
@@ -257,19 +259,21 @@ pub async fn serve_listener<F, Fut>(
         };
         let config = gw.config();
         if !Arc::ptr_eq(&seen, &config) {
-            settings = Arc::new(Settings::new(&config, kind));
+            settings = Arc::new(Settings::new(&config, kind, &tel));
             seen = config;
         }
         if open.fetch_add(1, Ordering::AcqRel) >= settings.cap {
             open.fetch_sub(1, Ordering::AcqRel);
-            metrics::counter!(names::CONNECTIONS_REFUSED, "listener" => kind.label()).increment(1);
+            tel.counter(names::CONNECTIONS_REFUSED, &listener_label)
+                .increment(1);
             drop(stream);
             continue;
         }
-        metrics::gauge!(names::OPEN_CONNECTIONS, "listener" => kind.label()).increment(1.0);
+        let gauge = tel.gauge(names::OPEN_CONNECTIONS, &listener_label);
+        gauge.increment(1.0);
         let slot = Slot {
             open: open.clone(),
-            kind,
+            gauge,
         };
         let _ = stream.set_nodelay(true);
         let settings = settings.clone();
@@ -291,12 +295,16 @@ pub async fn serve_listener<F, Fut>(
                             serve_connection(tls_stream, &settings, kind, stop, svc).await
                         }
                         Ok(Err(e)) => {
-                            metrics::counter!(names::TLS_HANDSHAKE_FAILURES, "reason" => "error")
+                            settings
+                                .tel
+                                .counter(names::TLS_HANDSHAKE_FAILURES, &[("reason", "error")])
                                 .increment(1);
                             tracing::debug!(%peer, error = %e, "TLS handshake failed");
                         }
                         Err(_) => {
-                            metrics::counter!(names::TLS_HANDSHAKE_FAILURES, "reason" => "timeout")
+                            settings
+                                .tel
+                                .counter(names::TLS_HANDSHAKE_FAILURES, &[("reason", "timeout")])
                                 .increment(1);
                             tracing::debug!(%peer, "TLS handshake timed out");
                         }
@@ -326,12 +334,14 @@ struct Settings {
     handshake: Duration,
     timeouts: Timeouts,
     builder: auto::Builder<TokioExecutor>,
+    tel: Arc<Telemetry>,
 }
 
 impl Settings {
-    fn new(config: &Config, kind: Kind) -> Settings {
+    fn new(config: &Config, kind: Kind, tel: &Arc<Telemetry>) -> Settings {
         Settings {
-            cap: current_cap(config, kind),
+            cap: current_cap(config, kind, tel),
+            tel: tel.clone(),
             handshake: config.server.handshake_timeout,
             timeouts: Timeouts {
                 header: config.server.header_timeout,
@@ -343,13 +353,14 @@ impl Settings {
 }
 
 /// The listener's cap under `config`, logged (and exported) whenever the config changes.
-fn current_cap(config: &Config, kind: Kind) -> usize {
+fn current_cap(config: &Config, kind: Kind, tel: &Telemetry) -> usize {
     let caps = caps(config, open_file_limit());
     let cap = match kind {
         Kind::Ingest => caps.ingest,
         Kind::Admin => caps.admin,
     };
-    metrics::gauge!(names::CONNECTION_LIMIT, "listener" => kind.label()).set(cap as f64);
+    tel.gauge(names::CONNECTION_LIMIT, &[("listener", kind.label())])
+        .set(cap as f64);
     if let (Kind::Ingest, Some(nofile)) = (kind, caps.clamped_by) {
         tracing::warn!(
             configured = config.server.max_connections,
@@ -409,7 +420,12 @@ async fn serve_connection<I, F, Fut>(
             None => match activity.check(now, accepted, timeouts) {
                 Check::Until(at) => at,
                 Check::Close(reason) => {
-                    metrics::counter!(names::CONNECTIONS_CLOSED, "listener" => kind.label(), "reason" => reason.label())
+                    settings
+                        .tel
+                        .counter(
+                            names::CONNECTIONS_CLOSED,
+                            &[("listener", kind.label()), ("reason", reason.label())],
+                        )
                         .increment(1);
                     conn.as_mut().graceful_shutdown();
                     closing = Some(now);

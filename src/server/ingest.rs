@@ -38,8 +38,10 @@ pub fn client_ip(peer: IpAddr, headers: &http::HeaderMap, trusted: &[IpNet]) -> 
     client
 }
 
-fn reject(reason: &'static str) {
-    metrics::counter!(names::REJECTED, "reason" => reason).increment(1);
+fn reject(gw: &Gateway, reason: &'static str) {
+    gw.telemetry()
+        .counter(names::REJECTED, &[("reason", reason)])
+        .increment(1);
 }
 
 pub async fn handle(
@@ -65,23 +67,23 @@ pub async fn handle(
         return Ok(match &source_id {
             Some(s) => finish(&gw, s, client, &outcome, started),
             None => {
-                reject("client_rate_limited");
+                reject(&gw, "client_rate_limited");
                 response::from_outcome(&outcome)
             }
         });
     }
     let Some(source_id) = source_id else {
-        reject("not_found");
+        reject(&gw, "not_found");
         return Ok(response::not_found());
     };
     // The source's vendor decides which methods it sends (POST; Okta's verification GET too)
     // and answers its own unsigned endpoint checks (Graph's `validationToken`, below).
     let Some(source) = gw.runtime().sources.get(&source_id).cloned() else {
-        reject("not_found");
+        reject(&gw, "not_found");
         return Ok(response::not_found());
     };
     if !source.scheme.accepts(req.method(), req.headers()) {
-        reject("method_not_allowed");
+        reject(&gw, "method_not_allowed");
         return Ok(response::method_not_allowed());
     }
 
@@ -111,11 +113,11 @@ pub async fn handle(
             return Ok(finish(&gw, &source_id, client, &outcome, started));
         }
         Ok(Err(ReadError::Broken)) => {
-            reject("bad_request");
+            reject(&gw, "bad_request");
             return Ok(response::bad_request());
         }
         Err(_) => {
-            reject("timeout");
+            reject(&gw, "timeout");
             tracing::info!(source = %source_id, %client, outcome = "timeout", "request body not received in time");
             return Ok(response::timeout());
         }

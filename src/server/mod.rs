@@ -143,7 +143,7 @@ pub async fn start(gateway: Arc<Gateway>) -> Result<Handle, StartError> {
 pub async fn start_with(gateway: Arc<Gateway>, options: Options) -> Result<Handle, StartError> {
     let config = gateway.config();
     let tls: tls::Current = Arc::new(arc_swap::ArcSwapOption::new(match &config.server.tls {
-        Some(t) => Some(tls::server_config(t)?),
+        Some(t) => Some(tls::server_config(t, gateway.telemetry())?),
         None => None,
     }));
     let bind = |addr: SocketAddr| async move {
@@ -164,8 +164,6 @@ pub async fn start_with(gateway: Arc<Gateway>, options: Options) -> Result<Handl
     let (stop_ingest, rx) = watch::channel(false);
     let (stop_admin, admin_rx) = watch::channel(false);
 
-    // Install the recorder before anything is counted.
-    crate::telemetry::metrics_handle();
     gateway.register_metrics();
     let sweeper = {
         let gw = gateway.clone();
@@ -173,13 +171,14 @@ pub async fn start_with(gateway: Arc<Gateway>, options: Options) -> Result<Handl
             let mut tick = tokio::time::interval(Duration::from_secs(10));
             loop {
                 tick.tick().await;
-                gw.client_limiter().sweep();
+                gw.client_limiter().sweep(gw.telemetry());
             }
         })
     };
     let engine = Arc::new(Engine::start(
         gateway.spool().clone(),
         gateway.clock().clone(),
+        gateway.telemetry().clone(),
         gateway.sink_runtimes(),
     ));
     let reloader = Arc::new(reload::Reloader::new(
@@ -188,7 +187,7 @@ pub async fn start_with(gateway: Arc<Gateway>, options: Options) -> Result<Handl
         tls.clone(),
         engine.clone(),
     ));
-    reload::mark_success();
+    reload::mark_success(gateway.telemetry());
     let watcher = (reloader.path().is_some() && !options.watch_interval.is_zero())
         .then(|| tokio::spawn(reload::watch(reloader.clone(), options.watch_interval)));
     let ingest_task = {

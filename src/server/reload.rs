@@ -40,7 +40,7 @@ use super::tls;
 use crate::config;
 use crate::gateway::{Gateway, SinkChanges};
 use crate::sink::engine::Engine;
-use crate::telemetry::names;
+use crate::telemetry::{names, Telemetry};
 
 /// What asked for a reload (for the log).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,8 +89,9 @@ fn unix_now() -> f64 {
 }
 
 /// Records a good (re)load: the gateway started, or a reload was applied.
-pub fn mark_success() {
-    metrics::gauge!(names::CONFIG_LAST_RELOAD_SUCCESS).set(unix_now());
+pub fn mark_success(tel: &Telemetry) {
+    tel.gauge(names::CONFIG_LAST_RELOAD_SUCCESS, &[])
+        .set(unix_now());
 }
 
 impl Reloader {
@@ -137,10 +138,12 @@ impl Reloader {
         } else {
             "failure"
         };
-        metrics::counter!(names::CONFIG_RELOADS, "outcome" => label).increment(1);
+        let tel = self.gateway.telemetry();
+        tel.counter(names::CONFIG_RELOADS, &[("outcome", label)])
+            .increment(1);
         match &outcome {
             Ok(notes) => {
-                mark_success();
+                mark_success(tel);
                 tracing::info!(trigger = trigger.label(), ?notes, "config reloaded");
             }
             Err(e) => tracing::error!(
@@ -165,7 +168,7 @@ impl Reloader {
         match tls {
             Some((server_config, expiry)) => {
                 self.tls.store(Some(server_config));
-                tls::publish_expiry(expiry);
+                tls::publish_expiry(self.gateway.telemetry(), expiry);
             }
             None => self.tls.store(None),
         }
@@ -187,7 +190,10 @@ impl Reloader {
         for id in changes.removed {
             self.engine.remove(&id).await;
             // A removed sink is not unhealthy: its series must not keep an alert firing.
-            metrics::gauge!(names::SINK_HEALTHY, "sink" => id.clone()).set(1.0);
+            self.gateway
+                .telemetry()
+                .gauge(names::SINK_HEALTHY, &[("sink", &id)])
+                .set(1.0);
             let queued = self.gateway.spool().remove_sink(&id);
             notes.push(if queued == 0 {
                 format!("sinks.{id} removed: applied; nothing was queued for it")

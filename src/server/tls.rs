@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::TlsConfig;
-use crate::telemetry::names;
+use crate::telemetry::{names, Telemetry};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -56,15 +56,19 @@ pub type Current = Arc<arc_swap::ArcSwapOption<rustls::ServerConfig>>;
 
 /// Builds the rustls server config from the files named in `[server.tls]` and publishes the
 /// certificate's notAfter.
-pub fn server_config(cfg: &TlsConfig) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+pub fn server_config(
+    cfg: &TlsConfig,
+    tel: &Telemetry,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let (config, expiry) = build(cfg)?;
-    publish_expiry(expiry);
+    publish_expiry(tel, expiry);
     Ok(config)
 }
 
 /// Sets `siemgate_tls_cert_expiry_seconds{listener="ingest"}`: the serving certificate's notAfter.
-pub fn publish_expiry(not_after: i64) {
-    metrics::gauge!(names::TLS_CERT_EXPIRY, "listener" => "ingest").set(not_after as f64);
+pub fn publish_expiry(tel: &Telemetry, not_after: i64) {
+    tel.gauge(names::TLS_CERT_EXPIRY, &[("listener", "ingest")])
+        .set(not_after as f64);
 }
 
 /// Builds the rustls server config from the files named in `[server.tls]`, and says when its

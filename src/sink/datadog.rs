@@ -26,7 +26,7 @@ use super::transport;
 use super::{BoxFuture, Delivery, EventSize, Limits, Sink, SinkError};
 use crate::config::{Compression, SinkConfig, SinkKind};
 use crate::spool::Record;
-use crate::telemetry::names;
+use crate::telemetry::{names, Telemetry};
 use crate::verify::Clock;
 
 const MAX_ENTRIES: usize = 1000;
@@ -65,6 +65,8 @@ pub struct DatadogSink {
     headers: http::HeaderMap,
     client: reqwest::Client,
     clock: Arc<dyn Clock>,
+    /// `siemgate_sink_stale_events_total{sink}`.
+    stale_events: metrics::Counter,
 }
 
 /// Datadog's log status for an OCSF severity id.
@@ -80,7 +82,11 @@ fn status(severity_id: u8) -> &'static str {
 }
 
 impl DatadogSink {
-    pub fn new(cfg: &SinkConfig, clock: Arc<dyn Clock>) -> Result<Self, SinkError> {
+    pub fn new(
+        cfg: &SinkConfig,
+        clock: Arc<dyn Clock>,
+        tel: &Telemetry,
+    ) -> Result<Self, SinkError> {
         let SinkKind::Datadog {
             url,
             api_key,
@@ -107,6 +113,7 @@ impl DatadogSink {
             )?,
             client: transport::client(cfg)?,
             clock,
+            stale_events: tel.counter(names::SINK_STALE_EVENTS, &[("sink", &cfg.id)]),
         })
     }
 
@@ -204,8 +211,7 @@ impl Sink for DatadogSink {
             };
             let result = transport::execute(req).await;
             if stale > 0 && result == Delivery::Delivered {
-                metrics::counter!(names::SINK_STALE_EVENTS, "sink" => self.id.clone())
-                    .increment(stale);
+                self.stale_events.increment(stale);
                 tracing::warn!(sink = %self.id, events = stale, "delivered events older than 18 hours (or over 2 hours ahead); Datadog drops such logs after a 202, so they went with Datadog's intake time and their own time in siemgate_original_timestamp");
             }
             result

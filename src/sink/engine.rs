@@ -45,7 +45,7 @@ use tokio::task::JoinHandle;
 use super::{CheckState, Delivery, Health, Sink};
 use crate::config::SinkConfig;
 use crate::spool::{DeadLetter, Reader, Record, Spool};
-use crate::telemetry::names;
+use crate::telemetry::{names, Telemetry};
 use crate::verify::Clock;
 
 /// An event prepared for the sink in use.
@@ -99,6 +99,7 @@ pub const STOP_WAIT: Duration = Duration::from_secs(2);
 pub struct Engine {
     spool: Arc<Spool>,
     clock: Arc<dyn Clock>,
+    tel: Arc<Telemetry>,
     workers: std::sync::Mutex<Workers>,
 }
 
@@ -116,10 +117,16 @@ struct WorkerHandle {
 
 impl Engine {
     /// Starts one worker per sink. Must be called within the Tokio runtime.
-    pub fn start(spool: Arc<Spool>, clock: Arc<dyn Clock>, sinks: Vec<SinkRuntime>) -> Engine {
+    pub fn start(
+        spool: Arc<Spool>,
+        clock: Arc<dyn Clock>,
+        tel: Arc<Telemetry>,
+        sinks: Vec<SinkRuntime>,
+    ) -> Engine {
         let engine = Engine {
             spool,
             clock,
+            tel,
             workers: Default::default(),
         };
         for s in sinks {
@@ -150,6 +157,7 @@ impl Engine {
             reader: Some(self.spool.reader(&id)),
             spool: self.spool.clone(),
             clock: self.clock.clone(),
+            tel: self.tel.clone(),
             id: id.clone(),
             current,
             slot: s.slot,
@@ -222,10 +230,21 @@ struct Worker {
     health: Arc<Health>,
     spool: Arc<Spool>,
     clock: Arc<dyn Clock>,
+    tel: Arc<Telemetry>,
     reader: Option<Reader>,
     mode: watch::Receiver<Mode>,
     /// Events done (delivered or dead-lettered) whose cursor update has not been persisted.
     unacked: u64,
+}
+
+impl Worker {
+    /// `siemgate_sink_events_total{sink, outcome}`.
+    fn events(&self, outcome: &str) -> metrics::Counter {
+        self.tel.counter(
+            names::SINK_EVENTS,
+            &[("sink", &self.id), ("outcome", outcome)],
+        )
+    }
 }
 
 fn now_ms(clock: &dyn Clock) -> i64 {
@@ -471,14 +490,19 @@ impl Worker {
                         after: None,
                     },
                 };
-                metrics::histogram!(names::SINK_REQUEST_DURATION, "sink" => self.id.clone())
+                self.tel
+                    .histogram(names::SINK_REQUEST_DURATION, &[("sink", &self.id)])
                     .record(started.elapsed().as_secs_f64());
-                metrics::counter!(names::SINK_REQUESTS, "sink" => self.id.clone(), "result" => result.label())
+                self.tel
+                    .counter(
+                        names::SINK_REQUESTS,
+                        &[("sink", &self.id), ("result", result.label())],
+                    )
                     .increment(1);
                 let n = part.len() as u64;
                 let (error, after) = match result {
                     Delivery::Delivered => {
-                        metrics::counter!(names::SINK_EVENTS, "sink" => self.id.clone(), "outcome" => "delivered").increment(n);
+                        self.events("delivered").increment(n);
                         self.health.ok();
                         break;
                     }
@@ -487,7 +511,7 @@ impl Worker {
                         self.health.ok();
                         let mut rest = part;
                         let mut refused = rest.split_off(accepted);
-                        metrics::counter!(names::SINK_EVENTS, "sink" => self.id.clone(), "outcome" => "delivered").increment(rest.len() as u64);
+                        self.events("delivered").increment(rest.len() as u64);
                         let after = refused.split_off(1);
                         if !self.dead_letter(refused, &error, attempt).await {
                             return Sent::Aborted;
@@ -570,13 +594,16 @@ impl Worker {
         let Some(event) = cut else {
             return Fitted::Whole(r);
         };
-        metrics::counter!(names::SINK_TRUNCATED_EVENTS, "sink" => self.id.clone()).increment(1);
+        self.tel
+            .counter(names::SINK_TRUNCATED_EVENTS, &[("sink", &self.id)])
+            .increment(1);
         tracing::info!(sink = %self.id, bytes = r.event.len(), sent = event.len(), "event over the sink's per-event limit; sending it with raw_data cut (unmapped.siemgate.raw_data_truncated)");
         Fitted::Cut {
             sent: Record {
                 seq: r.seq,
                 received_ms: r.received_ms,
                 sinks: r.sinks.clone(),
+                head: r.head.clone(),
                 event,
             },
             whole: r,
@@ -609,8 +636,7 @@ impl Worker {
         if self.expired(part) {
             return true;
         }
-        metrics::counter!(names::SINK_EVENTS, "sink" => self.id.clone(), "outcome" => "retried")
-            .increment(part.len() as u64);
+        self.events("retried").increment(part.len() as u64);
         let wait = match after {
             Some(a) => a.min(self.current.config.retry.max_backoff),
             None => self.backoff(attempt),
@@ -645,7 +671,7 @@ impl Worker {
             let r = tokio::task::spawn_blocking(move || spool.dead_letter(&id, &l)).await;
             match r {
                 Ok(Ok(())) => {
-                    metrics::counter!(names::SINK_EVENTS, "sink" => self.id.clone(), "outcome" => "dead_lettered").increment(n);
+                    self.events("dead_lettered").increment(n);
                     return true;
                 }
                 Ok(Err(e)) => {

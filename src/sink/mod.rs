@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use crate::config::{SinkConfig, SinkKind};
 use crate::spool::Record;
-use crate::telemetry::names;
+use crate::telemetry::{names, Telemetry};
 use crate::verify::Clock;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -172,16 +172,19 @@ impl CheckState {
 /// A sink's health as operators see it in `/v1/status` and `siemgate_sink_healthy`.
 pub struct Health {
     sink: String,
+    gauge: metrics::Gauge,
     healthy: AtomicBool,
     last_error: Mutex<Option<String>>,
     check: AtomicU8,
 }
 
 impl Health {
-    pub fn new(sink: &str) -> Arc<Health> {
-        metrics::gauge!(names::SINK_HEALTHY, "sink" => sink.to_string()).set(1.0);
+    pub fn new(sink: &str, tel: &Telemetry) -> Arc<Health> {
+        let gauge = tel.gauge(names::SINK_HEALTHY, &[("sink", sink)]);
+        gauge.set(1.0);
         Arc::new(Health {
             sink: sink.to_string(),
+            gauge,
             healthy: AtomicBool::new(true),
             last_error: Mutex::new(None),
             check: AtomicU8::new(CheckState::None as u8),
@@ -204,13 +207,13 @@ impl Health {
     pub fn ok(&self) {
         if !self.healthy.swap(true, Ordering::SeqCst) {
             tracing::info!(sink = %self.sink, "sink delivers again");
-            metrics::gauge!(names::SINK_HEALTHY, "sink" => self.sink.clone()).set(1.0);
+            self.gauge.set(1.0);
         }
     }
 
     pub fn failing(&self, error: &str) {
         if self.healthy.swap(false, Ordering::SeqCst) {
-            metrics::gauge!(names::SINK_HEALTHY, "sink" => self.sink.clone()).set(0.0);
+            self.gauge.set(0.0);
         }
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error.to_string());
     }
@@ -228,7 +231,11 @@ impl Health {
 }
 
 /// Builds the sink a config names. `clock` is the gateway's (event ages are measured on it).
-pub fn build(cfg: &SinkConfig, clock: Arc<dyn Clock>) -> Result<Arc<dyn Sink>, SinkError> {
+pub fn build(
+    cfg: &SinkConfig,
+    clock: Arc<dyn Clock>,
+    tel: &Telemetry,
+) -> Result<Arc<dyn Sink>, SinkError> {
     Ok(match &cfg.kind {
         SinkKind::File { path } => Arc::new(file::FileSink::open(&cfg.id, path)?),
         SinkKind::Http { .. } => Arc::new(http::HttpSink::new(cfg)?),
@@ -237,6 +244,6 @@ pub fn build(cfg: &SinkConfig, clock: Arc<dyn Clock>) -> Result<Arc<dyn Sink>, S
         SinkKind::SentinelDataCollector { .. } => {
             Arc::new(data_collector::DataCollectorSink::new(cfg)?)
         }
-        SinkKind::Datadog { .. } => Arc::new(datadog::DatadogSink::new(cfg, clock)?),
+        SinkKind::Datadog { .. } => Arc::new(datadog::DatadogSink::new(cfg, clock, tel)?),
     })
 }

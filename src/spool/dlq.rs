@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::frame::{self, DeadLetter, Frame};
-use crate::telemetry::names;
+use crate::telemetry::{names, Telemetry};
 
 struct DlqFile {
     path: PathBuf,
@@ -25,6 +25,7 @@ pub struct DeadLetters {
     files: Mutex<BTreeMap<String, DlqFile>>,
     /// Held across a replay (list, spool, remove) so two replays cannot take the same letters.
     locks: Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    tel: Arc<Telemetry>,
 }
 
 /// What a removal freed.
@@ -60,7 +61,7 @@ fn scan(path: &Path) -> io::Result<(Vec<DeadLetter>, u64, Option<&'static str>)>
 impl DeadLetters {
     /// Opens the dead letters of every configured sink and any other found on disk, cutting off
     /// a torn tail (an append interrupted by a crash, whose events the log still holds).
-    pub fn open(dir: &Path, sinks: &[String]) -> io::Result<DeadLetters> {
+    pub fn open(dir: &Path, sinks: &[String], tel: &Arc<Telemetry>) -> io::Result<DeadLetters> {
         let mut files = BTreeMap::new();
         let mut names: BTreeSet<String> = sinks.iter().cloned().collect();
         for entry in std::fs::read_dir(dir)? {
@@ -84,10 +85,11 @@ impl DeadLetters {
                     valid,
                     &dir.parent().unwrap_or(dir).join("quarantine"),
                 )?;
-                metrics::counter!(names::SPOOL_RECOVERED_TAILS).increment(1);
+                tel.counter(names::SPOOL_RECOVERED_TAILS, &[]).increment(1);
                 tracing::warn!(file = %path.display(), offset = valid, bytes = cut, reason, "cut a torn tail off a dead-letter file (its events are still in the spool log)");
             }
-            metrics::gauge!(names::DEAD_LETTERS, "sink" => sink.clone()).set(letters.len() as f64);
+            tel.gauge(names::DEAD_LETTERS, &[("sink", &sink)])
+                .set(letters.len() as f64);
             files.insert(
                 sink,
                 DlqFile {
@@ -101,7 +103,13 @@ impl DeadLetters {
             dir: dir.to_path_buf(),
             files: Mutex::new(files),
             locks: Mutex::new(BTreeMap::new()),
+            tel: tel.clone(),
         })
+    }
+
+    /// The gauge of `sink`'s dead-letter count.
+    fn gauge(&self, sink: &str) -> metrics::Gauge {
+        self.tel.gauge(names::DEAD_LETTERS, &[("sink", sink)])
     }
 
     fn files(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, DlqFile>> {
@@ -124,7 +132,7 @@ impl DeadLetters {
     pub fn add(&self, sink: &str) {
         let mut files = self.files();
         if !files.contains_key(sink) {
-            metrics::gauge!(names::DEAD_LETTERS, "sink" => sink.to_string()).set(0.0);
+            self.gauge(sink).set(0.0);
             files.insert(sink.to_string(), self.empty(sink));
         }
     }
@@ -162,7 +170,7 @@ impl DeadLetters {
         }
         entry.count += letters.len() as u64;
         entry.bytes += buf.len() as u64;
-        metrics::gauge!(names::DEAD_LETTERS, "sink" => sink.to_string()).set(entry.count as f64);
+        self.gauge(sink).set(entry.count as f64);
         Ok(buf.len() as u64)
     }
 
@@ -215,7 +223,7 @@ impl DeadLetters {
         let freed = f.bytes.saturating_sub(kept.len() as u64);
         f.bytes = kept.len() as u64;
         f.count = (letters.len() - count) as u64;
-        metrics::gauge!(names::DEAD_LETTERS, "sink" => sink.to_string()).set(f.count as f64);
+        self.gauge(sink).set(f.count as f64);
         Ok(Freed {
             count,
             bytes: freed,

@@ -7,12 +7,58 @@
 
 use std::io::{self, Read};
 
+use crate::event::Head;
+
 /// Bytes before the payload.
 pub const HEADER: u64 = 8;
 /// No frame is larger than this; a bigger length field is corruption, not data.
 pub const MAX_PAYLOAD: u32 = 256 << 20;
-/// Version byte of the records below.
-const VERSION: u8 = 1;
+/// Version byte of the records below. Version 2 carries the event's typed head beside its
+/// JSON; version 1 records (spooled before) are still read, their head parsed from the JSON.
+pub const RECORD_VERSION: u8 = 2;
+const RECORD_VERSION_1: u8 = 1;
+/// Version byte of dead letters.
+const DEAD_LETTER_VERSION: u8 = 1;
+/// First byte of a frame of replay keys (the local replay store's), written in a segment after
+/// the records of the request they belong to, and in the key log.
+pub const KEYS_KIND: u8 = 16;
+
+/// A replay key and the Unix second until which it must be remembered.
+pub type KeyEntry = (u128, u64);
+
+/// Appends a framed list of replay keys to `out`.
+pub fn encode_keys(out: &mut Vec<u8>, keys: &[KeyEntry]) {
+    encode_with(out, |p| {
+        p.push(KEYS_KIND);
+        p.extend_from_slice(&(keys.len() as u32).to_le_bytes());
+        for (k, expiry) in keys {
+            p.extend_from_slice(&k.to_le_bytes());
+            p.extend_from_slice(&expiry.to_le_bytes());
+        }
+    });
+}
+
+/// Whether a payload is a list of replay keys (not a record).
+pub fn is_keys(payload: &[u8]) -> bool {
+    payload.first() == Some(&KEYS_KIND)
+}
+
+pub fn decode_keys(payload: &[u8]) -> Result<Vec<KeyEntry>, &'static str> {
+    let mut c = Cur(payload);
+    if c.u8()? != KEYS_KIND {
+        return Err("not a list of replay keys");
+    }
+    let n = c.u32()? as usize;
+    if c.0.len() != n.saturating_mul(24) {
+        return Err("replay key list of the wrong length");
+    }
+    (0..n)
+        .map(|_| {
+            let k = u128::from_le_bytes(c.take(16)?.try_into().expect("16 bytes"));
+            Ok((k, c.u64()?))
+        })
+        .collect()
+}
 
 /// Appends one frame whose payload `write` appends to `out` in place: the payload is written
 /// once, then its length and checksum are filled in ahead of it.
@@ -84,6 +130,8 @@ pub struct Record {
     pub seq: u64,
     pub received_ms: i64,
     pub sinks: Vec<String>,
+    /// What the sinks put in their envelopes; never re-read from `event`.
+    pub head: Head,
     pub event: Vec<u8>,
 }
 
@@ -93,16 +141,25 @@ impl Record {
     }
 }
 
+/// Appends `s` with its length as a `u32` (cut at 4 GiB, which no field comes near: a frame
+/// is at most [`MAX_PAYLOAD`]).
+fn put_str(p: &mut Vec<u8>, s: &str) {
+    let b = &s.as_bytes()[..floor_char_boundary(s, u32::MAX as usize)];
+    p.extend_from_slice(&(b.len() as u32).to_le_bytes());
+    p.extend_from_slice(b);
+}
+
 /// Appends the framed record to `out`.
 pub fn encode_record(
     out: &mut Vec<u8>,
     seq: u64,
     received_ms: i64,
     sinks: &[String],
+    head: &Head,
     event: &[u8],
 ) {
     encode_with(out, |p| {
-        p.push(VERSION);
+        p.push(RECORD_VERSION);
         p.extend_from_slice(&seq.to_le_bytes());
         p.extend_from_slice(&received_ms.to_le_bytes());
         p.push(sinks.len().min(255) as u8);
@@ -111,6 +168,14 @@ pub fn encode_record(
             p.push(b.len() as u8);
             p.extend_from_slice(b);
         }
+        put_str(p, &head.uid);
+        p.extend_from_slice(&head.time_ms.to_le_bytes());
+        p.push(head.severity_id);
+        p.extend_from_slice(&head.class_uid.to_le_bytes());
+        put_str(p, &head.class_name);
+        put_str(p, &head.source);
+        put_str(p, &head.vendor);
+        put_str(p, &head.message);
         p.extend_from_slice(event);
     });
 }
@@ -148,11 +213,17 @@ impl<'a> Cur<'a> {
     fn str(&mut self, n: usize) -> Result<String, &'static str> {
         String::from_utf8(self.take(n)?.to_vec()).map_err(|_| "record field is not UTF-8")
     }
+    /// A string written by [`put_str`].
+    fn str32(&mut self) -> Result<String, &'static str> {
+        let n = self.u32()? as usize;
+        self.str(n)
+    }
 }
 
 pub fn decode_record(payload: &[u8]) -> Result<Record, &'static str> {
     let mut c = Cur(payload);
-    if c.u8()? != VERSION {
+    let version = c.u8()?;
+    if version != RECORD_VERSION && version != RECORD_VERSION_1 {
         return Err("unknown record version");
     }
     let seq = c.u64()?;
@@ -163,10 +234,25 @@ pub fn decode_record(payload: &[u8]) -> Result<Record, &'static str> {
         let len = c.u8()? as usize;
         sinks.push(c.str(len)?);
     }
+    let head = if version == RECORD_VERSION_1 {
+        Head::of_json(c.0)
+    } else {
+        Head {
+            uid: c.str32()?,
+            time_ms: c.u64()? as i64,
+            severity_id: c.u8()?,
+            class_uid: c.u32()?,
+            class_name: c.str32()?,
+            source: c.str32()?,
+            vendor: c.str32()?,
+            message: c.str32()?,
+        }
+    };
     Ok(Record {
         seq,
         received_ms,
         sinks,
+        head,
         event: c.0.to_vec(),
     })
 }
@@ -186,7 +272,7 @@ pub struct DeadLetter {
 pub fn encode_dead_letter(out: &mut Vec<u8>, d: &DeadLetter) {
     let err = &d.error.as_bytes()[..floor_char_boundary(&d.error, 4096)];
     encode_with(out, |p| {
-        p.push(VERSION);
+        p.push(DEAD_LETTER_VERSION);
         p.extend_from_slice(&d.seq.to_le_bytes());
         p.extend_from_slice(&d.received_ms.to_le_bytes());
         p.extend_from_slice(&d.dead_lettered_ms.to_le_bytes());
@@ -199,7 +285,7 @@ pub fn encode_dead_letter(out: &mut Vec<u8>, d: &DeadLetter) {
 
 pub fn decode_dead_letter(payload: &[u8]) -> Result<DeadLetter, &'static str> {
     let mut c = Cur(payload);
-    if c.u8()? != VERSION {
+    if c.u8()? != DEAD_LETTER_VERSION {
         return Err("unknown dead-letter version");
     }
     let seq = c.u64()?;
@@ -237,7 +323,24 @@ mod tests {
     fn records_round_trip_and_damage_is_seen() {
         let mut buf = Vec::new();
         let sinks = vec!["splunk".to_string(), "out".to_string()];
-        encode_record(&mut buf, 7, 1_700_000_000_123, &sinks, br#"{"a":"\u00e9"}"#);
+        let head = Head {
+            uid: "evt-1".into(),
+            time_ms: -5,
+            severity_id: 99,
+            class_uid: 6003,
+            class_name: "API Activity".into(),
+            source: "gh".into(),
+            vendor: "github".into(),
+            message: "é".repeat(3),
+        };
+        encode_record(
+            &mut buf,
+            7,
+            1_700_000_000_123,
+            &sinks,
+            &head,
+            br#"{"a":"\u00e9"}"#,
+        );
         let mut r = &buf[..];
         let Frame::Whole(p, n) = read(&mut r).unwrap() else {
             panic!("whole frame expected")
@@ -247,6 +350,8 @@ mod tests {
         assert_eq!(rec.seq, 7);
         assert_eq!(rec.received_ms, 1_700_000_000_123);
         assert_eq!(rec.sinks, sinks);
+        assert_eq!(rec.head, head);
+        assert_eq!(rec.event, br#"{"a":"\u00e9"}"#);
         assert!(rec.is_for("out") && !rec.is_for("ou"));
         assert!(matches!(read(&mut r).unwrap(), Frame::End));
 

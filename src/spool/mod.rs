@@ -30,6 +30,7 @@
 //! segments/00000000000000000001.seg   records, named by the first sequence number they hold
 //! cursors/<sink>                      the last sequence number <sink> is done with
 //! dlq/<sink>.dlq                      dead letters of <sink>
+//! replay/<hour>.keys                  the local replay store's keys, by hour of expiry
 //! quarantine/                         torn tails cut off at start, kept for inspection
 //! ```
 //!
@@ -41,6 +42,8 @@
 
 pub mod dlq;
 pub mod frame;
+mod keylog;
+pub mod keys;
 mod probe;
 mod reader;
 mod recover;
@@ -59,7 +62,7 @@ pub use frame::{DeadLetter, Record};
 pub use reader::Reader;
 
 use crate::config::SpoolConfig;
-use crate::telemetry::names;
+use crate::telemetry::{names, Telemetry};
 
 /// How long a sender is asked to wait when the spool is full or failing.
 pub const RETRY_AFTER: Duration = Duration::from_secs(10);
@@ -132,6 +135,7 @@ pub enum AppendError {
 pub struct NewEvent {
     pub sinks: Vec<String>,
     pub received_ms: i64,
+    pub head: crate::event::Head,
     pub event: Vec<u8>,
 }
 
@@ -160,8 +164,8 @@ pub(crate) struct SinkState {
 }
 
 impl SinkState {
-    fn new(sink: &str, cursor: u64, pending: u64) -> Arc<SinkState> {
-        let pending_gauge = metrics::gauge!(names::SPOOL_EVENTS, "sink" => sink.to_string());
+    fn new(tel: &Telemetry, sink: &str, cursor: u64, pending: u64) -> Arc<SinkState> {
+        let pending_gauge = tel.gauge(names::SPOOL_EVENTS, &[("sink", sink)]);
         pending_gauge.set(pending as f64);
         Arc::new(SinkState {
             cursor: AtomicU64::new(cursor),
@@ -181,9 +185,11 @@ pub(crate) struct Sinks {
 }
 
 /// Sets the gauges of an orphaned sink's event count.
-fn orphan_gauges(sink: &str, events: u64) {
-    metrics::gauge!(names::SPOOL_ABANDONED, "sink" => sink.to_string()).set(events as f64);
-    metrics::gauge!(names::SPOOL_EVENTS, "sink" => sink.to_string()).set(events as f64);
+fn orphan_gauges(tel: &Telemetry, sink: &str, events: u64) {
+    tel.gauge(names::SPOOL_ABANDONED, &[("sink", sink)])
+        .set(events as f64);
+    tel.gauge(names::SPOOL_EVENTS, &[("sink", sink)])
+        .set(events as f64);
 }
 
 pub(crate) struct Shared {
@@ -204,6 +210,10 @@ pub(crate) struct Shared {
     /// Test hook: the writer's next group fails as a full disk would.
     pub fail_next_write: AtomicBool,
     pub dlq: dlq::DeadLetters,
+    pub keylog: keylog::KeyLog,
+    /// The replay keys found at start, until the replay store takes them.
+    recovered_keys: Mutex<Option<Vec<frame::KeyEntry>>>,
+    pub tel: Arc<Telemetry>,
     bytes_gauge: metrics::Gauge,
 }
 
@@ -236,7 +246,7 @@ impl Shared {
             } else {
                 let o = sinks.orphans.entry(sink.clone()).or_default();
                 *o += n;
-                orphan_gauges(sink, *o);
+                orphan_gauges(&self.tel, sink, *o);
             }
         }
         drop(sinks);
@@ -296,6 +306,16 @@ impl Shared {
             .map(|(first, _)| *first)
             .collect();
         drop(sinks);
+        // The replay keys these segments hold must be in the key log before they go.
+        let upto = done
+            .iter()
+            .filter_map(|f| segs.get(f).and_then(|i| i.last_seq))
+            .max()
+            .unwrap_or(0);
+        if let Err(e) = self.keylog.sync_upto(upto) {
+            tracing::warn!(error = %e, "cannot sync the replay key log; delivered spool segments are kept");
+            return 0;
+        }
         let mut freed = 0;
         for first in done {
             if let Some(info) = segs.get(&first) {
@@ -339,7 +359,7 @@ impl Shared {
         sinks.orphans.remove(sink);
         drop(sinks);
         drop(segs);
-        orphan_gauges(sink, 0);
+        orphan_gauges(&self.tel, sink, 0);
         let bytes = self.collect_garbage();
         Ok(Dropped { events, bytes })
     }
@@ -400,10 +420,13 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
 impl Spool {
     /// Opens (or creates) the spool in `cfg.dir` for the configured `sinks`, recovering what a
     /// crash left. Fails with a message that names the file when the spool cannot be trusted.
-    pub fn open(cfg: &SpoolConfig, sinks: &[String]) -> Result<Arc<Spool>, SpoolError> {
-        crate::telemetry::metrics_handle();
+    pub fn open(
+        cfg: &SpoolConfig,
+        sinks: &[String],
+        tel: &Arc<Telemetry>,
+    ) -> Result<Arc<Spool>, SpoolError> {
         let dir = cfg.dir.clone();
-        for sub in ["", "segments", "cursors", "dlq", "quarantine"] {
+        for sub in ["", "segments", "cursors", "dlq", "quarantine", "replay"] {
             let p = dir.join(sub);
             // The top directory may be a volume the operator made; the rest is ours.
             create_private_dir(&p)
@@ -425,7 +448,7 @@ impl Spool {
             error,
         })?;
 
-        let recovered = recover::recover(&dir, sinks)?;
+        let recovered = recover::recover(&dir, sinks, tel)?;
         let segment_target = (cfg.max_size / 16).clamp(64 << 10, 64 << 20);
         let mut live = HashMap::new();
         let mut total_pending = 0;
@@ -433,25 +456,39 @@ impl Spool {
             let pending = recovered.pending.get(s).copied().unwrap_or(0);
             total_pending += pending;
             let cursor = recovered.cursors.get(s).copied().unwrap_or(0);
-            live.insert(s.clone(), SinkState::new(s, cursor, pending));
+            live.insert(s.clone(), SinkState::new(tel, s, cursor, pending));
         }
         for (sink, n) in &recovered.abandoned {
-            orphan_gauges(sink, *n);
+            orphan_gauges(tel, sink, *n);
             tracing::warn!(
                 sink = %sink,
                 events = n,
                 "the spool holds {n} event(s) for sink {sink}, which is no longer configured; they are kept, not delivered. Add the sink back to deliver them, or drop them with `siemgate spool drop --sink {sink}` (the admin call POST /v1/spool/drop?sink={sink} with the admin bearer token)"
             );
         }
-        let dlq =
-            dlq::DeadLetters::open(&dir.join("dlq"), sinks).map_err(|error| SpoolError::Io {
+        let dlq = dlq::DeadLetters::open(&dir.join("dlq"), sinks, tel).map_err(|error| {
+            SpoolError::Io {
                 path: dir.join("dlq"),
                 error,
+            }
+        })?;
+        let (keylog, mut keys) =
+            keylog::KeyLog::open(&dir.join("replay")).map_err(|error| SpoolError::Io {
+                path: dir.join("replay"),
+                error,
             })?;
+        keylog
+            .restore(&recovered.keys, recovered.next_seq.saturating_sub(1))
+            .map_err(|error| SpoolError::Io {
+                path: dir.join("replay"),
+                error,
+            })?;
+        keys.extend(recovered.keys);
         let bytes = recovered.bytes + dlq.bytes();
-        let bytes_gauge = metrics::gauge!(names::SPOOL_BYTES);
+        let bytes_gauge = tel.gauge(names::SPOOL_BYTES, &[]);
         bytes_gauge.set(bytes as f64);
-        metrics::gauge!(names::SPOOL_MAX_BYTES).set(cfg.max_size as f64);
+        tel.gauge(names::SPOOL_MAX_BYTES, &[])
+            .set(cfg.max_size as f64);
         // The writer publishes where the log ends before it takes its first append.
         let (committed, _) = watch::channel(Committed::default());
         let (idle, _) = watch::channel(total_pending);
@@ -471,6 +508,9 @@ impl Spool {
             poisoned: AtomicBool::new(false),
             fail_next_write: AtomicBool::new(false),
             dlq,
+            keylog,
+            recovered_keys: Mutex::new(Some(keys)),
+            tel: tel.clone(),
             bytes_gauge,
         });
         let (tx, handle) =
@@ -498,6 +538,18 @@ impl Spool {
 
     /// Writes `events` durably. Returns once they are synced to disk.
     pub async fn append(&self, events: Vec<NewEvent>) -> Result<(), AppendError> {
+        self.append_with_keys(events, Vec::new()).await
+    }
+
+    /// Writes `events` and the replay `keys` of the request they came from in one group:
+    /// once this returns `Ok`, both are durable, and the keys survive the segment (see
+    /// [`keylog`]). Keys are written only with events: a request that spools nothing
+    /// remembers nothing here.
+    pub async fn append_with_keys(
+        &self,
+        events: Vec<NewEvent>,
+        keys: Vec<frame::KeyEntry>,
+    ) -> Result<(), AppendError> {
         let tx = self
             .tx
             .lock()
@@ -505,7 +557,7 @@ impl Spool {
             .clone()
             .ok_or(AppendError::Closed)?;
         let (done, wait) = oneshot::channel();
-        tx.send(writer::Job { events, done })
+        tx.send(writer::Job { events, keys, done })
             .await
             .map_err(|_| AppendError::Closed)?;
         wait.await.map_err(|_| AppendError::Closed)?
@@ -547,10 +599,12 @@ impl Spool {
             Some(n) => (persisted.unwrap_or(0), n),
             None => (persisted.unwrap_or(0).max(end), 0),
         };
-        metrics::gauge!(names::SPOOL_ABANDONED, "sink" => sink.to_string()).set(0.0);
+        let tel = &self.shared.tel;
+        tel.gauge(names::SPOOL_ABANDONED, &[("sink", sink)])
+            .set(0.0);
         sinks
             .live
-            .insert(sink.to_string(), SinkState::new(sink, cursor, pending));
+            .insert(sink.to_string(), SinkState::new(tel, sink, cursor, pending));
         drop(sinks);
         if pending > 0 {
             self.shared.idle.send_modify(|t| *t += pending);
@@ -575,7 +629,7 @@ impl Spool {
         if pending > 0 {
             let o = sinks.orphans.entry(sink.to_string()).or_default();
             *o += pending;
-            orphan_gauges(sink, *o);
+            orphan_gauges(&self.shared.tel, sink, *o);
         }
         drop(sinks);
         self.shared
@@ -611,6 +665,27 @@ impl Spool {
         self.shared.collect_garbage();
         self.shared.sub_pending(&state, done);
         Ok(())
+    }
+
+    /// The replay keys found at start (in the key log and in the segments), once: the local
+    /// replay store takes them when it starts.
+    pub fn take_recovered_keys(&self) -> Vec<frame::KeyEntry> {
+        self.shared
+            .recovered_keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .unwrap_or_default()
+    }
+
+    /// Forgets the key log's files whose keys have all expired at `now_s`.
+    pub fn expire_keys(&self, now_s: u64) -> usize {
+        self.shared.keylog.expire(now_s)
+    }
+
+    /// Bytes the replay key log takes on disk.
+    pub fn key_bytes(&self) -> u64 {
+        self.shared.keylog.bytes()
     }
 
     /// Sinks that are no longer configured but still have events here, with how many.
@@ -701,6 +776,7 @@ impl Spool {
                 .map(|(_, d)| NewEvent {
                     sinks: vec![s.clone()],
                     received_ms: now_ms,
+                    head: crate::event::Head::of_json(&d.event),
                     event: d.event,
                 })
                 .collect();

@@ -63,6 +63,9 @@ impl Reader {
             match frame::read(&mut open.file)? {
                 Frame::Whole(payload, n) => {
                     open.offset += n;
+                    if frame::is_keys(&payload) {
+                        continue;
+                    }
                     let rec = frame::decode_record(&payload)
                         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
                     if rec.seq < self.next_seq {

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use super::frame::{self, Frame};
 use super::{SegInfo, SpoolError};
-use crate::telemetry::names;
+use crate::telemetry::{names, Telemetry};
 
 pub(super) struct Recovered {
     pub segments: BTreeMap<u64, SegInfo>,
@@ -23,6 +23,8 @@ pub(super) struct Recovered {
     pub pending: HashMap<String, u64>,
     pub abandoned: HashMap<String, u64>,
     pub bytes: u64,
+    /// The replay keys the segments hold.
+    pub keys: Vec<frame::KeyEntry>,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SpoolError + '_ {
@@ -126,7 +128,11 @@ pub(super) fn quarantine_tail(path: &Path, offset: u64, quarantine: &Path) -> io
     Ok(len - offset)
 }
 
-pub(super) fn recover(dir: &Path, sinks: &[String]) -> Result<Recovered, SpoolError> {
+pub(super) fn recover(
+    dir: &Path,
+    sinks: &[String],
+    tel: &Telemetry,
+) -> Result<Recovered, SpoolError> {
     let cursors = read_cursors(&dir.join("cursors"))?;
     let segments_dir = dir.join("segments");
     let list = list_segments(&segments_dir)?;
@@ -137,6 +143,7 @@ pub(super) fn recover(dir: &Path, sinks: &[String]) -> Result<Recovered, SpoolEr
     let mut named: HashSet<String> = HashSet::new();
     let mut prev_seq = 0u64;
     let mut bytes = 0u64;
+    let mut keys = Vec::new();
     let n = list.len();
     for (i, (first, path)) in list.into_iter().enumerate() {
         let is_last = i + 1 == n;
@@ -153,6 +160,13 @@ pub(super) fn recover(dir: &Path, sinks: &[String]) -> Result<Recovered, SpoolEr
             match frame::read(&mut r).map_err(io_err(&path))? {
                 Frame::End => break None,
                 Frame::Broken(reason) => break Some(reason),
+                Frame::Whole(payload, len) if frame::is_keys(&payload) => {
+                    match frame::decode_keys(&payload) {
+                        Ok(k) => keys.extend(k),
+                        Err(reason) => break Some(reason),
+                    }
+                    offset += len;
+                }
                 Frame::Whole(payload, len) => {
                     let rec = match frame::decode_record(&payload) {
                         Ok(rec) => rec,
@@ -199,7 +213,7 @@ pub(super) fn recover(dir: &Path, sinks: &[String]) -> Result<Recovered, SpoolEr
             }
             let cut =
                 quarantine_tail(&path, offset, &dir.join("quarantine")).map_err(io_err(&path))?;
-            metrics::counter!(names::SPOOL_RECOVERED_TAILS).increment(1);
+            tel.counter(names::SPOOL_RECOVERED_TAILS, &[]).increment(1);
             tracing::warn!(
                 file = %path.display(),
                 offset,
@@ -239,5 +253,6 @@ pub(super) fn recover(dir: &Path, sinks: &[String]) -> Result<Recovered, SpoolEr
         pending,
         abandoned,
         bytes,
+        keys,
     })
 }

@@ -9,6 +9,10 @@ fn cfg(dir: &Path, max_size: u64) -> SpoolConfig {
     }
 }
 
+fn open(cfg: &SpoolConfig, sinks: &[String]) -> Result<Arc<Spool>, SpoolError> {
+    Spool::open(cfg, sinks, &Telemetry::new())
+}
+
 fn sinks(ids: &[&str]) -> Vec<String> {
     ids.iter().map(|s| s.to_string()).collect()
 }
@@ -17,7 +21,22 @@ fn ev(sinks: &[&str], n: usize, size: usize) -> NewEvent {
     NewEvent {
         sinks: sinks.iter().map(|s| s.to_string()).collect(),
         received_ms: 1_700_000_000_000,
+        head: head(n),
         event: format!("{{\"n\":{n},\"pad\":\"{}\"}}", "x".repeat(size)).into_bytes(),
+    }
+}
+
+/// A head that says which event it is (its uid) and uses every field.
+fn head(n: usize) -> crate::event::Head {
+    crate::event::Head {
+        uid: format!("uid-{n}"),
+        time_ms: 1_700_000_000_000 + n as i64,
+        severity_id: (n % 7) as u8,
+        class_uid: 2004,
+        class_name: "Detection Finding".into(),
+        source: "src".into(),
+        vendor: "github".into(),
+        message: format!("event {n} ✓"),
     }
 }
 
@@ -51,7 +70,7 @@ fn each_sink_reads_its_own_events_at_its_own_pace_and_cursors_survive_a_restart(
     let dir = tempfile::tempdir().unwrap();
     let rt = rt();
     {
-        let spool = Spool::open(&cfg(dir.path(), 64 << 20), &sinks(&["a", "b"])).unwrap();
+        let spool = open(&cfg(dir.path(), 64 << 20), &sinks(&["a", "b"])).unwrap();
         rt.block_on(async {
             for n in 0..10 {
                 let to: &[&str] = if n % 2 == 0 { &["a", "b"] } else { &["a"] };
@@ -70,7 +89,7 @@ fn each_sink_reads_its_own_events_at_its_own_pace_and_cursors_survive_a_restart(
         spool.close();
     }
     // Reopened: "a" resumes after its cursor; "b" acknowledged nothing, so gets all again.
-    let spool = Spool::open(&cfg(dir.path(), 64 << 20), &sinks(&["a", "b"])).unwrap();
+    let spool = open(&cfg(dir.path(), 64 << 20), &sinks(&["a", "b"])).unwrap();
     assert_eq!((spool.pending("a"), spool.pending("b")), (6, 5));
     assert_eq!(
         ns(&spool.reader("a").read(100, u64::MAX).unwrap()),
@@ -91,7 +110,7 @@ fn each_sink_reads_its_own_events_at_its_own_pace_and_cursors_survive_a_restart(
 fn batches_respect_max_bytes_but_always_take_one_event() {
     let dir = tempfile::tempdir().unwrap();
     let rt = rt();
-    let spool = Spool::open(&cfg(dir.path(), 64 << 20), &sinks(&["a"])).unwrap();
+    let spool = open(&cfg(dir.path(), 64 << 20), &sinks(&["a"])).unwrap();
     rt.block_on(async {
         for n in 0..5 {
             spool.append(vec![ev(&["a"], n, 1000)]).await.unwrap();
@@ -108,7 +127,7 @@ fn delivered_segments_are_deleted_and_a_full_spool_refuses_appends() {
     let dir = tempfile::tempdir().unwrap();
     let rt = rt();
     let max = 1 << 20;
-    let spool = Spool::open(&cfg(dir.path(), max), &sinks(&["a"])).unwrap();
+    let spool = open(&cfg(dir.path(), max), &sinks(&["a"])).unwrap();
     let mut n = 0;
     let full = rt.block_on(async {
         loop {
@@ -150,7 +169,7 @@ fn a_torn_tail_is_cut_off_and_quarantined_and_earlier_events_are_kept() {
     let dir = tempfile::tempdir().unwrap();
     let rt = rt();
     {
-        let spool = Spool::open(&cfg(dir.path(), 64 << 20), &sinks(&["a"])).unwrap();
+        let spool = open(&cfg(dir.path(), 64 << 20), &sinks(&["a"])).unwrap();
         rt.block_on(async {
             for n in 0..3 {
                 spool.append(vec![ev(&["a"], n, 100)]).await.unwrap();
@@ -161,7 +180,7 @@ fn a_torn_tail_is_cut_off_and_quarantined_and_earlier_events_are_kept() {
     // A crash in the middle of writing the next group: half a frame at the end.
     let seg = segment_files(dir.path()).pop().unwrap();
     let mut half = Vec::new();
-    frame::encode_record(&mut half, 4, 0, &sinks(&["a"]), b"{\"n\":3}");
+    frame::encode_record(&mut half, 4, 0, &sinks(&["a"]), &head(3), b"{\"n\":3}");
     half.truncate(half.len() / 2);
     let len = std::fs::metadata(&seg).unwrap().len();
     {
@@ -169,7 +188,7 @@ fn a_torn_tail_is_cut_off_and_quarantined_and_earlier_events_are_kept() {
         let mut f = std::fs::OpenOptions::new().append(true).open(&seg).unwrap();
         f.write_all(&half).unwrap();
     }
-    let spool = Spool::open(&cfg(dir.path(), 64 << 20), &sinks(&["a"])).unwrap();
+    let spool = open(&cfg(dir.path(), 64 << 20), &sinks(&["a"])).unwrap();
     assert_eq!(std::fs::metadata(&seg).unwrap().len(), len);
     assert_eq!(
         ns(&spool.reader("a").read(100, u64::MAX).unwrap()),
@@ -194,7 +213,7 @@ fn damage_in_acknowledged_data_refuses_to_start_and_names_the_file() {
     let rt = rt();
     {
         // Small segments, so the damage lands in a sealed one.
-        let spool = Spool::open(&cfg(dir.path(), 1 << 20), &sinks(&["a"])).unwrap();
+        let spool = open(&cfg(dir.path(), 1 << 20), &sinks(&["a"])).unwrap();
         rt.block_on(async {
             for n in 0..30 {
                 spool.append(vec![ev(&["a"], n, 8 << 10)]).await.unwrap();
@@ -207,7 +226,7 @@ fn damage_in_acknowledged_data_refuses_to_start_and_names_the_file() {
     let mut bytes = std::fs::read(&segs[0]).unwrap();
     bytes[100] ^= 0xff;
     std::fs::write(&segs[0], &bytes).unwrap();
-    let err = match Spool::open(&cfg(dir.path(), 1 << 20), &sinks(&["a"])) {
+    let err = match open(&cfg(dir.path(), 1 << 20), &sinks(&["a"])) {
         Ok(_) => panic!("a damaged sealed segment was accepted"),
         Err(e) => e,
     };
@@ -224,7 +243,7 @@ fn a_spool_dir_that_is_a_file_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("not-a-dir");
     std::fs::write(&file, "x").unwrap();
-    let err = match Spool::open(&cfg(&file, 1 << 20), &sinks(&["a"])) {
+    let err = match open(&cfg(&file, 1 << 20), &sinks(&["a"])) {
         Ok(_) => panic!("opened a file as a spool"),
         Err(e) => e.to_string(),
     };
@@ -247,13 +266,13 @@ fn dead_letters_survive_a_restart_and_are_removed_whole() {
         event: b"{}".to_vec(),
     };
     {
-        let spool = Spool::open(&cfg(dir.path(), 64 << 20), &sinks(&["a"])).unwrap();
+        let spool = open(&cfg(dir.path(), 64 << 20), &sinks(&["a"])).unwrap();
         spool
             .dead_letter("a", &[letter(1), letter(2), letter(3)])
             .unwrap();
         spool.close();
     }
-    let spool = Spool::open(&cfg(dir.path(), 64 << 20), &sinks(&["a"])).unwrap();
+    let spool = open(&cfg(dir.path(), 64 << 20), &sinks(&["a"])).unwrap();
     assert_eq!(spool.dead_letter_counts()["a"], 3);
     assert_eq!(
         spool.dead_letters(Some("a"), Some(2), 10).unwrap()[0].1.seq,
@@ -282,7 +301,7 @@ fn dead_letters_survive_a_restart_and_are_removed_whole() {
 fn sinks_added_and_removed_at_run_time_keep_every_queued_event() {
     let dir = tempfile::tempdir().unwrap();
     // Small segments, so garbage collection has sealed segments to consider.
-    let spool = Spool::open(&cfg(dir.path(), 1 << 20), &sinks(&["a", "b"])).unwrap();
+    let spool = open(&cfg(dir.path(), 1 << 20), &sinks(&["a", "b"])).unwrap();
     let rt = rt();
     let idle = || *spool.shared.idle.borrow();
     rt.block_on(async {
@@ -331,7 +350,7 @@ fn sinks_added_and_removed_at_run_time_keep_every_queued_event() {
     spool.remove_sink("b");
     spool.close();
     drop(spool);
-    let spool = Spool::open(&cfg(dir.path(), 1 << 20), &sinks(&["a", "c"])).unwrap();
+    let spool = open(&cfg(dir.path(), 1 << 20), &sinks(&["a", "c"])).unwrap();
     assert_eq!(spool.orphans(), BTreeMap::from([("b".to_string(), 5)]));
     // Dropped, then added back: nothing is pending, and the segments are gone.
     rt.block_on(spool.drop_orphan("b")).unwrap();
@@ -349,8 +368,136 @@ fn sinks_added_and_removed_at_run_time_keep_every_queued_event() {
 #[test]
 fn a_sink_removed_with_nothing_queued_leaves_no_orphan() {
     let dir = tempfile::tempdir().unwrap();
-    let spool = Spool::open(&cfg(dir.path(), 1 << 20), &sinks(&["a"])).unwrap();
+    let spool = open(&cfg(dir.path(), 1 << 20), &sinks(&["a"])).unwrap();
     assert_eq!(spool.remove_sink("a"), 0);
     assert!(spool.orphans().is_empty());
     assert_eq!(spool.remove_sink("never-configured"), 0);
+}
+
+/// Records carry their head: what was spooled is what a reader gets, after a restart too.
+/// Records of version 1 (spooled before heads) are still read, their head taken from the JSON.
+#[test]
+fn records_keep_their_head_and_version_1_records_are_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let spool = open(&cfg(dir.path(), 64 << 20), &sinks(&["a"])).unwrap();
+        rt().block_on(spool.append(vec![ev(&["a"], 5, 10)]))
+            .unwrap();
+        spool.close();
+    }
+    // An older version's record, appended to the segment by hand: the v1 layout is the v2
+    // layout without the head.
+    let old_event = br#"{"class_uid":2004,"class_name":"Detection Finding","time":1700000000123,"severity_id":4,"message":"old","metadata":{"uid":"old-1","logged_time":1,"product":{"vendor_name":"github"}},"unmapped":{"siemgate":{"source":"src"}}}"#;
+    let mut v1 = Vec::new();
+    frame::encode_with(&mut v1, |p| {
+        p.push(1);
+        p.extend_from_slice(&2u64.to_le_bytes());
+        p.extend_from_slice(&7i64.to_le_bytes());
+        p.push(1);
+        p.push(1);
+        p.extend_from_slice(b"a");
+        p.extend_from_slice(old_event);
+    });
+    {
+        use std::io::Write;
+        let seg = segment_files(dir.path()).pop().unwrap();
+        let mut f = std::fs::OpenOptions::new().append(true).open(seg).unwrap();
+        f.write_all(&v1).unwrap();
+    }
+    let spool = open(&cfg(dir.path(), 64 << 20), &sinks(&["a"])).unwrap();
+    let recs = spool.reader("a").read(10, u64::MAX).unwrap();
+    assert_eq!(recs.len(), 2);
+    assert_eq!(recs[0].head, head(5));
+    assert_eq!(
+        recs[1].head,
+        crate::event::Head {
+            uid: "old-1".into(),
+            time_ms: 1_700_000_000_123,
+            severity_id: 4,
+            class_uid: 2004,
+            class_name: "Detection Finding".into(),
+            source: "src".into(),
+            vendor: "github".into(),
+            message: "old".into(),
+        }
+    );
+    assert_eq!(recs[1].event, old_event);
+}
+
+/// The local replay store's keys are durable with their events and outlive their segments: a
+/// restart finds every key of every appended request, after the segments were delivered and
+/// deleted too, and a torn key log tail loses nothing the segments still hold.
+#[test]
+fn replay_keys_are_durable_with_their_events_and_outlive_their_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let hour = 3600;
+    let expiry = 1_700_000_000 + 86_400;
+    {
+        let spool = open(&cfg(dir.path(), 1 << 20), &sinks(&["a"])).unwrap();
+        assert!(spool.take_recovered_keys().is_empty());
+        rt.block_on(async {
+            for n in 0..20u64 {
+                let keys = vec![
+                    (u128::from(n) << 64 | 1, expiry),
+                    (u128::from(n), expiry + 2 * hour),
+                ];
+                spool
+                    .append_with_keys(vec![ev(&["a"], n as usize, 20_000)], keys)
+                    .await
+                    .unwrap();
+            }
+            // Keys without an event are not written: nothing was spooled for that request.
+            spool
+                .append_with_keys(Vec::new(), vec![(999, expiry)])
+                .await
+                .unwrap();
+        });
+        // Every event delivered: the sealed segments go, their keys stay in the key log.
+        let all = spool.reader("a").read(100, u64::MAX).unwrap();
+        spool.ack("a", all.last().unwrap().seq, 20).unwrap();
+        assert_eq!(
+            segment_files(dir.path()).len(),
+            1,
+            "sealed segments deleted"
+        );
+        spool.close();
+    }
+    let expected: std::collections::BTreeSet<(u128, u64)> = (0..20u64)
+        .flat_map(|n| {
+            [
+                (u128::from(n) << 64 | 1, expiry),
+                (u128::from(n), expiry + 2 * hour),
+            ]
+        })
+        .collect();
+    let got = |spool: &Spool| -> std::collections::BTreeSet<(u128, u64)> {
+        spool.take_recovered_keys().into_iter().collect()
+    };
+    {
+        let spool = open(&cfg(dir.path(), 1 << 20), &sinks(&["a"])).unwrap();
+        assert_eq!(got(&spool), expected);
+        assert!(spool.take_recovered_keys().is_empty(), "taken once");
+        assert!(spool.key_bytes() >= 40 * 24);
+        spool.close();
+    }
+    // A torn tail in the key log (a write the crash caught before its sync).
+    let log = dir
+        .path()
+        .join("replay")
+        .join(format!("{}.keys", expiry / hour));
+    let mut bytes = std::fs::read(&log).unwrap();
+    bytes.extend_from_slice(&[9, 0, 0]);
+    std::fs::write(&log, bytes).unwrap();
+    {
+        let spool = open(&cfg(dir.path(), 1 << 20), &sinks(&["a"])).unwrap();
+        assert_eq!(got(&spool), expected);
+        // Expiry is by hour of expiry, whole files at a time.
+        assert_eq!(spool.expire_keys(expiry), 0);
+        assert_eq!(spool.expire_keys((expiry / hour + 1) * hour), 1);
+        spool.close();
+    }
+    let spool = open(&cfg(dir.path(), 1 << 20), &sinks(&["a"])).unwrap();
+    let left = got(&spool);
+    assert!(left.iter().all(|(_, e)| *e == expiry + 2 * hour) && left.len() == 20);
 }

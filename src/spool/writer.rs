@@ -19,6 +19,8 @@ use crate::telemetry::names;
 
 pub(super) struct Job {
     pub events: Vec<NewEvent>,
+    /// The request's replay keys, written after its records.
+    pub keys: Vec<frame::KeyEntry>,
     pub done: oneshot::Sender<Result<(), AppendError>>,
 }
 
@@ -147,12 +149,22 @@ impl Writer {
             let start = buf.len();
             let mut job_seq = seq;
             for e in &job.events {
-                frame::encode_record(&mut buf, job_seq, e.received_ms, &e.sinks, &e.event);
+                frame::encode_record(
+                    &mut buf,
+                    job_seq,
+                    e.received_ms,
+                    &e.sinks,
+                    &e.head,
+                    &e.event,
+                );
                 job_seq += 1;
+            }
+            if !job.keys.is_empty() && !job.events.is_empty() {
+                frame::encode_keys(&mut buf, &job.keys);
             }
             if used + buf.len() as u64 > self.shared.max_size {
                 buf.truncate(start);
-                metrics::counter!(names::SPOOL_FULL).increment(1);
+                self.shared.tel.counter(names::SPOOL_FULL, &[]).increment(1);
                 let _ = job.done.send(Err(AppendError::Full {
                     max_size: self.shared.max_size,
                 }));
@@ -180,7 +192,10 @@ impl Writer {
                 .and_then(|_| self.file.sync_data())
         };
         if let Err(e) = result {
-            metrics::counter!(names::SPOOL_WRITE_FAILURES).increment(1);
+            self.shared
+                .tel
+                .counter(names::SPOOL_WRITE_FAILURES, &[])
+                .increment(1);
             self.shared.writable.store(false, Ordering::SeqCst);
             tracing::error!(error = %e, "spool write failed; answering 503 and not ready until the spool takes writes again (probed every second)");
             if let Err(e2) = self
@@ -213,6 +228,14 @@ impl Writer {
         }
         self.shared.add_bytes(buf.len() as u64);
         self.shared.add_pending(&counts);
+        // The keys are durable in the segment; the key log keeps them after it (unsynced: it is
+        // synced before the segment is deleted).
+        let keys: Vec<frame::KeyEntry> = accepted
+            .iter()
+            .filter(|j| !j.events.is_empty())
+            .flat_map(|j| j.keys.iter().copied())
+            .collect();
+        self.shared.keylog.append(&keys, seq - 1);
         self.shared.writable.store(true, Ordering::SeqCst);
         self.publish();
         for j in accepted {

@@ -2,8 +2,11 @@
 
 pub mod names;
 
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use std::sync::OnceLock;
+use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder as _};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
+use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -34,11 +37,29 @@ pub fn init_logging(format: Option<LogFormat>) {
     };
 }
 
-static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+/// One gateway's metrics: its own Prometheus recorder, rendered by its admin listener. Nothing
+/// is process-global, so two gateways in one process (tests, an embedding application) never
+/// count into each other's series. Every part that counts is handed this at construction.
+pub struct Telemetry {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+}
 
-/// The process-wide Prometheus recorder, installed on first use.
-pub fn metrics_handle() -> &'static PrometheusHandle {
-    HANDLE.get_or_init(|| {
+/// A series' labels: name and value.
+pub type Labels<'a> = &'a [(&'static str, &'a str)];
+
+static METADATA: Metadata<'static> = Metadata::new("siemgate", Level::INFO, None);
+
+fn key(name: &'static str, labels: Labels<'_>) -> Key {
+    let labels: Vec<Label> = labels
+        .iter()
+        .map(|(k, v)| Label::new(*k, v.to_string()))
+        .collect();
+    Key::from_parts(name, labels)
+}
+
+impl Telemetry {
+    pub fn new() -> Arc<Telemetry> {
         let buckets = [
             0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
             30.0,
@@ -48,12 +69,34 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
             .expect("buckets are not empty")
             .build_recorder();
         let handle = recorder.handle();
-        // Another recorder may already be installed (an embedding application): keep ours
-        // rendering what it sees rather than failing.
-        let _ = metrics::set_global_recorder(recorder);
-        describe();
-        handle
-    })
+        metrics::with_local_recorder(&recorder, describe);
+        Arc::new(Telemetry { recorder, handle })
+    }
+
+    /// The Prometheus text of every series.
+    pub fn render(&self) -> String {
+        self.handle.render()
+    }
+
+    pub fn counter(&self, name: &'static str, labels: Labels<'_>) -> Counter {
+        self.recorder
+            .register_counter(&key(name, labels), &METADATA)
+    }
+
+    pub fn gauge(&self, name: &'static str, labels: Labels<'_>) -> Gauge {
+        self.recorder.register_gauge(&key(name, labels), &METADATA)
+    }
+
+    pub fn histogram(&self, name: &'static str, labels: Labels<'_>) -> Histogram {
+        self.recorder
+            .register_histogram(&key(name, labels), &METADATA)
+    }
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Telemetry")
+    }
 }
 
 fn describe() {

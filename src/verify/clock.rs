@@ -6,7 +6,15 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
+    /// Wall-clock time: timestamps, windows, retention.
     fn now(&self) -> OffsetDateTime;
+
+    /// Time elapsed since some fixed point, never going back: what rate limits measure. By
+    /// default the wall clock's time since the Unix epoch (right for a clock tests move).
+    fn monotonic(&self) -> Duration {
+        let since = self.now() - OffsetDateTime::UNIX_EPOCH;
+        Duration::try_from(since).unwrap_or(Duration::ZERO)
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -15,6 +23,13 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> OffsetDateTime {
         OffsetDateTime::now_utc()
+    }
+
+    /// The process's monotonic clock: a wall-clock step (NTP, an operator) does not stall or
+    /// refill a rate limit.
+    fn monotonic(&self) -> Duration {
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        START.get_or_init(std::time::Instant::now).elapsed()
     }
 }
 

@@ -126,6 +126,19 @@ pub trait ReplayStore: Send + Sync + 'static {
     }
 
     fn name(&self) -> &'static str;
+
+    /// How much the store holds here, for `siemgate_replay_keys` and `siemgate_replay_bytes`
+    /// (read at scrape time); `None` for a store whose size is not ours to report (Redis).
+    fn size(&self) -> Option<StoreSize> {
+        None
+    }
+}
+
+/// A store's size: the keys it remembers and the bytes they take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreSize {
+    pub keys: usize,
+    pub bytes: usize,
 }
 
 /// The single-replica store, bounded by `max_entries`. It never forgets an id before its
@@ -139,8 +152,6 @@ pub trait ReplayStore: Send + Sync + 'static {
 pub struct MemoryStore {
     max_entries: usize,
     inner: Mutex<Inner>,
-    keys_gauge: metrics::Gauge,
-    bytes_gauge: metrics::Gauge,
 }
 
 #[derive(Default)]
@@ -190,19 +201,13 @@ impl Inner {
 
 impl MemoryStore {
     pub fn new(max_entries: usize) -> Self {
-        // Gauge handles taken before the recorder is installed would record nothing.
-        crate::telemetry::metrics_handle();
-        let s = MemoryStore {
+        MemoryStore {
             max_entries: max_entries.max(1),
             inner: Mutex::new(Inner {
                 earliest: i64::MAX,
                 ..Default::default()
             }),
-            keys_gauge: metrics::gauge!(crate::telemetry::names::REPLAY_KEYS),
-            bytes_gauge: metrics::gauge!(crate::telemetry::names::REPLAY_BYTES),
-        };
-        s.publish(&s.lock());
-        s
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -230,11 +235,6 @@ impl MemoryStore {
         buckets * entry + inner.order.capacity() * std::mem::size_of::<(ReplayKey, i64)>()
     }
 
-    fn publish(&self, inner: &Inner) {
-        self.keys_gauge.set(inner.map.len() as f64);
-        self.bytes_gauge.set(Self::heap_bytes_of(inner) as f64);
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -260,8 +260,6 @@ impl MemoryStore {
         if inner.map.len() + new > self.max_entries {
             inner.purge_all(now_ms);
             if inner.map.len() + new > self.max_entries {
-                self.publish(inner);
-                metrics::counter!(crate::telemetry::names::REPLAY_FULL).increment(1);
                 return Seen::Full {
                     live: inner.map.len(),
                 };
@@ -275,7 +273,6 @@ impl MemoryStore {
         if inner.order.len() > 2 * self.max_entries {
             inner.compact();
         }
-        self.publish(inner);
         Seen::New
     }
 
@@ -293,7 +290,6 @@ impl MemoryStore {
         if inner.order.len() > 2 * self.max_entries {
             inner.compact();
         }
-        self.publish(inner);
     }
 }
 
@@ -330,9 +326,16 @@ impl ReplayStore for MemoryStore {
         for k in keys {
             g.map.remove(k);
         }
-        self.publish(&g);
         drop(g);
         Box::pin(async { Ok(()) })
+    }
+
+    fn size(&self) -> Option<StoreSize> {
+        let inner = self.lock();
+        Some(StoreSize {
+            keys: inner.map.len(),
+            bytes: Self::heap_bytes_of(&inner),
+        })
     }
 
     fn name(&self) -> &'static str {

@@ -20,3 +20,37 @@ async fn cert_expiry_metric_is_the_serving_certificates_not_after() {
         SERVER_CERT_NOT_AFTER as f64
     );
 }
+
+/// Each gateway counts into its own metrics: two in one process, with the same source id,
+/// never see each other's requests (so a test's assertions cannot be met by another test).
+#[tokio::test]
+async fn two_gateways_in_one_process_keep_their_own_metrics() {
+    let start = || {
+        TestGateway::start(Options {
+            tls: Tls::Off,
+            sources: source("same-id", "github", &["s"], ""),
+            ..Default::default()
+        })
+    };
+    let (a, b) = (start().await, start().await);
+    for _ in 0..3 {
+        assert_eq!(
+            a.post(&a.client(), "same-id", &[], b"{}".to_vec()).await.0,
+            401
+        );
+    }
+    let unauthorized = |m: &str| {
+        metric(
+            m,
+            "siemgate_requests_total",
+            &[("source", "same-id"), ("outcome", "unauthorized")],
+        )
+    };
+    assert_eq!(unauthorized(&a.metrics().await), 3.0);
+    assert_eq!(unauthorized(&b.metrics().await), 0.0);
+    let m = b.metrics().await;
+    assert!(
+        m.contains("# HELP siemgate_requests_total"),
+        "descriptions are rendered: {m}"
+    );
+}

@@ -532,8 +532,9 @@ async fn the_source_limit_applies_after_verification_and_keeps_no_id() {
         .parse()
         .unwrap();
     assert!((1..=2).contains(&wait));
-    // Retried after the time the gateway asked for, the event is new, not a duplicate.
-    tokio::time::sleep(Duration::from_secs(wait)).await;
+    // Retried after the time the gateway asked for (on its clock), the event is new, not a
+    // duplicate.
+    gw.clock.advance(Duration::from_secs(wait));
     assert_eq!(
         gw.post(&c, "limited-gh", &h, b).await,
         (200, r#"{"status":"accepted","events":1}"#.into())

@@ -1,0 +1,108 @@
+//! Sources as the pipeline uses them: a configured source with its vendor's scheme, its
+//! prepared keys, its rate limiter and its sinks, all built from the config at start and by
+//! every reload (`build_sources`); the set lives in a [`Runtime`] that a reload swaps whole.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::limiter::SourceLimiter;
+use super::{BuildError, SinkMap};
+use crate::config::{Config, SourceConfig};
+use crate::vendors::Vendor;
+use crate::verify::{Clock, Key, Verifier};
+
+/// A configured source, ready to verify.
+pub struct Source {
+    pub config: SourceConfig,
+    pub scheme: Box<dyn Vendor>,
+    pub keys: Vec<Key>,
+    limiter: Option<SourceLimiter>,
+    /// The source's sinks, each with its `min_severity`.
+    sinks: Vec<(String, Option<u8>)>,
+}
+
+impl Source {
+    pub fn verifier(&self) -> Verifier<'_> {
+        Verifier {
+            source_id: &self.config.id,
+            scheme: self.scheme.as_ref(),
+            keys: &self.keys,
+            tolerance: self.config.tolerance,
+        }
+    }
+
+    /// The source's rate limit: `Err(wait)` when it is spent.
+    pub fn limit(&self) -> Result<(), Duration> {
+        self.limiter.as_ref().map_or(Ok(()), SourceLimiter::check)
+    }
+
+    /// The sinks an event of `severity` goes to: those whose `min_severity` it meets.
+    pub fn sinks_for(&self, severity: u8) -> Vec<String> {
+        self.sinks
+            .iter()
+            .filter(|(_, min)| min.is_none_or(|m| severity >= m))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+}
+
+/// Everything a reload may change.
+pub struct Runtime {
+    pub config: Arc<Config>,
+    pub sources: HashMap<String, Arc<Source>>,
+}
+
+/// Builds every source of `config` over the sinks the gateway runs (`sinks`); fails when a
+/// secret does not suit its vendor or a source names a sink that is not there.
+pub(super) fn build_sources(
+    config: &Config,
+    sinks: &SinkMap,
+    clock: &Arc<dyn Clock>,
+) -> Result<HashMap<String, Arc<Source>>, BuildError> {
+    let mut out = HashMap::new();
+    for sc in &config.sources {
+        let scheme = sc.scheme();
+        let mut keys = Vec::new();
+        for (index, s) in sc.secrets.iter().enumerate() {
+            keys.push(
+                scheme
+                    .prepare_key(s)
+                    .map_err(|message| BuildError::Secret {
+                        source_id: sc.id.clone(),
+                        index,
+                        message,
+                    })?,
+            );
+        }
+        let mut source_sinks = Vec::new();
+        for id in &sc.sinks {
+            // A sink the gateway runs, with the config's (perhaps reloaded) min_severity.
+            let min = config
+                .sinks
+                .iter()
+                .find(|s| &s.id == id)
+                .map(|s| s.min_severity);
+            let (true, Some(min)) = (sinks.contains_key(id), min) else {
+                return Err(BuildError::MissingSink {
+                    source_id: sc.id.clone(),
+                    sink: id.clone(),
+                });
+            };
+            source_sinks.push((id.clone(), min));
+        }
+        out.insert(
+            sc.id.clone(),
+            Arc::new(Source {
+                config: sc.clone(),
+                scheme,
+                keys,
+                limiter: sc
+                    .rate_limit
+                    .map(|rl| SourceLimiter::new(rl, clock.clone())),
+                sinks: source_sinks,
+            }),
+        );
+    }
+    Ok(out)
+}

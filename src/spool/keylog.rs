@@ -1,0 +1,198 @@
+//! The key log: where the local replay store's keys outlive the segments that first held them.
+//!
+//! A request's replay keys are written in its segment, after its records, in the same group
+//! commit: once the sender is answered `200`, the keys are as durable as the event. Segments are
+//! deleted once delivered, long before the keys expire, so the writer also appends every
+//! committed group's keys here, without a sync of its own, into one file per hour of expiry
+//! (`replay/<hour>.keys`, Unix hours). Before a segment is deleted, the key log is synced past
+//! it ([`KeyLog::sync_upto`]); a segment whose keys could not be synced stays. A file is deleted
+//! whole once its hour has passed ([`KeyLog::expire`]): expiry reads no key.
+//!
+//! At start the files are read (a torn tail, from a crash between a write and its sync, is cut
+//! off: those keys are still in the segments) and the keys the surviving segments hold are
+//! written here again and synced, so the store starts with every key it ever confirmed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{self, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use super::frame::{self, Frame, KeyEntry};
+
+const HOUR: u64 = 3600;
+
+pub(crate) struct KeyLog {
+    dir: PathBuf,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    files: BTreeMap<u64, File>,
+    /// Files written since their last sync.
+    dirty: BTreeSet<u64>,
+    /// Keys of every record up to this sequence number have been written.
+    written: u64,
+    /// ... and synced.
+    synced: u64,
+    /// A write failed: keys may be missing from the files, so no segment holding keys may go
+    /// until a restart writes them again from the segments.
+    failed: bool,
+}
+
+fn hour_of(path: &Path) -> Option<u64> {
+    path.file_name()?
+        .to_str()?
+        .strip_suffix(".keys")?
+        .parse()
+        .ok()
+}
+
+impl KeyLog {
+    /// Opens the key log in `dir` and reads every key in it (expired ones too: expiry is by
+    /// the gateway's clock, [`KeyLog::expire`]).
+    pub fn open(dir: &Path) -> io::Result<(KeyLog, Vec<KeyEntry>)> {
+        super::create_private_dir(dir)?;
+        let mut keys = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if hour_of(&path).is_none() {
+                continue;
+            }
+            let mut r = BufReader::new(File::open(&path)?);
+            let mut valid = 0u64;
+            let torn = loop {
+                match frame::read(&mut r)? {
+                    Frame::End => break false,
+                    Frame::Broken(_) => break true,
+                    Frame::Whole(p, n) => match frame::decode_keys(&p) {
+                        Ok(k) => {
+                            keys.extend(k);
+                            valid += n;
+                        }
+                        Err(_) => break true,
+                    },
+                }
+            };
+            if torn {
+                // Written but not synced when the process stopped: the segments still hold
+                // those keys, and are written here again below.
+                let f = std::fs::OpenOptions::new().write(true).open(&path)?;
+                f.set_len(valid)?;
+                f.sync_all()?;
+            }
+        }
+        let log = KeyLog {
+            dir: dir.to_path_buf(),
+            inner: Mutex::new(Inner::default()),
+        };
+        Ok((log, keys))
+    }
+
+    /// Writes the keys the segments hold at start (of records up to `upto_seq`) and syncs:
+    /// from here on the key log holds every key, and segments may go.
+    pub fn restore(&self, keys: &[KeyEntry], upto_seq: u64) -> io::Result<()> {
+        self.append(keys, upto_seq);
+        self.sync_upto(upto_seq)
+    }
+
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Appends `keys` (of records up to `upto_seq`, durable in their segment), unsynced.
+    pub fn append(&self, keys: &[KeyEntry], upto_seq: u64) {
+        let mut inner = self.inner();
+        if !keys.is_empty() {
+            let mut by_hour: BTreeMap<u64, Vec<KeyEntry>> = BTreeMap::new();
+            for &(k, expiry) in keys {
+                by_hour.entry(expiry / HOUR).or_default().push((k, expiry));
+            }
+            for (hour, ks) in by_hour {
+                let mut buf = Vec::with_capacity(ks.len() * 24 + 16);
+                frame::encode_keys(&mut buf, &ks);
+                if let Err(e) = self.write(&mut inner, hour, &buf) {
+                    if !inner.failed {
+                        tracing::error!(error = %e, "cannot write the replay key log; spool segments holding keys are kept until a restart writes them again");
+                    }
+                    inner.failed = true;
+                }
+            }
+        }
+        inner.written = inner.written.max(upto_seq);
+    }
+
+    fn write(&self, inner: &mut Inner, hour: u64, buf: &[u8]) -> io::Result<()> {
+        let file = match inner.files.entry(hour) {
+            std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::btree_map::Entry::Vacant(v) => {
+                let path = self.dir.join(format!("{hour}.keys"));
+                let f = super::private_file()
+                    .create(true)
+                    .append(true)
+                    .open(&path)?;
+                super::sync_dir(&self.dir)?;
+                v.insert(f)
+            }
+        };
+        file.write_all(buf)?;
+        inner.dirty.insert(hour);
+        Ok(())
+    }
+
+    /// Makes the keys of every record up to `seq` durable here; an error says a segment
+    /// holding such keys must stay.
+    pub fn sync_upto(&self, seq: u64) -> io::Result<()> {
+        let mut inner = self.inner();
+        if inner.failed {
+            return Err(io::Error::other("an earlier key log write failed"));
+        }
+        if inner.synced >= seq {
+            return Ok(());
+        }
+        let dirty = std::mem::take(&mut inner.dirty);
+        for hour in &dirty {
+            if let Some(f) = inner.files.get(hour) {
+                f.sync_data()?;
+            }
+        }
+        inner.synced = inner.written;
+        if inner.synced < seq {
+            return Err(io::Error::other(
+                "keys of these records were not written yet",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Deletes the files of hours that ended at or before `now_s`; returns how many.
+    pub fn expire(&self, now_s: u64) -> usize {
+        let mut inner = self.inner();
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        let mut n = 0;
+        for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+            let Some(hour) = hour_of(&path) else { continue };
+            if (hour + 1) * HOUR <= now_s && std::fs::remove_file(&path).is_ok() {
+                inner.files.remove(&hour);
+                inner.dirty.remove(&hour);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Bytes the key log takes on disk.
+    pub fn bytes(&self) -> u64 {
+        std::fs::read_dir(&self.dir)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok()?.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+}

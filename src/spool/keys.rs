@@ -1,0 +1,361 @@
+//! The key set of the local replay store: which replay keys are remembered, until when, in
+//! memory that stays small and lookups that stay flat as the set grows to a day of traffic.
+//!
+//! Keys are grouped into *generations* by when they may be forgotten: generation `g` holds the
+//! keys whose expiry falls in `[g·W, (g+1)·W)` and is dropped whole once `(g+1)·W` has passed,
+//! so expiry never scans a key. A key is therefore remembered until its expiry and at most `W`
+//! longer, never less. `W` is a fraction of the longest retention ([`KeySet::new`]), so a
+//! lookup visits a bounded number of generations whatever the number of keys.
+//!
+//! Each generation takes new keys into a hash set; [`KeySet::seal`] folds them into a sorted
+//! array with a directory on the keys' top bits (16 bytes a key, and a 4-byte directory entry
+//! for every few keys). Keys are SHA-256 prefixes, uniform, so the directory splits them evenly
+//! and a lookup reads one directory entry and a handful of neighbouring keys.
+
+use std::collections::{BTreeMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Keys are already uniform hashes: their low 64 bits are a hash.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u128(&mut self, k: u128) {
+        self.0 = k as u64;
+    }
+}
+
+type OpenSet = HashSet<u128, BuildHasherDefault<KeyHasher>>;
+
+/// Bytes an open set's bucket takes: the key and hashbrown's control byte.
+const OPEN_BUCKET: usize = std::mem::size_of::<u128>() + 1;
+
+/// Sorted keys and, for each value of their top `bits` bits, where those keys start.
+struct Sealed {
+    keys: Box<[u128]>,
+    dir: Box<[u32]>,
+    shift: u32,
+}
+
+impl Sealed {
+    /// About this many keys share a directory entry.
+    const PER_ENTRY: usize = 4;
+
+    fn new(mut keys: Vec<u128>) -> Sealed {
+        keys.sort_unstable();
+        keys.dedup();
+        let entries = (keys.len() / Self::PER_ENTRY).max(1).next_power_of_two();
+        let bits = entries.trailing_zeros();
+        let shift = 128 - bits;
+        let mut dir = Vec::with_capacity(entries + 1);
+        let mut i = 0usize;
+        for b in 0..entries as u128 {
+            while i < keys.len() && bucket(keys[i], shift) < b {
+                i += 1;
+            }
+            dir.push(i as u32);
+        }
+        dir.push(keys.len() as u32);
+        Sealed {
+            keys: keys.into_boxed_slice(),
+            dir: dir.into_boxed_slice(),
+            shift,
+        }
+    }
+
+    fn contains(&self, k: u128) -> bool {
+        let b = bucket(k, self.shift) as usize;
+        let (lo, hi) = (self.dir[b] as usize, self.dir[b + 1] as usize);
+        self.keys[lo..hi].binary_search(&k).is_ok()
+    }
+
+    fn bytes(&self) -> usize {
+        self.keys.len() * std::mem::size_of::<u128>() + self.dir.len() * 4
+    }
+}
+
+fn bucket(k: u128, shift: u32) -> u128 {
+    k.checked_shr(shift).unwrap_or(0)
+}
+
+#[derive(Default)]
+struct Generation {
+    open: OpenSet,
+    sealed: Option<Sealed>,
+}
+
+impl Generation {
+    fn contains(&self, k: u128) -> bool {
+        self.open.contains(&k) || self.sealed.as_ref().is_some_and(|s| s.contains(k))
+    }
+
+    fn len(&self) -> usize {
+        self.open.len() + self.sealed.as_ref().map_or(0, |s| s.keys.len())
+    }
+
+    fn bytes(&self) -> usize {
+        let buckets = if self.open.capacity() == 0 {
+            0
+        } else {
+            (self.open.capacity() * 8 / 7).next_power_of_two()
+        };
+        buckets * OPEN_BUCKET + self.sealed.as_ref().map_or(0, Sealed::bytes)
+    }
+
+    /// Folds the open keys into the sorted array.
+    fn seal(&mut self) {
+        if self.open.is_empty() {
+            return;
+        }
+        let open = std::mem::take(&mut self.open);
+        let mut keys: Vec<u128> = self
+            .sealed
+            .take()
+            .map(|s| s.keys.into_vec())
+            .unwrap_or_default();
+        keys.reserve_exact(open.len());
+        keys.extend(open);
+        self.sealed = Some(Sealed::new(keys));
+    }
+}
+
+/// The store holds `max` keys that have not expired yet: it refuses more rather than forget
+/// one early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Full {
+    pub live: usize,
+}
+
+/// The remembered keys, by generation. Times are Unix seconds.
+pub struct KeySet {
+    width: u64,
+    gens: BTreeMap<u64, Generation>,
+    len: usize,
+    max: usize,
+}
+
+/// How many generations a retention is split into: a key is kept at most
+/// `retention / GENERATIONS` past its expiry, and a lookup visits about this many.
+pub const GENERATIONS: u64 = 16;
+
+/// Sealed generations a lookup fetches side by side.
+const MAX_PROBES: usize = 2 * GENERATIONS as usize + 2;
+
+impl KeySet {
+    /// A set whose keys live about `retention` seconds, holding at most `max` live keys.
+    pub fn new(retention_s: u64, max: usize) -> KeySet {
+        KeySet {
+            width: (retention_s / GENERATIONS).max(1),
+            gens: BTreeMap::new(),
+            len: 0,
+            max: max.max(1),
+        }
+    }
+
+    fn generation(&self, expiry_s: u64) -> u64 {
+        expiry_s / self.width
+    }
+
+    /// Whether `k` is remembered at `now_s`.
+    pub fn contains(&self, k: u128, now_s: u64) -> bool {
+        let first_live = now_s / self.width;
+        let live = || self.gens.range(first_live..).map(|(_, g)| g);
+        if live().any(|g| g.open.contains(&k)) {
+            return true;
+        }
+        // The sealed arrays, in two passes with no branch between their loads: first every
+        // directory entry, then every run of keys, so the processor fetches them from memory
+        // side by side rather than one generation after another.
+        let mut runs = [(0usize, 0usize); MAX_PROBES];
+        let mut sealed = [None; MAX_PROBES];
+        let mut n = 0;
+        for g in live() {
+            if let Some(s) = &g.sealed {
+                if n == MAX_PROBES {
+                    // More generations than a retention has (a ttl longer than it): the rest
+                    // one by one.
+                    if s.contains(k) {
+                        return true;
+                    }
+                    continue;
+                }
+                let b = bucket(k, s.shift) as usize;
+                runs[n] = (s.dir[b] as usize, s.dir[b + 1] as usize);
+                sealed[n] = Some(s);
+                n += 1;
+            }
+        }
+        (0..n).any(|i| {
+            let (lo, hi) = runs[i];
+            sealed[i].is_some_and(|s| s.keys[lo..hi].binary_search(&k).is_ok())
+        })
+    }
+
+    /// Remembers `k` until `expiry_s` (at least). A key inserted again with an expiry in
+    /// another generation is held in both until the later passes. Refuses when `max` keys are
+    /// held and none has expired.
+    pub fn insert(&mut self, k: u128, expiry_s: u64, now_s: u64) -> Result<(), Full> {
+        if self.len >= self.max {
+            self.expire(now_s);
+            if self.len >= self.max {
+                return Err(Full { live: self.len });
+            }
+        }
+        let g = self.generation(expiry_s);
+        let gen = self.gens.entry(g).or_default();
+        if !gen.contains(k) && gen.open.insert(k) {
+            self.len += 1;
+        }
+        Ok(())
+    }
+
+    /// Drops the generations that have passed; returns how many keys went with them.
+    pub fn expire(&mut self, now_s: u64) -> usize {
+        let first_live = now_s / self.width;
+        let live = self.gens.split_off(&first_live);
+        let dropped: usize = self.gens.values().map(Generation::len).sum();
+        self.gens = live;
+        self.len -= dropped;
+        dropped
+    }
+
+    /// Folds every generation's new keys into its sorted array, except the generation that new
+    /// keys with `current_expiry_s` go to (it would be folded again soon). Costs a sort of the
+    /// keys folded; run it off the request path.
+    pub fn seal(&mut self, current_expiry_s: u64) {
+        let current = self.generation(current_expiry_s);
+        for (g, gen) in self.gens.iter_mut() {
+            if *g != current {
+                gen.seal();
+            }
+        }
+    }
+
+    /// Keys held, expired generations not dropped yet included.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The heap the keys take: open sets by their allocated buckets, sealed arrays exactly.
+    pub fn bytes(&self) -> usize {
+        self.gens.values().map(Generation::bytes).sum()
+    }
+
+    /// Every key with the end of its generation (the time until which it is remembered), for
+    /// writing the set out.
+    pub fn iter(&self) -> impl Iterator<Item = (u128, u64)> + '_ {
+        self.gens.iter().flat_map(move |(g, gen)| {
+            let end = (g + 1) * self.width;
+            gen.open
+                .iter()
+                .copied()
+                .chain(gen.sealed.iter().flat_map(|s| s.keys.iter().copied()))
+                .map(move |k| (k, end))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u64) -> u128 {
+        let d = crate::verify::mac::sha256(&[&n.to_le_bytes()]);
+        u128::from_le_bytes(d[..16].try_into().unwrap())
+    }
+
+    const DAY: u64 = 86_400;
+    const T0: u64 = 1_700_000_000;
+
+    #[test]
+    fn keys_are_remembered_until_their_expiry_and_dropped_by_generation() {
+        let mut s = KeySet::new(DAY, 1_000);
+        for n in 0..100 {
+            s.insert(key(n), T0 + DAY, T0).unwrap();
+        }
+        s.insert(key(1000), T0 + 60, T0).unwrap();
+        assert_eq!(s.len(), 101);
+        assert!(s.contains(key(7), T0));
+        assert!(!s.contains(key(500), T0));
+        // Never forgotten before its expiry; gone within one generation after it.
+        assert!(s.contains(key(1000), T0 + 60));
+        assert!(s.contains(key(7), T0 + DAY));
+        let width = DAY / GENERATIONS;
+        assert!(!s.contains(key(1000), T0 + 60 + width));
+        assert!(!s.contains(key(7), T0 + DAY + width));
+        assert_eq!(s.expire(T0 + 60 + width), 1);
+        assert_eq!(s.len(), 100);
+        assert_eq!(s.expire(T0 + DAY + width), 100);
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn sealed_generations_answer_the_same_and_take_about_sixteen_bytes_a_key() {
+        let mut s = KeySet::new(DAY, usize::MAX);
+        let n = 100_000u64;
+        for i in 0..n {
+            // Spread over two generations, one of them current.
+            let expiry = if i % 2 == 0 { T0 + DAY } else { T0 + DAY / 2 };
+            s.insert(key(i), expiry, T0).unwrap();
+        }
+        s.seal(T0 + DAY);
+        for i in 0..n {
+            assert!(s.contains(key(i), T0), "key {i}");
+        }
+        for i in n..n + 10_000 {
+            assert!(!s.contains(key(i), T0), "key {i} was never inserted");
+        }
+        // Inserting again into a sealed generation: kept, counted once.
+        s.insert(key(1), T0 + DAY / 2, T0).unwrap();
+        s.insert(key(n + 1), T0 + DAY / 2, T0).unwrap();
+        assert_eq!(s.len(), n as usize + 1);
+        s.seal(T0 + DAY);
+        assert!(s.contains(key(n + 1), T0) && s.contains(key(1), T0));
+        assert_eq!(s.iter().count(), n as usize + 1);
+        // Everything sealed: 16 bytes a key and a directory entry for every few.
+        s.seal(0);
+        let per_key = s.bytes() as f64 / s.len() as f64;
+        assert!((16.0..=18.0).contains(&per_key), "{per_key} bytes a key");
+    }
+
+    #[test]
+    fn a_full_set_refuses_rather_than_forget_a_live_key() {
+        let mut s = KeySet::new(DAY, 3);
+        for n in 0..3 {
+            s.insert(key(n), T0 + 10, T0).unwrap();
+        }
+        assert_eq!(s.insert(key(9), T0 + DAY, T0), Err(Full { live: 3 }));
+        assert!(s.contains(key(0), T0));
+        // Once the old generation has passed, there is room again.
+        let later = T0 + 10 + DAY / GENERATIONS;
+        s.insert(key(9), later + DAY, later).unwrap();
+        assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn an_empty_or_tiny_sealed_array_answers() {
+        let empty = Sealed::new(Vec::new());
+        assert!(!empty.contains(key(1)));
+        let one = Sealed::new(vec![key(1)]);
+        assert!(one.contains(key(1)) && !one.contains(key(2)));
+        let extremes = Sealed::new(vec![0, u128::MAX, 1 << 127]);
+        assert!(
+            extremes.contains(0) && extremes.contains(u128::MAX) && extremes.contains(1 << 127)
+        );
+        assert!(!extremes.contains(5));
+    }
+}
