@@ -20,7 +20,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use siemgate::config::{Secret, VendorOptions};
-use siemgate::vendor::{scheme_for, Scheme, VendorKind};
+use siemgate::vendors::{scheme_for, Vendor, VendorKind};
 use siemgate::verify::replay::{MemoryStore, ReplayKey, ReplayStore, Seen};
 use siemgate::verify::{verify, Key, Unverified, Verifier};
 
@@ -54,7 +54,7 @@ const SIZES: &[(usize, &str)] = &[(1024, "1KiB"), (64 * 1024, "64KiB")];
 
 /// The vendor's sample body with a `padding` string field making it exactly `size` bytes (or
 /// its natural size when that is already larger). Always valid JSON.
-fn padded_body(scheme: &dyn Scheme, ts: OffsetDateTime, id: &str, size: usize) -> String {
+fn padded_body(scheme: &dyn Vendor, ts: OffsetDateTime, id: &str, size: usize) -> String {
     let sample = scheme.sample_body(ts, id);
     let mut v: Value = serde_json::from_str(&sample).expect("sample_body is JSON");
     let obj = v.as_object_mut().expect("sample_body is a JSON object");
@@ -70,7 +70,7 @@ fn padded_body(scheme: &dyn Scheme, ts: OffsetDateTime, id: &str, size: usize) -
 /// A signed request for one vendor and body size, plus what verifying it needs.
 struct Case {
     kind: VendorKind,
-    scheme: Box<dyn Scheme>,
+    scheme: Box<dyn Vendor>,
     keys: Vec<Key>,
     headers: HeaderMap,
     body: Bytes,

@@ -19,7 +19,7 @@ OUT = os.path.join(ROOT, "fuzz", "corpus")
 
 def vendor_order():
     """The vendors in VendorKind::ALL order: profile i of the targets is vendor i."""
-    text = open(os.path.join(ROOT, "src", "vendor", "mod.rs")).read()
+    text = open(os.path.join(ROOT, "src", "vendors", "mod.rs")).read()
     block = text[text.index("vendors! {"):]
     block = block[: block.index("}")]
     return re.findall(r'=>\s*"([a-z_]+)"', block)

@@ -4,7 +4,6 @@
 use time::OffsetDateTime;
 
 use crate::config::Config;
-use crate::vendor;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SignError {
@@ -32,7 +31,7 @@ pub fn sign_headers(
         .secrets
         .first()
         .ok_or_else(|| SignError::NoSecret(source_id.into()))?;
-    let scheme = vendor::scheme(src);
+    let scheme = src.scheme();
     let key = scheme
         .prepare_key(secret)
         .map_err(|message| SignError::Key {

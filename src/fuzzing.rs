@@ -18,7 +18,7 @@ use crate::config::{self, SourceConfig, SpoolConfig};
 use crate::event::Origin;
 use crate::spool::frame::{self, Frame};
 use crate::spool::Spool;
-use crate::vendor::{self, Scheme, VendorKind};
+use crate::vendors::{Vendor, VendorKind};
 use crate::verify::{self, Key, Reason, Unverified, Verifier};
 
 /// The verification time of every case (and the time the vendor signs at, before skew).
@@ -40,7 +40,7 @@ const GENERIC_EXTRAS: &[&str] = &[
 /// A configured source and what verifying for it needs.
 pub struct Profile {
     pub source: SourceConfig,
-    pub scheme: Box<dyn Scheme>,
+    pub scheme: Box<dyn Vendor>,
     pub keys: Vec<Key>,
     /// Whether the proof covers the body (false for token schemes: they authenticate the
     /// sender, not the bytes).
@@ -81,7 +81,7 @@ fn build_profile(i: usize) -> Profile {
     let config = config::parse(&text, Path::new("/"), &|_| None)
         .unwrap_or_else(|e| panic!("fuzz profile {i} does not parse: {e}\n{text}"));
     let source = config.sources.into_iter().next().expect("one source");
-    let scheme = vendor::scheme(&source);
+    let scheme = source.scheme();
     let keys = source
         .secrets
         .iter()

@@ -80,9 +80,14 @@
 //!   ([`server::response`]).
 //! - [`gateway`]: the pipeline of steps 6-12 and the state a reload swaps: sources, sinks,
 //!   limiters, the body budget.
-//! - [`verify`]: the verification engine, the clock, and the replay stores (memory, Redis).
-//! - [`vendor`]: one file per vendor: its signature scheme and its normalizer.
-//! - [`ocsf`]: the OCSF event, its common fields, fan-out and the events-per-request bound.
+//! - [`verify`]: the verification engine (the [`verify::Scheme`] trait it calls, the
+//!   signature [`verify::Descriptor`]), secrets, the clock, and the replay stores (memory,
+//!   Redis).
+//! - [`vendors`]: one file per vendor: its signature (a `const` [`verify::Descriptor`], or a
+//!   hand-written [`verify::Scheme`]) and its normalizer ([`ocsf::Normalizer`]), and the
+//!   registry of vendors.
+//! - [`ocsf`]: the [`ocsf::Normalizer`] trait, the OCSF event, its common fields, fan-out and
+//!   the events-per-request bound.
 //! - [`spool`]: the durable log, cursors, recovery, dead letters.
 //! - [`sink`]: the delivery engine and one module per SIEM.
 //! - [`config`]: the file format, validation with line numbers, secrets kept out of errors.
@@ -102,5 +107,5 @@ pub mod server;
 pub mod sink;
 pub mod spool;
 pub mod telemetry;
-pub mod vendor;
+pub mod vendors;
 pub mod verify;

@@ -1,6 +1,6 @@
 //! Normalization: every vendor's payload becomes OCSF events (CONTRACT §6).
 //!
-//! A vendor's [`crate::vendor::Scheme::normalize`] looks at the verified request ([`Input`])
+//! A vendor's [`Normalizer::normalize`] looks at the verified request ([`Input`])
 //! and describes the events in it as [`Draft`]s: the class and activity, severity, time,
 //! message, the class's own attributes (`finding_info`, `user`, `actor`, `api`, ...) and what it
 //! leaves `unmapped`. [`normalize`] turns each draft into the event every sink receives,
@@ -25,7 +25,7 @@
 //! the SIEM. What one request costs in the spool and in memory is thus proportional to its
 //! normalized events plus its body once, not events x body.
 //!
-//! The rule lives here, once: a vendor's [`crate::vendor::Scheme::fan_out`] names the array
+//! The rule lives here, once: a vendor's [`Normalizer::fan_out`] names the array
 //! (its path, and which elements make an event: [`FanOut`]), and each of its drafts names the
 //! element it came from ([`Draft::item`], the element's index in that array). [`normalize`]
 //! takes `raw_data` from that element and builds the envelope; both are serialized only when
@@ -42,7 +42,57 @@ use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
 use crate::event::{severity_name, unix_ms, Event, Head, Origin, OCSF_VERSION};
-use crate::verify::Verified;
+use crate::verify::{Key, Unverified, Verified};
+
+/// What a vendor's verified requests mean: their events, and the endpoint checks the vendor
+/// makes. The half of a vendor that [`crate::verify::Scheme`] is not; [`normalize`] calls it.
+pub trait Normalizer: Send + Sync + 'static {
+    /// The OCSF events of a verified request. An error, or no event, makes the request a Base
+    /// Event carrying the error; nothing verified is dropped.
+    fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {
+        Ok(vec![base(input)])
+    }
+
+    /// The array [`Normalizer::normalize`] makes one event per element of, when it does for
+    /// this request (its drafts then name their element with [`Draft::item`]). It is counted
+    /// against [`MAX_EVENTS_PER_REQUEST`] before anything else is done for the request, and
+    /// each event's `raw_data` is taken from its element. `None`: one event.
+    fn fan_out(&self, _input: &Input<'_>) -> Option<FanOut> {
+        None
+    }
+
+    /// A representative body carrying `ts` and `id` where this vendor puts them in the body
+    /// (for `siemgate sign`, the load tool and tests).
+    fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String;
+
+    /// The answer to a vendor's endpoint check (Slack `url_verification`, Zoom
+    /// `endpoint.url_validation`, Okta's verification GET), given after the request verified
+    /// and instead of spooling it. `keys` are the source's keys, for answers that are signed.
+    fn handshake(&self, _input: &Input<'_>, _keys: &[Key]) -> Option<Handshake> {
+        None
+    }
+
+    /// A vendor's endpoint check that carries no proof and is answered before verification
+    /// (Microsoft Graph's `validationToken`), only on this vendor's sources. `None`: verify the
+    /// request as usual.
+    fn pre_verify_handshake(&self, _method: &http::Method, _req: &Unverified) -> Option<Handshake> {
+        None
+    }
+
+    /// Whether this vendor sends requests with `method` other than POST, judged by their
+    /// headers (Okta's verification GET carries `X-Okta-Verification-Challenge`). They are
+    /// verified like any request. Default: POST only.
+    fn accepts(&self, method: &http::Method, _headers: &HeaderMap) -> bool {
+        method == http::Method::POST
+    }
+}
+
+/// A handshake answer: `200` with this body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handshake {
+    pub content_type: &'static str,
+    pub body: String,
+}
 
 /// The most events one request may yield (one per element of a fanned-out array). At the
 /// default `server.max_body` of 1 MiB this is items of 100 bytes on average, well beyond what
@@ -50,7 +100,7 @@ use crate::verify::Verified;
 pub const MAX_EVENTS_PER_REQUEST: usize = 10_000;
 
 /// The array a request fans out into, one event per element that [`FanOut::keeps`]
-/// (what [`crate::vendor::Scheme::fan_out`] says of a request).
+/// (what [`Normalizer::fan_out`] says of a request).
 #[derive(Debug, Clone, Copy)]
 pub struct FanOut {
     /// Where the array is in the body.
@@ -198,8 +248,16 @@ impl<'a> Input<'a> {
 
     /// The JSON body, or an error a normalizer can return as is.
     pub fn object(&self) -> Result<&'a Map<String, Value>, String> {
+        self.json_object()?
+            .as_object()
+            .ok_or_else(|| "the body is not a JSON object".to_string())
+    }
+
+    /// The JSON body as a value, when it is an object; else an error a normalizer can return
+    /// as is.
+    pub fn json_object(&self) -> Result<&'a Value, String> {
         self.json
-            .and_then(Value::as_object)
+            .filter(|j| j.is_object())
             .ok_or_else(|| "the body is not a JSON object".to_string())
     }
 }
@@ -224,7 +282,7 @@ pub struct Draft {
     /// Nothing of the body is mapped (a Base Event): without `raw_data`, the parsed body goes
     /// under `unmapped.data` so nothing is lost; with it, the body is not sent twice.
     pub keep_body: bool,
-    /// The index, in the array [`crate::vendor::Scheme::fan_out`] names, of the element this
+    /// The index, in the array [`Normalizer::fan_out`] names, of the element this
     /// event was made from: its `raw_data` instead of the whole body when the request yields
     /// several events (see the module docs).
     pub item: Option<usize>,
@@ -577,10 +635,7 @@ fn envelope(body: Option<&Value>, path: &[&str]) -> Option<String> {
 }
 
 /// The array a request fans out into, and how many of its elements make an event.
-fn fanned<'a>(
-    scheme: &dyn crate::vendor::Scheme,
-    input: &Input<'a>,
-) -> Option<(FanOut, &'a [Value], usize)> {
+fn fanned<'a>(scheme: &dyn Normalizer, input: &Input<'a>) -> Option<(FanOut, &'a [Value], usize)> {
     let fan = scheme.fan_out(input)?;
     let items = at(input.json?, fan.path)?.as_array()?;
     let count = items.iter().filter(|v| (fan.keeps)(v)).count();
@@ -591,7 +646,7 @@ fn fanned<'a>(
 /// the elements of the array the vendor fans out into, without building any event, so it is
 /// cheap enough to run before anything else is done for the request.
 pub fn check(
-    scheme: &dyn crate::vendor::Scheme,
+    scheme: &dyn Normalizer,
     origin: &Origin<'_>,
     verified: &Verified,
 ) -> Result<(), TooManyEvents> {
@@ -605,11 +660,7 @@ pub fn check(
 /// The events of one verified request (which [`check`] let through). A normalizer error (or no
 /// event at all) still yields the request as a Base Event, with the error in
 /// `unmapped.siemgate.normalize_error`.
-pub fn normalize(
-    scheme: &dyn crate::vendor::Scheme,
-    origin: &Origin<'_>,
-    verified: &Verified,
-) -> Vec<Event> {
+pub fn normalize(scheme: &dyn Normalizer, origin: &Origin<'_>, verified: &Verified) -> Vec<Event> {
     let input = Input::of(origin.vendor, verified);
     let mut drafts = match scheme.normalize(&input) {
         Ok(d) if !d.is_empty() => d,

@@ -50,7 +50,7 @@ use time::OffsetDateTime;
 use tokio::net::TcpListener;
 
 use siemgate::config::{Secret, VendorOptions};
-use siemgate::vendor::{scheme_for, Scheme, VendorKind};
+use siemgate::vendors::{scheme_for, VendorKind};
 use siemgate::verify::Key;
 
 const MAX_DURATION_SECS: u64 = 600;
@@ -135,7 +135,7 @@ struct Args {
 
 /// Everything the sender tasks share.
 struct Plan {
-    scheme: Box<dyn Scheme>,
+    scheme: Box<dyn siemgate::vendors::Vendor>,
     key: Key,
     endpoint: Url,
     body_size: usize,

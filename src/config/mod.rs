@@ -7,7 +7,6 @@
 mod doc;
 pub(crate) mod raw;
 mod redact;
-pub mod secret;
 pub mod units;
 mod validate;
 
@@ -21,9 +20,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use secret::Secret;
+pub use crate::vendors::VendorOptions;
+pub use crate::verify::replay::{ReplayConfig, ReplayStoreKind};
+pub use crate::verify::secret::{self, Secret};
+pub use crate::verify::{MacAlgorithm, SigEncoding, TemplatePart, TimestampUnit};
 
-use crate::vendor::VendorKind;
+use crate::vendors::VendorKind;
 
 /// A path from the config: absolute as written, relative against `base` (the config file's directory).
 pub(crate) fn resolve_path(base: &Path, p: &str) -> PathBuf {
@@ -117,29 +119,6 @@ pub struct SpoolConfig {
     pub flush_timeout: Duration,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum ReplayStoreKind {
-    /// Durable, on the spool's volume (the default): one replica.
-    Local,
-    /// In memory, forgotten at a restart: tests and demos.
-    Memory,
-    Redis {
-        url: Secret,
-        /// Prepended to every key, so deployments sharing one Redis do not de-duplicate each
-        /// other's events (`replay.key_prefix`, default `siemgate:`).
-        key_prefix: String,
-        /// Extra trust roots for `rediss://` (`replay.tls.ca_file`); else the system's.
-        ca_file: Option<std::path::PathBuf>,
-    },
-}
-
-#[derive(Debug, Clone)]
-pub struct ReplayConfig {
-    pub store: ReplayStoreKind,
-    pub retention: Duration,
-    pub max_entries: usize,
-}
-
 #[derive(Debug, Clone)]
 pub struct SourceConfig {
     pub id: String,
@@ -152,60 +131,11 @@ pub struct SourceConfig {
     pub options: VendorOptions,
 }
 
-/// Vendor-specific keys of a source.
-#[derive(Debug, Clone, Default)]
-pub struct VendorOptions {
-    /// Spectral: the header carrying the timestamp. Okta: the authentication header.
-    /// generic_hmac: the signature header.
-    pub header: Option<String>,
-    pub timestamp_header: Option<String>,
-    pub generic: Option<GenericHmacOptions>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MacAlgorithm {
-    Sha1,
-    Sha256,
-    Sha512,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SigEncoding {
-    Hex,
-    Base64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TimestampUnit {
-    Seconds,
-    Milliseconds,
-    Iso8601,
-}
-
-/// One piece of a signed-content or key template.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TemplatePart {
-    Literal(String),
-    Body,
-    Timestamp,
-    Id,
-    Secret,
-}
-
-#[derive(Debug, Clone)]
-pub struct GenericHmacOptions {
-    pub header: String,
-    /// `None`: the header carries the secret itself (a token), compared in constant time.
-    pub algorithm: Option<MacAlgorithm>,
-    pub encoding: SigEncoding,
-    pub prefix: String,
-    pub separator: Option<String>,
-    pub signed_template: Vec<TemplatePart>,
-    pub key_template: Vec<TemplatePart>,
-    pub secret_base64: bool,
-    pub timestamp_header: Option<String>,
-    pub timestamp_unit: TimestampUnit,
-    pub id_header: Option<String>,
+impl SourceConfig {
+    /// This source's vendor, with its options.
+    pub fn scheme(&self) -> Box<dyn crate::vendors::Vendor> {
+        crate::vendors::scheme_for(self.vendor, &self.options)
+    }
 }
 
 /// One problem with the config: where it is and what is wrong.

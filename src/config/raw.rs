@@ -113,28 +113,26 @@ pub struct RawSource {
 }
 
 impl RawSource {
-    /// Names of the vendor-specific keys that are set.
-    pub fn vendor_keys_set(&self) -> Vec<&'static str> {
-        let mut v = Vec::new();
-        let pairs: [(&'static str, bool); 11] = [
-            ("header", self.header.is_some()),
-            ("algorithm", self.algorithm.is_some()),
-            ("encoding", self.encoding.is_some()),
-            ("prefix", self.prefix.is_some()),
-            ("separator", self.separator.is_some()),
-            ("signed_template", self.signed_template.is_some()),
-            ("key_template", self.key_template.is_some()),
-            ("secret_encoding", self.secret_encoding.is_some()),
-            ("timestamp_header", self.timestamp_header.is_some()),
-            ("timestamp_unit", self.timestamp_unit.is_some()),
-            ("id_header", self.id_header.is_some()),
+    /// The vendor-specific keys that are set, with their values.
+    pub fn vendor_options(&self, path: &str) -> crate::vendors::OptionTable<'_> {
+        let pairs: [(&'static str, &Option<String>); 11] = [
+            ("header", &self.header),
+            ("algorithm", &self.algorithm),
+            ("encoding", &self.encoding),
+            ("prefix", &self.prefix),
+            ("separator", &self.separator),
+            ("signed_template", &self.signed_template),
+            ("key_template", &self.key_template),
+            ("secret_encoding", &self.secret_encoding),
+            ("timestamp_header", &self.timestamp_header),
+            ("timestamp_unit", &self.timestamp_unit),
+            ("id_header", &self.id_header),
         ];
-        for (k, set) in pairs {
-            if set {
-                v.push(k);
-            }
-        }
-        v
+        let set = pairs
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v.as_deref()?)))
+            .collect();
+        crate::vendors::OptionTable::new(path, set)
     }
 }
 

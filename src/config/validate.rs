@@ -13,7 +13,7 @@ use super::doc::{self, LineIndex};
 use super::raw::*;
 use super::redact::{self, Sensitive};
 use super::*;
-use crate::vendor::VendorKind;
+use crate::vendors::VendorKind;
 
 pub(crate) struct Ctx<'a> {
     base: &'a Path,
@@ -745,10 +745,11 @@ fn build_source(
         }
     }
     let vendor = vendor?;
-    let options = crate::vendor::options(vendor, &r, path, &mut |p, m| cx.err(p, m));
+    let options =
+        crate::vendors::options(vendor, &r.vendor_options(path), &mut |p, m| cx.err(p, m));
     if let Some(options) = &options {
         for (i, s) in secrets.iter().enumerate() {
-            if let Err(m) = crate::vendor::check_secret(vendor, options, s) {
+            if let Err(m) = crate::vendors::check_secret(vendor, options, s) {
                 cx.err(format!("{path}.secrets[{i}]"), m);
             }
         }

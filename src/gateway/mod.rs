@@ -52,7 +52,7 @@ pub enum Outcome {
     /// The body is over `server.max_body` (declared or streamed); decided by the server.
     TooLarge,
     /// A vendor's endpoint check, answered as the vendor requires; nothing is spooled.
-    Handshake(crate::vendor::Handshake),
+    Handshake(crate::vendors::Handshake),
     NotFound,
 }
 

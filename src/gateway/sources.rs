@@ -9,13 +9,13 @@ use std::time::Duration;
 use super::limiter::SourceLimiter;
 use super::{BuildError, SinkMap};
 use crate::config::{Config, SourceConfig};
-use crate::vendor::{self, Scheme};
+use crate::vendors::Vendor;
 use crate::verify::{Clock, Key, Verifier};
 
 /// A configured source, ready to verify.
 pub struct Source {
     pub config: SourceConfig,
-    pub scheme: Box<dyn Scheme>,
+    pub scheme: Box<dyn Vendor>,
     pub keys: Vec<Key>,
     limiter: Option<SourceLimiter>,
     /// The source's sinks, each with its `min_severity`.
@@ -62,7 +62,7 @@ pub(super) fn build_sources(
 ) -> Result<HashMap<String, Arc<Source>>, BuildError> {
     let mut out = HashMap::new();
     for sc in &config.sources {
-        let scheme = vendor::scheme(sc);
+        let scheme = sc.scheme();
         let mut keys = Vec::new();
         for (index, s) in sc.secrets.iter().enumerate() {
             keys.push(

@@ -119,7 +119,7 @@ pub fn from_outcome(o: &Outcome) -> Response<Body> {
 
 /// A vendor's endpoint check, answered with the body it expects. `nosniff`: the body echoes
 /// what the request sent.
-pub fn handshake(h: &crate::vendor::Handshake) -> Response<Body> {
+pub fn handshake(h: &crate::vendors::Handshake) -> Response<Body> {
     let mut r = Response::new(Full::new(Bytes::from(h.body.clone())));
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -6,7 +6,7 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha512};
 use subtle::{Choice, ConstantTimeEq};
 
-use crate::config::MacAlgorithm;
+use super::MacAlgorithm;
 
 /// HMAC over the concatenation of `message` parts, keyed with the concatenation of `key` parts.
 pub fn hmac(alg: MacAlgorithm, key: &[u8], message: &[&[u8]]) -> Vec<u8> {

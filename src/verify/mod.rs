@@ -1,13 +1,13 @@
 //! The verification engine. Vendors say where a request's proof, timestamp and id live and
-//! which bytes are signed ([`Claim`], [`Facts`]); this module does the rest, the same way for
-//! every vendor:
+//! which bytes are signed ([`Scheme`]: [`Claim`], [`Facts`]), most of them as a [`Descriptor`];
+//! this module does the rest, the same way for every vendor:
 //!
-//! 1. find the proof ([`crate::vendor::Scheme::claim`]): a missing or malformed header is
+//! 1. find the proof ([`Scheme::claim`]): a missing or malformed header is
 //!    rejected before any MAC is computed;
 //! 2. compute the MAC of the signed bytes under every configured key and compare it with every
 //!    presented signature in constant time ([`mac`]); any match passes (rotation);
 //! 3. only then parse the body and read the signed timestamp and event id
-//!    ([`crate::vendor::Scheme::facts`]);
+//!    ([`Scheme::facts`]);
 //! 4. check the timestamp against the window, past and future, on an injected [`Clock`];
 //! 5. build [`Verified`], the only type downstream code accepts. Its constructor is private to
 //!    this module.
@@ -16,10 +16,13 @@
 //! that an id is never recorded for a request that was not handed on.
 
 pub mod clock;
+pub mod descriptor;
 pub mod local_store;
 pub mod mac;
 pub mod redis_store;
 pub mod replay;
+mod scheme;
+pub mod secret;
 
 use bytes::Bytes;
 use http::HeaderMap;
@@ -30,9 +33,10 @@ use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-
-use crate::config::MacAlgorithm;
+pub use descriptor::{Descriptor, Extra, Field};
 use replay::ReplayKey;
+pub use scheme::{MacAlgorithm, Scheme, SigEncoding, TemplatePart, TimestampUnit};
+pub use secret::Secret;
 
 /// Caps that no vendor sets but every verifier needs.
 pub const MAX_SIGNATURE_HEADER_LEN: usize = 4096;
@@ -340,7 +344,7 @@ impl Verified {
 /// What the engine needs of a source: its scheme, keys, window and id.
 pub struct Verifier<'s> {
     pub source_id: &'s str,
-    pub scheme: &'s dyn crate::vendor::Scheme,
+    pub scheme: &'s dyn Scheme,
     pub keys: &'s [Key],
     pub tolerance: Duration,
 }
@@ -600,8 +604,7 @@ pub fn is_safe_id(s: &str) -> bool {
 
 /// The characters a timestamp of `unit` may have: digits for seconds and milliseconds; for
 /// ISO-8601 also `T`, `Z`, `:`, `.`, `+` and `-`.
-pub fn is_timestamp_char(b: u8, unit: crate::config::TimestampUnit) -> bool {
-    use crate::config::TimestampUnit;
+pub fn is_timestamp_char(b: u8, unit: TimestampUnit) -> bool {
     match unit {
         TimestampUnit::Seconds | TimestampUnit::Milliseconds => b.is_ascii_digit(),
         TimestampUnit::Iso8601 => {
@@ -612,7 +615,7 @@ pub fn is_timestamp_char(b: u8, unit: crate::config::TimestampUnit) -> bool {
 
 /// Whether `s` has the form of a timestamp of `unit`: 1 to 40 characters of
 /// [`is_timestamp_char`] (a sign, spaces or anything else is refused before it is parsed).
-pub fn is_safe_timestamp(s: &str, unit: crate::config::TimestampUnit) -> bool {
+pub fn is_safe_timestamp(s: &str, unit: TimestampUnit) -> bool {
     !s.is_empty() && s.len() <= 40 && s.bytes().all(|b| is_timestamp_char(b, unit))
 }
 
@@ -665,11 +668,7 @@ pub fn candidates<'a>(
 }
 
 /// Parses a signed timestamp of the given form. Unparsable: malformed.
-pub fn parse_timestamp(
-    raw: &str,
-    unit: crate::config::TimestampUnit,
-) -> Result<OffsetDateTime, Rejection> {
-    use crate::config::TimestampUnit;
+pub fn parse_timestamp(raw: &str, unit: TimestampUnit) -> Result<OffsetDateTime, Rejection> {
     let bad = Rejection::malformed("timestamp is not of the expected form");
     if !is_safe_timestamp(raw.trim(), unit) {
         return Err(bad);

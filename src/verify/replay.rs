@@ -96,11 +96,31 @@ pub enum Seen {
 #[error("replay store unavailable: {0}")]
 pub struct ReplayError(pub String);
 
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReplayStoreKind {
+    /// Durable, on the spool's volume (the default): one replica.
+    Local,
+    /// In memory, forgotten at a restart: tests and demos.
+    Memory,
+    Redis {
+        url: super::secret::Secret,
+        /// Prepended to every key, so deployments sharing one Redis do not de-duplicate each
+        /// other's events (`replay.key_prefix`, default `siemgate:`).
+        key_prefix: String,
+        /// Extra trust roots for `rediss://` (`replay.tls.ca_file`); else the system's.
+        ca_file: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct ReplayConfig {
+    pub store: ReplayStoreKind,
+    pub retention: Duration,
+    pub max_entries: usize,
+}
+
 /// The store a config names.
-pub fn from_config(
-    cfg: &crate::config::ReplayConfig,
-) -> Result<std::sync::Arc<dyn ReplayStore>, ReplayError> {
-    use crate::config::ReplayStoreKind;
+pub fn from_config(cfg: &ReplayConfig) -> Result<std::sync::Arc<dyn ReplayStore>, ReplayError> {
     Ok(match &cfg.store {
         ReplayStoreKind::Local => std::sync::Arc::new(super::local_store::LocalStore::new(
             cfg.retention,

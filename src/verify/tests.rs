@@ -1,8 +1,9 @@
 //! Engine behaviour that every vendor relies on, exercised through a few vendors.
 
+use super::Secret;
 use super::*;
-use crate::config::{Secret, VendorOptions};
-use crate::vendor::{scheme_for, VendorKind};
+use crate::vendors::VendorOptions;
+use crate::vendors::{scheme_for, VendorKind};
 
 fn req(headers: &[(&str, &str)], body: &str) -> Unverified {
     let mut h = HeaderMap::new();
@@ -348,7 +349,7 @@ fn private_signing_keys_are_refused_as_secrets() {
 
 #[test]
 fn timestamps_are_digits_only() {
-    use crate::config::TimestampUnit;
+    use super::TimestampUnit;
     for bad in ["+1700000000", "-5", "17e8", "0x10", "1 700", ""] {
         assert!(
             parse_timestamp(bad, TimestampUnit::Seconds).is_err(),

@@ -214,7 +214,7 @@ async fn a_window_beyond_representable_time_does_not_panic_a_request() {
 
     // and the engine itself, with the largest Duration there is
     let cfg = &gw.config.sources[0];
-    let scheme = siemgate::vendor::scheme(cfg);
+    let scheme = cfg.scheme();
     let keys: Vec<_> = cfg
         .secrets
         .iter()

@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 
 use siemgate::config::{self, Secret};
 use siemgate::gateway::{Gateway, Outcome};
-use siemgate::vendor::{self, Scheme, VendorKind};
+use siemgate::vendors::{Vendor, VendorKind};
 use siemgate::verify::replay::MemoryStore;
 use siemgate::verify::{
     mac, Clock, Key, ManualClock, Reason, Unverified, MAX_SIGNATURE_HEADER_LEN,
@@ -438,7 +438,7 @@ struct Harness<'p> {
     spooled: RefCell<Vec<Value>>,
     gw: Gateway,
     clock: Arc<ManualClock>,
-    scheme: Box<dyn Scheme>,
+    scheme: Box<dyn Vendor>,
     tolerance: time::Duration,
     window: bool,
     keys: [Key; 2],
@@ -516,7 +516,7 @@ impl<'p> Harness<'p> {
         let replay = Arc::new(MemoryStore::new(config.replay.max_entries));
         let gw = Gateway::new(config, clock.clone(), replay)
             .unwrap_or_else(|e| panic!("vendor {}: gateway: {e}", p.label));
-        let scheme = vendor::scheme(&src);
+        let scheme = src.scheme();
         let key = |s: &str| {
             scheme
                 .prepare_key(&Secret::new(s))

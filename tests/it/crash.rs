@@ -233,7 +233,7 @@ async fn nothing_acknowledged_is_lost_when_the_gateway_is_killed_mid_stream() {
     let config = siemgate::config::parse(&text, dir.path(), &|_| None).unwrap();
 
     let scheme =
-        siemgate::vendor::scheme_for(siemgate::vendor::VendorKind::Github, &Default::default());
+        siemgate::vendors::scheme_for(siemgate::vendors::VendorKind::Github, &Default::default());
     let now = time::OffsetDateTime::now_utc();
     let hooks: Arc<Vec<Webhook>> = Arc::new(
         (0..N)

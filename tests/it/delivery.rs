@@ -84,7 +84,7 @@ async fn http_sink_sends_json_arrays_with_custom_headers_gzip_and_a_verifiable_s
     let mut uids = delivered_uids(&reqs);
     uids.sort();
     assert_eq!(uids, ["hs-0", "hs-1", "hs-2"]);
-    use siemgate::vendor::{scheme_for, VendorKind};
+    use siemgate::vendors::{scheme_for, VendorKind};
     let scheme = scheme_for(VendorKind::StandardWebhooks, &Default::default());
     let key = scheme
         .prepare_key(&siemgate::config::Secret::new(secret))

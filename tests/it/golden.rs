@@ -16,7 +16,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use siemgate::event::Origin;
-use siemgate::vendor::{self, VendorKind};
+use siemgate::vendors::VendorKind;
 use siemgate::verify::{self, Unverified, Verifier};
 
 use crate::ocsf_schema;
@@ -65,7 +65,7 @@ pub fn run_case(case: &Value) -> Produced {
     let config = siemgate::config::parse(&text, dir.path(), &|_| None)
         .unwrap_or_else(|e| panic!("{e}\n{text}"));
     let src = &config.sources[0];
-    let scheme = vendor::scheme(src);
+    let scheme = src.scheme();
     let keys: Vec<_> = src
         .secrets
         .iter()

@@ -20,7 +20,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use siemgate::event::Origin;
-use siemgate::vendor::{self, Scheme, VendorKind};
+use siemgate::vendors::VendorKind;
 use siemgate::verify::{self, Key, Unverified, Verifier};
 
 use crate::golden::run_case;
@@ -633,7 +633,7 @@ fn requests(kind: VendorKind, sample: Value) -> BoxedStrategy<Request> {
 struct Vendor {
     kind: VendorKind,
     extra: String,
-    scheme: Box<dyn Scheme>,
+    scheme: Box<dyn siemgate::vendors::Vendor>,
     keys: Vec<Key>,
     tolerance: std::time::Duration,
     sample: Value,
@@ -674,7 +674,7 @@ impl Vendor {
         let config = siemgate::config::parse(&text, dir.path(), &|_| None)
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
         let src = &config.sources[0];
-        let scheme = vendor::scheme(src);
+        let scheme = src.scheme();
         let keys = src
             .secrets
             .iter()

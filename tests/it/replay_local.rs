@@ -34,7 +34,7 @@ fn setup(dir: &Path, replay: &str) -> (PathBuf, String, Vec<Webhook>) {
     std::fs::write(&cfg, &text).unwrap();
     let config = siemgate::config::parse(&text, dir, &|_| None).unwrap();
     let scheme =
-        siemgate::vendor::scheme_for(siemgate::vendor::VendorKind::Github, &Default::default());
+        siemgate::vendors::scheme_for(siemgate::vendors::VendorKind::Github, &Default::default());
     let now = time::OffsetDateTime::now_utc();
     let hooks = (0..300)
         .map(|i| {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use siemgate::config::{self, Config};
 use siemgate::gateway::Gateway;
 use siemgate::server::{self, Handle};
-use siemgate::vendor::{self, VendorKind};
+use siemgate::vendors::{self, VendorKind};
 use siemgate::verify::ManualClock;
 use time::OffsetDateTime;
 
@@ -416,7 +416,7 @@ pub fn secret_for(kind: VendorKind, n: u8) -> String {
 
 /// A body that the vendor would send, carrying `ts` and `id`.
 pub fn body_for(kind: VendorKind, ts: OffsetDateTime, id: &str) -> String {
-    vendor::scheme_for(kind, &Default::default()).sample_body(ts, id)
+    vendors::scheme_for(kind, &Default::default()).sample_body(ts, id)
 }
 
 /// Sends one signed github event with id `id` (and `pad` bytes of filler); returns the status,

@@ -14,7 +14,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use siemgate::config;
-use siemgate::vendor::{self, Scheme};
+use siemgate::vendors::Vendor;
 use siemgate::verify::{self, Key, Reason, Unverified, Verified, Verifier};
 
 use crate::support::{source, T0};
@@ -214,7 +214,7 @@ fn time_of(v: &Value) -> OffsetDateTime {
 
 /// A source for the vector's scheme holding `secrets`.
 struct Source {
-    scheme: Box<dyn Scheme>,
+    scheme: Box<dyn Vendor>,
     keys: Vec<Key>,
     tolerance: Duration,
     /// `VendorKind::signs_timestamp` for the source.
@@ -231,7 +231,7 @@ impl Source {
         let config = config::parse(&text, std::path::Path::new("."), &|_| None)
             .unwrap_or_else(|e| panic!("{}: config: {e}\n{text}", m.scheme));
         let src = config.source("vec").expect("the source").clone();
-        let scheme = vendor::scheme(&src);
+        let scheme = src.scheme();
         let keys = src
             .secrets
             .iter()

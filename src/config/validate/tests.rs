@@ -231,7 +231,7 @@ fn vendor_keys_are_checked_per_vendor() {
     let c = parse_ok(&ok);
     let g = c.sources[0].options.generic.as_ref().unwrap();
     assert_eq!(
-        g.signed_template,
+        g.signed.to_vec(),
         vec![
             TemplatePart::Literal("v0:".into()),
             TemplatePart::Timestamp,

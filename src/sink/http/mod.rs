@@ -12,7 +12,7 @@ use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use super::config::{Compression, SinkConfig};
 use super::{summary, transport, BoxFuture, Delivery, Sink, SinkError};
 use crate::spool::Record;
-use crate::vendor::{self, Scheme, VendorKind};
+use crate::vendors::{self, Scheme, VendorKind};
 use crate::verify::Key;
 
 mod config;
@@ -42,7 +42,8 @@ impl HttpSink {
         };
         let signing = match signing_secret {
             Some(secret) => {
-                let scheme = vendor::scheme_for(VendorKind::StandardWebhooks, &Default::default());
+                let scheme: Box<dyn Scheme> =
+                    vendors::scheme_for(VendorKind::StandardWebhooks, &Default::default());
                 let key = scheme
                     .prepare_key(secret)
                     .map_err(|e| setup(format!("signing_secret: {e}")))?;

@@ -10,55 +10,23 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::common;
-use super::Handshake;
-use crate::config::{MacAlgorithm, TimestampUnit};
-use crate::ocsf::{self, str_at, Class, Draft, Input};
-use crate::verify::{self, Check, Claim, Facts, Key, Rejection, Unverified};
+use crate::ocsf::{self, str_at, Class, Draft, Handshake, Input};
+use crate::verify::{Descriptor, Field, Key, TimestampUnit};
 
 pub struct Slack;
 
-const SIG: &str = "x-slack-signature";
-const TS: &str = "x-slack-request-timestamp";
+/// The signature: see the module documentation.
+pub const SIGNATURE: Descriptor = Descriptor::body_hmac("x-slack-signature", "v0=")
+    .signed(common::V0_TIMESTAMP_BODY)
+    .timestamp(
+        Field::header("x-slack-request-timestamp"),
+        TimestampUnit::Seconds,
+    )
+    .id(Field::Body(&["event_id"]));
 
-impl super::Scheme for Slack {
-    fn claim<'a>(&'a self, req: &'a Unverified) -> Result<Claim<'a>, Rejection> {
-        let sig = verify::required_header(req, SIG)?;
-        let ts = verify::single_header(req, TS)?
-            .ok_or(Rejection::missing("timestamp header missing"))?;
-        let hex = common::strip_prefix_ci(sig, "v0=")
-            .ok_or(Rejection::malformed("signature prefix missing"))?;
-        let candidates = verify::candidates([hex], verify::decode_hex)?;
-        Ok(Claim {
-            check: Check::Mac {
-                alg: MacAlgorithm::Sha256,
-                key: None,
-                message: vec![b"v0:", ts.as_bytes(), b":", &req.body],
-                candidates,
-            },
-        })
-    }
+pub(super) const VENDOR: super::Entry = super::Entry::new(|_| super::described(SIGNATURE, Slack));
 
-    fn facts(&self, req: &Unverified, json: Option<&Value>) -> Result<Facts, Rejection> {
-        let ts = verify::required_header(req, TS)?;
-        // Events API envelopes carry an event_id inside the signed body.
-        let id = common::json_str(json, &["event_id"]);
-        Ok(Facts {
-            signed_time: Some(verify::parse_timestamp(ts, TimestampUnit::Seconds)?),
-            id,
-            ..Facts::default()
-        })
-    }
-
-    fn sign(&self, key: &Key, body: &[u8], ts: OffsetDateTime, _id: &str) -> Vec<(String, String)> {
-        let t = ts.unix_timestamp().to_string();
-        let sig = common::hex_mac(
-            key,
-            MacAlgorithm::Sha256,
-            &[b"v0:", t.as_bytes(), b":", body],
-        );
-        vec![(SIG.into(), format!("v0={sig}")), (TS.into(), t)]
-    }
-
+impl crate::ocsf::Normalizer for Slack {
     fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
         serde_json::json!({
             "token": "XXYYZZ",

@@ -8,40 +8,30 @@
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use super::common;
-use crate::config::MacAlgorithm;
 use crate::ocsf::{self, at, str_at, Class, Draft, Input};
-use crate::verify::{self, Claim, Facts, Key, Rejection, Unverified};
+use crate::verify::{Descriptor, Extra, Field};
 
 pub struct Sentry;
 
-const HEADER: &str = "sentry-hook-signature";
+/// The signature: see the module documentation.
+pub const SIGNATURE: Descriptor = Descriptor::body_hmac("sentry-hook-signature", "")
+    .id(Field::header("request-id"))
+    .extra(&[
+        ("sentry-hook-resource", Extra::Fixed("issue")),
+        ("sentry-hook-timestamp", Extra::UnixTime),
+    ]);
 
-impl super::Scheme for Sentry {
-    fn claim<'a>(&'a self, req: &'a Unverified) -> Result<Claim<'a>, Rejection> {
-        common::body_hex(req, HEADER, "", MacAlgorithm::Sha256)
-    }
+pub(super) const VENDOR: super::Entry = super::Entry::new(|_| super::described(SIGNATURE, Sentry));
 
-    fn facts(&self, req: &Unverified, _json: Option<&Value>) -> Result<Facts, Rejection> {
-        Ok(Facts {
-            id: verify::id_header(req, "request-id")?,
-            ..Facts::default()
+impl crate::ocsf::Normalizer for Sentry {
+    fn sample_body(&self, _ts: OffsetDateTime, id: &str) -> String {
+        serde_json::json!({
+            "action": "created",
+            "installation": {"uuid": "a8e5d37a"},
+            "data": {"issue": {"id": id, "title": "TypeError: Cannot read properties of undefined", "level": "error",
+                               "culprit": "app/checkout.js"}}
         })
-    }
-
-    fn sign(&self, key: &Key, body: &[u8], ts: OffsetDateTime, id: &str) -> Vec<(String, String)> {
-        vec![
-            (
-                HEADER.into(),
-                common::hex_mac(key, MacAlgorithm::Sha256, &[body]),
-            ),
-            ("request-id".into(), id.into()),
-            ("sentry-hook-resource".into(), "issue".into()),
-            (
-                "sentry-hook-timestamp".into(),
-                ts.unix_timestamp().to_string(),
-            ),
-        ]
+        .to_string()
     }
 
     /// By `Sentry-Hook-Resource`: issues, alerted events and errors are Detection Findings (the
@@ -71,16 +61,6 @@ impl super::Scheme for Sentry {
                 "installation_uuid",
                 j["installation"]["uuid"].clone(),
             )])
-    }
-
-    fn sample_body(&self, _ts: OffsetDateTime, id: &str) -> String {
-        serde_json::json!({
-            "action": "created",
-            "installation": {"uuid": "a8e5d37a"},
-            "data": {"issue": {"id": id, "title": "TypeError: Cannot read properties of undefined", "level": "error",
-                               "culprit": "app/checkout.js"}}
-        })
-        .to_string()
     }
 }
 
@@ -364,34 +344,11 @@ fn id(v: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vendor::Scheme;
     use serde_json::json;
 
-    fn run(
-        scheme: &dyn Scheme,
-        body: &Value,
-        headers: &[(&'static str, &str)],
-    ) -> Result<Vec<Draft>, String> {
-        let mut h = http::HeaderMap::new();
-        for (k, v) in headers {
-            h.insert(*k, http::HeaderValue::from_str(v).unwrap());
-        }
-        let bytes = body.to_string();
-        let input = Input {
-            vendor: "sentry",
-            json: Some(body),
-            headers: &h,
-            body: bytes.as_bytes(),
-            event_id: "e-1",
-            vendor_time: None,
-            received: OffsetDateTime::UNIX_EPOCH,
-        };
-        scheme.normalize(&input)
-    }
+    crate::vendors::testkit::runner!("sentry");
 
-    /// Bodies of the wrong shape: an error (the framework forwards them as Base Events) or a
-    /// draft, never a panic.
-    const ODD: &[&str] = &["null", "[]", "{}", "1", "\"x\"", "[{}]"];
+    use crate::vendors::testkit::ODD;
 
     #[test]
     fn odd_payloads_never_panic() {

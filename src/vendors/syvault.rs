@@ -22,33 +22,34 @@ use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
 use super::common;
-use crate::config::{MacAlgorithm, TimestampUnit};
 use crate::ocsf::{self, Class, Draft, Input};
-use crate::verify::{Claim, Facts, Key, Rejection, Unverified};
+use crate::verify::{Descriptor, Extra, Field, TimestampUnit};
 
 pub struct Syvault;
 
-const HEADER: &str = "x-vf-signature-256";
+/// The signature: see the module documentation.
+pub const SIGNATURE: Descriptor = Descriptor::body_hmac("x-vf-signature-256", "sha256=")
+    .timestamp(Field::Body(&["timestamp"]), TimestampUnit::Iso8601)
+    .id(Field::Body(&["event_id"]))
+    .extra(&[("x-vf-webhook-version", Extra::Fixed("1"))]);
 
-impl super::Scheme for Syvault {
-    fn claim<'a>(&'a self, req: &'a Unverified) -> Result<Claim<'a>, Rejection> {
-        common::body_hex(req, HEADER, "sha256=", MacAlgorithm::Sha256)
-    }
+pub(super) const VENDOR: super::Entry = super::Entry::new(|_| super::described(SIGNATURE, Syvault));
 
-    fn facts(&self, _req: &Unverified, json: Option<&Value>) -> Result<Facts, Rejection> {
-        let id = common::json_str(json, &["event_id"]);
-        Ok(Facts {
-            signed_time: common::json_time(json, "timestamp", TimestampUnit::Iso8601),
-            id,
-            ..Facts::default()
+impl crate::ocsf::Normalizer for Syvault {
+    fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
+        serde_json::json!({
+            "event_id": id,
+            "event_type": "user.login.failed",
+            "timestamp": common::iso_millis(ts),
+            "actor": {"user_id": "usr_a1b2c3d4e5f6", "email": "alice@acme.com", "ip": "203.0.113.7",
+                      "user_agent": "Mozilla/5.0"},
+            "target": {"type": "session", "id": "sess_x1y2z3w4v5u6"}
         })
+        .to_string()
     }
 
     fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {
-        let body = input
-            .json
-            .filter(|j| j.is_object())
-            .ok_or("the body is not a JSON object")?;
+        let body = input.json_object()?;
         let event_type =
             ocsf::str_at(body, &["event_type"]).ok_or("no event_type in the SyVault payload")?;
         let words: Vec<&str> = event_type.split(['.', '_']).collect();
@@ -76,37 +77,6 @@ impl super::Scheme for Syvault {
             .unmapped("event_type", json!(event_type))
             .unmapped("target", target.cloned().unwrap_or(Value::Null))
             .unmapped("context", leftover_context(body))])
-    }
-
-    fn sign(
-        &self,
-        key: &Key,
-        body: &[u8],
-        _ts: OffsetDateTime,
-        _id: &str,
-    ) -> Vec<(String, String)> {
-        vec![
-            (
-                HEADER.into(),
-                format!(
-                    "sha256={}",
-                    common::hex_mac(key, MacAlgorithm::Sha256, &[body])
-                ),
-            ),
-            ("x-vf-webhook-version".into(), "1".into()),
-        ]
-    }
-
-    fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
-        serde_json::json!({
-            "event_id": id,
-            "event_type": "user.login.failed",
-            "timestamp": common::iso_millis(ts),
-            "actor": {"user_id": "usr_a1b2c3d4e5f6", "email": "alice@acme.com", "ip": "203.0.113.7",
-                      "user_agent": "Mozilla/5.0"},
-            "target": {"type": "session", "id": "sess_x1y2z3w4v5u6"}
-        })
-        .to_string()
     }
 }
 
@@ -385,22 +355,9 @@ fn leftover_context(body: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vendor::Scheme;
     use serde_json::json;
 
-    fn run(body: Value) -> Result<Vec<Draft>, String> {
-        let headers = http::HeaderMap::new();
-        let input = Input {
-            vendor: "syvault",
-            json: Some(&body),
-            headers: &headers,
-            body: b"",
-            event_id: "req-1",
-            vendor_time: None,
-            received: OffsetDateTime::UNIX_EPOCH,
-        };
-        Syvault.normalize(&input)
-    }
+    crate::vendors::testkit::runner!(Syvault, "syvault");
 
     #[test]
     fn odd_bodies_map_or_fail_without_panicking() {

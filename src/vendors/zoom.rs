@@ -9,52 +9,25 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::common;
-use super::Handshake;
-use crate::config::{MacAlgorithm, TimestampUnit};
-use crate::ocsf::{self, at, str_at, Class, Draft, Input};
-use crate::verify::{self, Check, Claim, Facts, Key, Rejection, Unverified};
+use crate::ocsf::{self, at, str_at, Class, Draft, Handshake, Input};
+use crate::verify::{Descriptor, Field, Key, MacAlgorithm, TimestampUnit};
 
 pub struct Zoom;
+
+/// The signature: see the module documentation.
+pub const SIGNATURE: Descriptor = Descriptor::body_hmac("x-zm-signature", "v0=")
+    .signed(common::V0_TIMESTAMP_BODY)
+    .timestamp(
+        Field::header("x-zm-request-timestamp"),
+        TimestampUnit::Seconds,
+    );
+
+pub(super) const VENDOR: super::Entry = super::Entry::new(|_| super::described(SIGNATURE, Zoom));
 
 const SIG: &str = "x-zm-signature";
 const TS: &str = "x-zm-request-timestamp";
 
-impl super::Scheme for Zoom {
-    fn claim<'a>(&'a self, req: &'a Unverified) -> Result<Claim<'a>, Rejection> {
-        let sig = verify::required_header(req, SIG)?;
-        let ts = verify::single_header(req, TS)?
-            .ok_or(Rejection::missing("timestamp header missing"))?;
-        let hex = common::strip_prefix_ci(sig, "v0=")
-            .ok_or(Rejection::malformed("signature prefix missing"))?;
-        let candidates = verify::candidates([hex], verify::decode_hex)?;
-        Ok(Claim {
-            check: Check::Mac {
-                alg: MacAlgorithm::Sha256,
-                key: None,
-                message: vec![b"v0:", ts.as_bytes(), b":", &req.body],
-                candidates,
-            },
-        })
-    }
-
-    fn facts(&self, req: &Unverified, _json: Option<&Value>) -> Result<Facts, Rejection> {
-        let ts = verify::required_header(req, TS)?;
-        Ok(Facts {
-            signed_time: Some(verify::parse_timestamp(ts, TimestampUnit::Seconds)?),
-            ..Facts::default()
-        })
-    }
-
-    fn sign(&self, key: &Key, body: &[u8], ts: OffsetDateTime, _id: &str) -> Vec<(String, String)> {
-        let t = ts.unix_timestamp().to_string();
-        let sig = common::hex_mac(
-            key,
-            MacAlgorithm::Sha256,
-            &[b"v0:", t.as_bytes(), b":", body],
-        );
-        vec![(SIG.into(), format!("v0={sig}")), (TS.into(), t)]
-    }
-
+impl crate::ocsf::Normalizer for Zoom {
     fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
         serde_json::json!({
             "event": "user.signed_in",
@@ -246,34 +219,11 @@ fn actor(payload: &Value) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vendor::Scheme;
     use serde_json::json;
 
-    fn run(
-        scheme: &dyn Scheme,
-        body: &Value,
-        headers: &[(&'static str, &str)],
-    ) -> Result<Vec<Draft>, String> {
-        let mut h = http::HeaderMap::new();
-        for (k, v) in headers {
-            h.insert(*k, http::HeaderValue::from_str(v).unwrap());
-        }
-        let bytes = body.to_string();
-        let input = Input {
-            vendor: "zoom",
-            json: Some(body),
-            headers: &h,
-            body: bytes.as_bytes(),
-            event_id: "e-1",
-            vendor_time: None,
-            received: OffsetDateTime::UNIX_EPOCH,
-        };
-        scheme.normalize(&input)
-    }
+    crate::vendors::testkit::runner!("zoom");
 
-    /// Bodies of the wrong shape: an error (the framework forwards them as Base Events) or a
-    /// draft, never a panic.
-    const ODD: &[&str] = &["null", "[]", "{}", "1", "\"x\"", "[{}]"];
+    use crate::vendors::testkit::ODD;
 
     #[test]
     fn odd_payloads_never_panic() {

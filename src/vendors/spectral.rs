@@ -20,13 +20,21 @@ use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
 use super::common;
-use crate::config::{MacAlgorithm, TimestampUnit, VendorOptions};
+use super::VendorOptions;
 use crate::ocsf::{self, Class, Draft, Input};
-use crate::verify::{self, Check, Claim, Facts, Key, KeyPart, Rejection, Unverified};
+use crate::verify::{
+    self, Check, Claim, Facts, Key, KeyPart, MacAlgorithm, Rejection, TimestampUnit, Unverified,
+};
 
 pub struct Spectral {
     timestamp_header: String,
 }
+
+/// Its one key, `timestamp_header`, is a header name.
+pub(super) const VENDOR: super::Entry = super::Entry::with_options(
+    |t, err| super::header_option(t, "timestamp_header", err),
+    |o| Box::new(Spectral::new(o)),
+);
 
 const HEADER: &str = "x-spectral-signature";
 pub const DEFAULT_TIMESTAMP_HEADER: &str = "x-spectral-timestamp";
@@ -48,7 +56,11 @@ fn parse_ts(raw: &str) -> Result<OffsetDateTime, Rejection> {
         .or_else(|_| verify::parse_timestamp(raw, TimestampUnit::Seconds))
 }
 
-impl super::Scheme for Spectral {
+impl crate::verify::Scheme for Spectral {
+    fn signs_timestamp(&self) -> bool {
+        true
+    }
+
     fn claim<'a>(&'a self, req: &'a Unverified) -> Result<Claim<'a>, Rejection> {
         let sig = verify::required_header(req, HEADER)?;
         let ts = verify::single_header(req, &self.timestamp_header)?
@@ -74,6 +86,26 @@ impl super::Scheme for Spectral {
             signed_time: Some(parse_ts(ts)?),
             ..Facts::default()
         })
+    }
+
+    fn sign(&self, key: &Key, body: &[u8], ts: OffsetDateTime, _id: &str) -> Vec<(String, String)> {
+        let ts = common::iso_millis(ts);
+        let k = [ts.as_bytes(), b"_", key.mac()].concat();
+        let sig = hex::encode(verify::mac::hmac(MacAlgorithm::Sha256, &k, &[body]));
+        vec![(HEADER.into(), sig), (self.timestamp_header.clone(), ts)]
+    }
+}
+
+impl crate::ocsf::Normalizer for Spectral {
+    fn sample_body(&self, _ts: OffsetDateTime, id: &str) -> String {
+        serde_json::json!({
+            "issues": [
+                {"assetId": format!("github.com/acme/api#{id}"), "detectorId": "CLD001",
+                 "detectorName": "Visible AWS Key", "severity": "error",
+                 "uri": "https://github.com/acme/api/blob/main/config.py#L12"}
+            ]
+        })
+        .to_string()
     }
 
     fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {
@@ -118,24 +150,6 @@ impl super::Scheme for Spectral {
         }
         lifecycle(event_name(body)?)?;
         Some(ocsf::FanOut::matching(&["ids"], |v| id(v).is_some()))
-    }
-
-    fn sign(&self, key: &Key, body: &[u8], ts: OffsetDateTime, _id: &str) -> Vec<(String, String)> {
-        let ts = common::iso_millis(ts);
-        let k = [ts.as_bytes(), b"_", key.mac()].concat();
-        let sig = hex::encode(verify::mac::hmac(MacAlgorithm::Sha256, &k, &[body]));
-        vec![(HEADER.into(), sig), (self.timestamp_header.clone(), ts)]
-    }
-
-    fn sample_body(&self, _ts: OffsetDateTime, id: &str) -> String {
-        serde_json::json!({
-            "issues": [
-                {"assetId": format!("github.com/acme/api#{id}"), "detectorId": "CLD001",
-                 "detectorName": "Visible AWS Key", "severity": "error",
-                 "uri": "https://github.com/acme/api/blob/main/config.py#L12"}
-            ]
-        })
-        .to_string()
     }
 }
 
@@ -363,22 +377,9 @@ fn notice(body: &Map<String, Value>, name: &str) -> Draft {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vendor::Scheme;
     use serde_json::json;
 
-    fn run(body: Value) -> Result<Vec<Draft>, String> {
-        let headers = http::HeaderMap::new();
-        let input = Input {
-            vendor: "spectral",
-            json: Some(&body),
-            headers: &headers,
-            body: b"",
-            event_id: "req-1",
-            vendor_time: None,
-            received: OffsetDateTime::UNIX_EPOCH,
-        };
-        Spectral::new(&VendorOptions::default()).normalize(&input)
-    }
+    crate::vendors::testkit::runner!(Spectral::new(&VendorOptions::default()), "spectral");
 
     #[test]
     fn odd_bodies_map_or_fail_without_panicking() {

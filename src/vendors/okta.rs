@@ -9,9 +9,8 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::common;
-use super::Handshake;
-use crate::config::VendorOptions;
-use crate::ocsf::{self, at, str_at, Class, Draft, Input};
+use super::VendorOptions;
+use crate::ocsf::{self, at, str_at, Class, Draft, Handshake, Input};
 use crate::verify::{self, Check, Claim, Facts, Key, Rejection, Unverified};
 
 const CHALLENGE: &str = "x-okta-verification-challenge";
@@ -19,6 +18,12 @@ const CHALLENGE: &str = "x-okta-verification-challenge";
 pub struct Okta {
     header: String,
 }
+
+/// Its one key, `header`, is a header name.
+pub(super) const VENDOR: super::Entry = super::Entry::with_options(
+    |t, err| super::header_option(t, "header", err),
+    |o| Box::new(Okta::new(o)),
+);
 
 impl Okta {
     pub fn new(opts: &VendorOptions) -> Self {
@@ -32,7 +37,7 @@ impl Okta {
     }
 }
 
-impl super::Scheme for Okta {
+impl crate::verify::Scheme for Okta {
     fn claim<'a>(&'a self, req: &'a Unverified) -> Result<Claim<'a>, Rejection> {
         let token = verify::required_header(req, &self.header)?;
         Ok(Claim {
@@ -63,7 +68,9 @@ impl super::Scheme for Okta {
             String::from_utf8_lossy(key.raw()).into_owned(),
         )]
     }
+}
 
+impl crate::ocsf::Normalizer for Okta {
     fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
         serde_json::json!({
             "eventType": "com.okta.event_hook",
@@ -427,34 +434,11 @@ fn resources(e: &Value) -> Value {
 mod tests {
     use super::*;
     use crate::ocsf::Class;
-    use crate::vendor::Scheme;
     use serde_json::json;
 
-    fn run(
-        scheme: &dyn Scheme,
-        body: &Value,
-        headers: &[(&'static str, &str)],
-    ) -> Result<Vec<Draft>, String> {
-        let mut h = http::HeaderMap::new();
-        for (k, v) in headers {
-            h.insert(*k, http::HeaderValue::from_str(v).unwrap());
-        }
-        let bytes = body.to_string();
-        let input = Input {
-            vendor: "okta",
-            json: Some(body),
-            headers: &h,
-            body: bytes.as_bytes(),
-            event_id: "e-1",
-            vendor_time: None,
-            received: OffsetDateTime::UNIX_EPOCH,
-        };
-        scheme.normalize(&input)
-    }
+    crate::vendors::testkit::runner!("okta");
 
-    /// Bodies of the wrong shape: an error (the framework forwards them as Base Events) or a
-    /// draft, never a panic.
-    const ODD: &[&str] = &["null", "[]", "{}", "1", "\"x\"", "[{}]"];
+    use crate::vendors::testkit::ODD;
 
     #[test]
     fn odd_payloads_never_panic() {

@@ -9,11 +9,14 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::common;
-use crate::config::{MacAlgorithm, TimestampUnit};
 use crate::ocsf::{self, str_at, Class, Draft, Input};
-use crate::verify::{self, Check, Claim, Facts, Key, Rejection, Unverified};
+use crate::verify::{
+    self, Check, Claim, Facts, Key, MacAlgorithm, Rejection, TimestampUnit, Unverified,
+};
 
 pub struct Stripe;
+
+pub(super) const VENDOR: super::Entry = super::Entry::new(|_| Box::new(Stripe));
 
 const HEADER: &str = "stripe-signature";
 
@@ -36,7 +39,11 @@ fn parse(value: &str) -> Result<(&str, Vec<&str>), Rejection> {
     Ok((t, v1))
 }
 
-impl super::Scheme for Stripe {
+impl crate::verify::Scheme for Stripe {
+    fn signs_timestamp(&self) -> bool {
+        true
+    }
+
     fn claim<'a>(&'a self, req: &'a Unverified) -> Result<Claim<'a>, Rejection> {
         let (t, v1) = parse(verify::required_header(req, HEADER)?)?;
         let candidates = verify::candidates(v1, verify::decode_hex)?;
@@ -65,7 +72,9 @@ impl super::Scheme for Stripe {
         let sig = common::hex_mac(key, MacAlgorithm::Sha256, &[t.as_bytes(), b".", body]);
         vec![(HEADER.into(), format!("t={t},v1={sig}"))]
     }
+}
 
+impl crate::ocsf::Normalizer for Stripe {
     fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
         serde_json::json!({
             "id": id,
@@ -82,10 +91,7 @@ impl super::Scheme for Stripe {
     /// Findings; every other event (customers, accounts, payments ...) is API Activity. `created`
     /// is the time; the `evt_` id is already the event's uid.
     fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {
-        let j = input
-            .json
-            .filter(|j| j.is_object())
-            .ok_or("the body is not a JSON object")?;
+        let j = input.json_object()?;
         let ty = str_at(j, &["type"]).ok_or("no event type")?;
         let draft = if ty.starts_with("charge.dispute.") {
             dispute(ty, j)?

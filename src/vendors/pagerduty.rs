@@ -7,49 +7,32 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::common;
-use crate::config::MacAlgorithm;
 use crate::ocsf::{self, at, str_at, Class, Draft, Input};
-use crate::verify::{self, Check, Claim, Facts, Key, Rejection, Unverified};
+use crate::verify::{Descriptor, Field};
 
 pub struct Pagerduty;
 
-const HEADER: &str = "x-pagerduty-signature";
+/// The signature: see the module documentation.
+pub const SIGNATURE: Descriptor = Descriptor::body_hmac("x-pagerduty-signature", "v1=")
+    .list(",")
+    .id(Field::Body(&["event", "id"]));
 
-impl super::Scheme for Pagerduty {
-    fn claim<'a>(&'a self, req: &'a Unverified) -> Result<Claim<'a>, Rejection> {
-        let value = verify::required_header(req, HEADER)?;
-        let entries = verify::split_list(value, ',')?;
-        let v1 = entries.into_iter().filter_map(|e| e.strip_prefix("v1="));
-        let candidates = verify::candidates(v1, verify::decode_hex)?;
-        Ok(Claim {
-            check: Check::Mac {
-                alg: MacAlgorithm::Sha256,
-                key: None,
-                message: vec![&req.body],
-                candidates,
-            },
+pub(super) const VENDOR: super::Entry =
+    super::Entry::new(|_| super::described(SIGNATURE, Pagerduty));
+
+impl crate::ocsf::Normalizer for Pagerduty {
+    fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
+        serde_json::json!({
+            "event": {
+                "id": id,
+                "event_type": "incident.triggered",
+                "resource_type": "incident",
+                "occurred_at": common::iso_millis(ts),
+                "data": {"id": "PGR0VU2", "title": "Disk full on db-1", "urgency": "high",
+                         "priority": {"summary": "P1"}}
+            }
         })
-    }
-
-    fn facts(&self, _req: &Unverified, json: Option<&Value>) -> Result<Facts, Rejection> {
-        let id = common::json_str(json, &["event", "id"]);
-        Ok(Facts {
-            id,
-            ..Facts::default()
-        })
-    }
-
-    fn sign(
-        &self,
-        key: &Key,
-        body: &[u8],
-        _ts: OffsetDateTime,
-        _id: &str,
-    ) -> Vec<(String, String)> {
-        vec![(
-            HEADER.into(),
-            format!("v1={}", common::hex_mac(key, MacAlgorithm::Sha256, &[body])),
-        )]
+        .to_string()
     }
 
     /// Incidents are findings (the incident is the finding: its id, title, urgency and
@@ -65,20 +48,6 @@ impl super::Scheme for Pagerduty {
         Ok(vec![d
             .time(at(event, &["occurred_at"]).and_then(ocsf::time_of))
             .unmapped("event_type", json!(event_type))])
-    }
-
-    fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
-        serde_json::json!({
-            "event": {
-                "id": id,
-                "event_type": "incident.triggered",
-                "resource_type": "incident",
-                "occurred_at": common::iso_millis(ts),
-                "data": {"id": "PGR0VU2", "title": "Disk full on db-1", "urgency": "high",
-                         "priority": {"summary": "P1"}}
-            }
-        })
-        .to_string()
     }
 }
 
@@ -205,34 +174,11 @@ fn reference(r: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vendor::Scheme;
     use serde_json::json;
 
-    fn run(
-        scheme: &dyn Scheme,
-        body: &Value,
-        headers: &[(&'static str, &str)],
-    ) -> Result<Vec<Draft>, String> {
-        let mut h = http::HeaderMap::new();
-        for (k, v) in headers {
-            h.insert(*k, http::HeaderValue::from_str(v).unwrap());
-        }
-        let bytes = body.to_string();
-        let input = Input {
-            vendor: "pagerduty",
-            json: Some(body),
-            headers: &h,
-            body: bytes.as_bytes(),
-            event_id: "e-1",
-            vendor_time: None,
-            received: OffsetDateTime::UNIX_EPOCH,
-        };
-        scheme.normalize(&input)
-    }
+    crate::vendors::testkit::runner!("pagerduty");
 
-    /// Bodies of the wrong shape: an error (the framework forwards them as Base Events) or a
-    /// draft, never a panic.
-    const ODD: &[&str] = &["null", "[]", "{}", "1", "\"x\"", "[{}]"];
+    use crate::vendors::testkit::ODD;
 
     #[test]
     fn odd_payloads_never_panic() {

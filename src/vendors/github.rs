@@ -7,41 +7,19 @@
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
-use super::common;
-use crate::config::MacAlgorithm;
 use crate::ocsf::{self, at, str_at, Class, Draft, Input};
-use crate::verify::{self, Claim, Facts, Key, Rejection, Unverified};
+use crate::verify::{Descriptor, Extra, Field};
 
 pub struct Github;
 
-const HEADER: &str = "x-hub-signature-256";
+/// The signature: see the module documentation.
+pub const SIGNATURE: Descriptor = Descriptor::body_hmac("x-hub-signature-256", "sha256=")
+    .id(Field::header("x-github-delivery"))
+    .extra(&[("x-github-event", Extra::Fixed("code_scanning_alert"))]);
 
-impl super::Scheme for Github {
-    fn claim<'a>(&'a self, req: &'a Unverified) -> Result<Claim<'a>, Rejection> {
-        common::body_hex(req, HEADER, "sha256=", MacAlgorithm::Sha256)
-    }
+pub(super) const VENDOR: super::Entry = super::Entry::new(|_| super::described(SIGNATURE, Github));
 
-    fn facts(&self, req: &Unverified, _json: Option<&Value>) -> Result<Facts, Rejection> {
-        Ok(Facts {
-            id: verify::id_header(req, "x-github-delivery")?,
-            ..Facts::default()
-        })
-    }
-
-    fn sign(&self, key: &Key, body: &[u8], _ts: OffsetDateTime, id: &str) -> Vec<(String, String)> {
-        vec![
-            (
-                HEADER.into(),
-                format!(
-                    "sha256={}",
-                    common::hex_mac(key, MacAlgorithm::Sha256, &[body])
-                ),
-            ),
-            ("x-github-delivery".into(), id.into()),
-            ("x-github-event".into(), "code_scanning_alert".into()),
-        ]
-    }
-
+impl crate::ocsf::Normalizer for Github {
     fn sample_body(&self, _ts: OffsetDateTime, id: &str) -> String {
         serde_json::json!({
             "action": "created",
@@ -57,10 +35,7 @@ impl super::Scheme for Github {
     /// By `X-GitHub-Event`: security alerts are Detection Findings, `ping` a Base Event, every
     /// other event API Activity by `sender`.
     fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {
-        let j = input
-            .json
-            .filter(|j| j.is_object())
-            .ok_or("the body is not a JSON object")?;
+        let j = input.json_object()?;
         let event = input
             .header("x-github-event")
             .ok_or("no X-GitHub-Event header: the event kind is unknown")?;

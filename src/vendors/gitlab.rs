@@ -12,11 +12,12 @@ use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
 use super::standard_webhooks as sw;
-use crate::config::Secret;
 use crate::ocsf::{self, str_at, Class, Draft, Input};
-use crate::verify::{self, Check, Claim, Facts, Key, Rejection, Unverified};
+use crate::verify::{self, Check, Claim, Facts, Key, Rejection, Secret, Unverified};
 
 pub struct Gitlab;
+
+pub(super) const VENDOR: super::Entry = super::Entry::new(|_| Box::new(Gitlab));
 
 const TOKEN: &str = "x-gitlab-token";
 
@@ -24,7 +25,7 @@ fn signed(req: &Unverified) -> bool {
     req.headers.contains_key(sw::WEBHOOK.signature)
 }
 
-impl super::Scheme for Gitlab {
+impl crate::verify::Scheme for Gitlab {
     fn prepare_key(&self, secret: &Secret) -> Result<Key, String> {
         // A whsec_ secret is a signing token; anything else is a plain secret token.
         if secret.expose().starts_with(b"whsec_") {
@@ -70,7 +71,9 @@ impl super::Scheme for Gitlab {
         h.push(("x-gitlab-event".into(), "Vulnerability Hook".into()));
         h
     }
+}
 
+impl crate::ocsf::Normalizer for Gitlab {
     fn sample_body(&self, _ts: OffsetDateTime, id: &str) -> String {
         serde_json::json!({
             "object_kind": "vulnerability",
@@ -85,10 +88,7 @@ impl super::Scheme for Gitlab {
     /// vulnerabilities are Detection Findings, failed sign-ins Authentication, user lifecycle
     /// Account Change, everything else API Activity.
     fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {
-        let j = input
-            .json
-            .filter(|j| j.is_object())
-            .ok_or("the body is not a JSON object")?;
+        let j = input.json_object()?;
         let kind = str_at(j, &["object_kind"])
             .or(str_at(j, &["event_name"]))
             .ok_or("neither object_kind nor event_name: the event kind is unknown")?;

@@ -22,38 +22,33 @@ use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
 use super::common;
-use crate::config::MacAlgorithm;
 use crate::ocsf::{self, Class, Draft, Input};
-use crate::verify::{self, Check, Claim, Facts, Key, Rejection, Unverified};
+use crate::verify::Descriptor;
 
 pub struct Soteri;
 
-const HEADER: &str = "x-soteri-signature";
+/// The signature: see the module documentation.
+pub const SIGNATURE: Descriptor = Descriptor::body_hmac("x-soteri-signature", "")
+    .base64()
+    .list(",");
 
-impl super::Scheme for Soteri {
-    fn claim<'a>(&'a self, req: &'a Unverified) -> Result<Claim<'a>, Rejection> {
-        let value = verify::required_header(req, HEADER)?;
-        let entries = verify::split_list(value, ',')?;
-        let candidates = verify::candidates(entries, verify::decode_b64)?;
-        Ok(Claim {
-            check: Check::Mac {
-                alg: MacAlgorithm::Sha256,
-                key: None,
-                message: vec![&req.body],
-                candidates,
-            },
+pub(super) const VENDOR: super::Entry = super::Entry::new(|_| super::described(SIGNATURE, Soteri));
+
+impl crate::ocsf::Normalizer for Soteri {
+    fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
+        serde_json::json!({
+            "eventType": "SECRET_FOUND",
+            "timestamp": common::rfc3339(ts),
+            "auditId": id,
+            "secretsFound": 1,
+            "issueKey": "SEC-42",
+            "user": {"accountId": "5b10ac8d82e05b22cc7d4ef5", "displayName": "Alice"}
         })
-    }
-
-    fn facts(&self, _req: &Unverified, _json: Option<&Value>) -> Result<Facts, Rejection> {
-        Ok(Facts::default())
+        .to_string()
     }
 
     fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {
-        let body = input
-            .json
-            .filter(|j| j.is_object())
-            .ok_or("the body is not a JSON object")?;
+        let body = input.json_object()?;
         let event_type = event_type(body).ok_or("no eventType in the Soteri payload")?;
         let words = words(event_type);
         let has = |w: &[&str]| words.iter().any(|x| w.contains(&x.as_str()));
@@ -92,31 +87,6 @@ impl super::Scheme for Soteri {
             return None;
         }
         Some(ocsf::FanOut::objects(findings_path(body)?))
-    }
-
-    fn sign(
-        &self,
-        key: &Key,
-        body: &[u8],
-        _ts: OffsetDateTime,
-        _id: &str,
-    ) -> Vec<(String, String)> {
-        vec![(
-            HEADER.into(),
-            common::b64_mac(key, MacAlgorithm::Sha256, &[body]),
-        )]
-    }
-
-    fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
-        serde_json::json!({
-            "eventType": "SECRET_FOUND",
-            "timestamp": common::rfc3339(ts),
-            "auditId": id,
-            "secretsFound": 1,
-            "issueKey": "SEC-42",
-            "user": {"accountId": "5b10ac8d82e05b22cc7d4ef5", "displayName": "Alice"}
-        })
-        .to_string()
     }
 }
 
@@ -397,22 +367,9 @@ fn system_event(body: &Value, event_type: &str, words: &[String]) -> Draft {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vendor::Scheme;
     use serde_json::json;
 
-    fn run(body: Value) -> Result<Vec<Draft>, String> {
-        let headers = http::HeaderMap::new();
-        let input = Input {
-            vendor: "soteri",
-            json: Some(&body),
-            headers: &headers,
-            body: b"",
-            event_id: "req-1",
-            vendor_time: None,
-            received: OffsetDateTime::UNIX_EPOCH,
-        };
-        Soteri.normalize(&input)
-    }
+    crate::vendors::testkit::runner!(Soteri, "soteri");
 
     #[test]
     fn odd_bodies_map_or_fail_without_panicking() {

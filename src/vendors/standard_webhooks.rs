@@ -11,11 +11,14 @@ use base64::Engine;
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
-use crate::config::{MacAlgorithm, Secret, TimestampUnit};
 use crate::ocsf::{self, str_at, Class, Draft, Input};
-use crate::verify::{self, Check, Claim, Facts, Key, Rejection, Unverified};
+use crate::verify::{
+    self, Check, Claim, Facts, Key, MacAlgorithm, Rejection, Secret, TimestampUnit, Unverified,
+};
 
 pub struct StandardWebhooks;
+
+pub(super) const VENDOR: super::Entry = super::Entry::new(|_| Box::new(StandardWebhooks));
 
 /// The header names of one flavour.
 pub struct Names {
@@ -159,7 +162,11 @@ pub fn sign(
     ]
 }
 
-impl super::Scheme for StandardWebhooks {
+impl crate::verify::Scheme for StandardWebhooks {
+    fn signs_timestamp(&self) -> bool {
+        true
+    }
+
     fn prepare_key(&self, secret: &Secret) -> Result<Key, String> {
         prepare(secret)
     }
@@ -175,7 +182,9 @@ impl super::Scheme for StandardWebhooks {
     fn sign(&self, key: &Key, body: &[u8], ts: OffsetDateTime, id: &str) -> Vec<(String, String)> {
         sign(key, &WEBHOOK, body, ts, id)
     }
+}
 
+impl crate::ocsf::Normalizer for StandardWebhooks {
     fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
         serde_json::json!({
             "type": "invoice.paid",

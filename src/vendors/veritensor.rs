@@ -17,26 +17,31 @@ use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
 use super::common;
-use crate::config::MacAlgorithm;
 use crate::ocsf::{self, Class, Draft, Input};
-use crate::verify::{Claim, Facts, Key, Rejection, Unverified};
+use crate::verify::Descriptor;
 
 pub struct Veritensor;
 
-const HEADER: &str = "x-veritensor-signature-256";
+/// The signature: see the module documentation.
+pub const SIGNATURE: Descriptor =
+    Descriptor::body_hmac("x-veritensor-signature-256", "sha256=").label(&[&["scan_id"], &["id"]]);
 
-impl super::Scheme for Veritensor {
-    fn claim<'a>(&'a self, req: &'a Unverified) -> Result<Claim<'a>, Rejection> {
-        common::body_hex(req, HEADER, "sha256=", MacAlgorithm::Sha256)
-    }
+pub(super) const VENDOR: super::Entry =
+    super::Entry::new(|_| super::described(SIGNATURE, Veritensor));
 
-    fn facts(&self, _req: &Unverified, json: Option<&Value>) -> Result<Facts, Rejection> {
-        // Veritensor documents no delivery id: `scan_id` names the scan (several deliveries
-        // may report one scan), so it labels the events and is never a replay key.
-        Ok(Facts {
-            label: common::json_str(json, &["scan_id"]).or_else(|| common::json_str(json, &["id"])),
-            ..Facts::default()
+impl crate::ocsf::Normalizer for Veritensor {
+    fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
+        serde_json::json!({
+            "event": "scan.completed",
+            "scan_id": id,
+            "organization": "acme",
+            "timestamp": common::rfc3339(ts),
+            "vulnerabilities": [
+                {"file": "model.pkl", "threat": "pickle.remote_code_execution", "severity": "critical",
+                 "details": "GLOBAL os.system reachable from __reduce__"}
+            ]
         })
+        .to_string()
     }
 
     fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {
@@ -65,36 +70,6 @@ impl super::Scheme for Veritensor {
     fn fan_out(&self, input: &Input<'_>) -> Option<ocsf::FanOut> {
         let (path, _) = list(input.json?.as_object()?)?;
         Some(ocsf::FanOut::objects(path))
-    }
-
-    fn sign(
-        &self,
-        key: &Key,
-        body: &[u8],
-        _ts: OffsetDateTime,
-        _id: &str,
-    ) -> Vec<(String, String)> {
-        vec![(
-            HEADER.into(),
-            format!(
-                "sha256={}",
-                common::hex_mac(key, MacAlgorithm::Sha256, &[body])
-            ),
-        )]
-    }
-
-    fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
-        serde_json::json!({
-            "event": "scan.completed",
-            "scan_id": id,
-            "organization": "acme",
-            "timestamp": common::rfc3339(ts),
-            "vulnerabilities": [
-                {"file": "model.pkl", "threat": "pickle.remote_code_execution", "severity": "critical",
-                 "details": "GLOBAL os.system reachable from __reduce__"}
-            ]
-        })
-        .to_string()
     }
 }
 
@@ -301,22 +276,9 @@ fn strip_nulls(mut v: Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vendor::Scheme;
     use serde_json::json;
 
-    fn run(body: Value) -> Result<Vec<Draft>, String> {
-        let headers = http::HeaderMap::new();
-        let input = Input {
-            vendor: "veritensor",
-            json: Some(&body),
-            headers: &headers,
-            body: b"",
-            event_id: "req-1",
-            vendor_time: None,
-            received: OffsetDateTime::UNIX_EPOCH,
-        };
-        Veritensor.normalize(&input)
-    }
+    crate::vendors::testkit::runner!(Veritensor, "veritensor");
 
     #[test]
     fn odd_bodies_map_or_fail_without_panicking() {

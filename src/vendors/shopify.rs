@@ -8,55 +8,27 @@
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use super::common;
-use crate::config::MacAlgorithm;
 use crate::ocsf::{self, str_at, Class, Draft, Input};
-use crate::verify::{self, Check, Claim, Facts, Key, Rejection, Unverified};
+use crate::verify::{Descriptor, Extra, Field};
 
 pub struct Shopify;
 
-const HEADER: &str = "x-shopify-hmac-sha256";
-const HEADER_EVENTS: &str = "shopify-hmac-sha256";
+/// The signature: see the module documentation.
+pub const SIGNATURE: Descriptor = Descriptor::body_hmac("x-shopify-hmac-sha256", "")
+    .base64()
+    .alt_header("shopify-hmac-sha256")
+    .id(Field::header("x-shopify-event-id"))
+    .extra(&[
+        ("x-shopify-topic", Extra::Fixed("customers/data_request")),
+        (
+            "x-shopify-shop-domain",
+            Extra::Fixed("example.myshopify.com"),
+        ),
+    ]);
 
-impl super::Scheme for Shopify {
-    fn claim<'a>(&'a self, req: &'a Unverified) -> Result<Claim<'a>, Rejection> {
-        let sig = match verify::single_header(req, HEADER)? {
-            Some(s) => s,
-            None => verify::required_header(req, HEADER_EVENTS)?,
-        };
-        let candidates = verify::candidates([sig], verify::decode_b64)?;
-        Ok(Claim {
-            check: Check::Mac {
-                alg: MacAlgorithm::Sha256,
-                key: None,
-                message: vec![&req.body],
-                candidates,
-            },
-        })
-    }
+pub(super) const VENDOR: super::Entry = super::Entry::new(|_| super::described(SIGNATURE, Shopify));
 
-    fn facts(&self, req: &Unverified, _json: Option<&Value>) -> Result<Facts, Rejection> {
-        Ok(Facts {
-            id: verify::id_header(req, "x-shopify-event-id")?,
-            ..Facts::default()
-        })
-    }
-
-    fn sign(&self, key: &Key, body: &[u8], _ts: OffsetDateTime, id: &str) -> Vec<(String, String)> {
-        vec![
-            (
-                HEADER.into(),
-                common::b64_mac(key, MacAlgorithm::Sha256, &[body]),
-            ),
-            ("x-shopify-event-id".into(), id.into()),
-            ("x-shopify-topic".into(), "customers/data_request".into()),
-            (
-                "x-shopify-shop-domain".into(),
-                "example.myshopify.com".into(),
-            ),
-        ]
-    }
-
+impl crate::ocsf::Normalizer for Shopify {
     fn sample_body(&self, _ts: OffsetDateTime, id: &str) -> String {
         serde_json::json!({
             "shop_id": 954889,
@@ -70,10 +42,7 @@ impl super::Scheme for Shopify {
     /// By the `X-Shopify-Topic` header (`orders/create`, `customers/redact` ...): every topic is
     /// API Activity; the three GDPR compliance topics carry a higher severity and a note.
     fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {
-        let j = input
-            .json
-            .filter(|j| j.is_object())
-            .ok_or("the body is not a JSON object")?;
+        let j = input.json_object()?;
         let topic = input
             .header("x-shopify-topic")
             .or(input.header("shopify-topic"))

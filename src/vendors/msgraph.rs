@@ -33,12 +33,12 @@
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use super::Handshake;
-use crate::config::Secret;
-use crate::ocsf::{str_at, Class, Draft, Input};
-use crate::verify::{Check, Claim, Facts, Key, Rejection, Unverified};
+use crate::ocsf::{str_at, Class, Draft, Handshake, Input};
+use crate::verify::{Check, Claim, Facts, Key, Rejection, Secret, Unverified};
 
 pub struct MsGraph;
+
+pub(super) const VENDOR: super::Entry = super::Entry::new(|_| Box::new(MsGraph));
 
 /// The most `value[]` items one notification may carry; more is malformed.
 pub const MAX_ITEMS: usize = 10_000;
@@ -87,7 +87,7 @@ fn client_states(body: &[u8]) -> Result<Vec<Vec<u8>>, Rejection> {
 /// Graph takes a `clientState` of at most 128 characters.
 const MAX_CLIENT_STATE: usize = 128;
 
-impl super::Scheme for MsGraph {
+impl crate::verify::Scheme for MsGraph {
     fn prepare_key(&self, secret: &Secret) -> Result<Key, String> {
         if secret.expose().len() > MAX_CLIENT_STATE {
             return Err(format!(
@@ -107,16 +107,6 @@ impl super::Scheme for MsGraph {
 
     fn facts(&self, _req: &Unverified, _json: Option<&Value>) -> Result<Facts, Rejection> {
         Ok(Facts::default())
-    }
-
-    fn pre_verify_handshake(&self, method: &http::Method, req: &Unverified) -> Option<Handshake> {
-        if method != http::Method::POST {
-            return None;
-        }
-        Some(Handshake {
-            content_type: "text/plain; charset=utf-8",
-            body: validation_token(req.query.as_deref())?,
-        })
     }
 
     fn scrub(&self, json: &mut Value) -> bool {
@@ -142,11 +132,23 @@ impl super::Scheme for MsGraph {
     ) -> Vec<(String, String)> {
         Vec::new()
     }
+}
 
+impl crate::ocsf::Normalizer for MsGraph {
     /// A notification as Graph sends it; its `clientState` is the first test secret
     /// (`support::secret_for(msgraph, 1)`), since a body cannot know the source's secret.
     fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
         sample(ts, id, "msgraph-secret-1")
+    }
+
+    fn pre_verify_handshake(&self, method: &http::Method, req: &Unverified) -> Option<Handshake> {
+        if method != http::Method::POST {
+            return None;
+        }
+        Some(Handshake {
+            content_type: "text/plain; charset=utf-8",
+            body: validation_token(req.query.as_deref())?,
+        })
     }
 
     fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {

@@ -7,37 +7,33 @@
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use super::common;
-use crate::config::{MacAlgorithm, TimestampUnit};
 use crate::ocsf::{self, at, str_at, Class, Draft, Input};
-use crate::verify::{self, Claim, Facts, Key, Rejection, Unverified};
+use crate::verify::{Descriptor, Extra, Field, TimestampUnit};
 
 pub struct Linear;
 
-const HEADER: &str = "linear-signature";
+/// The signature: see the module documentation.
+pub const SIGNATURE: Descriptor = Descriptor::body_hmac("linear-signature", "")
+    .timestamp(
+        Field::Body(&["webhookTimestamp"]),
+        TimestampUnit::Milliseconds,
+    )
+    .id(Field::header("linear-delivery"))
+    .extra(&[("linear-event", Extra::Fixed("Issue"))]);
 
-impl super::Scheme for Linear {
-    fn claim<'a>(&'a self, req: &'a Unverified) -> Result<Claim<'a>, Rejection> {
-        common::body_hex(req, HEADER, "", MacAlgorithm::Sha256)
-    }
+pub(super) const VENDOR: super::Entry = super::Entry::new(|_| super::described(SIGNATURE, Linear));
 
-    fn facts(&self, req: &Unverified, json: Option<&Value>) -> Result<Facts, Rejection> {
-        Ok(Facts {
-            signed_time: common::json_time(json, "webhookTimestamp", TimestampUnit::Milliseconds),
-            id: verify::id_header(req, "linear-delivery")?,
-            ..Facts::default()
+impl crate::ocsf::Normalizer for Linear {
+    fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
+        serde_json::json!({
+            "action": "create",
+            "type": "Issue",
+            "data": {"id": id, "title": "Rotate leaked API key", "priority": 1},
+            "url": "https://linear.app/acme/issue/SEC-1",
+            "webhookTimestamp": (ts.unix_timestamp_nanos() / 1_000_000) as i64,
+            "webhookId": "3a1b"
         })
-    }
-
-    fn sign(&self, key: &Key, body: &[u8], _ts: OffsetDateTime, id: &str) -> Vec<(String, String)> {
-        vec![
-            (
-                HEADER.into(),
-                common::hex_mac(key, MacAlgorithm::Sha256, &[body]),
-            ),
-            ("linear-delivery".into(), id.into()),
-            ("linear-event".into(), "Issue".into()),
-        ]
+        .to_string()
     }
 
     /// Every Linear data-change event (`type` + `action`: Issue create, Comment update, ...) is
@@ -84,18 +80,6 @@ impl super::Scheme for Linear {
             .unmapped("webhook_id", j["webhookId"].clone())
             .unmapped("labels", labels(data))
             .unmapped("changed_fields", changed(j))])
-    }
-
-    fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
-        serde_json::json!({
-            "action": "create",
-            "type": "Issue",
-            "data": {"id": id, "title": "Rotate leaked API key", "priority": 1},
-            "url": "https://linear.app/acme/issue/SEC-1",
-            "webhookTimestamp": (ts.unix_timestamp_nanos() / 1_000_000) as i64,
-            "webhookId": "3a1b"
-        })
-        .to_string()
     }
 }
 
@@ -164,34 +148,11 @@ fn changed(j: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vendor::Scheme;
     use serde_json::json;
 
-    fn run(
-        scheme: &dyn Scheme,
-        body: &Value,
-        headers: &[(&'static str, &str)],
-    ) -> Result<Vec<Draft>, String> {
-        let mut h = http::HeaderMap::new();
-        for (k, v) in headers {
-            h.insert(*k, http::HeaderValue::from_str(v).unwrap());
-        }
-        let bytes = body.to_string();
-        let input = Input {
-            vendor: "linear",
-            json: Some(body),
-            headers: &h,
-            body: bytes.as_bytes(),
-            event_id: "e-1",
-            vendor_time: None,
-            received: OffsetDateTime::UNIX_EPOCH,
-        };
-        scheme.normalize(&input)
-    }
+    crate::vendors::testkit::runner!("linear");
 
-    /// Bodies of the wrong shape: an error (the framework forwards them as Base Events) or a
-    /// draft, never a panic.
-    const ODD: &[&str] = &["null", "[]", "{}", "1", "\"x\"", "[{}]"];
+    use crate::vendors::testkit::ODD;
 
     #[test]
     fn odd_payloads_never_panic() {

@@ -23,55 +23,19 @@ use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
 use super::common;
-use crate::config::{MacAlgorithm, TimestampUnit};
 use crate::ocsf::{self, Class, Draft, Input};
-use crate::verify::{Claim, Facts, Key, Rejection, Unverified};
+use crate::verify::{Descriptor, Field, TimestampUnit};
 
 pub struct Humanbound;
 
-const HEADER: &str = "x-humanbound-signature";
+/// The signature: see the module documentation.
+pub const SIGNATURE: Descriptor = Descriptor::body_hmac("x-humanbound-signature", "sha256=")
+    .timestamp(Field::Body(&["timestamp"]), TimestampUnit::Seconds);
 
-impl super::Scheme for Humanbound {
-    fn claim<'a>(&'a self, req: &'a Unverified) -> Result<Claim<'a>, Rejection> {
-        common::body_hex(req, HEADER, "sha256=", MacAlgorithm::Sha256)
-    }
+pub(super) const VENDOR: super::Entry =
+    super::Entry::new(|_| super::described(SIGNATURE, Humanbound));
 
-    fn facts(&self, _req: &Unverified, json: Option<&Value>) -> Result<Facts, Rejection> {
-        Ok(Facts {
-            signed_time: common::json_time(json, "timestamp", TimestampUnit::Seconds),
-            ..Facts::default()
-        })
-    }
-
-    fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {
-        let body = input.object()?;
-        let event_type = body
-            .get("event_type")
-            .and_then(Value::as_str)
-            .ok_or("no event_type in the Humanbound payload")?;
-        let d = match finding_state(event_type) {
-            Some(state) => finding(input, body, event_type, state),
-            None => Draft::new(Class::Base, 0, message(body, event_type)),
-        };
-        Ok(vec![common_fields(d, body, event_type)])
-    }
-
-    fn sign(
-        &self,
-        key: &Key,
-        body: &[u8],
-        _ts: OffsetDateTime,
-        _id: &str,
-    ) -> Vec<(String, String)> {
-        vec![(
-            HEADER.into(),
-            format!(
-                "sha256={}",
-                common::hex_mac(key, MacAlgorithm::Sha256, &[body])
-            ),
-        )]
-    }
-
+impl crate::ocsf::Normalizer for Humanbound {
     fn sample_body(&self, ts: OffsetDateTime, id: &str) -> String {
         serde_json::json!({
             "event_type": "finding.created",
@@ -86,6 +50,19 @@ impl super::Scheme for Humanbound {
             "data": {"finding_id": id}
         })
         .to_string()
+    }
+
+    fn normalize(&self, input: &Input<'_>) -> Result<Vec<Draft>, String> {
+        let body = input.object()?;
+        let event_type = body
+            .get("event_type")
+            .and_then(Value::as_str)
+            .ok_or("no event_type in the Humanbound payload")?;
+        let d = match finding_state(event_type) {
+            Some(state) => finding(input, body, event_type, state),
+            None => Draft::new(Class::Base, 0, message(body, event_type)),
+        };
+        Ok(vec![common_fields(d, body, event_type)])
     }
 }
 
@@ -220,22 +197,9 @@ fn common_fields(d: Draft, body: &Map<String, Value>, event_type: &str) -> Draft
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vendor::Scheme;
     use serde_json::json;
 
-    fn run(body: Value) -> Result<Vec<Draft>, String> {
-        let headers = http::HeaderMap::new();
-        let input = Input {
-            vendor: "humanbound",
-            json: Some(&body),
-            headers: &headers,
-            body: b"",
-            event_id: "req-1",
-            vendor_time: None,
-            received: OffsetDateTime::UNIX_EPOCH,
-        };
-        Humanbound.normalize(&input)
-    }
+    crate::vendors::testkit::runner!(Humanbound, "humanbound");
 
     #[test]
     fn odd_bodies_map_or_fail_without_panicking() {
