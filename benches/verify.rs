@@ -20,8 +20,8 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use siemgate::config::{Secret, VendorOptions};
+use siemgate::replay::{MemoryStore, ReplayKey, ReplayStore, Seen};
 use siemgate::vendors::{scheme_for, Vendor, VendorKind};
-use siemgate::verify::replay::{MemoryStore, ReplayKey, ReplayStore, Seen};
 use siemgate::verify::{verify, Key, Unverified, Verifier};
 
 /// A fixed signing time (2023-11-14T22:13:20Z); verification runs at the same instant.

@@ -32,7 +32,7 @@
 //!    cannot spend a source's budget). Then a request that would yield more than
 //!    [`ocsf::MAX_EVENTS_PER_REQUEST`] events is refused with `413` ([`ocsf::check`] counts the
 //!    fanned-out array), before any replay key is reserved.
-//! 9. **Reserve** ([`verify::replay`]): the signed-bytes digest, and the vendor's delivery id
+//! 9. **Reserve** ([`replay`]): the signed-bytes digest, and the vendor's delivery id
 //!    where it documents one, are reserved for the request's life. A confirmed key is a
 //!    duplicate (`200 {"status":"duplicate"}`, not handed on); a key reserved by a request
 //!    still in flight, or a store full of live keys, is `503` with `Retry-After`: the sender
@@ -97,12 +97,14 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod conf;
 pub mod config;
 pub mod event;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gateway;
 pub mod ocsf;
+pub mod replay;
 pub mod server;
 pub mod sink;
 pub mod spool;

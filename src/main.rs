@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use siemgate::config::{self, Config};
 use siemgate::gateway::Gateway;
+use siemgate::replay;
 use siemgate::telemetry::{self, LogFormat};
-use siemgate::verify::replay;
 use siemgate::verify::SystemClock;
 use siemgate::{cli, event, server};
 

@@ -4,15 +4,11 @@
 //! each with its key path and line. Loading has no effect beyond reading files, so a reload can
 //! build a new `Config` beside the running one and swap it in only when it is valid.
 
-mod doc;
 pub(crate) mod raw;
-mod redact;
-pub mod units;
 mod validate;
 
-pub(crate) use doc::expand;
-pub(crate) use validate::valid_id;
-pub(crate) use validate::{de_section, Ctx, ID_RULE};
+pub(crate) use crate::conf::{de_section, doc::expand, resolve_path, valid_id, Ctx, ID_RULE};
+pub use crate::conf::{units, ConfigError};
 
 use ipnet::IpNet;
 use std::fmt;
@@ -20,22 +16,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use crate::replay::{ReplayConfig, ReplayStoreKind};
 pub use crate::vendors::VendorOptions;
-pub use crate::verify::replay::{ReplayConfig, ReplayStoreKind};
 pub use crate::verify::secret::{self, Secret};
 pub use crate::verify::{MacAlgorithm, SigEncoding, TemplatePart, TimestampUnit};
 
 use crate::vendors::VendorKind;
-
-/// A path from the config: absolute as written, relative against `base` (the config file's directory).
-pub(crate) fn resolve_path(base: &Path, p: &str) -> PathBuf {
-    let p = PathBuf::from(p);
-    if p.is_absolute() {
-        p
-    } else {
-        base.join(p)
-    }
-}
 
 // A sink's part of the config is defined with the sinks (`sink/config.rs`, `sink/<name>/`).
 pub use crate::sink::{SinkConfig, SinkKind};
@@ -110,14 +96,7 @@ pub struct AdminConfig {
 /// room for that six-fold growth and the rest of the event.
 pub const MAX_BODY_LIMIT: u64 = crate::spool::frame::MAX_PAYLOAD as u64 / 8;
 
-#[derive(Debug, Clone)]
-pub struct SpoolConfig {
-    pub dir: PathBuf,
-    pub max_size: u64,
-    /// At shutdown: how long the sinks may take to deliver what is spooled; the rest stays
-    /// in the spool for the next start.
-    pub flush_timeout: Duration,
-}
+pub use crate::spool::SpoolConfig;
 
 #[derive(Debug, Clone)]
 pub struct SourceConfig {
@@ -135,35 +114,6 @@ impl SourceConfig {
     /// This source's vendor, with its options.
     pub fn scheme(&self) -> Box<dyn crate::vendors::Vendor> {
         crate::vendors::scheme_for(self.vendor, &self.options)
-    }
-}
-
-/// One problem with the config: where it is and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub path: String,
-    pub line: Option<usize>,
-    pub message: String,
-}
-
-impl ConfigError {
-    pub fn at(path: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError {
-            path: path.into(),
-            line: None,
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.line, self.path.is_empty()) {
-            (Some(l), false) => write!(f, "line {l}: {}: {}", self.path, self.message),
-            (Some(l), true) => write!(f, "line {l}: {}", self.message),
-            (None, false) => write!(f, "{}: {}", self.path, self.message),
-            (None, true) => f.write_str(&self.message),
-        }
     }
 }
 

@@ -3,7 +3,8 @@
 
 use serde::Deserialize;
 
-use super::units::{ConfDuration, ConfSize};
+use crate::conf::units::{ConfDuration, ConfSize};
+pub use crate::conf::RawSinkTls;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -134,10 +135,4 @@ impl RawSource {
             .collect();
         crate::vendors::OptionTable::new(path, set)
     }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawSinkTls {
-    pub ca_file: Option<String>,
 }

@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use crate::event::{self, Event};
 use crate::ocsf;
+use crate::replay::{ReplayStore, Seen};
 use crate::sink::{self, engine::SinkRuntime};
 use crate::spool::{self, AppendError, NewEvent, Spool};
 use crate::telemetry::{names, Telemetry};
-use crate::verify::replay::{ReplayStore, Seen};
 use crate::verify::{self, Clock, Reason, Rejection, Unverified, Verified};
 
 pub mod budget;
@@ -129,7 +129,7 @@ impl Throttle {
 /// A request's replay keys, with how long to hold them: reserved for the request's life,
 /// confirmed for the retention.
 struct Reserved<'a> {
-    keys: &'a [verify::replay::ReplayKey],
+    keys: &'a [crate::replay::ReplayKey],
     pending_ttl: Duration,
     ttl: Duration,
 }
@@ -461,7 +461,7 @@ impl Gateway {
         }
         // A store that keeps its keys in the spool gets them in the same group commit.
         let entries = if self.replay.spools_keys() {
-            let expiry = verify::local_store::expiry_s(self.clock.now(), keys.ttl);
+            let expiry = crate::replay::local::expiry_s(self.clock.now(), keys.ttl);
             keys.keys.iter().map(|k| (k.to_u128(), expiry)).collect()
         } else {
             Vec::new()

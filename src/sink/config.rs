@@ -12,11 +12,12 @@ use serde::Deserialize;
 
 use super::table::RawSinkEntry;
 use super::{Sink, SinkError, SinkKind};
-use crate::config::raw::RawSinkTls;
-use crate::config::units::{ConfDuration, ConfSize};
-use crate::config::{valid_id, Ctx, Secret, ID_RULE};
+use crate::conf::units::{ConfDuration, ConfSize};
+use crate::conf::RawSinkTls;
+use crate::conf::{valid_id, Ctx, ID_RULE};
 use crate::telemetry::Telemetry;
 use crate::verify::Clock;
+use crate::verify::Secret;
 
 /// What a sink's folder provides: its table as the file writes it, the checks and defaults that
 /// make it this validated config, and how to start the sink from it. Listed once in
@@ -106,10 +107,10 @@ macro_rules! sink_types {
                 table: toml::Spanned<toml::de::DeValue<'_>>,
                 path: &str,
                 text: &str,
-                errors: &mut Vec<$crate::config::ConfigError>,
+                errors: &mut Vec<$crate::conf::ConfigError>,
             ) -> Option<RawKind> {
                 $(if name == <$config as $crate::sink::config::SinkType>::NAME {
-                    return $crate::config::de_section(table, path, text, errors).map(RawKind::$arm);
+                    return $crate::conf::de_section(table, path, text, errors).map(RawKind::$arm);
                 })*
                 None
             }

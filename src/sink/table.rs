@@ -12,7 +12,7 @@ use toml::Spanned;
 
 use super::config::RawSink;
 use super::{RawKind, SinkKind};
-use crate::config::{de_section, ConfigError};
+use crate::conf::{de_section, ConfigError};
 
 /// One `[[sinks]]` table as serde read it: the shared keys and the sink's own table.
 pub(crate) struct RawSinkEntry {

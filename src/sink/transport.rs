@@ -209,7 +209,7 @@ pub fn secret_header(
     cfg: &SinkConfig,
     key: &str,
     prefix: &str,
-    secret: &crate::config::Secret,
+    secret: &crate::verify::Secret,
 ) -> Result<http::HeaderValue, SinkError> {
     let bad = || SinkError::Setup {
         sink: cfg.id.clone(),

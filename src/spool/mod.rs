@@ -61,8 +61,17 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub use frame::{DeadLetter, Record};
 pub use reader::Reader;
 
-use crate::config::SpoolConfig;
 use crate::telemetry::{names, Telemetry};
+
+/// `[spool]`: where the spool lives, how large it may grow, how long a shutdown flushes.
+#[derive(Debug, Clone)]
+pub struct SpoolConfig {
+    pub dir: PathBuf,
+    pub max_size: u64,
+    /// At shutdown: how long the sinks may take to deliver what is spooled; the rest stays
+    /// in the spool for the next start.
+    pub flush_timeout: Duration,
+}
 
 /// How long a sender is asked to wait when the spool is full or failing.
 pub const RETRY_AFTER: Duration = Duration::from_secs(10);

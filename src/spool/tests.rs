@@ -1,5 +1,4 @@
 use super::*;
-use crate::config::SpoolConfig;
 
 fn cfg(dir: &Path, max_size: u64) -> SpoolConfig {
     SpoolConfig {

@@ -17,10 +17,8 @@
 
 pub mod clock;
 pub mod descriptor;
-pub mod local_store;
 pub mod mac;
-pub mod redis_store;
-pub mod replay;
+mod replay_key;
 mod scheme;
 pub mod secret;
 
@@ -34,7 +32,7 @@ use zeroize::Zeroizing;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use descriptor::{Descriptor, Extra, Field};
-use replay::ReplayKey;
+pub use replay_key::ReplayKey;
 pub use scheme::{MacAlgorithm, Scheme, SigEncoding, TemplatePart, TimestampUnit};
 pub use secret::Secret;
 

@@ -18,8 +18,8 @@ use time::OffsetDateTime;
 
 use siemgate::config::{self, Secret};
 use siemgate::gateway::{Gateway, Outcome};
+use siemgate::replay::MemoryStore;
 use siemgate::vendors::{Vendor, VendorKind};
-use siemgate::verify::replay::MemoryStore;
 use siemgate::verify::{
     mac, Clock, Key, ManualClock, Reason, Unverified, MAX_SIGNATURE_HEADER_LEN,
 };

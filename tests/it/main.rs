@@ -11,6 +11,7 @@ mod fake;
 mod fuzz_regressions;
 mod golden;
 mod handshake;
+mod layering;
 mod normalize;
 mod normalize_props;
 mod ocsf_schema;

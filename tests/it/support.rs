@@ -140,7 +140,7 @@ impl TestGateway {
         clock: Arc<ManualClock>,
         pki: Option<Pki>,
     ) -> TestGateway {
-        let replay = siemgate::verify::replay::from_config(&config.replay).unwrap();
+        let replay = siemgate::replay::from_config(&config.replay).unwrap();
         let gw = Arc::new(Gateway::new(config.clone(), clock.clone(), replay).unwrap());
         let handle = server::start(gw).await.unwrap();
         TestGateway {
@@ -455,7 +455,7 @@ impl TestGateway {
     ) -> TestGateway {
         let config = config::load(cfg).unwrap_or_else(|e| panic!("{e}"));
         let clock = Arc::new(ManualClock::at_unix(T0));
-        let replay = siemgate::verify::replay::from_config(&config.replay).unwrap();
+        let replay = siemgate::replay::from_config(&config.replay).unwrap();
         let gw = Arc::new(Gateway::new(config.clone(), clock.clone(), replay).unwrap());
         let options = server::Options {
             config_path: Some(cfg.to_path_buf()),

@@ -61,7 +61,7 @@ pub struct DataCollectorSink {
 pub fn signature(workspace_id: &str, key: &[u8], content_length: usize, date: &str) -> String {
     let to_sign = format!("POST\n{content_length}\napplication/json\nx-ms-date:{date}\n/api/logs");
     let mac = mac::hmac(
-        crate::config::MacAlgorithm::Sha256,
+        crate::verify::MacAlgorithm::Sha256,
         key,
         &[to_sign.as_bytes()],
     );

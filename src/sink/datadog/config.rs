@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::config::Secret;
 use crate::sink::config::{Compression, Services, SinkCheck, SinkConfig, SinkType};
 use crate::sink::{Sink, SinkError};
+use crate::verify::Secret;
 
 /// `[[sinks]]` with `type = "datadog"`, as written.
 #[derive(Deserialize)]

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::config::Secret;
 use crate::sink::config::{Services, SinkCheck, SinkConfig, SinkType};
 use crate::sink::{Sink, SinkError};
+use crate::verify::Secret;
 
 /// `[[sinks]]` with `type = "sentinel"`, as written.
 #[derive(Deserialize)]

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::units::ConfDuration;
-use crate::config::Secret;
+use crate::conf::units::ConfDuration;
 use crate::sink::config::{Compression, Services, SinkCheck, SinkConfig, SinkType};
 use crate::sink::{Sink, SinkError};
+use crate::verify::Secret;
 
 /// `[[sinks]]` with `type = "splunk_hec"`, as written.
 #[derive(Deserialize)]

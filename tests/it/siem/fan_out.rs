@@ -198,7 +198,7 @@ async fn a_custom_header_that_would_override_the_sinks_credentials_is_refused_at
     );
     let config = siemgate::config::parse(&text, dir.path(), &|_| None).unwrap();
     let clock = std::sync::Arc::new(siemgate::verify::ManualClock::at_unix(T0));
-    let replay = siemgate::verify::replay::from_config(&config.replay).unwrap();
+    let replay = siemgate::replay::from_config(&config.replay).unwrap();
     let err = match siemgate::gateway::Gateway::new(config, clock, replay) {
         Ok(_) => panic!("a gateway started with a header overriding DD-API-KEY"),
         Err(e) => e.to_string(),

@@ -14,7 +14,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
-use super::replay::{BoxFuture, ReplayError, ReplayKey, ReplayStore, Seen};
+use super::{BoxFuture, ReplayError, ReplayKey, ReplayStore, Seen};
 
 const OP_TIMEOUT: Duration = Duration::from_secs(2);
 

@@ -1,6 +1,6 @@
 //! Replay de-duplication. A [`ReplayStore`] remembers the ids (or signed-bytes digests) of
-//! events that were handed on, for `replay.retention`. The in-memory store here serves one
-//! replica; a shared store (Redis) implements the same trait for several.
+//! events that were handed on, for `replay.retention`: [`local`] (the default: durable, on the
+//! spool's volume) and the in-memory store here serve one replica; [`redis`] serves several.
 //!
 //! Keys are 16 bytes of SHA-256 over (source id, kind, value): bounded in size whatever the
 //! vendor sends, and never the id itself in memory or in Redis.
@@ -12,7 +12,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 use time::OffsetDateTime;
 
-use super::mac;
+pub use crate::verify::ReplayKey;
+
+pub mod local;
+pub mod redis;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -51,33 +54,6 @@ macro_rules! in_process_calls {
 }
 pub(crate) use in_process_calls;
 
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ReplayKey([u8; 16]);
-
-impl ReplayKey {
-    pub fn new(source_id: &str, kind: &[u8], value: &[u8]) -> Self {
-        let d = mac::sha256(&[source_id.as_bytes(), b"\0", kind, b"\0", value]);
-        let mut k = [0u8; 16];
-        k.copy_from_slice(&d[..16]);
-        ReplayKey(k)
-    }
-
-    /// The key as a number (its 16 bytes, little-endian), as the local store keeps it.
-    pub fn to_u128(&self) -> u128 {
-        u128::from_le_bytes(self.0)
-    }
-
-    pub fn hex(&self) -> String {
-        hex::encode(self.0)
-    }
-}
-
-impl std::fmt::Debug for ReplayKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ReplayKey({})", self.hex())
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Seen {
     /// Not seen: the keys are now reserved (pending) until confirmed or forgotten.
@@ -103,7 +79,7 @@ pub enum ReplayStoreKind {
     /// In memory, forgotten at a restart: tests and demos.
     Memory,
     Redis {
-        url: super::secret::Secret,
+        url: crate::verify::Secret,
         /// Prepended to every key, so deployments sharing one Redis do not de-duplicate each
         /// other's events (`replay.key_prefix`, default `siemgate:`).
         key_prefix: String,
@@ -122,10 +98,9 @@ pub struct ReplayConfig {
 /// The store a config names.
 pub fn from_config(cfg: &ReplayConfig) -> Result<std::sync::Arc<dyn ReplayStore>, ReplayError> {
     Ok(match &cfg.store {
-        ReplayStoreKind::Local => std::sync::Arc::new(super::local_store::LocalStore::new(
-            cfg.retention,
-            cfg.max_entries,
-        )),
+        ReplayStoreKind::Local => {
+            std::sync::Arc::new(local::LocalStore::new(cfg.retention, cfg.max_entries))
+        }
         ReplayStoreKind::Memory => std::sync::Arc::new(MemoryStore::new(cfg.max_entries)),
         ReplayStoreKind::Redis {
             url,
@@ -135,11 +110,7 @@ pub fn from_config(cfg: &ReplayConfig) -> Result<std::sync::Arc<dyn ReplayStore>
             let url = url
                 .expose_str()
                 .ok_or_else(|| ReplayError("redis_url is not UTF-8".into()))?;
-            std::sync::Arc::new(super::redis_store::RedisStore::new(
-                url,
-                key_prefix,
-                ca_file.as_deref(),
-            )?)
+            std::sync::Arc::new(redis::RedisStore::new(url, key_prefix, ca_file.as_deref())?)
         }
     })
 }

@@ -20,9 +20,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use time::OffsetDateTime;
 
-use super::replay::{
-    in_process_calls, BoxFuture, ReplayError, ReplayKey, ReplayStore, Seen, StoreSize,
-};
+use super::{in_process_calls, BoxFuture, ReplayError, ReplayKey, ReplayStore, Seen, StoreSize};
 use crate::spool::keys::KeySet;
 use crate::spool::Spool;
 
