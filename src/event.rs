@@ -90,8 +90,8 @@ impl Head {
         Head {
             uid: text(&["metadata", "uid"]),
             time_ms: at(&["time"])
-                .or(at(&["metadata", "logged_time"]))
                 .and_then(Value::as_i64)
+                .or_else(|| at(&["metadata", "logged_time"]).and_then(Value::as_i64))
                 .unwrap_or(0),
             severity_id: at(&["severity_id"])
                 .and_then(Value::as_u64)
@@ -153,4 +153,38 @@ pub struct Origin<'a> {
     pub source_id: &'a str,
     pub vendor: &'a str,
     pub include_raw: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_head_read_from_json_takes_the_ocsf_fields_and_survives_anything_else() {
+        let h = Head::of_json(
+            br#"{"time":1735689600123,"severity_id":4,"severity":"High","message":"m",
+                "class_uid":2004,"class_name":"Detection Finding",
+                "metadata":{"uid":"evt_1","logged_time":1,"product":{"vendor_name":"acme"}},
+                "unmapped":{"siemgate":{"source":"src-1"}}}"#,
+        );
+        assert_eq!(h.time_ms, 1_735_689_600_123);
+        assert_eq!(
+            (h.uid.as_str(), h.source.as_str(), h.vendor.as_str()),
+            ("evt_1", "src-1", "acme")
+        );
+        assert_eq!(
+            (h.severity_id, h.severity(), h.message.as_str()),
+            (4, "High", "m")
+        );
+        assert_eq!(
+            (h.class_uid, h.class_name.as_str()),
+            (2004, "Detection Finding")
+        );
+        let odd = Head::of_json(br#"{"time":"yesterday","metadata":{"logged_time":7}}"#);
+        assert_eq!(
+            (odd.uid.as_str(), odd.time_ms, odd.severity()),
+            ("", 7, "Unknown")
+        );
+        assert_eq!(Head::of_json(b"not json"), Head::default());
+    }
 }

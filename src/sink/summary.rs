@@ -1,85 +1,9 @@
-//! The few fields of an OCSF event that the SIEM sinks lift into their own envelopes (time,
-//! id, severity, source, vendor, message), and the time formats they want them in.
+//! What the SIEM sinks share in building their envelopes: the Azure columns, taken from the
+//! event's typed head ([`crate::event::Head`], spooled beside the event, never re-read from its
+//! JSON), the time formats each SIEM wants, and the JSON array of a batch.
 
-use serde::Deserialize;
-
+use crate::event::Head;
 use crate::spool::Record;
-
-/// What a sink reads of one event besides passing the event itself on.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct Summary {
-    /// Unix ms.
-    pub time: Option<i64>,
-    pub severity_id: u8,
-    pub severity: Option<String>,
-    pub message: Option<String>,
-    pub class_uid: u64,
-    pub class_name: Option<String>,
-    pub metadata: Metadata,
-    pub unmapped: Unmapped,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct Metadata {
-    pub uid: Option<String>,
-    pub logged_time: Option<i64>,
-    pub product: Product,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct Product {
-    pub vendor_name: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct Unmapped {
-    pub siemgate: Origin,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct Origin {
-    pub source: Option<String>,
-}
-
-impl Summary {
-    /// Reads the summary of an event as spooled. The gateway only spools JSON objects it built;
-    /// anything it cannot read is summarised as empty (the event itself still goes through).
-    pub fn of(event: &[u8]) -> Summary {
-        serde_json::from_slice(event).unwrap_or_default()
-    }
-
-    /// The event's time, else its receipt time, in unix ms.
-    pub fn time_ms(&self) -> i64 {
-        self.time.or(self.metadata.logged_time).unwrap_or(0)
-    }
-
-    pub fn uid(&self) -> &str {
-        self.metadata.uid.as_deref().unwrap_or("")
-    }
-
-    pub fn source(&self) -> &str {
-        self.unmapped.siemgate.source.as_deref().unwrap_or("")
-    }
-
-    pub fn vendor(&self) -> &str {
-        self.metadata.product.vendor_name.as_deref().unwrap_or("")
-    }
-
-    pub fn severity(&self) -> &str {
-        self.severity
-            .as_deref()
-            .unwrap_or_else(|| crate::event::severity_name(self.severity_id))
-    }
-
-    pub fn message(&self) -> &str {
-        self.message.as_deref().unwrap_or("")
-    }
-}
 
 /// The columns both Azure sinks give every record (a Log Analytics table's schema; see
 /// `deploy/sentinel/`), besides the time and the event.
@@ -96,18 +20,17 @@ pub struct Columns<'a> {
     pub message: &'a str,
 }
 
-impl Summary {
-    pub fn columns(&self) -> Columns<'_> {
-        Columns {
-            event_id: self.uid(),
-            source: self.source(),
-            vendor: self.vendor(),
-            class_uid: self.class_uid,
-            class_name: self.class_name.as_deref().unwrap_or(""),
-            severity_id: self.severity_id,
-            severity: self.severity(),
-            message: self.message(),
-        }
+/// The Azure columns of an event, from its head.
+pub fn columns(h: &Head) -> Columns<'_> {
+    Columns {
+        event_id: &h.uid,
+        source: &h.source,
+        vendor: &h.vendor,
+        class_uid: u64::from(h.class_uid),
+        class_name: &h.class_name,
+        severity_id: h.severity_id,
+        severity: h.severity(),
+        message: &h.message,
     }
 }
 
@@ -162,26 +85,5 @@ mod tests {
         assert_eq!(epoch_seconds(1_735_689_600_123), "1735689600.123");
         assert_eq!(epoch_seconds(1_735_689_601_005), "1735689601.005");
         assert_eq!(epoch_seconds(-5), "0.000");
-    }
-
-    #[test]
-    fn a_summary_reads_the_ocsf_fields_and_survives_anything_else() {
-        let s = Summary::of(
-            br#"{"time":1735689600123,"severity_id":4,"severity":"High","message":"m",
-                "class_uid":2004,"class_name":"Detection Finding",
-                "metadata":{"uid":"evt_1","logged_time":1,"product":{"vendor_name":"acme"}},
-                "unmapped":{"siemgate":{"source":"src-1"}}}"#,
-        );
-        assert_eq!(s.time_ms(), 1_735_689_600_123);
-        assert_eq!(
-            (s.uid(), s.source(), s.vendor()),
-            ("evt_1", "src-1", "acme")
-        );
-        assert_eq!((s.severity_id, s.severity(), s.message()), (4, "High", "m"));
-        let empty = Summary::of(br#"{"time":"yesterday"}"#);
-        assert_eq!(
-            (empty.uid(), empty.time_ms(), empty.severity()),
-            ("", 0, "Unknown")
-        );
     }
 }

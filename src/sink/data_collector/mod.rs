@@ -24,7 +24,7 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde::Serialize;
 
 use super::config::SinkConfig;
-use super::summary::{self, Columns, Summary};
+use super::summary::{self, Columns};
 use super::transport;
 use super::{BoxFuture, Delivery, EventSize, Limits, Sink, SinkError};
 use crate::spool::Record;
@@ -124,11 +124,11 @@ impl DataCollectorSink {
     }
 
     fn row(record: &Record, out: &mut Vec<u8>) -> Result<(), String> {
-        let s = Summary::of(&record.event);
+        let s = &record.head;
         let event = std::str::from_utf8(&record.event).map_err(|e| e.to_string())?;
         let row = Row {
-            event_time: summary::rfc3339_ms(s.time_ms()),
-            columns: s.columns(),
+            event_time: summary::rfc3339_ms(s.time_ms),
+            columns: summary::columns(s),
             event,
         };
         serde_json::to_writer(out, &row).map_err(|e| e.to_string())

@@ -22,7 +22,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::config::{Compression, SinkConfig};
-use super::summary::{self, Summary};
+use super::summary;
 use super::transport;
 use super::{BoxFuture, Delivery, EventSize, Limits, Sink, SinkError};
 use crate::spool::Record;
@@ -120,11 +120,14 @@ impl DatadogSink {
 
     /// One log; `stale` is set when Datadog would drop it for its age.
     fn log(&self, record: &Record, now_ms: i64, out: &mut Vec<u8>) -> Result<bool, String> {
-        let s = Summary::of(&record.event);
-        let time = s.time_ms();
+        let s = &record.head;
+        let time = s.time_ms;
         let stale = time < now_ms - MAX_PAST_MS || time > now_ms + MAX_FUTURE_MS;
         let mut ddtags = self.tags.clone();
-        for (k, v) in [("siemgate_source", s.source()), ("vendor", s.vendor())] {
+        for (k, v) in [
+            ("siemgate_source", s.source.as_str()),
+            ("vendor", s.vendor.as_str()),
+        ] {
             if !v.is_empty() {
                 if !ddtags.is_empty() {
                     ddtags.push(',');
@@ -140,10 +143,10 @@ impl DatadogSink {
             hostname: &self.hostname,
             service: &self.service,
             status: status(s.severity_id),
-            message: s.message(),
+            message: s.message.as_str(),
             timestamp: (!stale).then_some(time),
             siemgate_original_timestamp: stale.then_some(time),
-            event_id: s.uid(),
+            event_id: s.uid.as_str(),
             ocsf: summary::raw(&record.event)?,
         };
         serde_json::to_writer(out, &log).map_err(|e| e.to_string())?;

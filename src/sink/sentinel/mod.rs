@@ -25,7 +25,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::config::SinkConfig;
-use super::summary::{self, Columns, Summary};
+use super::summary::{self, Columns};
 use super::transport;
 use super::{BoxFuture, Delivery, EventSize, Limits, Sink, SinkError};
 use crate::spool::Record;
@@ -105,10 +105,10 @@ impl SentinelSink {
     }
 
     fn row(record: &Record, out: &mut Vec<u8>) -> Result<(), String> {
-        let s = Summary::of(&record.event);
+        let s = &record.head;
         let row = Row {
-            time_generated: summary::rfc3339_ms(s.time_ms()),
-            columns: s.columns(),
+            time_generated: summary::rfc3339_ms(s.time_ms),
+            columns: summary::columns(s),
             event: summary::raw(&record.event)?,
         };
         serde_json::to_writer(out, &row).map_err(|e| e.to_string())

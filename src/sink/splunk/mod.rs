@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::config::{Compression, SinkConfig};
-use super::summary::{self, Summary};
+use super::summary;
 use super::transport::{self, Answer};
 use super::{BoxFuture, Delivery, EventSize, Limits, Sink, SinkError};
 use crate::spool::Record;
@@ -135,20 +135,20 @@ impl SplunkSink {
 
     /// One event's envelope.
     fn envelope(&self, record: &Record, out: &mut Vec<u8>) -> Result<(), String> {
-        let s = Summary::of(&record.event);
-        let time = RawValue::from_string(summary::epoch_seconds(s.time_ms()))
-            .map_err(|e| e.to_string())?;
+        let s = &record.head;
+        let time =
+            RawValue::from_string(summary::epoch_seconds(s.time_ms)).map_err(|e| e.to_string())?;
         let env = Envelope {
             time: &time,
             host: self.host.as_deref(),
-            source: self.source.as_deref().unwrap_or(s.source()),
+            source: self.source.as_deref().unwrap_or(s.source.as_str()),
             sourcetype: &self.sourcetype,
             index: self.index.as_deref(),
             event: summary::raw(&record.event)?,
             fields: Fields {
-                event_id: s.uid(),
-                siemgate_source: s.source(),
-                vendor: s.vendor(),
+                event_id: s.uid.as_str(),
+                siemgate_source: s.source.as_str(),
+                vendor: s.vendor.as_str(),
                 severity: s.severity(),
             },
         };
