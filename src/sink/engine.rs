@@ -701,3 +701,114 @@ impl Worker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::BoxFuture;
+    use crate::spool::{NewEvent, SpoolConfig};
+    use crate::telemetry::Telemetry;
+    use crate::verify::ManualClock;
+    use std::sync::Mutex;
+
+    /// A sink that gives the answers it is told, in order, and notes when each send came.
+    struct Scripted {
+        answers: Mutex<VecDeque<Delivery>>,
+        sent: Mutex<Vec<tokio::time::Instant>>,
+    }
+
+    impl Sink for Scripted {
+        fn id(&self) -> &str {
+            "s"
+        }
+
+        fn type_name(&self) -> &'static str {
+            "scripted"
+        }
+
+        fn send<'a>(&'a self, _events: &'a [Record]) -> BoxFuture<'a, Delivery> {
+            self.sent.lock().unwrap().push(tokio::time::Instant::now());
+            let answer = self
+                .answers
+                .lock()
+                .unwrap()
+                .pop_front()
+                .unwrap_or(Delivery::Delivered);
+            Box::pin(async move { answer })
+        }
+    }
+
+    fn sink_config() -> SinkConfig {
+        let text = "[[sources]]\nid = \"src\"\nvendor = \"github\"\nsecrets = [\"x\"]\nsinks = [\"s\"]\n\
+                    [[sinks]]\nid = \"s\"\ntype = \"file\"\npath = \"unused.jsonl\"\n\
+                    batch = { timeout = \"1ms\" }\n\
+                    retry = { initial_backoff = \"1s\", max_backoff = \"60s\", max_age = \"1d\" }\n";
+        let c = crate::config::parse(text, std::path::Path::new("/tmp"), &|_| None).unwrap();
+        c.sinks[0].clone()
+    }
+
+    /// The waits between attempts run on Tokio's clock, paused here: the SIEM's `Retry-After`
+    /// is waited exactly, capped by `retry.max_backoff`, with no real time passing.
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_waits_what_the_siem_asks_capped_by_max_backoff() {
+        let dir = tempfile::tempdir().unwrap();
+        let tel = Telemetry::new();
+        let spool_cfg = SpoolConfig {
+            dir: dir.path().to_path_buf(),
+            max_size: 1 << 20,
+            flush_timeout: Duration::from_secs(1),
+        };
+        let spool = Spool::open(&spool_cfg, &["s".to_string()], &tel).unwrap();
+        let clock = Arc::new(ManualClock::at_unix(1_700_000_000));
+        spool
+            .append(vec![NewEvent {
+                sinks: vec!["s".into()],
+                received_ms: 1_700_000_000_000,
+                head: Default::default(),
+                event: b"{}".to_vec(),
+            }])
+            .await
+            .unwrap();
+        let sink = Arc::new(Scripted {
+            answers: Mutex::new(VecDeque::from([
+                Delivery::Retry {
+                    error: "HTTP 429".into(),
+                    after: Some(Duration::from_secs(30)),
+                },
+                Delivery::Retry {
+                    error: "HTTP 503".into(),
+                    after: Some(Duration::from_secs(3600)),
+                },
+            ])),
+            sent: Mutex::default(),
+        });
+        let (_slot, rx) = watch::channel(Arc::new(SinkSlot {
+            sink: sink.clone(),
+            config: sink_config(),
+        }));
+        let engine = Engine::start(
+            spool.clone(),
+            clock,
+            tel.clone(),
+            vec![SinkRuntime {
+                slot: rx,
+                health: crate::sink::Health::new("s", &tel),
+            }],
+        );
+        spool.wait_idle().await;
+        let sent = sink.sent.lock().unwrap().clone();
+        assert_eq!(sent.len(), 3, "two retries, then delivered");
+        assert_eq!(
+            sent[1] - sent[0],
+            Duration::from_secs(30),
+            "Retry-After: 30"
+        );
+        assert_eq!(
+            sent[2] - sent[1],
+            Duration::from_secs(60),
+            "Retry-After: 3600 capped at max_backoff"
+        );
+        engine.shutdown(Duration::from_secs(1)).await;
+        spool.close();
+    }
+}

@@ -103,6 +103,11 @@ async fn http_sink_sends_json_arrays_with_custom_headers_gzip_and_a_verifiable_s
         let id = r.header("webhook-id").unwrap();
         assert!(id.starts_with("msg_"));
         let ts: i64 = r.header("webhook-timestamp").unwrap().parse().unwrap();
+        assert_eq!(
+            ts,
+            gw.clock_now().unix_timestamp(),
+            "signed on the gateway's clock"
+        );
         let expected = scheme.sign(
             &key,
             &r.body,
@@ -126,8 +131,8 @@ async fn a_second_siemgate_verifies_what_the_first_one_signs() {
         source("chain-in", "standard_webhooks", &[secret], ""),
     ))
     .await;
-    // The sink signs with the real time; the next hop checks it against its own clock.
-    next_hop.clock.set(time::OffsetDateTime::now_utc());
+    // The sink signs on its gateway's clock; the next hop checks the timestamp against its
+    // own, which stands at the same time.
     let sinks = format!(
         "[[sinks]]\nid = \"chain\"\ntype = \"http\"\nurl = \"{}\"\nallow_http = true\nsigning_secret = \"{secret}\"\nbatch = {{ timeout = \"10ms\" }}\n",
         next_hop.url("chain-in")

@@ -56,8 +56,12 @@ impl SinkType for HttpConfig {
         }
     }
 
-    fn build(&self, sink: &SinkConfig, _: &Services<'_>) -> Result<Arc<dyn Sink>, SinkError> {
-        Ok(Arc::new(super::HttpSink::new(sink, self)?))
+    fn build(&self, sink: &SinkConfig, with: &Services<'_>) -> Result<Arc<dyn Sink>, SinkError> {
+        Ok(Arc::new(super::HttpSink::new(
+            sink,
+            self,
+            with.clock.clone(),
+        )?))
     }
 
     fn url(&self) -> Option<&str> {

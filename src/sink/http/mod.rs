@@ -13,7 +13,8 @@ use super::config::{Compression, SinkConfig};
 use super::{summary, transport, BoxFuture, Delivery, Sink, SinkError};
 use crate::spool::Record;
 use crate::vendors::{self, Scheme, VendorKind};
-use crate::verify::Key;
+use crate::verify::{Clock, Key};
+use std::sync::Arc;
 
 mod config;
 pub use config::HttpConfig;
@@ -26,10 +27,16 @@ pub struct HttpSink {
     compression: Compression,
     signing: Option<(Box<dyn Scheme>, Key)>,
     client: reqwest::Client,
+    /// The gateway's clock: the signature's timestamp.
+    clock: Arc<dyn Clock>,
 }
 
 impl HttpSink {
-    pub fn new(cfg: &SinkConfig, own: &HttpConfig) -> Result<Self, SinkError> {
+    pub fn new(
+        cfg: &SinkConfig,
+        own: &HttpConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, SinkError> {
         let HttpConfig {
             url,
             method,
@@ -71,6 +78,7 @@ impl HttpSink {
             compression: *compression,
             signing,
             client: transport::client(cfg)?,
+            clock,
         })
     }
 }
@@ -101,7 +109,7 @@ impl Sink for HttpSink {
             if let Some((scheme, key)) = &self.signing {
                 let digest = crate::verify::mac::sha256(&[&body]);
                 let id = format!("msg_{}", hex::encode(&digest[..16]));
-                for (k, v) in scheme.sign(key, &body, time::OffsetDateTime::now_utc(), &id) {
+                for (k, v) in scheme.sign(key, &body, self.clock.now(), &id) {
                     req = req.header(k, v);
                 }
             }
