@@ -5,8 +5,8 @@
 //! test run of `cargo nextest --all-targets` stays quick). The README's figures:
 //! `SIEMGATE_KEYS_SIZES=1000000,10000000,100000000 cargo bench --bench keys`.
 //!
-//! Each set holds its keys spread over a day's generations (all sealed but the current one, as
-//! a running gateway keeps them), keys being SHA-256 prefixes as replay keys are.
+//! Each set holds its keys spread over a day's generations, all sealed (as a running gateway
+//! seals those new keys no longer go to), keys being SHA-256 prefixes as replay keys are.
 
 use std::hint::black_box;
 

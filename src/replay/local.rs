@@ -55,7 +55,9 @@ impl LocalStore {
             retention,
             max_entries: max_entries.max(1),
             inner: Mutex::new(Inner {
-                keys: KeySet::new(retention.as_secs(), max_entries),
+                // The bound is kept here, at reservation: the set itself never refuses a key
+                // (one confirmed, or loaded at start after the bound was lowered, is kept).
+                keys: KeySet::new(retention.as_secs(), usize::MAX),
                 pending: HashMap::new(),
             }),
             spool: OnceLock::new(),
@@ -175,5 +177,50 @@ impl ReplayStore for LocalStore {
             keys: inner.keys.len(),
             bytes: self.spool.get().map_or(0, |s| s.key_bytes() as usize),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(ns: &[u8]) -> Vec<ReplayKey> {
+        ns.iter()
+            .map(|n| ReplayKey::new("src", b"id", &[*n]))
+            .collect()
+    }
+
+    /// Reserve, confirm, forget and the bound, in memory (a restart is tested with the binary:
+    /// `tests/it/replay_local.rs`).
+    #[test]
+    fn reservations_confirmations_and_the_bound() {
+        let day = Duration::from_secs(86_400);
+        let store = LocalStore::new(day, 4);
+        let now = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let pending = Duration::from_secs(60);
+        let (a, b, c) = (keys(&[1, 2]), keys(&[3]), keys(&[4, 5]));
+        assert_eq!(store.reserve_now(&a, now, pending), Seen::New);
+        // Reserved, not confirmed: a copy is asked to retry, never told "duplicate".
+        assert_eq!(store.reserve_now(&a, now, pending), Seen::InFlight);
+        store.confirm_now(&a, now, day);
+        assert_eq!(store.reserve_now(&a, now, pending), Seen::Duplicate);
+        // A forgotten reservation (the spool refused the event) lets the retry through.
+        assert_eq!(store.reserve_now(&b, now, pending), Seen::New);
+        store.forget_now(&b);
+        assert_eq!(store.reserve_now(&b, now, pending), Seen::New);
+        // Two confirmed and one reserved of four: two more do not fit, and nothing is dropped.
+        assert_eq!(store.reserve_now(&c, now, pending), Seen::Full { live: 3 });
+        assert_eq!(store.reserve_now(&a, now, pending), Seen::Duplicate);
+        // A lapsed reservation frees its room; a day later the confirmed keys have gone too.
+        let later = now + Duration::from_secs(61);
+        assert_eq!(store.reserve_now(&c, later, pending), Seen::New);
+        let next_day = now + day + day / 8;
+        store.maintain(next_day);
+        assert_eq!(store.reserve_now(&a, next_day, pending), Seen::New);
+        assert_eq!(
+            store.size().map(|s| s.keys),
+            Some(0),
+            "confirmed keys expired"
+        );
     }
 }

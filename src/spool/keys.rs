@@ -259,14 +259,16 @@ impl KeySet {
         dropped
     }
 
-    /// Sets aside the new keys of every generation but the one new keys with
-    /// `current_expiry_s` go to (it would be sealed again soon), and not one already being
-    /// sealed; each is to be sealed ([`Frozen::seal`]) and put back ([`KeySet::put_sealed`]).
+    /// Sets aside the new keys of every generation before the one new keys with
+    /// `current_expiry_s` go to: those take few or no new keys any more (generations after it
+    /// are filled by longer retentions and stay open until they are passed; sealing them now
+    /// would sort them again and again). Not one already being sealed. Each is to be sealed
+    /// ([`Frozen::seal`]) and put back ([`KeySet::put_sealed`]).
     pub fn freeze(&mut self, current_expiry_s: u64) -> Vec<Frozen> {
         let current = self.generation(current_expiry_s);
         let mut out = Vec::new();
-        for (g, gen) in self.gens.iter_mut() {
-            if *g == current || gen.open.is_empty() || gen.frozen.is_some() {
+        for (g, gen) in self.gens.range_mut(..current) {
+            if gen.open.is_empty() || gen.frozen.is_some() {
                 continue;
             }
             let open = Arc::new(std::mem::take(&mut gen.open));
@@ -385,7 +387,7 @@ mod tests {
         assert!(s.contains(key(n + 1), T0) && s.contains(key(1), T0));
         assert_eq!(s.iter().count(), n as usize + 1);
         // Everything sealed: 16 bytes a key and a directory entry for every few.
-        s.seal(0);
+        s.seal(u64::MAX);
         let per_key = s.bytes() as f64 / s.len() as f64;
         assert!((16.0..=18.0).contains(&per_key), "{per_key} bytes a key");
     }
