@@ -37,6 +37,57 @@ pub struct Config {
     pub sinks: Vec<SinkConfig>,
 }
 
+/// Declares [`Fixed`]: the settings a running gateway keeps until its next start, each with its
+/// key and its place in [`Config`]. Everything else in a config is applied by a reload, so what
+/// a reload changes is a fact of the types: a reloaded config carries the running gateway's
+/// `Fixed` ([`Config::with_fixed`]), and the keys it could not apply are named
+/// ([`Fixed::changes`]).
+macro_rules! fixed_settings {
+    ($($field:ident: $ty:ty = $key:literal at $($path:ident).+;)*) => {
+        /// The settings only a start applies (see [`fixed_settings`]).
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct Fixed {
+            $(pub $field: $ty,)*
+        }
+
+        impl Config {
+            /// The settings of this config that only a start applies.
+            pub fn fixed(&self) -> Fixed {
+                Fixed {
+                    $($field: self.$($path).+.clone(),)*
+                }
+            }
+
+            /// This config with `fixed` in place of its own: what a running gateway applies
+            /// of a reloaded config.
+            pub fn with_fixed(mut self, fixed: Fixed) -> Config {
+                $(self.$($path).+ = fixed.$field;)*
+                self
+            }
+        }
+
+        impl Fixed {
+            /// The keys whose values differ in `new`, as the config file names them.
+            pub fn changes(&self, new: &Fixed) -> Vec<&'static str> {
+                let mut out = Vec::new();
+                $(if self.$field != new.$field {
+                    out.push($key);
+                })*
+                out
+            }
+        }
+    };
+}
+
+fixed_settings! {
+    server_listen: SocketAddr = "server.listen" at server.listen;
+    admin_listen: SocketAddr = "admin.listen" at admin.listen;
+    spool_dir: PathBuf = "spool.dir" at spool.dir;
+    spool_max_size: u64 = "spool.max_size" at spool.max_size;
+    replay_store: ReplayStoreKind = "replay.store (with redis_url, key_prefix and tls)" at replay.store;
+    replay_max_entries: usize = "replay.max_entries" at replay.max_entries;
+}
+
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,

@@ -25,26 +25,15 @@ impl Gateway {
     /// swaps it beside this. Blocking: builds sinks and reads the added sinks' cursors.
     pub fn reload(&self, config: Config) -> Result<(Vec<String>, SinkChanges), BuildError> {
         let old = self.config();
-        let mut notes = Vec::new();
-        let mut restart = |changed: bool, what: &str| {
-            if changed {
-                notes.push(format!("{what} changed: takes effect at the next start"));
-            }
-        };
-        restart(old.server.listen != config.server.listen, "server.listen");
-        restart(old.admin.listen != config.admin.listen, "admin.listen");
-        restart(
-            old.spool.dir != config.spool.dir || old.spool.max_size != config.spool.max_size,
-            "spool.dir or spool.max_size",
-        );
-        restart(
-            old.replay.store != config.replay.store,
-            "replay (store, redis_url, key_prefix or tls)",
-        );
-        restart(
-            old.replay.max_entries != config.replay.max_entries,
-            "replay.max_entries",
-        );
+        // What only a start applies stays as it runs, and each change to it is named: the
+        // running config never claims a value the gateway does not use.
+        let running = old.fixed();
+        let mut notes: Vec<String> = running
+            .changes(&config.fixed())
+            .into_iter()
+            .map(|key| format!("{key} changed: takes effect at the next start"))
+            .collect();
+        let config = config.with_fixed(running);
         // Everything fallible first: the new and changed sinks, then the sources over them.
         let current = self.sinks.load_full();
         let mut next = SinkMap::new();

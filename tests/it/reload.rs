@@ -468,6 +468,11 @@ async fn a_reload_names_what_it_changed_and_what_waits_for_a_restart() {
     assert!(notes.contains("sinks.out changed"), "{notes}");
     assert!(notes.contains("sinks.more added"), "{notes}");
     assert!(notes.contains("replay.max_entries changed"), "{notes}");
+    // The running config keeps what only a start applies: it never claims a bound the
+    // running store does not use.
+    let running = gw.handle.gateway.config();
+    assert_eq!(running.replay.max_entries, 20_000_000);
+    assert_eq!(running.fixed(), gw.config.fixed());
     assert_eq!(reloads(&gw, "success").await, 2.0);
 }
 
