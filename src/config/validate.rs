@@ -521,8 +521,13 @@ fn build_source(
         }
     }
     let vendor = vendor?;
-    let options =
-        crate::vendors::options(vendor, &r.vendor_options(path), &mut |p, m| cx.err(p, m));
+    let set = r
+        .vendor_keys
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let table = crate::vendors::OptionTable::with_values(path, set);
+    let options = crate::vendors::options(vendor, &table, &mut |p, m| cx.err(p, m));
     if let Some(options) = &options {
         for (i, s) in secrets.iter().enumerate() {
             if let Err(m) = crate::vendors::check_secret(vendor, options, s) {

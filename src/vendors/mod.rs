@@ -221,18 +221,34 @@ pub fn scheme_for(kind: VendorKind, opts: &VendorOptions) -> Box<dyn Vendor> {
 /// A source's vendor-specific keys as written in its table (`header = "..."`), for its vendor
 /// to read. It remembers which keys the vendor read.
 pub struct OptionTable<'a> {
-    set: Vec<(&'static str, &'a str)>,
+    set: Vec<(&'a str, &'a str)>,
+    /// Keys set to something other than a string.
+    not_strings: Vec<&'a str>,
     path: String,
     read: std::cell::RefCell<Vec<&'static str>>,
 }
 
 impl<'a> OptionTable<'a> {
-    pub fn new(path: &str, set: Vec<(&'static str, &'a str)>) -> Self {
+    pub fn new(path: &str, set: Vec<(&'a str, &'a str)>) -> Self {
         OptionTable {
             set,
+            not_strings: Vec::new(),
             path: path.to_string(),
             read: Default::default(),
         }
+    }
+
+    /// The table as the config file has it: every key with its value, `None` when it is not
+    /// a string.
+    pub fn with_values(path: &str, keys: Vec<(&'a str, Option<&'a str>)>) -> Self {
+        let mut t = OptionTable::new(path, Vec::new());
+        for (k, v) in keys {
+            match v {
+                Some(v) => t.set.push((k, v)),
+                None => t.not_strings.push(k),
+            }
+        }
+        t
     }
 
     /// The value of key `k`, when it is set; `k` is one of this vendor's keys.
@@ -299,12 +315,15 @@ pub(crate) fn options(
         err(p, m)
     });
     let read = table.read.borrow();
-    for (k, _) in &table.set {
+    for k in table.set.iter().map(|(k, _)| k).chain(&table.not_strings) {
         if !read.contains(k) {
             err(
                 table.key_path(k),
                 format!("not a key of vendor {}", kind.name()),
             );
+            ok = false;
+        } else if table.not_strings.contains(k) {
+            err(table.key_path(k), "must be a string".into());
             ok = false;
         }
     }

@@ -215,6 +215,23 @@ fn vendor_keys_are_checked_per_vendor() {
     assert_eq!(errs[0].path, "sources[0].header");
     assert!(errs[0].message.contains("not a key of vendor github"));
 
+    // No list of vendor keys is kept: any key the vendor does not read is refused, with its
+    // line; a vendor's own key that is not a string is named as such.
+    let errs = parse_err(&MINIMAL.replace(
+        "vendor = \"github\"",
+        "vendor = \"github\"\nsecretz = [\"y\"]",
+    ));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].path, "sources[0].secretz");
+    assert!(errs[0].message.contains("not a key of vendor github"));
+    assert!(errs[0].line.is_some(), "{errs:?}");
+    let errs = parse_err(&MINIMAL.replace("vendor = \"github\"", "vendor = \"okta\"\nheader = 5"));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(
+        (errs[0].path.as_str(), errs[0].message.as_str()),
+        ("sources[0].header", "must be a string")
+    );
+
     let generic = MINIMAL.replace(
         "vendor = \"github\"",
         "vendor = \"generic_hmac\"\nheader = \"X-Sig\"\nsigned_template = \"{timestamp}.{bodyy}\"\nalgorithm = \"md5\"",
