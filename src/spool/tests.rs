@@ -500,3 +500,45 @@ fn replay_keys_are_durable_with_their_events_and_outlive_their_segments() {
     let left = got(&spool);
     assert!(left.iter().all(|(_, e)| *e == expiry + 2 * hour) && left.len() == 20);
 }
+
+/// The key log's size on disk and how long a start takes to read it back. Not a check (no
+/// timed assertion): run with `cargo nextest run --release --lib key_log_size_and_load_time
+/// --run-ignored only --no-capture` and read the figures.
+#[test]
+#[ignore]
+fn key_log_size_and_load_time() {
+    let n: u64 = std::env::var("SIEMGATE_KEY_LOG_KEYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    let log_dir = dir.path().join("replay");
+    let (log, _) = super::keylog::KeyLog::open(&log_dir).unwrap();
+    // Groups of 32 requests with 2 keys each, spread over a day of expiries.
+    let mut seq = 0;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(64) {
+        let keys: Vec<(u128, u64)> = chunk
+            .iter()
+            .map(|i| {
+                (
+                    u128::from(*i) * 0x9e37_79b9_7f4a_7c15,
+                    1_700_000_000 + i % 86_400,
+                )
+            })
+            .collect();
+        seq += 32;
+        log.append(&keys, seq);
+    }
+    log.sync_upto(seq).unwrap();
+    let bytes = log.bytes();
+    drop(log);
+    let started = std::time::Instant::now();
+    let (_, keys) = super::keylog::KeyLog::open(&log_dir).unwrap();
+    let took = started.elapsed();
+    assert_eq!(keys.len() as u64, n);
+    eprintln!(
+        "key log: {n} keys, {bytes} bytes ({:.1} bytes a key), read back in {took:?} ({:.1} M keys/s)",
+        bytes as f64 / n as f64,
+        n as f64 / took.as_secs_f64() / 1e6
+    );
+}
