@@ -37,11 +37,11 @@ fn sizes() -> Vec<u64> {
 
 /// `n` keys inserted over a day (expiries spread over the day's generations), then sealed.
 fn filled(n: u64) -> KeySet {
-    let mut s = KeySet::new(DAY, usize::MAX);
+    let mut s = KeySet::new(DAY);
     let step = DAY / GENERATIONS;
     for i in 0..n {
         let expiry = T0 + DAY + (i % GENERATIONS) * step;
-        s.insert(key(i), expiry, T0).unwrap();
+        s.insert(key(i), expiry);
     }
     s.seal(T0 + 2 * DAY);
     s
@@ -78,7 +78,7 @@ fn bench(c: &mut Criterion) {
                     next += 1;
                     key(next)
                 },
-                |k| set.insert(k, T0 + DAY, T0),
+                |k| set.insert(k, T0 + DAY),
                 BatchSize::SmallInput,
             )
         });

@@ -125,14 +125,6 @@ impl Event {
         self.head.severity_id
     }
 
-    pub fn uid(&self) -> &str {
-        &self.head.uid
-    }
-
-    pub fn time_ms(&self) -> i64 {
-        self.head.time_ms
-    }
-
     pub fn class_uid(&self) -> u32 {
         self.head.class_uid
     }

@@ -194,6 +194,11 @@ impl Gateway {
         self.runtime.load()
     }
 
+    /// The runtime in force now, to hold for a whole request.
+    pub fn runtime_full(&self) -> Arc<Runtime> {
+        self.runtime.load_full()
+    }
+
     pub fn config(&self) -> Arc<Config> {
         self.runtime.load().config.clone()
     }
@@ -259,21 +264,34 @@ impl Gateway {
     /// Steps 5-9 of the lifecycle (see the crate docs) for one request to `source_id`, in
     /// order; each phase either passes the request on or decides the outcome.
     pub async fn ingest(&self, source_id: &str, req: Unverified) -> Outcome {
-        self.pipeline(source_id, req).await.unwrap_or_else(|o| o)
+        let runtime = self.runtime_full();
+        match runtime.sources.get(source_id) {
+            Some(source) => self.ingest_to(&runtime, source, req).await,
+            None => Outcome::NotFound,
+        }
     }
 
-    async fn pipeline(&self, source_id: &str, req: Unverified) -> Result<Outcome, Outcome> {
-        let runtime = self.runtime.load_full();
-        let source = runtime
-            .sources
-            .get(source_id)
-            .cloned()
-            .ok_or(Outcome::NotFound)?;
+    /// [`Gateway::ingest`] for a source the caller has already looked up in `runtime` (the
+    /// ingest handler does, to route the request): no second lookup, and one config
+    /// throughout.
+    pub async fn ingest_to(&self, runtime: &Runtime, source: &Source, req: Unverified) -> Outcome {
+        self.pipeline(runtime, source, req)
+            .await
+            .unwrap_or_else(|o| o)
+    }
+
+    async fn pipeline(
+        &self,
+        runtime: &Runtime,
+        source: &Source,
+        req: Unverified,
+    ) -> Result<Outcome, Outcome> {
+        let source_id = source.config.id.as_str();
         let now = self.clock.now();
         // 5. Verify: the proof, the keys, the window. Then a verified vendor handshake.
         let verified =
             verify::verify(&source.verifier(), req, now).map_err(Outcome::Unauthorized)?;
-        self.handshake(&source, &verified)?;
+        self.handshake(source, &verified)?;
         // 6. The source's rate limit, then the events-per-request bound.
         source
             .limit()
@@ -283,29 +301,32 @@ impl Gateway {
             vendor: source.config.vendor.name(),
             include_raw: source.config.include_raw,
         };
-        self.bound_events(&source, &origin, &verified)?;
+        self.bound_events(source, &origin, &verified)?;
         // 7. Reserve the replay keys.
-        let keys = Reserved::new(&runtime.config, &source, &verified);
+        let keys = Reserved::new(&runtime.config, source, &verified);
         self.reserve(&runtime.config, source_id, &keys, now).await?;
-        // 8. Normalize.
+        // 8. Normalize. What the metrics need is taken now: the events go to the spool whole.
         let events = ocsf::normalize(source.scheme.as_ref(), &origin, &verified);
+        let counted: Vec<(u32, bool)> = events
+            .iter()
+            .map(|e| (e.class_uid(), e.normalize_error()))
+            .collect();
         // 9. Spool (durably), then confirm the keys.
-        self.spool_events(&source, &events, &verified, &keys)
-            .await?;
+        self.spool_events(source, events, &verified, &keys).await?;
         self.confirm(source_id, &keys).await;
-        for e in &events {
-            let class = e.class_uid().to_string();
+        for (class, normalize_error) in &counted {
+            let class = class.to_string();
             self.tel
                 .counter(names::EVENTS, &[("source", source_id), ("class", &class)])
                 .increment(1);
-            if e.normalize_error() {
+            if *normalize_error {
                 self.tel
                     .counter(names::NORMALIZE_ERRORS, &[("source", source_id)])
                     .increment(1);
             }
         }
         Ok(Outcome::Accepted {
-            events: events.len(),
+            events: counted.len(),
         })
     }
 
@@ -394,7 +415,7 @@ impl Gateway {
     async fn spool_events(
         &self,
         source: &Source,
-        events: &[Event],
+        events: Vec<Event>,
         verified: &Verified,
         keys: &Reserved<'_>,
     ) -> Result<(), Outcome> {
@@ -438,7 +459,7 @@ impl Gateway {
     async fn hand_on(
         &self,
         source: &Source,
-        events: &[Event],
+        events: Vec<Event>,
         received_ms: i64,
         keys: &Reserved<'_>,
     ) -> Result<(), AppendError> {
@@ -448,11 +469,11 @@ impl Gateway {
             if sinks.is_empty() {
                 continue;
             }
-            let event = serde_json::to_vec(e).map_err(|e| AppendError::Io(e.to_string()))?;
+            let event = serde_json::to_vec(&e).map_err(|e| AppendError::Io(e.to_string()))?;
             news.push(NewEvent {
                 sinks,
                 received_ms,
-                head: e.head.clone(),
+                head: e.head,
                 event,
             });
         }
@@ -460,12 +481,9 @@ impl Gateway {
             return Ok(());
         }
         // A store that keeps its keys in the spool gets them in the same group commit.
-        let entries = if self.replay.spools_keys() {
-            let expiry = crate::replay::local::expiry_s(self.clock.now(), keys.ttl);
-            keys.keys.iter().map(|k| (k.to_u128(), expiry)).collect()
-        } else {
-            Vec::new()
-        };
+        let entries = self
+            .replay
+            .spooled_keys(keys.keys, self.clock.now(), keys.ttl);
         self.spool.append_with_keys(news, entries).await
     }
 

@@ -67,12 +67,12 @@ impl Gateway {
                 }
             }
         }
-        let mut removed: Vec<String> = current
-            .keys()
-            .filter(|id| !next.contains_key(*id))
-            .cloned()
+        let mut removed: Vec<(String, Arc<crate::sink::Health>)> = current
+            .iter()
+            .filter(|(id, _)| !next.contains_key(*id))
+            .map(|(id, e)| (id.clone(), e.health.clone()))
             .collect();
-        removed.sort();
+        removed.sort_by(|a, b| a.0.cmp(&b.0));
         let sources = build_sources(&config, &next, &self.clock)?;
         // The spool knows a new sink before any source names it, so none of its events is
         // ever counted as an orphan. On failure, those already added are taken back.

@@ -17,7 +17,8 @@ pub type SinkMap = HashMap<String, Arc<SinkEntry>>;
 #[derive(Default)]
 pub struct SinkChanges {
     pub added: Vec<SinkRuntime>,
-    pub removed: Vec<String>,
+    /// By id, with their health (retired once their worker has stopped).
+    pub removed: Vec<(String, Arc<Health>)>,
 }
 
 /// A configured sink: what it is and its settings (swapped whole by a reload that changes

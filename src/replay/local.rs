@@ -43,7 +43,7 @@ fn unix_s(t: OffsetDateTime) -> u64 {
 }
 
 /// `at + ttl` in Unix seconds, rounded up: a key is never kept for less than its ttl.
-pub(crate) fn expiry_s(at: OffsetDateTime, ttl: Duration) -> u64 {
+fn expiry_s(at: OffsetDateTime, ttl: Duration) -> u64 {
     let ms = crate::event::unix_ms(at).max(0) as u64;
     let ttl_ms = ttl.as_millis().min(u128::from(u64::MAX)) as u64;
     ms.saturating_add(ttl_ms).div_ceil(1000)
@@ -57,7 +57,7 @@ impl LocalStore {
             inner: Mutex::new(Inner {
                 // The bound is kept here, at reservation: the set itself never refuses a key
                 // (one confirmed, or loaded at start after the bound was lowered, is kept).
-                keys: KeySet::new(retention.as_secs(), usize::MAX),
+                keys: KeySet::new(retention.as_secs()),
                 pending: HashMap::new(),
             }),
             spool: OnceLock::new(),
@@ -106,13 +106,11 @@ impl LocalStore {
     }
 
     fn confirm_now(&self, keys: &[ReplayKey], now: OffsetDateTime, ttl: Duration) {
-        let now_s = unix_s(now);
         let expiry = expiry_s(now, ttl);
         let mut inner = self.lock();
         for k in keys.iter().map(ReplayKey::to_u128) {
             inner.pending.remove(&k);
-            // The bound was checked when the key was reserved; a key is never dropped here.
-            let _ = inner.keys.insert(k, expiry, now_s);
+            inner.keys.insert(k, expiry);
         }
     }
 }
@@ -129,8 +127,14 @@ impl ReplayStore for LocalStore {
         "local"
     }
 
-    fn spools_keys(&self) -> bool {
-        true
+    fn spooled_keys(
+        &self,
+        keys: &[ReplayKey],
+        now: OffsetDateTime,
+        ttl: Duration,
+    ) -> Vec<crate::spool::frame::KeyEntry> {
+        let expiry = expiry_s(now, ttl);
+        keys.iter().map(|k| (k.to_u128(), expiry)).collect()
     }
 
     fn attach(&self, spool: &Arc<Spool>, now: OffsetDateTime) {
@@ -138,7 +142,8 @@ impl ReplayStore for LocalStore {
         let mut inner = self.lock();
         let mut kept = 0usize;
         for (k, expiry) in spool.take_recovered_keys() {
-            if expiry > now_s && inner.keys.insert(k, expiry, now_s).is_ok() {
+            if expiry > now_s {
+                inner.keys.insert(k, expiry);
                 kept += 1;
             }
         }

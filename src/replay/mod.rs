@@ -145,11 +145,17 @@ pub trait ReplayStore: Send + Sync + 'static {
 
     fn name(&self) -> &'static str;
 
-    /// Whether this store keeps its keys in the spool: the gateway then spools a request's
-    /// keys with its events ([`crate::spool::Spool::append_with_keys`]), and they are as
-    /// durable as the events when the sender is answered.
-    fn spools_keys(&self) -> bool {
-        false
+    /// What a store that keeps its keys in the spool wants written with a request's events
+    /// ([`crate::spool::Spool::append_with_keys`]): each key with the Unix second until which
+    /// it must be remembered, `ttl` from `now`. They are then as durable as the events when the
+    /// sender is answered. Other stores: nothing.
+    fn spooled_keys(
+        &self,
+        _keys: &[ReplayKey],
+        _now: OffsetDateTime,
+        _ttl: Duration,
+    ) -> Vec<crate::spool::frame::KeyEntry> {
+        Vec::new()
     }
 
     /// Connects a store that keeps its keys in the spool to it, once the gateway has opened

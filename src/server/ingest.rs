@@ -50,38 +50,38 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
-    let config = gw.config();
+    // One config for the whole request: the source is looked up here, once, and the pipeline
+    // runs on the same one even if a reload swaps it meanwhile.
+    let runtime = gw.runtime_full();
+    let config = &runtime.config;
     let client = client_ip(peer.ip(), req.headers(), &config.server.trusted_proxies);
 
     // The source this request names, if it names a configured one (labels take only those).
-    let source_id: Option<String> = req
+    let source = req
         .uri()
         .path()
         .strip_prefix(PREFIX)
         .filter(|s| !s.is_empty() && !s.contains('/'))
-        .filter(|s| config.source(s).is_some())
-        .map(str::to_string);
+        .and_then(|s| runtime.sources.get(s))
+        .cloned();
 
     if let Err(wait) = gw.client_limiter().check(client) {
         let outcome = Outcome::RateLimited { retry_after: wait };
-        return Ok(match &source_id {
-            Some(s) => finish(&gw, s, client, &outcome, started),
+        return Ok(match &source {
+            Some(s) => finish(&gw, &s.config.id, client, &outcome, started),
             None => {
                 reject(&gw, "client_rate_limited");
                 response::from_outcome(&outcome)
             }
         });
     }
-    let Some(source_id) = source_id else {
+    let Some(source) = source else {
         reject(&gw, "not_found");
         return Ok(response::not_found());
     };
+    let source_id = source.config.id.clone();
     // The source's vendor decides which methods it sends (POST; Okta's verification GET too)
     // and answers its own unsigned endpoint checks (Graph's `validationToken`, below).
-    let Some(source) = gw.runtime().sources.get(&source_id).cloned() else {
-        reject(&gw, "not_found");
-        return Ok(response::not_found());
-    };
     if !source.scheme.accepts(req.method(), req.headers()) {
         reject(&gw, "method_not_allowed");
         return Ok(response::method_not_allowed());
@@ -138,14 +138,12 @@ pub async fn handle(
         let outcome = Outcome::Handshake(h);
         return Ok(finish(&gw, &source_id, client, &outcome, started));
     }
-    drop(source);
     // The pipeline runs in its own task: a client that goes away must not cancel it between
     // recording the event id and writing the event.
     let task = {
         let gw = gw.clone();
-        let source_id = source_id.clone();
         tokio::spawn(async move {
-            let outcome = gw.ingest(&source_id, unverified).await;
+            let outcome = gw.ingest_to(&runtime, &source, unverified).await;
             // The body's bytes count against the budget until the pipeline is done with them.
             drop(held);
             outcome

@@ -187,13 +187,9 @@ impl Reloader {
         for runtime in changes.added {
             self.engine.add(runtime);
         }
-        for id in changes.removed {
+        for (id, health) in changes.removed {
             self.engine.remove(&id).await;
-            // A removed sink is not unhealthy: its series must not keep an alert firing.
-            self.gateway
-                .telemetry()
-                .gauge(names::SINK_HEALTHY, &[("sink", &id)])
-                .set(1.0);
+            health.retire();
             let queued = self.gateway.spool().remove_sink(&id);
             notes.push(if queued == 0 {
                 format!("sinks.{id} removed: applied; nothing was queued for it")

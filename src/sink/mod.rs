@@ -252,6 +252,13 @@ impl Health {
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error.to_string());
     }
 
+    /// The sink was removed: its series reads healthy from now on, so no alert keeps firing
+    /// for a sink that is gone.
+    pub fn retire(&self) {
+        self.healthy.store(true, Ordering::SeqCst);
+        self.gauge.set(1.0);
+    }
+
     pub fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::SeqCst)
     }

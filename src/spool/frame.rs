@@ -141,12 +141,11 @@ impl Record {
     }
 }
 
-/// Appends `s` with its length as a `u32` (cut at 4 GiB, which no field comes near: a frame
-/// is at most [`MAX_PAYLOAD`]).
+/// Appends `s` with its length as a `u32`: a head field comes from an event that fits in one
+/// frame ([`MAX_PAYLOAD`], far below 4 GiB).
 fn put_str(p: &mut Vec<u8>, s: &str) {
-    let b = &s.as_bytes()[..floor_char_boundary(s, u32::MAX as usize)];
-    p.extend_from_slice(&(b.len() as u32).to_le_bytes());
-    p.extend_from_slice(b);
+    p.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    p.extend_from_slice(s.as_bytes());
 }
 
 /// Appends the framed record to `out`.

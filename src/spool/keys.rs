@@ -78,9 +78,14 @@ impl Sealed {
         }
     }
 
-    fn contains(&self, k: u128) -> bool {
+    /// Where `k` would be: the run of keys sharing its directory entry.
+    fn run(&self, k: u128) -> (usize, usize) {
         let b = bucket(k, self.shift) as usize;
-        let (lo, hi) = (self.dir[b] as usize, self.dir[b + 1] as usize);
+        (self.dir[b] as usize, self.dir[b + 1] as usize)
+    }
+
+    fn contains(&self, k: u128) -> bool {
+        let (lo, hi) = self.run(k);
         self.keys[lo..hi].binary_search(&k).is_ok()
     }
 
@@ -110,10 +115,9 @@ fn open_bytes(set: &OpenSet) -> usize {
 }
 
 impl Generation {
-    fn contains(&self, k: u128) -> bool {
-        self.open.contains(&k)
-            || self.frozen.as_ref().is_some_and(|f| f.contains(&k))
-            || self.sealed.as_ref().is_some_and(|s| s.contains(k))
+    /// Whether `k` is among the keys not sealed yet (new, or set aside to be sealed).
+    fn holds_unsealed(&self, k: u128) -> bool {
+        self.open.contains(&k) || self.frozen.as_ref().is_some_and(|f| f.contains(&k))
     }
 
     fn len(&self) -> usize {
@@ -158,19 +162,12 @@ pub struct SealedGen {
     sealed: Arc<Sealed>,
 }
 
-/// The store holds `max` keys that have not expired yet: it refuses more rather than forget
-/// one early.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Full {
-    pub live: usize,
-}
-
-/// The remembered keys, by generation. Times are Unix seconds.
+/// The remembered keys, by generation. Times are Unix seconds. It never refuses a key: the
+/// store in front of it keeps the bound ([`crate::replay::local`]), when a key is reserved.
 pub struct KeySet {
     width: u64,
     gens: BTreeMap<u64, Generation>,
     len: usize,
-    max: usize,
 }
 
 /// How many generations a retention is split into: a key is kept at most
@@ -181,13 +178,12 @@ pub const GENERATIONS: u64 = 16;
 const MAX_PROBES: usize = 2 * GENERATIONS as usize + 2;
 
 impl KeySet {
-    /// A set whose keys live about `retention` seconds, holding at most `max` live keys.
-    pub fn new(retention_s: u64, max: usize) -> KeySet {
+    /// A set whose keys live about `retention` seconds.
+    pub fn new(retention_s: u64) -> KeySet {
         KeySet {
             width: (retention_s / GENERATIONS).max(1),
             gens: BTreeMap::new(),
             len: 0,
-            max: max.max(1),
         }
     }
 
@@ -199,8 +195,7 @@ impl KeySet {
     pub fn contains(&self, k: u128, now_s: u64) -> bool {
         let first_live = now_s / self.width;
         let live = || self.gens.range(first_live..).map(|(_, g)| g);
-        if live().any(|g| g.open.contains(&k) || g.frozen.as_ref().is_some_and(|f| f.contains(&k)))
-        {
+        if live().any(|g| g.holds_unsealed(k)) {
             return true;
         }
         // The sealed arrays, in two passes with no branch between their loads: first every
@@ -219,8 +214,7 @@ impl KeySet {
                     }
                     continue;
                 }
-                let b = bucket(k, s.shift) as usize;
-                runs[n] = (s.dir[b] as usize, s.dir[b + 1] as usize);
+                runs[n] = s.run(k);
                 sealed[n] = Some(s);
                 n += 1;
             }
@@ -232,21 +226,15 @@ impl KeySet {
     }
 
     /// Remembers `k` until `expiry_s` (at least). A key inserted again with an expiry in
-    /// another generation is held in both until the later passes. Refuses when `max` keys are
-    /// held and none has expired.
-    pub fn insert(&mut self, k: u128, expiry_s: u64, now_s: u64) -> Result<(), Full> {
-        if self.len >= self.max {
-            self.expire(now_s);
-            if self.len >= self.max {
-                return Err(Full { live: self.len });
-            }
-        }
+    /// another generation is held in both until the later passes.
+    pub fn insert(&mut self, k: u128, expiry_s: u64) {
         let g = self.generation(expiry_s);
         let gen = self.gens.entry(g).or_default();
-        if !gen.contains(k) && gen.open.insert(k) {
+        let set_aside = gen.frozen.as_ref().is_some_and(|f| f.contains(&k))
+            || gen.sealed.as_ref().is_some_and(|s| s.contains(k));
+        if !set_aside && gen.open.insert(k) {
             self.len += 1;
         }
-        Ok(())
     }
 
     /// Drops the generations that have passed; returns how many keys went with them.
@@ -313,20 +301,6 @@ impl KeySet {
     pub fn bytes(&self) -> usize {
         self.gens.values().map(Generation::bytes).sum()
     }
-
-    /// Every key with the end of its generation (the time until which it is remembered), for
-    /// writing the set out.
-    pub fn iter(&self) -> impl Iterator<Item = (u128, u64)> + '_ {
-        self.gens.iter().flat_map(move |(g, gen)| {
-            let end = (g + 1) * self.width;
-            gen.open
-                .iter()
-                .chain(gen.frozen.iter().flat_map(|f| f.iter()))
-                .copied()
-                .chain(gen.sealed.iter().flat_map(|s| s.keys.iter().copied()))
-                .map(move |k| (k, end))
-        })
-    }
 }
 
 #[cfg(test)]
@@ -343,11 +317,11 @@ mod tests {
 
     #[test]
     fn keys_are_remembered_until_their_expiry_and_dropped_by_generation() {
-        let mut s = KeySet::new(DAY, 1_000);
+        let mut s = KeySet::new(DAY);
         for n in 0..100 {
-            s.insert(key(n), T0 + DAY, T0).unwrap();
+            s.insert(key(n), T0 + DAY);
         }
-        s.insert(key(1000), T0 + 60, T0).unwrap();
+        s.insert(key(1000), T0 + 60);
         assert_eq!(s.len(), 101);
         assert!(s.contains(key(7), T0));
         assert!(!s.contains(key(500), T0));
@@ -365,12 +339,12 @@ mod tests {
 
     #[test]
     fn sealed_generations_answer_the_same_and_take_about_sixteen_bytes_a_key() {
-        let mut s = KeySet::new(DAY, usize::MAX);
+        let mut s = KeySet::new(DAY);
         let n = 100_000u64;
         for i in 0..n {
             // Spread over two generations, one of them current.
             let expiry = if i % 2 == 0 { T0 + DAY } else { T0 + DAY / 2 };
-            s.insert(key(i), expiry, T0).unwrap();
+            s.insert(key(i), expiry);
         }
         s.seal(T0 + DAY);
         for i in 0..n {
@@ -380,30 +354,15 @@ mod tests {
             assert!(!s.contains(key(i), T0), "key {i} was never inserted");
         }
         // Inserting again into a sealed generation: kept, counted once.
-        s.insert(key(1), T0 + DAY / 2, T0).unwrap();
-        s.insert(key(n + 1), T0 + DAY / 2, T0).unwrap();
+        s.insert(key(1), T0 + DAY / 2);
+        s.insert(key(n + 1), T0 + DAY / 2);
         assert_eq!(s.len(), n as usize + 1);
         s.seal(T0 + DAY);
         assert!(s.contains(key(n + 1), T0) && s.contains(key(1), T0));
-        assert_eq!(s.iter().count(), n as usize + 1);
         // Everything sealed: 16 bytes a key and a directory entry for every few.
         s.seal(u64::MAX);
         let per_key = s.bytes() as f64 / s.len() as f64;
         assert!((16.0..=18.0).contains(&per_key), "{per_key} bytes a key");
-    }
-
-    #[test]
-    fn a_full_set_refuses_rather_than_forget_a_live_key() {
-        let mut s = KeySet::new(DAY, 3);
-        for n in 0..3 {
-            s.insert(key(n), T0 + 10, T0).unwrap();
-        }
-        assert_eq!(s.insert(key(9), T0 + DAY, T0), Err(Full { live: 3 }));
-        assert!(s.contains(key(0), T0));
-        // Once the old generation has passed, there is room again.
-        let later = T0 + 10 + DAY / GENERATIONS;
-        s.insert(key(9), later + DAY, later).unwrap();
-        assert_eq!(s.len(), 1);
     }
 
     #[test]
