@@ -5,8 +5,11 @@
 //! test run of `cargo nextest --all-targets` stays quick). The README's figures:
 //! `SIEMGATE_KEYS_SIZES=1000000,10000000,100000000 cargo bench --bench keys`.
 //!
-//! Each set holds its keys spread over a day's generations, all sealed (as a running gateway
-//! seals those new keys no longer go to), keys being SHA-256 prefixes as replay keys are.
+//! Each set holds its keys spread over a day's generations as a running gateway holds them:
+//! those new keys no longer go to folded into the index, the current one (a sixteenth of the
+//! keys) still in its hash set; keys being SHA-256 prefixes as replay keys are. New keys go to
+//! the current generation. `random_read` is the machine's own cost of one random read from as
+//! much memory as the set takes (each depending on the one before), for comparison.
 
 use std::hint::black_box;
 
@@ -35,16 +38,30 @@ fn sizes() -> Vec<u64> {
         .collect()
 }
 
-/// `n` keys inserted over a day (expiries spread over the day's generations), then sealed.
+/// The generation new keys go to.
+const CURRENT: u64 = T0 + DAY + (GENERATIONS - 1) * (DAY / GENERATIONS);
+
+/// `n` keys inserted over a day, a generation after another as a gateway takes them, each
+/// generation folded into the index once new keys go to the next; the current one's stay in
+/// its hash set.
 fn filled(n: u64) -> KeySet {
     let mut s = KeySet::new(DAY);
     let step = DAY / GENERATIONS;
-    for i in 0..n {
-        let expiry = T0 + DAY + (i % GENERATIONS) * step;
-        s.insert(key(i), expiry);
+    for g in 0..GENERATIONS {
+        let expiry = T0 + DAY + g * step;
+        s.seal(expiry);
+        for i in (g..n).step_by(GENERATIONS as usize) {
+            s.insert(key(i), expiry);
+        }
     }
-    s.seal(T0 + 2 * DAY);
     s
+}
+
+/// The process's peak resident memory so far (Linux), as the kernel reports it.
+fn peak_rss() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    Some(line["VmHWM:".len()..].trim().to_string())
 }
 
 fn bench(c: &mut Criterion) {
@@ -52,23 +69,28 @@ fn bench(c: &mut Criterion) {
     for n in sizes() {
         let mut set = filled(n);
         eprintln!(
-            "replay_keys/{n}: {:.1} bytes a key ({} keys, {} bytes)",
+            "replay_keys/{n}: {:.1} bytes a key ({} keys, {} bytes); process peak RSS {}",
             set.bytes() as f64 / set.len() as f64,
             set.len(),
-            set.bytes()
+            set.bytes(),
+            peak_rss().unwrap_or_else(|| "unknown".into())
         );
-        let mut i = 0u64;
+        // Each lookup's key depends on the answer before it, so lookups do not overlap: the
+        // time is a lookup's latency, as a request sees it, not a batch's throughput.
+        let (mut i, mut found) = (0u64, true);
         g.bench_function(BenchmarkId::new("lookup_hit", n), |b| {
             b.iter(|| {
-                i = (i + 7919) % n;
-                black_box(set.contains(key(i), T0))
+                i = (i + 7918 + u64::from(found)) % n;
+                found = set.contains(key(i), T0);
+                black_box(found)
             })
         });
-        let mut m = n;
+        let (mut m, mut found) = (n, false);
         g.bench_function(BenchmarkId::new("lookup_miss", n), |b| {
             b.iter(|| {
-                m += 1;
-                black_box(set.contains(key(m), T0))
+                m += 1 + u64::from(found);
+                found = set.contains(key(m), T0);
+                black_box(found)
             })
         });
         let mut next = 2 * n;
@@ -78,9 +100,24 @@ fn bench(c: &mut Criterion) {
                     next += 1;
                     key(next)
                 },
-                |k| set.insert(k, T0 + DAY),
+                |k| set.insert(k, CURRENT),
                 BatchSize::SmallInput,
             )
+        });
+        // What this machine takes to read 16 random bytes out of as much memory as the set
+        // holds, each read's place depending on the one before (as a lookup's reads do): the
+        // floor under a lookup, which no layout goes below once the set outgrows the
+        // processor's caches.
+        let array: Vec<u128> = (0..set.bytes() as u64 / 16).map(key).collect();
+        drop(set);
+        let (mut at, mut t) = (0usize, 0u64);
+        g.bench_function(BenchmarkId::new("random_read", n), |b| {
+            b.iter(|| {
+                t += 1;
+                let h = key(array[at] as u64 ^ t) as u64;
+                at = ((u128::from(h) * array.len() as u128) >> 64) as usize;
+                black_box(at)
+            })
         });
     }
     g.finish();

@@ -6,12 +6,12 @@
 //!   one group commit ([`crate::spool::Spool::append_with_keys`]): when the sender is answered
 //!   `200`, its keys are as durable as its events. A reservation (a request in flight) lives in
 //!   memory only: a crash drops it together with the event that was never acknowledged.
-//! - **Small and flat.** Confirmed keys live in a [`KeySet`]: generations by expiry, sealed into
-//!   sorted arrays (about 17 bytes a key), a lookup visiting a bounded number of generations
-//!   however many keys there are.
+//! - **Small and flat.** Confirmed keys live in a [`KeySet`]: generations by expiry, folded
+//!   into one sharded sorted index (about 17 bytes a key), so a lookup costs one hash probe
+//!   and one index probe however many keys there are.
 //! - **Expiry without a scan.** Whole generations, and whole key log files, are dropped once
 //!   their time has passed ([`ReplayStore::maintain`], run by the server every few seconds,
-//!   which also seals the generations new keys no longer go to, off the request path).
+//!   which also folds the generations new keys no longer go to into the index, off the request path).
 //! - **Bounded.** At `replay.max_entries` live keys it refuses new events ([`Seen::Full`]: 503 and
 //!   `Retry-After`) rather than forget a key early.
 
@@ -21,7 +21,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use super::{in_process_calls, BoxFuture, ReplayError, ReplayKey, ReplayStore, Seen, StoreSize};
-use crate::spool::keys::KeySet;
+use crate::spool::keys::{KeySet, SHARDS};
 use crate::spool::Spool;
 
 pub struct LocalStore {
@@ -140,14 +140,11 @@ impl ReplayStore for LocalStore {
     fn attach(&self, spool: &Arc<Spool>, now: OffsetDateTime) {
         let now_s = unix_s(now);
         let mut inner = self.lock();
-        let mut kept = 0usize;
-        for (k, expiry) in spool.take_recovered_keys() {
-            if expiry > now_s {
-                inner.keys.insert(k, expiry);
-                kept += 1;
-            }
-        }
-        inner.keys.seal(expiry_s(now, self.retention));
+        let found = spool.take_recovered_keys();
+        let kept = inner
+            .keys
+            .load(&found, now_s, expiry_s(now, self.retention));
+        drop(found);
         drop(inner);
         let _ = self.spool.set(spool.clone());
         tracing::info!(
@@ -158,18 +155,24 @@ impl ReplayStore for LocalStore {
 
     fn maintain(&self, now: OffsetDateTime) {
         let now_s = unix_s(now);
-        let frozen = {
+        let merge = {
             let mut inner = self.lock();
             inner.keys.expire(now_s);
             let now_ms = crate::event::unix_ms(now);
             inner.pending.retain(|_, until| *until > now_ms);
             inner.keys.freeze(expiry_s(now, self.retention))
         };
-        // Sorting is the costly part: done without the lock, lookups reading the frozen keys
-        // meanwhile.
-        for f in frozen {
-            let sealed = f.seal();
-            self.lock().keys.put_sealed(sealed);
+        // Folding keys into the index is the costly part: done without the lock but to swap
+        // a shard in, lookups reading the keys set aside meanwhile.
+        if let Some(mut merge) = merge {
+            merge.sort();
+            for i in 0..SHARDS {
+                let (old, keep) = self.lock().keys.shard(i);
+                let new = merge.merge_shard(i, &old, &keep);
+                drop(old);
+                self.lock().keys.put_shard(i, new);
+            }
+            self.lock().keys.finish(merge);
         }
         if let Some(spool) = self.spool.get() {
             spool.expire_keys(now_s);

@@ -2,23 +2,34 @@
 //! memory that stays small and lookups that stay flat as the set grows to a day of traffic.
 //!
 //! Keys are grouped into *generations* by when they may be forgotten: generation `g` holds the
-//! keys whose expiry falls in `[g·W, (g+1)·W)` and is dropped whole once `(g+1)·W` has passed,
-//! so expiry never scans a key. A key is therefore remembered until its expiry and at most `W`
-//! longer, never less. `W` is a fraction of the longest retention ([`KeySet::new`]), so a
-//! lookup visits a bounded number of generations whatever the number of keys.
+//! keys whose expiry falls in `[g·W, (g+1)·W)` and is forgotten whole once `(g+1)·W` has
+//! passed, so expiry never scans a key. A key is therefore remembered until its expiry and at
+//! most `W` longer, never less. `W` is a fraction of the longest retention ([`KeySet::new`]).
 //!
-//! Each generation takes new keys into a hash set; sealing folds them into a sorted array with
-//! a directory on the keys' top bits (16 bytes a key, and a 4-byte directory entry for every
-//! few keys). Keys are SHA-256 prefixes, uniform, so the directory splits them evenly and a
-//! lookup reads one directory entry and a handful of neighbouring keys. Sealing sorts, which
-//! takes a while for a big generation, so it runs in three steps: [`KeySet::freeze`] sets the
-//! new keys aside (still looked up), [`Frozen::seal`] sorts them with no lock held, and
-//! [`KeySet::put_sealed`] swaps the result in.
-
-use std::sync::Arc;
+//! New keys go into their generation's hash set. Once new keys no longer go to a generation
+//! (its expiries are behind the current retention's), its keys are folded into one **index**
+//! shared by every generation, so a lookup costs the same however many generations there are:
+//! one hash probe for each generation still taking keys (normally one), and one index probe.
+//!
+//! The index is split into 256 shards by the key's top byte. A shard holds 16-byte entries,
+//! each the key's other 120 bits and a one-byte *tag* naming its generation, sorted, in a
+//! table a quarter larger than they need: each entry sits at the slot its value says (keys are
+//! SHA-256 prefixes, uniform, so values split the slots evenly) or just after the entries
+//! before it. A lookup goes straight to its key's slot and reads on past a couple of smaller
+//! entries: one memory read, whatever the size, and 20 bytes a key.
+//! An expired generation's tag is marked dead at once (its entries no longer answer) and its
+//! entries are dropped by the next fold, which rewrites each shard anyway.
+//!
+//! A fold sorts and merges, which takes a while for a big set, so it runs in steps with no
+//! lock held for long: [`KeySet::freeze`] sets the new keys aside (still looked up),
+//! [`Merge::sort`] sorts them with no lock, and for each shard [`KeySet::shard`] lends the
+//! shard, [`Merge::merge_shard`] merges it with no lock and [`KeySet::put_shard`] swaps it in;
+//! [`KeySet::finish`] then forgets the keys set aside. Only one shard (1/256 of the index) is
+//! ever held twice.
 
 use std::collections::{BTreeMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 /// Keys are already uniform hashes: their low 64 bits are a hash.
 #[derive(Default)]
@@ -45,67 +56,6 @@ type OpenSet = HashSet<u128, BuildHasherDefault<KeyHasher>>;
 /// Bytes an open set's bucket takes: the key and hashbrown's control byte.
 const OPEN_BUCKET: usize = std::mem::size_of::<u128>() + 1;
 
-/// Sorted keys and, for each value of their top `bits` bits, where those keys start.
-struct Sealed {
-    keys: Box<[u128]>,
-    dir: Box<[u32]>,
-    shift: u32,
-}
-
-impl Sealed {
-    /// About this many keys share a directory entry.
-    const PER_ENTRY: usize = 4;
-
-    fn new(mut keys: Vec<u128>) -> Sealed {
-        keys.sort_unstable();
-        keys.dedup();
-        let entries = (keys.len() / Self::PER_ENTRY).max(1).next_power_of_two();
-        let bits = entries.trailing_zeros();
-        let shift = 128 - bits;
-        let mut dir = Vec::with_capacity(entries + 1);
-        let mut i = 0usize;
-        for b in 0..entries as u128 {
-            while i < keys.len() && bucket(keys[i], shift) < b {
-                i += 1;
-            }
-            dir.push(i as u32);
-        }
-        dir.push(keys.len() as u32);
-        Sealed {
-            keys: keys.into_boxed_slice(),
-            dir: dir.into_boxed_slice(),
-            shift,
-        }
-    }
-
-    /// Where `k` would be: the run of keys sharing its directory entry.
-    fn run(&self, k: u128) -> (usize, usize) {
-        let b = bucket(k, self.shift) as usize;
-        (self.dir[b] as usize, self.dir[b + 1] as usize)
-    }
-
-    fn contains(&self, k: u128) -> bool {
-        let (lo, hi) = self.run(k);
-        self.keys[lo..hi].binary_search(&k).is_ok()
-    }
-
-    fn bytes(&self) -> usize {
-        self.keys.len() * std::mem::size_of::<u128>() + self.dir.len() * 4
-    }
-}
-
-fn bucket(k: u128, shift: u32) -> u128 {
-    k.checked_shr(shift).unwrap_or(0)
-}
-
-#[derive(Default)]
-struct Generation {
-    open: OpenSet,
-    /// Keys set aside to be sealed: looked up until the sealed array holding them is put in.
-    frozen: Option<Arc<OpenSet>>,
-    sealed: Option<Arc<Sealed>>,
-}
-
 fn open_bytes(set: &OpenSet) -> usize {
     if set.capacity() == 0 {
         0
@@ -114,76 +64,272 @@ fn open_bytes(set: &OpenSet) -> usize {
     }
 }
 
-impl Generation {
-    /// Whether `k` is among the keys not sealed yet (new, or set aside to be sealed).
-    fn holds_unsealed(&self, k: u128) -> bool {
-        self.open.contains(&k) || self.frozen.as_ref().is_some_and(|f| f.contains(&k))
+/// Shards of the index; a key's top byte names its shard, so its entry need not hold it.
+pub const SHARDS: usize = 256;
+
+/// Tags an entry can carry: the generations the index can hold at once. The index holds the
+/// generations between now and the current retention's (about [`GENERATIONS`]) and those
+/// expired since the last fold; a generation finding no free tag stays in its hash set.
+const TAGS: usize = 256;
+
+/// An index entry: the key without its top byte (the shard's), then the generation's tag.
+type Entry = u128;
+
+fn entry(k: u128, tag: u8) -> Entry {
+    (k << 8) | u128::from(tag)
+}
+
+fn shard_of(k: u128) -> usize {
+    (k >> 120) as usize
+}
+
+fn tag_of(e: Entry) -> u8 {
+    e as u8
+}
+
+/// Whether the index holds `k` under a tag `wanted` accepts.
+fn indexed(shards: &[Arc<Shard>], k: u128, wanted: impl Fn(u8) -> bool) -> bool {
+    shards[shard_of(k)].holds(entry(k, 0), wanted)
+}
+
+/// A slot no entry is in. No entry has every bit set: tag 255 is never given.
+const EMPTY: Entry = Entry::MAX;
+
+/// One shard of the index: its entries, sorted, each in the slot its value says (its *home*:
+/// entries are uniform, so the slots split their range evenly) or, when that slot is taken,
+/// in the first free slot after the entries before it; and how many entries each tag has here.
+///
+/// Sorted with gaps, so a lookup starts at the key's home and reads on only past smaller
+/// entries: with slots a fifth empty, a couple of entries on average, in one or two cache
+/// lines, one memory read whatever the size (there is no directory to read first). And a fold
+/// merges a shard's entries in order, as from a sorted array.
+pub struct Shard {
+    slots: Box<[Entry]>,
+    /// Slots entries go to by home; `slots` runs a little past them for the last entries.
+    homes: usize,
+    len: usize,
+    per_tag: Box<[(u8, u32)]>,
+}
+
+impl Shard {
+    /// Slots for every entry: 5 for every 4 entries.
+    fn homes_for(entries: usize) -> usize {
+        (entries + entries / 4).max(1)
     }
 
-    fn len(&self) -> usize {
-        self.open.len()
-            + self.frozen.as_ref().map_or(0, |f| f.len())
-            + self.sealed.as_ref().map_or(0, |s| s.keys.len())
+    /// A shard of `entries`, sorted and without repeats.
+    fn new(entries: Vec<Entry>) -> Shard {
+        let homes = Self::homes_for(entries.len());
+        let mut slots = Vec::with_capacity(homes + 64);
+        let mut per_tag = [0u32; TAGS];
+        for e in &entries {
+            let h = home(*e, homes);
+            if slots.len() < h {
+                slots.resize(h, EMPTY);
+            }
+            slots.push(*e);
+            per_tag[tag_of(*e) as usize] += 1;
+        }
+        slots.resize(slots.len().max(homes), EMPTY);
+        Shard {
+            slots: slots.into_boxed_slice(),
+            homes,
+            len: entries.len(),
+            per_tag: (0..TAGS)
+                .filter(|t| per_tag[*t] > 0)
+                .map(|t| (t as u8, per_tag[t]))
+                .collect(),
+        }
+    }
+
+    fn empty() -> Shard {
+        Shard::new(Vec::new())
+    }
+
+    /// Whether an entry for the key of `key` (its tag 0) has a tag `wanted` accepts.
+    fn holds(&self, key: Entry, wanted: impl Fn(u8) -> bool) -> bool {
+        let last = key | 0xff;
+        self.slots[home(key, self.homes)..]
+            .iter()
+            .take_while(|e| **e <= last)
+            .any(|e| *e >= key && wanted(tag_of(*e)))
+    }
+
+    /// The entries, in order.
+    fn entries(&self) -> impl Iterator<Item = Entry> + '_ {
+        self.slots.iter().copied().filter(|e| *e != EMPTY)
     }
 
     fn bytes(&self) -> usize {
-        open_bytes(&self.open)
-            + self.frozen.as_deref().map_or(0, open_bytes)
-            + self.sealed.as_deref().map_or(0, Sealed::bytes)
+        self.slots.len() * std::mem::size_of::<Entry>()
+            + self.per_tag.len() * std::mem::size_of::<(u8, u32)>()
     }
 }
 
-/// A generation's new keys and its sealed array, to be sorted into one array off the lock.
-pub struct Frozen {
-    gen: u64,
-    open: Arc<OpenSet>,
-    sealed: Option<Arc<Sealed>>,
+/// The slot of `homes` an entry belongs in: its top 64 bits, scaled.
+fn home(e: Entry, homes: usize) -> usize {
+    ((u128::from((e >> 64) as u64) * homes as u128) >> 64) as usize
 }
 
-impl Frozen {
-    /// Sorts the keys into one sealed array: the costly step, to run with no lock held.
-    pub fn seal(self) -> SealedGen {
-        let mut keys: Vec<u128> =
-            Vec::with_capacity(self.open.len() + self.sealed.as_ref().map_or(0, |s| s.keys.len()));
-        if let Some(s) = &self.sealed {
-            keys.extend_from_slice(&s.keys);
+/// What a tag stands for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Tag {
+    /// No entry has it.
+    Free,
+    /// Its entries are generation `g`'s.
+    Gen(u64),
+    /// Its generation has expired; its entries, until the next fold drops them, answer nothing.
+    Dead,
+}
+
+struct Tags {
+    tag: [Tag; TAGS],
+    /// Entries in the index with each tag.
+    count: [usize; TAGS],
+}
+
+impl Tags {
+    /// A free tag for generation `g`.
+    fn take(&mut self, g: u64) -> Option<u8> {
+        // Tag 255 is never given: an entry with it would be [`EMPTY`].
+        let t = self.tag[..TAGS - 1].iter().position(|t| *t == Tag::Free)?;
+        self.tag[t] = Tag::Gen(g);
+        Some(t as u8)
+    }
+
+    /// Its generation has expired: dead until its entries are dropped.
+    fn retire(&mut self, t: u8) {
+        let t = t as usize;
+        self.tag[t] = if self.count[t] == 0 {
+            Tag::Free
+        } else {
+            Tag::Dead
+        };
+    }
+
+    fn live(&self, t: u8, first_live: u64) -> bool {
+        matches!(self.tag[t as usize], Tag::Gen(g) if g >= first_live)
+    }
+
+    /// The tags whose entries a fold keeps: every generation's not expired.
+    fn kept(&self) -> Keep {
+        let mut keep = Keep([false; TAGS]);
+        for (k, t) in keep.0.iter_mut().zip(self.tag) {
+            *k = matches!(t, Tag::Gen(_));
         }
-        keys.extend(self.open.iter().copied());
-        SealedGen {
-            gen: self.gen,
-            sealed: Arc::new(Sealed::new(keys)),
-        }
+        keep
     }
 }
 
-/// A generation's keys, sorted: [`KeySet::put_sealed`] takes it.
-pub struct SealedGen {
-    gen: u64,
-    sealed: Arc<Sealed>,
+/// The tags whose entries a fold keeps.
+pub struct Keep([bool; TAGS]);
+
+/// A generation with keys in the index.
+struct Indexed {
+    tag: u8,
+    /// Its keys in the index (as of the last fold).
+    keys: usize,
 }
 
-/// The remembered keys, by generation. Times are Unix seconds. It never refuses a key: the
-/// store in front of it keeps the bound ([`crate::replay::local`]), when a key is reserved.
+/// Keys set aside to be folded into the index ([`KeySet::freeze`]).
+pub struct Merge {
+    parts: Vec<(u64, u8, Arc<OpenSet>)>,
+    /// The new entries by shard, sorted ([`Merge::sort`]).
+    new: Vec<Vec<Entry>>,
+}
+
+impl Merge {
+    /// Sorts the new keys into entries by shard: the costly step, to run with no lock held.
+    pub fn sort(&mut self) {
+        let mut counts = [0usize; SHARDS];
+        for (_, _, keys) in &self.parts {
+            for k in keys.iter() {
+                counts[shard_of(*k)] += 1;
+            }
+        }
+        let mut new: Vec<Vec<Entry>> = counts.iter().map(|n| Vec::with_capacity(*n)).collect();
+        for (_, tag, keys) in &self.parts {
+            for k in keys.iter() {
+                new[shard_of(*k)].push(entry(*k, *tag));
+            }
+        }
+        for v in &mut new {
+            v.sort_unstable();
+        }
+        self.new = new;
+    }
+
+    /// Shard `i` with the new entries in and the entries of tags `keep` refuses out: to run
+    /// with no lock held, on the shard [`KeySet::shard`] lent.
+    pub fn merge_shard(&mut self, i: usize, old: &Shard, keep: &Keep) -> Shard {
+        let new = std::mem::take(self.new.get_mut(i).unwrap_or(&mut Vec::new()));
+        Shard::new(merge_sorted(old, &new, keep))
+    }
+}
+
+/// The entries of shard `a` and of `b` (sorted) that `keep` keeps, sorted and without repeats.
+fn merge_sorted(a: &Shard, b: &[Entry], keep: &Keep) -> Vec<Entry> {
+    let mut out = Vec::with_capacity(a.len + b.len());
+    let mut a = a
+        .entries()
+        .filter(|e| keep.0[tag_of(*e) as usize])
+        .peekable();
+    let mut b = b
+        .iter()
+        .copied()
+        .filter(|e| keep.0[tag_of(*e) as usize])
+        .peekable();
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if x <= y => a.next(),
+            (Some(_), Some(_)) => b.next(),
+            (Some(_), None) => a.next(),
+            (None, Some(_)) => b.next(),
+            (None, None) => break,
+        };
+        if let Some(e) = next {
+            if out.last() != Some(&e) {
+                out.push(e);
+            }
+        }
+    }
+    out
+}
+
+/// The remembered keys. Times are Unix seconds. It never refuses a key: the store in front of
+/// it keeps the bound ([`crate::replay::local`]), when a key is reserved.
 pub struct KeySet {
     width: u64,
-    gens: BTreeMap<u64, Generation>,
-    len: usize,
+    /// New keys, by generation (only generations with some).
+    open: BTreeMap<u64, OpenSet>,
+    /// Keys set aside by the fold under way, by generation: looked up until it has finished.
+    frozen: Vec<(u64, Arc<OpenSet>)>,
+    /// The generations with keys in the index.
+    indexed: BTreeMap<u64, Indexed>,
+    shards: Vec<Arc<Shard>>,
+    tags: Tags,
+    /// A fold is under way: no other starts until it has finished.
+    merging: bool,
 }
 
 /// How many generations a retention is split into: a key is kept at most
-/// `retention / GENERATIONS` past its expiry, and a lookup visits about this many.
+/// `retention / GENERATIONS` past its expiry.
 pub const GENERATIONS: u64 = 16;
-
-/// Sealed generations a lookup fetches side by side.
-const MAX_PROBES: usize = 2 * GENERATIONS as usize + 2;
 
 impl KeySet {
     /// A set whose keys live about `retention` seconds.
     pub fn new(retention_s: u64) -> KeySet {
         KeySet {
             width: (retention_s / GENERATIONS).max(1),
-            gens: BTreeMap::new(),
-            len: 0,
+            open: BTreeMap::new(),
+            frozen: Vec::new(),
+            indexed: BTreeMap::new(),
+            shards: (0..SHARDS).map(|_| Arc::new(Shard::empty())).collect(),
+            tags: Tags {
+                tag: [Tag::Free; TAGS],
+                count: [0; TAGS],
+            },
+            merging: false,
         }
     }
 
@@ -194,112 +340,213 @@ impl KeySet {
     /// Whether `k` is remembered at `now_s`.
     pub fn contains(&self, k: u128, now_s: u64) -> bool {
         let first_live = now_s / self.width;
-        let live = || self.gens.range(first_live..).map(|(_, g)| g);
-        if live().any(|g| g.holds_unsealed(k)) {
-            return true;
-        }
-        // The sealed arrays, in two passes with no branch between their loads: first every
-        // directory entry, then every run of keys, so the processor fetches them from memory
-        // side by side rather than one generation after another.
-        let mut runs = [(0usize, 0usize); MAX_PROBES];
-        let mut sealed = [None; MAX_PROBES];
-        let mut n = 0;
-        for g in live() {
-            if let Some(s) = &g.sealed {
-                if n == MAX_PROBES {
-                    // More generations than a retention has (a ttl longer than it): the rest
-                    // one by one.
-                    if s.contains(k) {
-                        return true;
-                    }
-                    continue;
-                }
-                runs[n] = s.run(k);
-                sealed[n] = Some(s);
-                n += 1;
-            }
-        }
-        (0..n).any(|i| {
-            let (lo, hi) = runs[i];
-            sealed[i].is_some_and(|s| s.keys[lo..hi].binary_search(&k).is_ok())
-        })
+        self.open.range(first_live..).any(|(_, o)| o.contains(&k))
+            || self
+                .frozen
+                .iter()
+                .any(|(g, f)| *g >= first_live && f.contains(&k))
+            || indexed(&self.shards, k, |t| self.tags.live(t, first_live))
     }
 
     /// Remembers `k` until `expiry_s` (at least). A key inserted again with an expiry in
     /// another generation is held in both until the later passes.
     pub fn insert(&mut self, k: u128, expiry_s: u64) {
         let g = self.generation(expiry_s);
-        let gen = self.gens.entry(g).or_default();
-        let set_aside = gen.frozen.as_ref().is_some_and(|f| f.contains(&k))
-            || gen.sealed.as_ref().is_some_and(|s| s.contains(k));
-        if !set_aside && gen.open.insert(k) {
-            self.len += 1;
+        let held = self.frozen.iter().any(|(fg, f)| *fg == g && f.contains(&k))
+            || self
+                .indexed
+                .get(&g)
+                .is_some_and(|ix| indexed(&self.shards, k, |t| t == ix.tag));
+        if !held {
+            self.open.entry(g).or_default().insert(k);
         }
     }
 
-    /// Drops the generations that have passed; returns how many keys went with them.
+    /// Forgets the generations that have passed; returns how many keys went with them.
     pub fn expire(&mut self, now_s: u64) -> usize {
         let first_live = now_s / self.width;
-        let live = self.gens.split_off(&first_live);
-        let dropped: usize = self.gens.values().map(Generation::len).sum();
-        self.gens = live;
-        self.len -= dropped;
+        let live = self.open.split_off(&first_live);
+        let mut dropped: usize = std::mem::replace(&mut self.open, live)
+            .values()
+            .map(|o| o.len())
+            .sum();
+        self.frozen.retain(|(g, f)| {
+            if *g < first_live {
+                dropped += f.len();
+            }
+            *g >= first_live
+        });
+        let live = self.indexed.split_off(&first_live);
+        for ix in std::mem::replace(&mut self.indexed, live).into_values() {
+            dropped += ix.keys;
+            self.tags.retire(ix.tag);
+        }
         dropped
     }
 
-    /// Sets aside the new keys of every generation before the one new keys with
-    /// `current_expiry_s` go to: those take few or no new keys any more (generations after it
-    /// are filled by longer retentions and stay open until they are passed; sealing them now
-    /// would sort them again and again). Not one already being sealed. Each is to be sealed
-    /// ([`Frozen::seal`]) and put back ([`KeySet::put_sealed`]).
-    pub fn freeze(&mut self, current_expiry_s: u64) -> Vec<Frozen> {
+    /// The tag of generation `g` in the index, a free one if it has none yet; `None` when
+    /// every tag is taken (its keys then stay in a hash set).
+    fn tag_for(&mut self, g: u64) -> Option<u8> {
+        if let Some(ix) = self.indexed.get(&g) {
+            return Some(ix.tag);
+        }
+        let tag = self.tags.take(g)?;
+        self.indexed.insert(g, Indexed { tag, keys: 0 });
+        Some(tag)
+    }
+
+    /// Sets aside, to be folded into the index, the new keys of every generation before the
+    /// one new keys with `current_expiry_s` go to: those take few or no new keys any more
+    /// (generations after it are filled by longer retentions and stay in their hash sets
+    /// until they are passed; folding them now would fold them again and again). `None` when
+    /// there is nothing to fold and no expired entry to drop, or a fold is under way.
+    pub fn freeze(&mut self, current_expiry_s: u64) -> Option<Merge> {
+        if self.merging {
+            return None;
+        }
         let current = self.generation(current_expiry_s);
-        let mut out = Vec::new();
-        for (g, gen) in self.gens.range_mut(..current) {
-            if gen.open.is_empty() || gen.frozen.is_some() {
+        let mut parts = Vec::new();
+        let due: Vec<u64> = self.open.range(..current).map(|(g, _)| *g).collect();
+        for g in due {
+            let Some(tag) = self.tag_for(g) else {
                 continue;
+            };
+            let keys = Arc::new(self.open.remove(&g).unwrap_or_default());
+            self.frozen.push((g, keys.clone()));
+            parts.push((g, tag, keys));
+        }
+        if parts.is_empty() && !self.tags.tag.contains(&Tag::Dead) {
+            return None;
+        }
+        self.merging = true;
+        Some(Merge {
+            parts,
+            new: Vec::new(),
+        })
+    }
+
+    /// Lends shard `i` to a fold, with the tags the fold keeps.
+    pub fn shard(&self, i: usize) -> (Arc<Shard>, Keep) {
+        (self.shards[i].clone(), self.tags.kept())
+    }
+
+    /// Puts in shard `i` as folded, in place of the one lent.
+    pub fn put_shard(&mut self, i: usize, shard: Shard) {
+        let old = std::mem::replace(&mut self.shards[i], Arc::new(shard));
+        let count = &mut self.tags.count;
+        for (t, n) in old.per_tag.iter() {
+            count[*t as usize] -= *n as usize;
+        }
+        for (t, n) in self.shards[i].per_tag.iter() {
+            count[*t as usize] += *n as usize;
+        }
+        for (tag, n) in self.tags.tag.iter_mut().zip(count.iter()) {
+            if *n == 0 && *tag == Tag::Dead {
+                *tag = Tag::Free;
             }
-            let open = Arc::new(std::mem::take(&mut gen.open));
-            gen.frozen = Some(open.clone());
-            out.push(Frozen {
-                gen: *g,
-                open,
-                sealed: gen.sealed.clone(),
+        }
+    }
+
+    /// The fold has put in every shard: the keys it set aside are looked up in the index now.
+    pub fn finish(&mut self, merge: Merge) {
+        drop(merge);
+        self.frozen.clear();
+        for ix in self.indexed.values_mut() {
+            ix.keys = self.tags.count[ix.tag as usize];
+        }
+        self.merging = false;
+    }
+
+    /// A whole fold ([`KeySet::freeze`] to [`KeySet::finish`]) in one go, holding whatever
+    /// lock guards the set throughout: at start, and in tests.
+    pub fn seal(&mut self, current_expiry_s: u64) {
+        if let Some(mut merge) = self.freeze(current_expiry_s) {
+            merge.sort();
+            self.fold(merge);
+        }
+    }
+
+    fn fold(&mut self, mut merge: Merge) {
+        for i in 0..SHARDS {
+            let (old, keep) = self.shard(i);
+            let new = merge.merge_shard(i, &old, &keep);
+            drop(old);
+            self.put_shard(i, new);
+        }
+        self.finish(merge);
+    }
+
+    /// Takes in the keys found at start, `(key, expiry)`, leaving out those expired at
+    /// `now_s`: the generations new keys with `current_expiry_s` no longer go to straight into
+    /// the index (never through a hash set, so a large set loads in about the memory it will
+    /// keep), the others into their hash sets. Returns how many were taken.
+    pub fn load(&mut self, keys: &[(u128, u64)], now_s: u64, current_expiry_s: u64) -> usize {
+        let current = self.generation(current_expiry_s);
+        let live = |(_, e): &&(u128, u64)| *e > now_s;
+        // The tag of each generation going into the index (none while a fold is under way,
+        // or when tags run out: those keys go to hash sets). Keys come grouped by expiry, so
+        // the last generation looked up is remembered.
+        let mut last = (u64::MAX, None);
+        let mut tag_of_gen = |set: &mut KeySet, g: u64| -> Option<u8> {
+            if last.0 != g {
+                let t = if g >= current || set.merging {
+                    None
+                } else {
+                    set.tag_for(g)
+                };
+                last = (g, t);
+            }
+            last.1
+        };
+        let mut counts = [0usize; SHARDS];
+        for (k, e) in keys.iter().filter(live) {
+            if tag_of_gen(self, self.generation(*e)).is_some() {
+                counts[shard_of(*k)] += 1;
+            }
+        }
+        let mut new: Vec<Vec<Entry>> = counts.iter().map(|n| Vec::with_capacity(*n)).collect();
+        let mut taken = 0;
+        for (k, e) in keys.iter().filter(live) {
+            taken += 1;
+            match tag_of_gen(self, self.generation(*e)) {
+                Some(t) => new[shard_of(*k)].push(entry(*k, t)),
+                None => self.insert(*k, *e),
+            }
+        }
+        if counts.iter().any(|n| *n > 0) {
+            for v in &mut new {
+                v.sort_unstable();
+            }
+            self.merging = true;
+            self.fold(Merge {
+                parts: Vec::new(),
+                new,
             });
         }
-        out
+        taken
     }
 
-    /// Puts in a generation's sealed keys, in place of what was frozen. A generation that
-    /// expired meanwhile stays gone.
-    pub fn put_sealed(&mut self, s: SealedGen) {
-        if let Some(gen) = self.gens.get_mut(&s.gen) {
-            gen.frozen = None;
-            gen.sealed = Some(s.sealed);
-        }
-    }
-
-    /// [`KeySet::freeze`], [`Frozen::seal`] and [`KeySet::put_sealed`] in one go (holding
-    /// whatever lock guards the set throughout).
-    pub fn seal(&mut self, current_expiry_s: u64) {
-        for f in self.freeze(current_expiry_s) {
-            let s = f.seal();
-            self.put_sealed(s);
-        }
-    }
-
-    /// Keys held, expired generations not dropped yet included.
+    /// Keys held, expired generations not forgotten yet included.
     pub fn len(&self) -> usize {
-        self.len
+        self.open.values().map(|o| o.len()).sum::<usize>()
+            + self.frozen.iter().map(|(_, f)| f.len()).sum::<usize>()
+            + self.indexed.values().map(|ix| ix.keys).sum::<usize>()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
-    /// The heap the keys take: open sets by their allocated buckets, sealed arrays exactly.
+    /// The heap the keys take: hash sets by their allocated buckets, the index exactly
+    /// (entries of expired generations not dropped yet included).
     pub fn bytes(&self) -> usize {
-        self.gens.values().map(Generation::bytes).sum()
+        self.open.values().map(open_bytes).sum::<usize>()
+            + self
+                .frozen
+                .iter()
+                .map(|(_, f)| open_bytes(f))
+                .sum::<usize>()
+            + self.shards.iter().map(|s| s.bytes()).sum::<usize>()
     }
 }
 
@@ -338,7 +585,7 @@ mod tests {
     }
 
     #[test]
-    fn sealed_generations_answer_the_same_and_take_about_sixteen_bytes_a_key() {
+    fn folded_generations_answer_the_same_and_take_about_twenty_bytes_a_key() {
         let mut s = KeySet::new(DAY);
         let n = 100_000u64;
         for i in 0..n {
@@ -359,22 +606,145 @@ mod tests {
         assert_eq!(s.len(), n as usize + 1);
         s.seal(T0 + DAY);
         assert!(s.contains(key(n + 1), T0) && s.contains(key(1), T0));
-        // Everything sealed: 16 bytes a key and a directory entry for every few.
+        // Everything folded: a 16-byte slot for each key and one empty for every four.
         s.seal(u64::MAX);
         let per_key = s.bytes() as f64 / s.len() as f64;
-        assert!((16.0..=18.0).contains(&per_key), "{per_key} bytes a key");
+        assert!((19.5..=20.5).contains(&per_key), "{per_key} bytes a key");
     }
 
     #[test]
-    fn an_empty_or_tiny_sealed_array_answers() {
-        let empty = Sealed::new(Vec::new());
-        assert!(!empty.contains(key(1)));
-        let one = Sealed::new(vec![key(1)]);
-        assert!(one.contains(key(1)) && !one.contains(key(2)));
-        let extremes = Sealed::new(vec![0, u128::MAX, 1 << 127]);
-        assert!(
-            extremes.contains(0) && extremes.contains(u128::MAX) && extremes.contains(1 << 127)
-        );
-        assert!(!extremes.contains(5));
+    fn keys_at_the_edges_of_a_shard_and_of_the_key_space_answer() {
+        let mut s = KeySet::new(DAY);
+        // Same low 120 bits in two shards; the extremes; a shard of one key.
+        let same_low = key(9) & (u128::MAX >> 8);
+        let ks = [0, u128::MAX, 1 << 127, same_low, same_low | (0xab << 120)];
+        for k in ks {
+            s.insert(k, T0 + DAY / 2);
+        }
+        assert!(!s.contains(same_low | (0xcd << 120), T0));
+        s.seal(T0 + DAY);
+        assert!(s.open.is_empty(), "all in the index");
+        for k in ks {
+            assert!(s.contains(k, T0), "{k:x}");
+        }
+        assert!(!s.contains(same_low | (0xcd << 120), T0));
+        assert!(!s.contains(5, T0) && !s.contains(u128::MAX - 1, T0));
+        assert_eq!(s.len(), ks.len());
+    }
+
+    /// A tiny random generator, so the model test is the same on every run.
+    struct Mix(u64);
+
+    impl Mix {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+    }
+
+    /// Many retentions' worth of time (far more generations than there are tags), keys with
+    /// several ttls, some inserted twice, and folds whose shards go in one at a time while
+    /// keys are inserted and generations expire in between: the set answers exactly as a plain
+    /// map of each key's latest generation would, and never forgets a key before its expiry.
+    #[test]
+    fn the_index_answers_like_a_plain_map_through_many_folds_and_expiries() {
+        let retention = 1_600;
+        let width = retention / GENERATIONS;
+        let mut s = KeySet::new(retention);
+        let mut model: std::collections::HashMap<u128, u64> = Default::default();
+        let mut rng = Mix(7);
+        let mut inserted = Vec::new();
+        let ttls = [retention, retention, retention + width / 2, 3 * retention];
+        let mut now = T0;
+        for step in 0..600u64 {
+            now += width / 2 + rng.next() % width;
+            for _ in 0..40 {
+                // A new key, or one inserted before (held in both generations).
+                let k = if !inserted.is_empty() && rng.next() % 8 == 0 {
+                    inserted[(rng.next() % inserted.len() as u64) as usize]
+                } else {
+                    key(rng.next())
+                };
+                let expiry = now + ttls[(rng.next() % ttls.len() as u64) as usize];
+                s.insert(k, expiry);
+                let g = model.entry(k).or_insert(0);
+                *g = (*g).max(expiry / width);
+                inserted.push(k);
+            }
+            s.expire(now);
+            let expired: Vec<u128> = model
+                .iter()
+                .filter(|(_, g)| **g < now / width)
+                .map(|(k, _)| *k)
+                .collect();
+            model.retain(|_, g| *g >= now / width);
+            if let Some(mut m) = s.freeze(now + retention) {
+                m.sort();
+                for i in 0..SHARDS {
+                    let (old, keep) = s.shard(i);
+                    let new = m.merge_shard(i, &old, &keep);
+                    drop(old);
+                    s.put_shard(i, new);
+                    if i == SHARDS / 2 && step % 3 == 0 {
+                        // Meanwhile: new keys, and time passing an expiry.
+                        let k = key(rng.next());
+                        s.insert(k, now + retention);
+                        model.insert(k, (now + retention) / width);
+                        inserted.push(k);
+                    }
+                }
+                s.finish(m);
+            }
+            for k in &expired {
+                assert!(!s.contains(*k, now), "step {step}: an expired key answers");
+            }
+            inserted.retain(|k| model.contains_key(k));
+            for k in &inserted {
+                assert!(s.contains(*k, now), "step {step}: a live key forgotten");
+            }
+            for _ in 0..50 {
+                let k = key(rng.next());
+                assert_eq!(s.contains(k, now), model.contains_key(&k));
+            }
+            assert!(s.len() >= model.len(), "step {step}");
+        }
+        // Every generation's tag was given back when its entries went.
+        assert!(s.tags.tag.iter().filter(|t| **t != Tag::Free).count() <= 2 * GENERATIONS as usize);
+        // Long after: nothing held, and the next fold drops every entry.
+        let later = now + 4 * retention;
+        s.expire(later);
+        assert!(s.is_empty() && !s.contains(inserted[0], later));
+        s.seal(later + retention);
+        assert!(s.shards.iter().all(|sh| sh.len == 0));
+        assert!(s.tags.tag.iter().all(|t| *t == Tag::Free));
+    }
+
+    #[test]
+    fn keys_loaded_at_start_answer_as_if_inserted_and_count_once() {
+        let mut found = Vec::new();
+        for n in 0..10_000 {
+            let expiry = T0 + 1 + (n % 32) * (DAY / 16);
+            found.push((key(n), expiry));
+        }
+        // Found twice (the key log and a segment), and some already expired.
+        found.extend_from_within(..100);
+        found.push((key(99_999), T0 - 1));
+        let mut s = KeySet::new(DAY);
+        let taken = s.load(&found, T0, T0 + DAY);
+        assert_eq!(taken, found.len() - 1);
+        assert_eq!(s.len(), 10_000, "a key found twice is held once");
+        for n in 0..10_000 {
+            assert!(s.contains(key(n), T0), "{n}");
+        }
+        assert!(!s.contains(key(99_999), T0) && !s.contains(key(10_001), T0));
+        // Generations new keys no longer go to are in the index; later ones in hash sets.
+        let current = s.generation(T0 + DAY);
+        assert!(s.open.keys().all(|g| *g >= current) && !s.open.is_empty());
+        assert!(s.indexed.keys().all(|g| *g < current) && !s.indexed.is_empty());
+        // Like any other: expired by generation.
+        assert_eq!(s.expire(T0 + DAY / 16 + 1), 10_000 / 32 + 1);
     }
 }

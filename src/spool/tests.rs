@@ -520,8 +520,10 @@ fn key_log_size_and_load_time() {
         let keys: Vec<(u128, u64)> = chunk
             .iter()
             .map(|i| {
+                // Uniform, like the SHA-256 prefixes replay keys are.
+                let d = crate::verify::mac::sha256(&[&i.to_le_bytes()]);
                 (
-                    u128::from(*i) * 0x9e37_79b9_7f4a_7c15,
+                    u128::from_le_bytes(d[..16].try_into().unwrap()),
                     1_700_000_000 + i % 86_400,
                 )
             })
@@ -540,5 +542,17 @@ fn key_log_size_and_load_time() {
         "key log: {n} keys, {bytes} bytes ({:.1} bytes a key), read back in {took:?} ({:.1} M keys/s)",
         bytes as f64 / n as f64,
         n as f64 / took.as_secs_f64() / 1e6
+    );
+    // Then into the local replay store's key set, as at start (every key inside the retention).
+    let started = std::time::Instant::now();
+    let mut set = super::keys::KeySet::new(86_400);
+    let now = 1_700_000_000 - 1;
+    assert_eq!(set.load(&keys, now, now + 86_400), n as usize);
+    let took = started.elapsed();
+    assert!(set.contains(keys[n as usize / 2].0, now));
+    eprintln!(
+        "key set: {n} keys loaded in {took:?} ({:.1} M keys/s), {:.1} bytes a key",
+        n as f64 / took.as_secs_f64() / 1e6,
+        set.bytes() as f64 / n as f64
     );
 }
