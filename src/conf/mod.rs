@@ -237,7 +237,7 @@ pub(crate) fn max_duration(path: &str) -> Duration {
         "tolerance" => 7 * DAY,
         // how long ids are remembered, and how long a sink may keep retrying an event
         "retention" | "max_age" => 30 * DAY,
-        "max_backoff" => DAY,
+        "max_backoff" | "max_retry_after" => DAY,
         "shutdown_grace" => 10 * MIN,
         // every timeout, the first backoff, and any duration key added later
         _ => HOUR,

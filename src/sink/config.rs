@@ -149,10 +149,15 @@ pub struct BatchConfig {
     pub timeout: Duration,
 }
 
+/// `retry.max_retry_after` when not set: a SIEM asking for up to an hour's pause gets it.
+pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetryConfig {
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
+    /// The longest a sink's own `Retry-After` is waited (however long `max_backoff` is).
+    pub max_retry_after: Duration,
     pub max_age: Duration,
 }
 
@@ -194,6 +199,7 @@ pub(crate) struct RawBatch {
 pub(crate) struct RawRetry {
     pub initial_backoff: Option<ConfDuration>,
     pub max_backoff: Option<ConfDuration>,
+    pub max_retry_after: Option<ConfDuration>,
     pub max_age: Option<ConfDuration>,
 }
 
@@ -246,6 +252,11 @@ pub(crate) fn build_sink(cx: &mut Ctx<'_>, path: &str, r: RawSinkEntry) -> SinkC
             &format!("{path}.retry.max_backoff"),
             rt.max_backoff,
             Duration::from_secs(600),
+        ),
+        max_retry_after: cx.duration(
+            &format!("{path}.retry.max_retry_after"),
+            rt.max_retry_after,
+            DEFAULT_MAX_RETRY_AFTER,
         ),
         max_age: cx.duration(
             &format!("{path}.retry.max_age"),

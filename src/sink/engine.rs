@@ -4,8 +4,9 @@
 //! `batch.max_bytes` and `batch.timeout`), sends a batch, and acts on the answer:
 //! - **delivered**: the sink's cursor moves past the batch;
 //! - **retry** (transport error, timeout, 408, 429, 5xx): wait, then send the same batch again.
-//!   The wait is the sink's `Retry-After` (up to `retry.max_backoff`) or else exponential
-//!   backoff with full jitter from `retry.initial_backoff`;
+//!   The wait is the sink's `Retry-After` (even past `retry.max_backoff`, up to
+//!   `retry.max_retry_after`) or else exponential backoff with full jitter from
+//!   `retry.initial_backoff` up to `retry.max_backoff`;
 //! - **too large** (413): split the batch in two and send each half;
 //! - **rejected** (400 and other 4xx), a single event that is too large, or events still
 //!   undelivered `retry.max_age` after they were received: dead letters, with the last error
@@ -637,8 +638,14 @@ impl Worker {
             return true;
         }
         self.events("retried").increment(part.len() as u64);
+        let r = &self.current.config.retry;
         let wait = match after {
-            Some(a) => a.min(self.current.config.retry.max_backoff),
+            // The SIEM said how long: that, even past `max_backoff` (it knows its load), up
+            // to `max_retry_after`; never sooner than the first backoff (at most a second),
+            // so a `Retry-After: 0` answered again and again is not a busy loop.
+            Some(a) => a
+                .min(r.max_retry_after)
+                .max(r.initial_backoff.min(Duration::from_secs(1))),
             None => self.backoff(attempt),
         };
         self.pause(wait).await
@@ -748,9 +755,10 @@ mod tests {
     }
 
     /// The waits between attempts run on Tokio's clock, paused here: the SIEM's `Retry-After`
-    /// is waited exactly, capped by `retry.max_backoff`, with no real time passing.
+    /// is waited exactly, even past `retry.max_backoff`, up to `retry.max_retry_after`, with no
+    /// real time passing.
     #[tokio::test(start_paused = true)]
-    async fn a_retry_waits_what_the_siem_asks_capped_by_max_backoff() {
+    async fn a_retry_waits_what_the_siem_asks_even_past_max_backoff() {
         let dir = tempfile::tempdir().unwrap();
         let tel = Telemetry::new();
         let spool_cfg = SpoolConfig {
@@ -777,7 +785,15 @@ mod tests {
                 },
                 Delivery::Retry {
                     error: "HTTP 503".into(),
-                    after: Some(Duration::from_secs(3600)),
+                    after: Some(Duration::from_secs(600)),
+                },
+                Delivery::Retry {
+                    error: "HTTP 503".into(),
+                    after: Some(Duration::from_secs(86_400)),
+                },
+                Delivery::Retry {
+                    error: "HTTP 503".into(),
+                    after: Some(Duration::ZERO),
                 },
             ])),
             sent: Mutex::default(),
@@ -797,16 +813,13 @@ mod tests {
         );
         spool.wait_idle().await;
         let sent = sink.sent.lock().unwrap().clone();
-        assert_eq!(sent.len(), 3, "two retries, then delivered");
+        assert_eq!(sent.len(), 5, "four retries, then delivered");
+        let waits: Vec<Duration> = sent.windows(2).map(|w| w[1] - w[0]).collect();
         assert_eq!(
-            sent[1] - sent[0],
-            Duration::from_secs(30),
-            "Retry-After: 30"
-        );
-        assert_eq!(
-            sent[2] - sent[1],
-            Duration::from_secs(60),
-            "Retry-After: 3600 capped at max_backoff"
+            waits,
+            [30, 600, 3600, 1].map(Duration::from_secs),
+            "Retry-After 30 and 600 waited exactly (600 is past max_backoff = 60s), a day \
+             capped at max_retry_after (1h by default), 0 raised to initial_backoff (1s)"
         );
         engine.shutdown(Duration::from_secs(1)).await;
         spool.close();

@@ -243,7 +243,12 @@ pub(crate) mod tests {
     fn field_names_come_from_the_struct() {
         assert_eq!(
             field_names::<RawRetry>(),
-            &["initial_backoff", "max_backoff", "max_age"]
+            &[
+                "initial_backoff",
+                "max_backoff",
+                "max_retry_after",
+                "max_age"
+            ]
         );
         assert!(field_names::<RawSink>().contains(&"type"));
     }

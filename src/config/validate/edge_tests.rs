@@ -308,6 +308,13 @@ fn durations_are_bounded() {
         (
             "",
             "",
+            "retry = { max_retry_after = \"25h\" }",
+            "sinks[0].retry.max_retry_after",
+            "\"1d\"",
+        ),
+        (
+            "",
+            "",
             "retry = { initial_backoff = \"2h\" }",
             "sinks[0].retry.initial_backoff",
             "\"1h\"",
@@ -334,10 +341,11 @@ fn durations_are_bounded() {
     let c = ok(&config(
         "[replay]\nretention = \"30d\"\n[server]\nrequest_timeout = \"1h\"\nshutdown_grace = \"10m\"",
         "secrets = [\"s\"]",
-        "retry = { max_age = \"30d\", max_backoff = \"1d\" }",
+        "retry = { max_age = \"30d\", max_backoff = \"1d\", max_retry_after = \"1d\" }",
     ));
     assert_eq!(c.replay.retention, Duration::from_secs(30 * 86400));
     assert_eq!(c.sinks[0].retry.max_backoff, Duration::from_secs(86400));
+    assert_eq!(c.sinks[0].retry.max_retry_after, Duration::from_secs(86400));
     // a duration too large to represent is refused without repeating it
     let errs = errors(&config(
         "",
