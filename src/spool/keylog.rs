@@ -25,11 +25,14 @@ const HOUR: u64 = 3600;
 pub(crate) struct KeyLog {
     dir: PathBuf,
     inner: Mutex<Inner>,
+    /// Held by one [`KeyLog::sync_upto`] at a time, across its syncs; `inner` is not, so the
+    /// writer's appends never wait for a sync.
+    syncing: Mutex<()>,
 }
 
 #[derive(Default)]
 struct Inner {
-    files: BTreeMap<u64, File>,
+    files: BTreeMap<u64, std::sync::Arc<File>>,
     /// Files written since their last sync.
     dirty: BTreeSet<u64>,
     /// Keys of every record up to this sequence number have been written.
@@ -86,6 +89,7 @@ impl KeyLog {
         let log = KeyLog {
             dir: dir.to_path_buf(),
             inner: Mutex::new(Inner::default()),
+            syncing: Mutex::new(()),
         };
         Ok((log, keys))
     }
@@ -133,31 +137,44 @@ impl KeyLog {
                     .append(true)
                     .open(&path)?;
                 super::sync_dir(&self.dir)?;
-                v.insert(f)
+                v.insert(std::sync::Arc::new(f))
             }
         };
-        file.write_all(buf)?;
+        (&**file).write_all(buf)?;
         inner.dirty.insert(hour);
         Ok(())
     }
 
     /// Makes the keys of every record up to `seq` durable here; an error says a segment
-    /// holding such keys must stay.
+    /// holding such keys must stay. The files are synced with no lock the writer takes.
     pub fn sync_upto(&self, seq: u64) -> io::Result<()> {
-        let mut inner = self.inner();
-        if inner.failed {
-            return Err(io::Error::other("an earlier key log write failed"));
-        }
-        if inner.synced >= seq {
-            return Ok(());
-        }
-        let dirty = std::mem::take(&mut inner.dirty);
-        for hour in &dirty {
-            if let Some(f) = inner.files.get(hour) {
-                f.sync_data()?;
+        let _one_at_a_time = self.syncing.lock().unwrap_or_else(|e| e.into_inner());
+        let (files, written) = {
+            let mut inner = self.inner();
+            if inner.failed {
+                return Err(io::Error::other("an earlier key log write failed"));
+            }
+            if inner.synced >= seq {
+                return Ok(());
+            }
+            let dirty = std::mem::take(&mut inner.dirty);
+            let files: Vec<(u64, std::sync::Arc<File>)> = dirty
+                .iter()
+                .filter_map(|h| inner.files.get(h).map(|f| (*h, f.clone())))
+                .collect();
+            (files, inner.written)
+        };
+        for (i, (_, f)) in files.iter().enumerate() {
+            if let Err(e) = f.sync_data() {
+                // Still to be synced, by the next call.
+                self.inner()
+                    .dirty
+                    .extend(files[i..].iter().map(|(h, _)| *h));
+                return Err(e);
             }
         }
-        inner.synced = inner.written;
+        let mut inner = self.inner();
+        inner.synced = inner.synced.max(written);
         if inner.synced < seq {
             return Err(io::Error::other(
                 "keys of these records were not written yet",

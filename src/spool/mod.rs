@@ -28,6 +28,7 @@
 //! Layout under `spool.dir`:
 //! ```text
 //! segments/00000000000000000001.seg   records, named by the first sequence number they hold
+//! segments/00000000000000000001.sum   a sealed segment's summary, read at start ([`summary`])
 //! cursors/<sink>                      the last sequence number <sink> is done with
 //! dlq/<sink>.dlq                      dead letters of <sink>
 //! replay/<hour>.keys                  the local replay store's keys, by hour of expiry
@@ -47,6 +48,7 @@ pub mod keys;
 mod probe;
 mod reader;
 mod recover;
+mod summary;
 mod writer;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -297,48 +299,55 @@ impl Shared {
     /// is no longer configured has passed nothing until its events are dropped. Returns the
     /// bytes freed.
     fn collect_garbage(&self) -> u64 {
-        let mut segs = self.segments.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(active) = segs.keys().next_back().copied() else {
-            return 0;
-        };
-        let sinks = self.sinks();
-        let done: Vec<u64> = segs
-            .iter()
-            .filter(|(first, _)| **first != active)
-            .filter(|(_, info)| {
-                let last = info.last_seq.unwrap_or(0);
-                info.sinks.iter().all(|s| match sinks.live.get(s) {
-                    Some(st) => st.cursor.load(Ordering::SeqCst) >= last,
-                    None => !sinks.orphans.contains_key(s),
+        let done: Vec<(u64, u64)> = {
+            let segs = self.segments.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(active) = segs.keys().next_back().copied() else {
+                return 0;
+            };
+            let sinks = self.sinks();
+            segs.iter()
+                .filter(|(first, _)| **first != active)
+                .filter(|(_, info)| {
+                    let last = info.last_seq.unwrap_or(0);
+                    info.sinks.iter().all(|s| match sinks.live.get(s) {
+                        Some(st) => st.cursor.load(Ordering::SeqCst) >= last,
+                        None => !sinks.orphans.contains_key(s),
+                    })
                 })
-            })
-            .map(|(first, _)| *first)
-            .collect();
-        drop(sinks);
-        // The replay keys these segments hold must be in the key log before they go.
-        let upto = done
-            .iter()
-            .filter_map(|f| segs.get(f).and_then(|i| i.last_seq))
-            .max()
-            .unwrap_or(0);
+                .map(|(first, info)| (*first, info.last_seq.unwrap_or(0)))
+                .collect()
+        };
+        if done.is_empty() {
+            return 0;
+        }
+        // The replay keys these segments hold must be in the key log before they go. Synced
+        // with the segments unlocked: the writer takes that lock after every group. (A segment
+        // once passed by every sink stays so: cursors only move on.)
+        let upto = done.iter().map(|(_, last)| *last).max().unwrap_or(0);
         if let Err(e) = self.keylog.sync_upto(upto) {
             tracing::warn!(error = %e, "cannot sync the replay key log; delivered spool segments are kept");
             return 0;
         }
         let mut freed = 0;
-        for first in done {
-            if let Some(info) = segs.get(&first) {
-                match std::fs::remove_file(&info.path) {
-                    Ok(()) => {
-                        self.sub_bytes(info.size);
-                        freed += info.size;
-                        segs.remove(&first);
-                    }
-                    Err(e) => {
-                        tracing::warn!(file = %info.path.display(), error = %e, "cannot delete a delivered spool segment");
-                        break;
-                    }
+        let segments = || self.segments.lock().unwrap_or_else(|e| e.into_inner());
+        for (first, _) in done {
+            let Some(path) = segments().get(&first).map(|i| i.path.clone()) else {
+                continue;
+            };
+            match std::fs::remove_file(&path) {
+                // Not found: another collection (acknowledgements run side by side) got there
+                // first. Whoever takes the segment out of the map counts its bytes.
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "cannot delete a delivered spool segment");
+                    break;
                 }
+            }
+            summary::remove(&path);
+            if let Some(info) = segments().remove(&first) {
+                self.sub_bytes(info.size);
+                freed += info.size;
             }
         }
         freed

@@ -1,11 +1,16 @@
 //! What the spool finds at start, after a clean stop or a crash.
 //!
-//! Every segment is read and every frame's checksum checked. The writer syncs each group before
+//! A sealed segment with a summary that matches it, and no sink's cursor inside it, is taken
+//! from its summary ([`super::summary`]): its records are checked when a sink reads them. Every
+//! other segment is read and every frame's checksum checked. The writer syncs each group before
 //! it answers, so bytes after the last intact frame of the *last* segment were never
 //! acknowledged: they are a torn group from a crash. That tail is moved to `quarantine/` and the
 //! segment cut back to its last intact frame. Damage anywhere else is in data that was
 //! acknowledged: the spool refuses to start and names the file and offset, rather than drop
 //! events silently.
+//!
+//! The replay keys of segments read whole are collected (and written to the key log again, in
+//! case it lost them); a summarized segment's keys are in the key log already.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
@@ -13,7 +18,7 @@ use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use super::frame::{self, Frame};
-use super::{SegInfo, SpoolError};
+use super::{summary, SegInfo, SpoolError};
 use crate::telemetry::{names, Telemetry};
 
 pub(super) struct Recovered {
@@ -23,7 +28,7 @@ pub(super) struct Recovered {
     pub pending: HashMap<String, u64>,
     pub abandoned: HashMap<String, u64>,
     pub bytes: u64,
-    /// The replay keys the segments hold.
+    /// The replay keys the segments read whole hold.
     pub keys: Vec<frame::KeyEntry>,
 }
 
@@ -88,14 +93,27 @@ fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, SpoolError> {
             .and_then(|n| n.to_str())
             .and_then(|n| n.strip_suffix(".seg"))
             .and_then(|n| n.parse::<u64>().ok());
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         match first {
             Some(f) => out.push((f, path)),
+            // Summaries are read with their segment; a left-over temporary one goes.
+            None if name.ends_with(".sum") => {}
+            None if name.ends_with(".sum.tmp") => {
+                let _ = std::fs::remove_file(&path);
+            }
             None => {
                 tracing::warn!(file = %path.display(), "ignoring a file that is not a spool segment")
             }
         }
     }
     out.sort();
+    // A summary whose segment is gone (deleted just before a crash) goes too.
+    for entry in std::fs::read_dir(dir).map_err(io_err(dir))?.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "sum") && !path.with_extension("seg").exists() {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
     Ok(out)
 }
 
@@ -145,8 +163,47 @@ pub(super) fn recover(
     let mut bytes = 0u64;
     let mut keys = Vec::new();
     let n = list.len();
+    let mut summarized = 0usize;
     for (i, (first, path)) in list.into_iter().enumerate() {
         let is_last = i + 1 == n;
+        // A sealed segment whose summary matches it is taken from the summary, unless a
+        // sink's cursor is inside it ([`summary`]).
+        let size = std::fs::metadata(&path).map_err(io_err(&path))?.len();
+        let sum = (!is_last && first > prev_seq)
+            .then(|| summary::read(&path, first, size))
+            .flatten()
+            .filter(|sum| {
+                !sum.sinks.keys().any(|s| {
+                    cursors
+                        .get(s)
+                        .is_some_and(|c| *c >= first && *c < sum.last_seq)
+                })
+            });
+        if let Some(sum) = sum {
+            let mut info = SegInfo {
+                path: path.clone(),
+                last_seq: Some(sum.last_seq),
+                size: sum.size,
+                sinks: Default::default(),
+            };
+            for (s, count) in sum.sinks {
+                named.insert(s.clone());
+                if count == 0 || cursors.get(&s).is_some_and(|c| *c >= sum.last_seq) {
+                    continue;
+                }
+                if sinks.contains(&s) {
+                    *pending.entry(s.clone()).or_default() += count;
+                } else {
+                    *abandoned.entry(s.clone()).or_default() += count;
+                }
+                info.sinks.insert(s);
+            }
+            prev_seq = sum.last_seq;
+            bytes += sum.size;
+            segments.insert(first, info);
+            summarized += 1;
+            continue;
+        }
         let file = File::open(&path).map_err(io_err(&path))?;
         let mut r = BufReader::with_capacity(1 << 20, file);
         let mut info = SegInfo {
@@ -225,6 +282,13 @@ pub(super) fn recover(
         info.size = offset;
         bytes += offset;
         segments.insert(first, info);
+    }
+    if n > 0 {
+        tracing::info!(
+            segments = n,
+            summarized,
+            "spool segments recovered ({summarized} from their summaries, the rest read whole)"
+        );
     }
     let max_cursor = cursors.values().copied().max().unwrap_or(0);
     // The cursor of a sink that is not configured and that no record names any more (its

@@ -221,10 +221,27 @@ fn damage_in_acknowledged_data_refuses_to_start_and_names_the_file() {
         spool.close();
     }
     let segs = segment_files(dir.path());
+    let segs: Vec<PathBuf> = segs
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
     assert!(segs.len() >= 2);
     let mut bytes = std::fs::read(&segs[0]).unwrap();
     bytes[100] ^= 0xff;
     std::fs::write(&segs[0], &bytes).unwrap();
+    // With its summary, the sealed segment is not read at start: the damage is found when the
+    // sink reads it, and the error names it.
+    {
+        let spool = open(&cfg(dir.path(), 1 << 20), &sinks(&["a"])).unwrap();
+        let err = spool.reader("a").read(100, u64::MAX).unwrap_err();
+        assert!(
+            err.to_string().contains("spool segment 1 at byte 0"),
+            "{err}"
+        );
+        spool.close();
+    }
+    // Without it, the start reads the segment and refuses.
+    std::fs::remove_file(segs[0].with_extension("sum")).unwrap();
     let err = match open(&cfg(dir.path(), 1 << 20), &sinks(&["a"])) {
         Ok(_) => panic!("a damaged sealed segment was accepted"),
         Err(e) => e,
@@ -501,6 +518,108 @@ fn replay_keys_are_durable_with_their_events_and_outlive_their_segments() {
     assert!(left.iter().all(|(_, e)| *e == expiry + 2 * hour) && left.len() == 20);
 }
 
+/// What a start finds: pending and orphaned events, every sink's events, the replay keys.
+type Found = (
+    u64,
+    u64,
+    BTreeMap<String, u64>,
+    Vec<u64>,
+    Vec<u64>,
+    std::collections::BTreeSet<(u128, u64)>,
+);
+
+fn found(dir: &Path) -> Found {
+    let spool = open(&cfg(dir, 1 << 20), &sinks(&["a", "b"])).unwrap();
+    let f = (
+        spool.pending("a"),
+        spool.pending("b"),
+        spool.orphans(),
+        ns(&spool.reader("a").read(1000, u64::MAX).unwrap()),
+        ns(&spool.reader("b").read(1000, u64::MAX).unwrap()),
+        spool.take_recovered_keys().into_iter().collect(),
+    );
+    spool.close();
+    f
+}
+
+/// Sealed segments are taken from their summaries at start, and a start that reads every
+/// record (summaries gone, torn, or not matching their segment) finds the same.
+#[test]
+fn a_start_takes_sealed_segments_from_their_summaries_and_agrees_with_a_full_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let expiry = 1_700_000_000 + 86_400;
+    {
+        // 64 KiB segments, about 8 events each.
+        let spool = open(&cfg(dir.path(), 1 << 20), &sinks(&["a", "b", "gone"])).unwrap();
+        rt.block_on(async {
+            for n in 0..60u64 {
+                let to: &[&str] = match n % 3 {
+                    0 => &["a", "b"],
+                    1 => &["a"],
+                    _ => &["b", "gone"],
+                };
+                let keys = vec![(u128::from(n) + 1, expiry)];
+                spool
+                    .append_with_keys(vec![ev(to, n as usize, 8 << 10)], keys)
+                    .await
+                    .unwrap();
+            }
+        });
+        // "a" is done with part of the log: its cursor is inside a sealed segment.
+        let done = spool.reader("a").read(17, u64::MAX).unwrap();
+        spool.ack("a", done.last().unwrap().seq, 17).unwrap();
+        spool.close();
+    }
+    let files = segment_files(dir.path());
+    let of = |ext: &str| -> Vec<PathBuf> {
+        files
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == ext))
+            .cloned()
+            .collect()
+    };
+    let (segs, sums) = (of("seg"), of("sum"));
+    assert!(segs.len() >= 5, "{segs:?}");
+    assert_eq!(
+        sums.len(),
+        segs.len() - 1,
+        "every sealed segment summarized"
+    );
+
+    // "gone" is no longer configured: its events are orphans.
+    let from_summaries = found(dir.path());
+    let (pa, pb, orphans, a, b, keys) = &from_summaries;
+    assert_eq!((*pa, *pb), (40 - 17, 40));
+    assert_eq!(orphans.get("gone"), Some(&20));
+    assert_eq!(a.len(), 23);
+    assert_eq!(b.len(), 40);
+    assert_eq!(
+        keys.len(),
+        60,
+        "the summarized segments' keys come from the key log"
+    );
+
+    // A torn summary, and one that does not match its segment, are read past.
+    std::fs::write(&sums[0], b"{\"first_seq\":1,\"la").unwrap();
+    let text = std::fs::read_to_string(&sums[1]).unwrap();
+    let size = std::fs::metadata(&segs[1]).unwrap().len();
+    std::fs::write(
+        &sums[1],
+        text.replace(
+            &format!("\"size\":{size}"),
+            &format!("\"size\":{}", size + 1),
+        ),
+    )
+    .unwrap();
+    assert_eq!(found(dir.path()), from_summaries);
+    // No summary at all: every segment read whole.
+    for s in &sums {
+        let _ = std::fs::remove_file(s);
+    }
+    assert_eq!(found(dir.path()), from_summaries);
+}
+
 /// The key log's size on disk and how long a start takes to read it back. Not a check (no
 /// timed assertion): run with `cargo nextest run --release --lib key_log_size_and_load_time
 /// --run-ignored only --no-capture` and read the figures.
@@ -555,4 +674,66 @@ fn key_log_size_and_load_time() {
         n as f64 / took.as_secs_f64() / 1e6,
         set.bytes() as f64 / n as f64
     );
+}
+
+/// How long a start takes on a large spool, from the segments' summaries and, for comparison,
+/// reading every record. Not a check (no timed assertion): run with `SIEMGATE_SPOOL_EVENTS=
+/// 10000000 cargo nextest run --release --lib spool_start_time --run-ignored only --no-capture`
+/// (about 1.1 KiB a event on disk in the test's temporary directory) and read the figures.
+#[test]
+#[ignore]
+fn spool_start_time() {
+    let n: usize = std::env::var("SIEMGATE_SPOOL_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    let config = cfg(dir.path(), 64 << 30);
+    let rt = rt();
+    let started = std::time::Instant::now();
+    {
+        let spool = open(&config, &sinks(&["a"])).unwrap();
+        rt.block_on(async {
+            let mut next = 0;
+            while next < n {
+                let batch = (next..(next + 2000).min(n))
+                    .map(|i| {
+                        let mut e = ev(&["a"], i, 900);
+                        e.head = Default::default();
+                        e
+                    })
+                    .collect::<Vec<_>>();
+                let keys = (next..next + batch.len())
+                    .map(|i| (i as u128 + 1, 1_700_000_000 + 86_400))
+                    .collect();
+                next += batch.len();
+                spool.append_with_keys(batch, keys).await.unwrap();
+            }
+        });
+        spool.close();
+    }
+    let bytes: u64 = segment_files(dir.path())
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    eprintln!(
+        "spool: {n} events, {bytes} bytes on disk, written in {:?}",
+        started.elapsed()
+    );
+    let time_open = |what: &str| {
+        let started = std::time::Instant::now();
+        let spool = open(&config, &sinks(&["a"])).unwrap();
+        let took = started.elapsed();
+        assert_eq!(spool.pending("a"), n as u64);
+        assert!(spool.take_recovered_keys().len() >= n);
+        spool.close();
+        eprintln!("start {what}: {took:?}");
+    };
+    time_open("from the summaries");
+    for p in segment_files(dir.path()) {
+        if p.extension().is_some_and(|e| e == "sum") {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    time_open("reading every record (no summaries)");
 }

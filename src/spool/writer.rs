@@ -14,6 +14,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
+use super::summary::{self, Sealed, Summary};
 use super::{frame, AppendError, Committed, NewEvent, SegInfo, Shared};
 use crate::telemetry::names;
 
@@ -34,6 +35,11 @@ struct Writer {
     segment: u64,
     size: u64,
     next_seq: u64,
+    /// Records for each sink in the active segment, for its summary; `None` for a segment
+    /// this run did not start (its earlier records were not counted: it gets no summary).
+    counted: Option<std::collections::BTreeMap<String, u64>>,
+    /// The sealer thread, which summarizes each segment the writer leaves ([`summary`]).
+    sealer: std::sync::mpsc::Sender<Sealed>,
 }
 
 pub(super) fn segment_path(shared: &Shared, first_seq: u64) -> PathBuf {
@@ -51,6 +57,7 @@ pub(super) fn start(
             None => (0, 0),
         }
     };
+    let (sealer, sealer_thread) = summary::start_sealer(shared.clone())?;
     let w = if segment == 0 {
         let (file, first) = new_segment(&shared, next_seq)?;
         Writer {
@@ -59,6 +66,8 @@ pub(super) fn start(
             segment: first,
             size: 0,
             next_seq,
+            counted: Some(Default::default()),
+            sealer,
         }
     } else {
         let file = OpenOptions::new()
@@ -70,13 +79,19 @@ pub(super) fn start(
             segment,
             size,
             next_seq,
+            counted: None,
+            sealer,
         }
     };
     w.publish();
     let (tx, rx) = mpsc::channel::<Job>(4096);
     let handle = std::thread::Builder::new()
         .name("spool-writer".into())
-        .spawn(move || w.run(rx))?;
+        .spawn(move || {
+            w.run(rx);
+            // The writer is gone (and with it the sealer's sender): the sealer finishes.
+            let _ = sealer_thread.join();
+        })?;
     Ok((tx, handle))
 }
 
@@ -214,6 +229,11 @@ impl Writer {
         }
         self.next_seq = seq;
         self.size += buf.len() as u64;
+        if let Some(counted) = &mut self.counted {
+            for (s, n) in &counts {
+                *counted.entry(s.clone()).or_default() += n;
+            }
+        }
         {
             let mut segs = self
                 .shared
@@ -250,6 +270,17 @@ impl Writer {
     fn roll(&mut self) {
         match new_segment(&self.shared, self.next_seq) {
             Ok((file, first)) => {
+                if let Some(sinks) = self.counted.replace(Default::default()) {
+                    let _ = self.sealer.send(Sealed {
+                        path: segment_path(&self.shared, self.segment),
+                        summary: Summary {
+                            first_seq: self.segment,
+                            last_seq: self.next_seq - 1,
+                            size: self.size,
+                            sinks,
+                        },
+                    });
+                }
                 self.file = file;
                 self.segment = first;
                 self.size = 0;
