@@ -30,6 +30,13 @@
 //! siemgate-load --url http://127.0.0.1:8080 --source github-demo --secret demo-github-secret \
 //!     --connections 64 --duration 10 --body-size 1024 --baseline
 //! ```
+//!
+//! With `--rate R`, requests are offered at R a second in all instead of back to back (each
+//! connection sends every `connections / R` seconds, the connections staggered), and a
+//! request's latency counts from when it was due, not from when it went out, so a stall counts
+//! against every request it held up (no coordinated omission). With `--fsync-probe DIR`, the
+//! disk under DIR is measured first for 5 s: 1.5 KB appends each followed by `fdatasync`, the
+//! cost of one durable group commit, reported as p50/p99 (`"fsync"` in the JSON).
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -131,6 +138,24 @@ struct Args {
     /// run the same load against it: the ceiling on this machine
     #[arg(long)]
     baseline: bool,
+
+    /// Offer this many requests a second in all (spread evenly over the connections) instead
+    /// of sending back to back. Latency then counts from when each request was due, so a
+    /// stall delays and counts against every request due during it
+    #[arg(long, value_parser = parse_rate)]
+    rate: Option<f64>,
+
+    /// Before the load, measure this directory's disk for 5 s: 1.5 KB appends to a
+    /// temporary file, each followed by fdatasync (the cost of one durable group commit)
+    #[arg(long)]
+    fsync_probe: Option<std::path::PathBuf>,
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 && r <= 10_000_000.0 => Ok(r),
+        _ => Err("a number of requests a second, above 0 and at most 10000000".into()),
+    }
 }
 
 /// Everything the sender tasks share.
@@ -399,9 +424,31 @@ struct Answer {
     events: Option<u64>,
 }
 
-async fn sender(client: Client, plan: Arc<Plan>) -> Stats {
+/// When a paced sender sends: every `every`, from `first`.
+#[derive(Clone, Copy)]
+struct Pace {
+    first: tokio::time::Instant,
+    every: Duration,
+}
+
+async fn sender(client: Client, plan: Arc<Plan>, pace: Option<Pace>) -> Stats {
     let mut st = Stats::new();
+    let mut due = pace.map(|p| p.first);
     while !plan.should_stop() {
+        // Paced: wait until the next request is due, and count its latency from then (a
+        // request due while the one before was still out is late already).
+        let started = match (&mut due, pace) {
+            (Some(at), Some(p)) => {
+                tokio::time::sleep_until(*at).await;
+                if plan.should_stop() {
+                    break;
+                }
+                let scheduled = at.into_std();
+                *at += p.every;
+                scheduled
+            }
+            _ => Instant::now(),
+        };
         let seq = plan.issued.fetch_add(1, Ordering::Relaxed);
         if seq >= plan.limit {
             break;
@@ -409,7 +456,6 @@ async fn sender(client: Client, plan: Arc<Plan>) -> Stats {
         let (rb, len) = plan.request(&client, seq);
         st.requests += 1;
         st.body_bytes += len as u64;
-        let started = Instant::now();
         let resp = match rb.send().await {
             Ok(r) => r,
             Err(e) => {
@@ -623,9 +669,22 @@ async fn run(
     });
 
     let hard_deadline = plan.deadline + Duration::from_secs(args.timeout) + GRACE;
+    let n = clients.len() as u32;
+    let now = tokio::time::Instant::now();
     let tasks: Vec<_> = clients
         .into_iter()
-        .map(|c| tokio::spawn(sender(c, Arc::clone(&plan))))
+        .enumerate()
+        .map(|(i, c)| {
+            // Each connection sends every n/rate seconds, the connections staggered evenly.
+            let pace = args.rate.map(|r| {
+                let every = Duration::from_secs_f64(f64::from(n) / r);
+                Pace {
+                    first: now + every / n * i as u32,
+                    every,
+                }
+            });
+            tokio::spawn(sender(c, Arc::clone(&plan), pace))
+        })
         .collect();
 
     let mut total = Stats::new();
@@ -661,6 +720,10 @@ async fn run(
         plan.endpoint, args.vendor
     );
     println!("  connections   {}", args.connections);
+    match args.rate {
+        Some(r) => println!("  offered       {r:.1} requests/s (paced; latency from when due)"),
+        None => println!("  offered       back to back"),
+    }
     println!(
         "  body          {} bytes (mean {:.0})",
         sample_len,
@@ -738,6 +801,7 @@ async fn run(
         "seconds": round3(elapsed),
         "vendor": args.vendor,
         "http2": args.http2,
+        "offered_per_sec": args.rate,
         "ok": !failed,
     });
     RunOutcome {
@@ -745,6 +809,63 @@ async fn run(
         failed,
         interrupted,
     }
+}
+
+/// How long the fsync probe runs, and what it appends each time: about one spooled 1 KiB event.
+const PROBE_TIME: Duration = Duration::from_secs(5);
+const PROBE_RECORD: usize = 1536;
+
+/// Appends [`PROBE_RECORD`] bytes to a temporary file in `dir` and `fdatasync`s it, over and
+/// over for `for_how_long`; the histogram of each append and sync. The file is removed.
+fn fsync_probe(dir: &std::path::Path, for_how_long: Duration) -> Result<Histogram, String> {
+    use std::io::Write;
+    let path = dir.join(format!(".siemgate-load-fsync-probe-{}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| format!("--fsync-probe {}: {e}", path.display()))?;
+    let record = vec![b'x'; PROBE_RECORD];
+    let mut h = Histogram::new();
+    let until = Instant::now() + for_how_long;
+    let result = loop {
+        if Instant::now() >= until {
+            break Ok(());
+        }
+        let started = Instant::now();
+        if let Err(e) = f.write_all(&record).and_then(|_| f.sync_data()) {
+            break Err(format!("--fsync-probe {}: {e}", path.display()));
+        }
+        h.record(started.elapsed());
+    };
+    drop(f);
+    let _ = std::fs::remove_file(&path);
+    result.map(|_| h)
+}
+
+/// Runs the fsync probe (off the runtime's threads), prints it, and returns its JSON summary.
+async fn run_fsync_probe(dir: std::path::PathBuf) -> Result<serde_json::Value, String> {
+    eprintln!(
+        "siemgate-load: fsync probe in {} for {}s",
+        dir.display(),
+        PROBE_TIME.as_secs()
+    );
+    let h = tokio::task::spawn_blocking(move || fsync_probe(&dir, PROBE_TIME))
+        .await
+        .map_err(|e| format!("the fsync probe failed: {e}"))??;
+    println!(
+        "siemgate-load fsync probe: {PROBE_RECORD}-byte append + fdatasync, p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms  (n={})",
+        h.quantile_ms(0.5),
+        h.quantile_ms(0.99),
+        h.max_us as f64 / 1000.0,
+        h.total
+    );
+    Ok(serde_json::json!({
+        "p50_ms": round3(h.quantile_ms(0.5)),
+        "p99_ms": round3(h.quantile_ms(0.99)),
+        "max_ms": round3(h.max_us as f64 / 1000.0),
+        "syncs": h.total,
+    }))
 }
 
 /// The baseline server's answer: what the gateway answers for one accepted event.
@@ -828,9 +949,24 @@ async fn main() -> ExitCode {
         }
     };
 
+    let fsync = match &args.fsync_probe {
+        Some(dir) => match run_fsync_probe(dir.clone()).await {
+            Ok(v) => Some(v),
+            Err(e) => {
+                eprintln!("siemgate-load: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+
     if !args.baseline {
         let outcome = run(&args, None, plan, clients, duration).await;
-        println!("{}", outcome.summary);
+        let mut summary = outcome.summary;
+        if let Some(f) = fsync {
+            summary["fsync"] = f;
+        }
+        println!("{summary}");
         return if outcome.failed {
             ExitCode::from(1)
         } else {
@@ -856,6 +992,7 @@ async fn main() -> ExitCode {
     let combined = serde_json::json!({
         "gateway": gateway.summary,
         "baseline": baseline.map(|b| b.summary),
+        "fsync": fsync,
     });
     println!("{combined}");
     if failed {
@@ -971,6 +1108,63 @@ mod tests {
             baseline_endpoint(&gw, addr).as_str(),
             "http://127.0.0.1:4321/prefix/v1/webhooks/src"
         );
+    }
+
+    /// Paced: 20 requests at 100/s over 2 connections are due over 190 ms, so the run cannot
+    /// end sooner however fast the server answers (a lower bound only: never a flaky upper one).
+    #[tokio::test]
+    async fn a_paced_run_sends_no_request_before_it_is_due() {
+        let args = Args::try_parse_from([
+            "siemgate-load",
+            "--url",
+            "http://127.0.0.1:9",
+            "--source",
+            "s",
+            "--secret",
+            "k",
+            "--connections",
+            "2",
+            "--requests",
+            "20",
+            "--rate",
+            "100",
+        ])
+        .unwrap();
+        let b = run_baseline(&args).await.unwrap();
+        assert!(!b.failed);
+        assert_eq!(b.summary["requests"], 20);
+        assert_eq!(b.summary["offered_per_sec"], 100.0);
+        assert!(
+            b.summary["seconds"].as_f64().unwrap() >= 0.19,
+            "{}",
+            b.summary
+        );
+        for bad in ["0", "-5", "nan", "x"] {
+            assert!(
+                Args::try_parse_from([
+                    "siemgate-load",
+                    "--url",
+                    "u",
+                    "--source",
+                    "s",
+                    "--secret",
+                    "k",
+                    "--rate",
+                    bad
+                ])
+                .is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_fsync_probe_measures_syncs_and_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = fsync_probe(dir.path(), Duration::from_millis(200)).unwrap();
+        assert!(h.total > 0 && h.max_us > 0);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        assert!(fsync_probe(&dir.path().join("missing"), Duration::from_millis(1)).is_err());
     }
 
     #[tokio::test]
