@@ -98,7 +98,9 @@ fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, SpoolError> {
             Some(f) => out.push((f, path)),
             // Summaries are read with their segment; a left-over temporary one goes.
             None if name.ends_with(".sum") => {}
-            None if name.ends_with(".sum.tmp") => {
+            // A left-over temporary summary, or a delivered segment a crash caught while it
+            // was being deleted: gone.
+            None if name.ends_with(".sum.tmp") || name.ends_with(".del") => {
                 let _ = std::fs::remove_file(&path);
             }
             None => {

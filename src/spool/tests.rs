@@ -55,6 +55,17 @@ fn ns(recs: &[Record]) -> Vec<u64> {
         .collect()
 }
 
+/// A spool in `dir` with 64 KiB segments holding 30 events of 8 KiB for sink "a".
+fn thirty_events_in_small_segments(dir: &Path) -> Arc<Spool> {
+    let spool = open(&cfg(dir, 1 << 20), &sinks(&["a"])).unwrap();
+    rt().block_on(async {
+        for n in 0..30 {
+            spool.append(vec![ev(&["a"], n, 8 << 10)]).await.unwrap();
+        }
+    });
+    spool
+}
+
 fn segment_files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<_> = std::fs::read_dir(dir.join("segments"))
         .unwrap()
@@ -209,17 +220,8 @@ fn a_torn_tail_is_cut_off_and_quarantined_and_earlier_events_are_kept() {
 #[test]
 fn damage_in_acknowledged_data_refuses_to_start_and_names_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let rt = rt();
-    {
-        // Small segments, so the damage lands in a sealed one.
-        let spool = open(&cfg(dir.path(), 1 << 20), &sinks(&["a"])).unwrap();
-        rt.block_on(async {
-            for n in 0..30 {
-                spool.append(vec![ev(&["a"], n, 8 << 10)]).await.unwrap();
-            }
-        });
-        spool.close();
-    }
+    // Small segments, so the damage lands in a sealed one.
+    thirty_events_in_small_segments(dir.path()).close();
     let segs = segment_files(dir.path());
     let segs: Vec<PathBuf> = segs
         .into_iter()
@@ -618,6 +620,34 @@ fn a_start_takes_sealed_segments_from_their_summaries_and_agrees_with_a_full_rea
         let _ = std::fs::remove_file(s);
     }
     assert_eq!(found(dir.path()), from_summaries);
+}
+
+/// A delivered segment is deleted a cut at a time after it is renamed `.del`: a crash in the
+/// middle leaves a part of it that the next start deletes, whatever bytes it ends on.
+#[test]
+fn a_delivered_segment_caught_half_deleted_is_removed_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let spool = thirty_events_in_small_segments(dir.path());
+        let all = spool.reader("a").read(10, u64::MAX).unwrap();
+        spool.ack("a", all.last().unwrap().seq, 10).unwrap();
+        spool.close();
+    }
+    let files = segment_files(dir.path());
+    assert!(
+        files.iter().all(|p| !p.to_string_lossy().ends_with(".del")),
+        "deletions finish: {files:?}"
+    );
+    // As a crash would leave one: renamed, cut to a few bytes in the middle of a frame.
+    let doomed = dir.path().join("segments").join("00000000000000000007.del");
+    std::fs::write(&doomed, [7u8; 13]).unwrap();
+    let spool = open(&cfg(dir.path(), 1 << 20), &sinks(&["a"])).unwrap();
+    assert!(!doomed.exists());
+    assert_eq!(spool.pending("a"), 20);
+    assert_eq!(
+        ns(&spool.reader("a").read(100, u64::MAX).unwrap()),
+        (10..30).collect::<Vec<u64>>()
+    );
 }
 
 /// The key log's size on disk and how long a start takes to read it back. Not a check (no

@@ -40,6 +40,7 @@ struct Writer {
     counted: Option<std::collections::BTreeMap<String, u64>>,
     /// The sealer thread, which summarizes each segment the writer leaves ([`summary`]).
     sealer: std::sync::mpsc::Sender<Sealed>,
+    commit_time: metrics::Histogram,
 }
 
 pub(super) fn segment_path(shared: &Shared, first_seq: u64) -> PathBuf {
@@ -68,6 +69,7 @@ pub(super) fn start(
             next_seq,
             counted: Some(Default::default()),
             sealer,
+            commit_time: shared.tel.histogram(names::SPOOL_COMMIT_DURATION, &[]),
         }
     } else {
         let file = OpenOptions::new()
@@ -81,6 +83,7 @@ pub(super) fn start(
             next_seq,
             counted: None,
             sealer,
+            commit_time: shared.tel.histogram(names::SPOOL_COMMIT_DURATION, &[]),
         }
     };
     w.publish();
@@ -202,9 +205,13 @@ impl Writer {
                 "injected failure (test hook)",
             ))
         } else {
-            self.file
+            let started = std::time::Instant::now();
+            let r = self
+                .file
                 .write_all(&buf)
-                .and_then(|_| self.file.sync_data())
+                .and_then(|_| self.file.sync_data());
+            self.commit_time.record(started.elapsed().as_secs_f64());
+            r
         };
         if let Err(e) = result {
             self.shared

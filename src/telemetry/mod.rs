@@ -112,6 +112,11 @@ fn describe() {
         "Time from request to answer, by source"
     );
     describe_counter!(names::EVENTS, "Events handed on, by source and OCSF class");
+    describe_histogram!(
+        names::SPOOL_COMMIT_DURATION,
+        Unit::Seconds,
+        "A spool group commit's write and fdatasync"
+    );
     describe_counter!(
         names::REJECTED,
         "Requests refused before a source was known, by reason"

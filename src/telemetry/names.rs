@@ -9,6 +9,8 @@ pub const SPOOL_EVENTS: &str = "siemgate_spool_events";
 pub const SPOOL_BYTES: &str = "siemgate_spool_bytes";
 /// `spool.max_size`, so an alert can compare `siemgate_spool_bytes` with it.
 pub const SPOOL_MAX_BYTES: &str = "siemgate_spool_max_bytes";
+/// A group commit's write and fdatasync: what every acknowledgement in the group waited on disk.
+pub const SPOOL_COMMIT_DURATION: &str = "siemgate_spool_commit_duration_seconds";
 pub const SINK_EVENTS: &str = "siemgate_sink_events_total";
 pub const SINK_REQUEST_DURATION: &str = "siemgate_sink_request_duration_seconds";
 pub const DEAD_LETTERS: &str = "siemgate_dead_letters";
