@@ -10,6 +10,10 @@
 //! (its expiries are behind the current retention's), its keys are folded into one **index**
 //! shared by every generation, so a lookup costs the same however many generations there are:
 //! one hash probe for each generation still taking keys (normally one), and one index probe.
+//! A hash set that fills up is not grown past a bound (growing moves every key, under the
+//! store's lock): it is set aside, still looked up, for the next fold, and a new one takes the
+//! generation's keys. The bound is a sixteenth of the index (within [`KeySet::full_at`]'s
+//! limits), so a key is copied by a bounded number of folds however large the set grows.
 //!
 //! The index is split into 256 shards by the key's top byte. A shard holds 16-byte entries,
 //! each the key's other 120 bits and a one-byte *tag* naming its generation, sorted, in a
@@ -302,6 +306,9 @@ pub struct KeySet {
     width: u64,
     /// New keys, by generation (only generations with some).
     open: BTreeMap<u64, OpenSet>,
+    /// Hash sets that filled up (see [`KeySet::insert`]), by generation: looked up until the
+    /// next fold takes them.
+    full: Vec<(u64, Arc<OpenSet>)>,
     /// Keys set aside by the fold under way, by generation: looked up until it has finished.
     frozen: Vec<(u64, Arc<OpenSet>)>,
     /// The generations with keys in the index.
@@ -316,12 +323,17 @@ pub struct KeySet {
 /// `retention / GENERATIONS` past its expiry.
 pub const GENERATIONS: u64 = 16;
 
+/// The bounds of [`KeySet::full_at`].
+const OPEN_MIN: usize = 100_000;
+const OPEN_MAX: usize = 900_000;
+
 impl KeySet {
     /// A set whose keys live about `retention` seconds.
     pub fn new(retention_s: u64) -> KeySet {
         KeySet {
             width: (retention_s / GENERATIONS).max(1),
             open: BTreeMap::new(),
+            full: Vec::new(),
             frozen: Vec::new(),
             indexed: BTreeMap::new(),
             shards: (0..SHARDS).map(|_| Arc::new(Shard::empty())).collect(),
@@ -337,13 +349,27 @@ impl KeySet {
         expiry_s / self.width
     }
 
+    /// Hash sets set aside, full or being folded, by generation.
+    fn aside(&self) -> impl Iterator<Item = &(u64, Arc<OpenSet>)> {
+        self.full.iter().chain(self.frozen.iter())
+    }
+
+    /// How many keys a generation's hash set takes before it is set aside for the next fold
+    /// rather than grown: a sixteenth of the index (so a key is copied by folds a bounded
+    /// number of times however large the set grows), within bounds that keep the set's last
+    /// growth short (it moves every key under the store's lock: about 10 ms for 900,000) and
+    /// folds rare while the index is small.
+    fn full_at(&self) -> usize {
+        let indexed: usize = self.indexed.values().map(|ix| ix.keys).sum();
+        (indexed / 16).clamp(OPEN_MIN, OPEN_MAX)
+    }
+
     /// Whether `k` is remembered at `now_s`.
     pub fn contains(&self, k: u128, now_s: u64) -> bool {
         let first_live = now_s / self.width;
         self.open.range(first_live..).any(|(_, o)| o.contains(&k))
             || self
-                .frozen
-                .iter()
+                .aside()
                 .any(|(g, f)| *g >= first_live && f.contains(&k))
             || indexed(&self.shards, k, |t| self.tags.live(t, first_live))
     }
@@ -352,14 +378,23 @@ impl KeySet {
     /// another generation is held in both until the later passes.
     pub fn insert(&mut self, k: u128, expiry_s: u64) {
         let g = self.generation(expiry_s);
-        let held = self.frozen.iter().any(|(fg, f)| *fg == g && f.contains(&k))
+        let held = self.aside().any(|(fg, f)| *fg == g && f.contains(&k))
             || self
                 .indexed
                 .get(&g)
                 .is_some_and(|ix| indexed(&self.shards, k, |t| t == ix.tag));
-        if !held {
-            self.open.entry(g).or_default().insert(k);
+        if held {
+            return;
         }
+        let full_at = self.full_at();
+        let open = self.open.entry(g).or_default();
+        // Full: set aside for the next fold instead of grown, so no hash set ever grows past
+        // a bounded size under the lock (a growth moves every key).
+        if open.len() == open.capacity() && open.capacity() >= full_at {
+            let full = std::mem::take(open);
+            self.full.push((g, Arc::new(full)));
+        }
+        self.open.entry(g).or_default().insert(k);
     }
 
     /// Forgets the generations that have passed; returns how many keys went with them.
@@ -370,12 +405,14 @@ impl KeySet {
             .values()
             .map(|o| o.len())
             .sum();
-        self.frozen.retain(|(g, f)| {
-            if *g < first_live {
-                dropped += f.len();
-            }
-            *g >= first_live
-        });
+        for aside in [&mut self.full, &mut self.frozen] {
+            aside.retain(|(g, f)| {
+                if *g < first_live {
+                    dropped += f.len();
+                }
+                *g >= first_live
+            });
+        }
         let live = self.indexed.split_off(&first_live);
         for ix in std::mem::replace(&mut self.indexed, live).into_values() {
             dropped += ix.keys;
@@ -414,6 +451,16 @@ impl KeySet {
             let keys = Arc::new(self.open.remove(&g).unwrap_or_default());
             self.frozen.push((g, keys.clone()));
             parts.push((g, tag, keys));
+        }
+        // Full hash sets, of any generation.
+        for (g, keys) in std::mem::take(&mut self.full) {
+            match self.tag_for(g) {
+                Some(tag) => {
+                    self.frozen.push((g, keys.clone()));
+                    parts.push((g, tag, keys));
+                }
+                None => self.full.push((g, keys)),
+            }
         }
         if parts.is_empty() && !self.tags.tag.contains(&Tag::Dead) {
             return None;
@@ -529,7 +576,7 @@ impl KeySet {
     /// Keys held, expired generations not forgotten yet included.
     pub fn len(&self) -> usize {
         self.open.values().map(|o| o.len()).sum::<usize>()
-            + self.frozen.iter().map(|(_, f)| f.len()).sum::<usize>()
+            + self.aside().map(|(_, f)| f.len()).sum::<usize>()
             + self.indexed.values().map(|ix| ix.keys).sum::<usize>()
     }
 
@@ -541,11 +588,7 @@ impl KeySet {
     /// (entries of expired generations not dropped yet included).
     pub fn bytes(&self) -> usize {
         self.open.values().map(open_bytes).sum::<usize>()
-            + self
-                .frozen
-                .iter()
-                .map(|(_, f)| open_bytes(f))
-                .sum::<usize>()
+            + self.aside().map(|(_, f)| open_bytes(f)).sum::<usize>()
             + self.shards.iter().map(|s| s.bytes()).sum::<usize>()
     }
 }
@@ -720,6 +763,38 @@ mod tests {
         s.seal(later + retention);
         assert!(s.shards.iter().all(|sh| sh.len == 0));
         assert!(s.tags.tag.iter().all(|t| *t == Tag::Free));
+    }
+
+    /// A generation taking keys for a long time (a day's retention at a high rate) never has
+    /// a hash set past the bound: full ones are set aside, still answered, and folded.
+    #[test]
+    fn a_generation_s_hash_set_never_grows_past_the_bound() {
+        let mut s = KeySet::new(DAY);
+        let n = 1_000_000u64;
+        let mut largest = 0;
+        for i in 0..n {
+            s.insert(key(i), T0 + DAY);
+            largest = largest.max(s.open.values().map(|o| o.capacity()).max().unwrap_or(0));
+            if i % 200_000 == 199_999 {
+                // What the store's maintenance does every few seconds.
+                s.seal(T0 + DAY);
+            }
+        }
+        assert!(largest < 2 * OPEN_MIN, "a hash set grew to {largest}");
+        assert!(!s.indexed.is_empty(), "full sets were folded");
+        assert_eq!(s.len(), n as usize);
+        for i in (0..n).step_by(997) {
+            assert!(s.contains(key(i), T0), "{i}");
+        }
+        // A key inserted again is held once, wherever it is.
+        for i in 0..1000 {
+            s.insert(key(i), T0 + DAY);
+        }
+        assert_eq!(s.len(), n as usize);
+        assert!(!s.contains(key(n + 1), T0));
+        // Expired with its generation, full sets and all.
+        assert_eq!(s.expire(T0 + 2 * DAY), n as usize);
+        assert!(s.is_empty());
     }
 
     #[test]
