@@ -15,6 +15,9 @@ use siemgate::telemetry::{self, LogFormat};
 use siemgate::verify::SystemClock;
 use siemgate::{cli, event, server};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit codes (CONTRACT §2).
 const EXIT_RUNTIME: u8 = 1;
 const EXIT_CONFIG: u8 = 78;
