@@ -1110,11 +1110,9 @@ mod tests {
         );
     }
 
-    /// Paced: 20 requests at 100/s over 2 connections are due over 190 ms, so the run cannot
-    /// end sooner however fast the server answers (a lower bound only: never a flaky upper one).
-    #[tokio::test]
-    async fn a_paced_run_sends_no_request_before_it_is_due() {
-        let args = Args::try_parse_from([
+    /// Arguments for 20 requests over 2 connections to a (never used) gateway, and `more`.
+    fn twenty_requests_over_two_connections(more: &[&str]) -> Result<Args, clap::Error> {
+        let base = [
             "siemgate-load",
             "--url",
             "http://127.0.0.1:9",
@@ -1126,10 +1124,15 @@ mod tests {
             "2",
             "--requests",
             "20",
-            "--rate",
-            "100",
-        ])
-        .unwrap();
+        ];
+        Args::try_parse_from(base.iter().chain(more))
+    }
+
+    /// Paced: 20 requests at 100/s over 2 connections are due over 190 ms, so the run cannot
+    /// end sooner however fast the server answers (a lower bound only: never a flaky upper one).
+    #[tokio::test]
+    async fn a_paced_run_sends_no_request_before_it_is_due() {
+        let args = twenty_requests_over_two_connections(&["--rate", "100"]).unwrap();
         let b = run_baseline(&args).await.unwrap();
         assert!(!b.failed);
         assert_eq!(b.summary["requests"], 20);
@@ -1141,18 +1144,7 @@ mod tests {
         );
         for bad in ["0", "-5", "nan", "x"] {
             assert!(
-                Args::try_parse_from([
-                    "siemgate-load",
-                    "--url",
-                    "u",
-                    "--source",
-                    "s",
-                    "--secret",
-                    "k",
-                    "--rate",
-                    bad
-                ])
-                .is_err(),
+                twenty_requests_over_two_connections(&["--rate", bad]).is_err(),
                 "{bad}"
             );
         }
@@ -1169,21 +1161,7 @@ mod tests {
 
     #[tokio::test]
     async fn baseline_run_counts_every_request_as_accepted() {
-        let args = Args::try_parse_from([
-            "siemgate-load",
-            "--url",
-            "http://127.0.0.1:9",
-            "--source",
-            "s",
-            "--secret",
-            "k",
-            "--connections",
-            "2",
-            "--requests",
-            "20",
-            "--baseline",
-        ])
-        .unwrap();
+        let args = twenty_requests_over_two_connections(&["--baseline"]).unwrap();
         let b = run_baseline(&args).await.unwrap();
         assert!(!b.failed);
         assert_eq!(b.summary["requests"], 20);

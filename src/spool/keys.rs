@@ -12,7 +12,7 @@
 //! one hash probe for each generation still taking keys (normally one), and one index probe.
 //! A hash set that fills up is not grown past a bound (growing moves every key, under the
 //! store's lock): it is set aside, still looked up, for the next fold, and a new one takes the
-//! generation's keys. The bound is a sixteenth of the index (within [`KeySet::full_at`]'s
+//! generation's keys. The bound is a sixteenth of the index (within [`KeySet::update_full_at`]'s
 //! limits), so a key is copied by a bounded number of folds however large the set grows.
 //!
 //! The index is split into 256 shards by the key's top byte. A shard holds 16-byte entries,
@@ -317,13 +317,16 @@ pub struct KeySet {
     tags: Tags,
     /// A fold is under way: no other starts until it has finished.
     merging: bool,
+    /// How many keys a hash set takes before it is set aside ([`KeySet::update_full_at`]), worked out
+    /// when the index changes, not on every insert.
+    full_at: usize,
 }
 
 /// How many generations a retention is split into: a key is kept at most
 /// `retention / GENERATIONS` past its expiry.
 pub const GENERATIONS: u64 = 16;
 
-/// The bounds of [`KeySet::full_at`].
+/// The bounds of [`KeySet::update_full_at`].
 const OPEN_MIN: usize = 100_000;
 const OPEN_MAX: usize = 900_000;
 
@@ -342,6 +345,7 @@ impl KeySet {
                 count: [0; TAGS],
             },
             merging: false,
+            full_at: OPEN_MIN,
         }
     }
 
@@ -359,9 +363,9 @@ impl KeySet {
     /// number of times however large the set grows), within bounds that keep the set's last
     /// growth short (it moves every key under the store's lock: about 10 ms for 900,000) and
     /// folds rare while the index is small.
-    fn full_at(&self) -> usize {
+    fn update_full_at(&mut self) {
         let indexed: usize = self.indexed.values().map(|ix| ix.keys).sum();
-        (indexed / 16).clamp(OPEN_MIN, OPEN_MAX)
+        self.full_at = (indexed / 16).clamp(OPEN_MIN, OPEN_MAX);
     }
 
     /// Whether `k` is remembered at `now_s`.
@@ -382,7 +386,7 @@ impl KeySet {
         // store inserts only keys it found nowhere, and a key held twice (inserted again, or
         // found twice at start) is one entry again after the next fold, which drops repeats.
         let g = self.generation(expiry_s);
-        let full_at = self.full_at();
+        let full_at = self.full_at;
         let open = self.open.entry(g).or_default();
         // Full: set aside for the next fold instead of grown, so no hash set ever grows past
         // a bounded size under the lock (a growth moves every key).
@@ -414,6 +418,7 @@ impl KeySet {
             dropped += ix.keys;
             self.tags.retire(ix.tag);
         }
+        self.update_full_at();
         dropped
     }
 
@@ -497,6 +502,7 @@ impl KeySet {
         for ix in self.indexed.values_mut() {
             ix.keys = self.tags.count[ix.tag as usize];
         }
+        self.update_full_at();
         self.merging = false;
     }
 

@@ -148,6 +148,23 @@ pub(super) fn quarantine_tail(path: &Path, offset: u64, quarantine: &Path) -> io
     Ok(len - offset)
 }
 
+/// Counts `n` records still queued for sink `s`: pending when it is configured, abandoned
+/// (an orphan's) when not.
+fn queue(
+    pending: &mut HashMap<String, u64>,
+    abandoned: &mut HashMap<String, u64>,
+    sinks: &[String],
+    s: &str,
+    n: u64,
+) {
+    let counts = if sinks.iter().any(|c| c == s) {
+        pending
+    } else {
+        abandoned
+    };
+    *counts.entry(s.to_string()).or_default() += n;
+}
+
 pub(super) fn recover(
     dir: &Path,
     sinks: &[String],
@@ -193,11 +210,7 @@ pub(super) fn recover(
                 if count == 0 || cursors.get(&s).is_some_and(|c| *c >= sum.last_seq) {
                     continue;
                 }
-                if sinks.contains(&s) {
-                    *pending.entry(s.clone()).or_default() += count;
-                } else {
-                    *abandoned.entry(s.clone()).or_default() += count;
-                }
+                queue(&mut pending, &mut abandoned, sinks, &s, count);
                 info.sinks.insert(s);
             }
             prev_seq = sum.last_seq;
@@ -252,11 +265,7 @@ pub(super) fn recover(
                         if rec.seq <= cursor {
                             continue;
                         }
-                        if sinks.contains(s) {
-                            *pending.entry(s.clone()).or_default() += 1;
-                        } else {
-                            *abandoned.entry(s.clone()).or_default() += 1;
-                        }
+                        queue(&mut pending, &mut abandoned, sinks, s, 1);
                         info.sinks.insert(s.clone());
                     }
                 }

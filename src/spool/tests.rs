@@ -650,16 +650,21 @@ fn a_delivered_segment_caught_half_deleted_is_removed_at_start() {
     );
 }
 
+/// A measurement's size: the environment variable `var`, or `default`.
+fn size_from_env(var: &str, default: usize) -> usize {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// The key log's size on disk and how long a start takes to read it back. Not a check (no
 /// timed assertion): run with `cargo nextest run --release --lib key_log_size_and_load_time
 /// --run-ignored only --no-capture` and read the figures.
 #[test]
 #[ignore]
 fn key_log_size_and_load_time() {
-    let n: u64 = std::env::var("SIEMGATE_KEY_LOG_KEYS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000_000);
+    let n = size_from_env("SIEMGATE_KEY_LOG_KEYS", 10_000_000) as u64;
     let dir = tempfile::tempdir().unwrap();
     let log_dir = dir.path().join("replay");
     let (log, _) = super::keylog::KeyLog::open(&log_dir).unwrap();
@@ -713,10 +718,7 @@ fn key_log_size_and_load_time() {
 #[test]
 #[ignore]
 fn spool_start_time() {
-    let n: usize = std::env::var("SIEMGATE_SPOOL_EVENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+    let n = size_from_env("SIEMGATE_SPOOL_EVENTS", 1_000_000);
     let dir = tempfile::tempdir().unwrap();
     let config = cfg(dir.path(), 64 << 30);
     let rt = rt();
