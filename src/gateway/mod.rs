@@ -213,8 +213,13 @@ impl Gateway {
     }
 
     /// The metrics in Prometheus text, with the gauges read at scrape time (the replay
-    /// store's size) brought up to date first.
+    /// store's size, the process's resident memory) brought up to date first.
     pub fn render_metrics(&self) -> String {
+        if let Some(rss) = crate::telemetry::resident_bytes() {
+            self.tel
+                .gauge(names::PROCESS_RESIDENT_MEMORY, &[])
+                .set(rss as f64);
+        }
         if let Some(size) = self.replay.size() {
             self.tel
                 .gauge(names::REPLAY_KEYS, &[])

@@ -93,6 +93,20 @@ impl Telemetry {
     }
 }
 
+/// This process's resident memory in bytes, from `/proc/self/status` (`None` where there is
+/// no procfs).
+pub fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    vm_rss(&status)
+}
+
+/// The `VmRSS:` line of a `/proc/<pid>/status` text, in bytes.
+fn vm_rss(status: &str) -> Option<u64> {
+    let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+    let kib = line.trim().strip_suffix("kB")?.trim().parse::<u64>().ok()?;
+    kib.checked_mul(1024)
+}
+
 impl std::fmt::Debug for Telemetry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Telemetry")
@@ -116,6 +130,11 @@ fn describe() {
         names::SPOOL_COMMIT_DURATION,
         Unit::Seconds,
         "A spool group commit's write and fdatasync"
+    );
+    describe_gauge!(
+        names::PROCESS_RESIDENT_MEMORY,
+        Unit::Bytes,
+        "Resident memory of the process"
     );
     describe_counter!(
         names::REJECTED,
@@ -167,4 +186,20 @@ fn describe() {
         Unit::Seconds,
         "Unix time at which the serving certificate expires (its notAfter)"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resident_memory_comes_from_vm_rss() {
+        let status = "Name:\tsiemgate\nVmHWM:\t  9000 kB\nVmRSS:\t  123456 kB\nThreads:\t4\n";
+        assert_eq!(vm_rss(status), Some(123_456 * 1024));
+        for bad in ["VmRSS:\tlots kB\n", "VmRSS:\t12 MB\n", "Name:\tx\n", ""] {
+            assert_eq!(vm_rss(bad), None, "{bad:?}");
+        }
+        #[cfg(target_os = "linux")]
+        assert!(resident_bytes().is_some_and(|b| b > 0));
+    }
 }

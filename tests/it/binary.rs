@@ -122,3 +122,114 @@ fn sigterm(pid: u32) {
         .success();
     assert!(ok);
 }
+
+/// The load tool as the README runs it against the built gateway: two rounds of signed events,
+/// the gateway's metrics watched, its `splunk_hec` sink delivering gzip batches to the tool's
+/// fake SIEM, and the spool drained. Every count is checked against what was sent.
+#[test]
+fn the_load_tool_runs_rounds_watches_the_gateway_and_drains_into_its_fake_siem() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, admin, hec) = (free_port(), free_port(), free_port());
+    let cfg = dir.path().join("gw.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nclient_rate_limit = {{ per_second = 100000, burst = 100000 }}\nshutdown_grace = \"0s\"\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n[spool]\ndir = \"spool\"\n{}[[sinks]]\nid = \"out\"\ntype = \"splunk_hec\"\nurl = \"http://127.0.0.1:{hec}\"\ntoken = \"hec-token\"\nallow_http = true\nbatch = {{ max_events = 50, timeout = \"10ms\" }}\n",
+            source(
+                "load-gh",
+                "github",
+                &["load-secret"],
+                "rate_limit = { per_second = 100000, burst = 100000 }",
+            ),
+        ),
+    )
+    .unwrap();
+    let (mut child, rx) = spawn_binary(&cfg, |_| {});
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut lines = Vec::new();
+    while !lines
+        .iter()
+        .any(|l: &String| l.contains("siemgate listening"))
+    {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(l) => lines.push(l),
+            Err(e) => panic!("the gateway did not start ({e}):\n{}", lines.join("\n")),
+        }
+    }
+
+    let out = Command::new(env!("CARGO_BIN_EXE_siemgate-load"))
+        .args([
+            "--url",
+            &format!("http://127.0.0.1:{port}"),
+            "--source",
+            "load-gh",
+            "--secret",
+            "load-secret",
+            "--connections",
+            "4",
+            "--requests",
+            "120",
+            "--rounds",
+            "2",
+            "--metrics",
+            &format!("http://127.0.0.1:{admin}/metrics"),
+            "--fake-siem",
+            &format!("127.0.0.1:{hec}"),
+            "--drain",
+            "--drain-timeout",
+            "60",
+        ])
+        .output()
+        .unwrap();
+    sigterm(child.id());
+    child.wait().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let rounds = last["rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 2, "{last}");
+    for r in rounds {
+        assert_eq!(r["accepted"], 120, "{last}");
+        let g = &r["gateway_metrics"];
+        assert!(g["samples"].as_u64().unwrap() >= 1, "{last}");
+        assert!(g["rss_max_mib"].as_f64().unwrap() > 1.0, "{last}");
+        assert!(
+            g["rss_less_replay_max_mib"].as_f64() <= g["rss_max_mib"].as_f64(),
+            "{last}"
+        );
+    }
+    assert!(last["first_to_last"]["events_per_sec_change_pct"].is_number());
+    assert_eq!(last["drain"]["emptied"], true, "{last}");
+    assert_eq!(last["drain"]["backlog_after"], 0.0, "{last}");
+    // Every accepted event reached the fake SIEM, in batches no bigger than configured.
+    assert_eq!(last["siem"]["events"], 240, "{last}");
+    assert_eq!(last["siem"]["malformed"], 0, "{last}");
+    assert!(
+        last["siem"]["batches"].as_u64().unwrap() >= 240 / 50,
+        "{last}"
+    );
+}
+
+/// `--requests 0` only makes sense with `--drain`; a usage error otherwise, before any load.
+#[test]
+fn the_load_tool_refuses_a_run_that_sends_nothing_and_waits_for_nothing() {
+    let out = Command::new(env!("CARGO_BIN_EXE_siemgate-load"))
+        .args([
+            "--url",
+            "http://127.0.0.1:9",
+            "--source",
+            "s",
+            "--secret",
+            "k",
+            "--requests",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--drain"));
+}

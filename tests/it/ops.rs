@@ -53,4 +53,9 @@ async fn two_gateways_in_one_process_keep_their_own_metrics() {
         m.contains("# HELP siemgate_requests_total"),
         "descriptions are rendered: {m}"
     );
+    // The process's memory is read at each scrape (the same process for both gateways).
+    assert!(
+        metric(&m, "process_resident_memory_bytes", &[]) > 1_000_000.0,
+        "{m}"
+    );
 }

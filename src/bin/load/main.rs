@@ -37,6 +37,24 @@
 //! against every request it held up (no coordinated omission). With `--fsync-probe DIR`, the
 //! disk under DIR is measured first for 5 s: 1.5 KB appends each followed by `fdatasync`, the
 //! cost of one durable group commit, reported as p50/p99 (`"fsync"` in the JSON).
+//!
+//! The gateway's side of a run:
+//! - `--metrics URL` reads the gateway's Prometheus text every second during each run: its
+//!   resident memory (also less the replay store's bytes, which have their own bound), the
+//!   spool's backlog and the events its sinks delivered (`"gateway_metrics"`).
+//! - `--fake-siem ADDR` serves a SIEM on ADDR that takes what the sinks send (Splunk HEC,
+//!   Datadog, Logs Ingestion with its token endpoint, HTTP; gzip or not) and counts the events
+//!   (`"siem"`, and `"siem_events_per_sec"` per run). Point a sink's `url` at it.
+//! - `--drain` waits after the load until the spool holds no undelivered event and reports the
+//!   drain rate; `--requests 0 --drain` only waits (a backlog filled while the sink was down).
+//! - `--rounds N` repeats the load N times with fresh event ids, one report each, and the
+//!   change from the first round to the last (`"first_to_last"`): filling a spool to 10M events
+//!   is `--rounds 10 --requests 1000000`.
+//!
+//! ```text
+//! siemgate-load --url http://127.0.0.1:8080 --source github-demo --secret demo-github-secret \
+//!     --duration 30 --metrics http://127.0.0.1:9090/metrics --fake-siem 127.0.0.1:8088 --drain
+//! ```
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -59,6 +77,9 @@ use tokio::net::TcpListener;
 use siemgate::config::{Secret, VendorOptions};
 use siemgate::vendors::{scheme_for, VendorKind};
 use siemgate::verify::Key;
+
+mod siem;
+mod watch;
 
 const MAX_DURATION_SECS: u64 = 600;
 const MAX_CONNECTIONS: usize = 10_000;
@@ -102,8 +123,9 @@ struct Args {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_DURATION_SECS))]
     duration: Option<u64>,
 
-    /// Total requests to send; the run ends at this count or the duration, whichever is first
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Total requests to send; the run ends at this count or the duration, whichever is first.
+    /// 0 sends nothing (with --drain: only watch a backlog drain)
+    #[arg(long)]
     requests: Option<u64>,
 
     /// Approximate body size in bytes: the vendor's sample body padded with a filler field
@@ -149,6 +171,33 @@ struct Args {
     /// temporary file, each followed by fdatasync (the cost of one durable group commit)
     #[arg(long)]
     fsync_probe: Option<std::path::PathBuf>,
+
+    /// The gateway's metrics URL (admin listener), e.g. http://127.0.0.1:9090/metrics: read
+    /// every second during each run for its resident memory (also less the replay store's
+    /// bytes), spool backlog and delivered events ("gateway_metrics" in the JSON)
+    #[arg(long)]
+    metrics: Option<String>,
+
+    /// Serve a fake SIEM on this address during the runs (Splunk HEC, Datadog, the Logs
+    /// Ingestion API with its token endpoint, HTTP; gzip or not), counting the events the
+    /// gateway's sinks deliver to it ("siem" in the JSON)
+    #[arg(long)]
+    fake_siem: Option<SocketAddr>,
+
+    /// After the load, wait until the gateway's spool holds no undelivered event (read from
+    /// --metrics) and report the drain rate. With --requests 0: only that
+    #[arg(long, requires = "metrics")]
+    drain: bool,
+
+    /// Give up draining after this many seconds (the run then fails)
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    drain_timeout: u64,
+
+    /// Run the load this many times back to back, each with its own report (e.g. ten rounds
+    /// of --requests 1000000 fill a spool to 10M events); the JSON then holds every round and
+    /// the change from the first to the last
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    rounds: u64,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -621,6 +670,13 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
+/// What a run watches besides its own requests: the gateway's metrics, the fake SIEM.
+#[derive(Clone, Copy, Default)]
+struct Observe<'a> {
+    gauges: Option<&'a watch::Gauges>,
+    siem: Option<&'a siem::Counts>,
+}
+
 /// What one run produced: its JSON summary, whether it failed (exit code 1), and whether Ctrl-C
 /// ended it early (later runs are then skipped).
 struct RunOutcome {
@@ -638,6 +694,7 @@ async fn run(
     mut plan: Plan,
     clients: Vec<Client>,
     duration: Duration,
+    observe: Observe<'_>,
 ) -> RunOutcome {
     let sample_len = plan
         .body(OffsetDateTime::now_utc(), &plan.event_id(0))
@@ -687,23 +744,37 @@ async fn run(
         })
         .collect();
 
-    let mut total = Stats::new();
-    let mut lost_tasks = 0u64;
-    for t in tasks {
-        let abort = t.abort_handle();
-        match tokio::time::timeout_at(hard_deadline, t).await {
-            Ok(Ok(st)) => total.merge(st),
-            Ok(Err(e)) => {
-                eprintln!("siemgate-load: a sender task failed: {e}");
-                lost_tasks += 1;
-            }
-            Err(_) => {
-                abort.abort();
-                lost_tasks += 1;
+    let siem_before = observe.siem.map(|c| c.events());
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let join = async {
+        let mut total = Stats::new();
+        let mut lost_tasks = 0u64;
+        for t in tasks {
+            let abort = t.abort_handle();
+            match tokio::time::timeout_at(hard_deadline, t).await {
+                Ok(Ok(st)) => total.merge(st),
+                Ok(Err(e)) => {
+                    eprintln!("siemgate-load: a sender task failed: {e}");
+                    lost_tasks += 1;
+                }
+                Err(_) => {
+                    abort.abort();
+                    lost_tasks += 1;
+                }
             }
         }
-    }
+        let _ = done_tx.send(());
+        (total, lost_tasks)
+    };
+    let watching = async {
+        match observe.gauges {
+            Some(g) => Some(g.watch(async { drop(done_rx.await) }).await),
+            None => None,
+        }
+    };
+    let ((total, lost_tasks), watched) = tokio::join!(join, watching);
     let elapsed = start.elapsed().as_secs_f64().max(1e-9);
+    let siem_events = observe.siem.zip(siem_before).map(|(c, b)| c.events() - b);
     signal_task.abort();
     let interrupted = plan.stop.load(Ordering::Relaxed);
 
@@ -781,8 +852,18 @@ async fn run(
         h.mean_ms(),
         h.total
     );
+    if let Some(n) = siem_events {
+        println!(
+            "  fake SIEM     {n} events delivered ({:.1}/s)",
+            n as f64 / elapsed
+        );
+    }
+    let gateway_metrics = watched.map(|w| w.json());
+    if let Some(g) = &gateway_metrics {
+        println!("  gateway       {g}");
+    }
 
-    let summary = serde_json::json!({
+    let mut summary = serde_json::json!({
         "events_per_sec": round3(total.accepted as f64 / elapsed),
         "requests_per_sec": round3(total.requests as f64 / elapsed),
         "p50_ms": round3(h.quantile_ms(0.50)),
@@ -804,6 +885,13 @@ async fn run(
         "offered_per_sec": args.rate,
         "ok": !failed,
     });
+    if let Some(g) = gateway_metrics {
+        summary["gateway_metrics"] = g;
+    }
+    if let Some(n) = siem_events {
+        summary["siem_events"] = n.into();
+        summary["siem_events_per_sec"] = round3(n as f64 / elapsed).into();
+    }
     RunOutcome {
         summary,
         failed,
@@ -933,7 +1021,15 @@ async fn run_baseline(args: &Args) -> Result<RunOutcome, String> {
         .map_err(|e| format!("cannot start the baseline server on 127.0.0.1: {e}"))?;
     plan.endpoint = baseline_endpoint(&plan.endpoint, addr);
     eprintln!("siemgate-load: baseline: bare hyper server on {addr}");
-    let outcome = run(args, Some("baseline (bare hyper)"), plan, clients, duration).await;
+    let outcome = run(
+        args,
+        Some("baseline (bare hyper)"),
+        plan,
+        clients,
+        duration,
+        Observe::default(),
+    )
+    .await;
     server.abort();
     Ok(outcome)
 }
@@ -941,65 +1037,161 @@ async fn run_baseline(args: &Args) -> Result<RunOutcome, String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    let (plan, clients, duration) = match prepare(&args) {
-        Ok(p) => p,
+    match load(&args).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
         Err(e) => {
             eprintln!("siemgate-load: {e}");
-            return ExitCode::from(2);
+            ExitCode::from(2)
         }
-    };
+    }
+}
 
-    let fsync = match &args.fsync_probe {
-        Some(dir) => match run_fsync_probe(dir.clone()).await {
-            Ok(v) => Some(v),
-            Err(e) => {
-                eprintln!("siemgate-load: {e}");
-                return ExitCode::from(2);
-            }
-        },
+/// The change from `first` to `last` in percent, one decimal.
+fn change_pct(first: &serde_json::Value, last: &serde_json::Value) -> Option<f64> {
+    let (a, b) = (first.as_f64()?, last.as_f64()?);
+    (a > 0.0).then(|| ((b / a - 1.0) * 1000.0).round() / 10.0)
+}
+
+/// Everything the arguments ask for, in order: the fsync probe, the rounds of load (watched),
+/// the drain, the baseline. Prints the last line's JSON; `Ok(false)` when something failed,
+/// `Err` for a usage error found before anything ran.
+async fn load(args: &Args) -> Result<bool, String> {
+    let send = args.requests != Some(0);
+    if !send && !args.drain {
+        return Err("--requests 0 sends nothing: give it with --drain".into());
+    }
+    if !send && args.baseline {
+        return Err("--requests 0 and --baseline: the baseline would send nothing".into());
+    }
+    // Everything is checked before anything runs.
+    let mut first = Some(prepare(args)?);
+    let gauges = args
+        .metrics
+        .as_deref()
+        .map(watch::Gauges::new)
+        .transpose()?;
+    let siem = match args.fake_siem {
+        Some(addr) => {
+            let s = siem::start(addr)
+                .await
+                .map_err(|e| format!("--fake-siem {addr}: {e}"))?;
+            eprintln!("siemgate-load: fake SIEM on http://{}", s.addr);
+            Some(s)
+        }
         None => None,
     };
+    let fsync = match &args.fsync_probe {
+        Some(dir) => Some(run_fsync_probe(dir.clone()).await?),
+        None => None,
+    };
+    let observe = Observe {
+        gauges: gauges.as_ref(),
+        siem: siem.as_ref().map(|s| &*s.counts),
+    };
 
-    if !args.baseline {
-        let outcome = run(&args, None, plan, clients, duration).await;
-        let mut summary = outcome.summary;
-        if let Some(f) = fsync {
-            summary["fsync"] = f;
+    let mut ok = true;
+    let mut interrupted = false;
+    let mut rounds = Vec::new();
+    for r in 1..=args.rounds {
+        if !send {
+            break;
         }
-        println!("{summary}");
-        return if outcome.failed {
-            ExitCode::from(1)
-        } else {
-            ExitCode::SUCCESS
+        let (plan, clients, duration) = match first.take() {
+            Some(p) => p,
+            // A new plan per round: a new run prefix, so no event id repeats.
+            None => prepare(args)?,
         };
+        let round = (args.rounds > 1).then(|| format!("round {r}/{}", args.rounds));
+        let label = match (args.baseline, round) {
+            (true, Some(round)) => Some(format!("gateway, {round}")),
+            (true, None) => Some("gateway".to_string()),
+            (false, round) => round,
+        };
+        let o = run(args, label.as_deref(), plan, clients, duration, observe).await;
+        ok &= !o.failed;
+        rounds.push(o.summary);
+        if o.interrupted {
+            interrupted = true;
+            break;
+        }
     }
 
-    let gateway = run(&args, Some("gateway"), plan, clients, duration).await;
-    // The gateway's connections are closed by now (their clients were dropped with the tasks).
-    let baseline = if gateway.interrupted {
+    let drain = match (&gauges, args.drain && !interrupted) {
+        (Some(g), true) => {
+            eprintln!(
+                "siemgate-load: waiting for the spool to drain (at most {}s)",
+                args.drain_timeout
+            );
+            let d = g
+                .drain(Duration::from_secs(args.drain_timeout), observe.siem)
+                .await;
+            let j = d.json();
+            println!("siemgate-load drain");
+            println!("  {j}");
+            ok &= d.emptied();
+            Some(j)
+        }
+        _ => None,
+    };
+
+    let baseline = if !args.baseline {
+        None
+    } else if interrupted {
         eprintln!("siemgate-load: interrupted; baseline run skipped");
+        ok = false;
         None
     } else {
-        match run_baseline(&args).await {
-            Ok(b) => Some(b),
+        match run_baseline(args).await {
+            Ok(b) => {
+                ok &= !b.failed;
+                Some(b.summary)
+            }
             Err(e) => {
                 eprintln!("siemgate-load: baseline run skipped: {e}");
+                ok = false;
                 None
             }
         }
     };
-    let failed = gateway.failed || baseline.as_ref().is_none_or(|b| b.failed);
-    let combined = serde_json::json!({
-        "gateway": gateway.summary,
-        "baseline": baseline.map(|b| b.summary),
-        "fsync": fsync,
+
+    let siem = siem.map(|s| {
+        let j = s.counts.json();
+        if j["malformed"] != 0 {
+            eprintln!("siemgate-load: the fake SIEM refused malformed batches: {j}");
+            ok = false;
+        }
+        j
     });
-    println!("{combined}");
-    if failed {
-        ExitCode::from(1)
+    let mut out = if rounds.len() > 1 {
+        let (f, l) = (&rounds[0], &rounds[rounds.len() - 1]);
+        let first_to_last = serde_json::json!({
+            "events_per_sec_change_pct": change_pct(&f["events_per_sec"], &l["events_per_sec"]),
+            "p99_change_pct": change_pct(&f["p99_ms"], &l["p99_ms"]),
+        });
+        serde_json::json!({ "rounds": rounds, "first_to_last": first_to_last })
+    } else if let Some(one) = rounds.pop() {
+        if args.baseline {
+            serde_json::json!({ "gateway": one })
+        } else {
+            one
+        }
     } else {
-        ExitCode::SUCCESS
+        serde_json::json!({})
+    };
+    if args.baseline {
+        out["baseline"] = baseline.into();
     }
+    for (key, v) in [("fsync", fsync), ("drain", drain), ("siem", siem)] {
+        if let Some(v) = v {
+            out[key] = v;
+        } else if key == "fsync" && args.baseline {
+            // The combined form has always carried it, null when not measured.
+            out[key] = serde_json::Value::Null;
+        }
+    }
+    println!("{out}");
+    Ok(ok)
 }
 
 #[cfg(test)]
