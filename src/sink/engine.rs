@@ -343,20 +343,30 @@ impl Worker {
                 .take()
                 .expect("the reader is put back after each read");
             let room = max_events - batch.len();
-            let room_bytes = max_bytes.saturating_sub(bytes).max(1);
-            let (reader, got) = tokio::task::spawn_blocking(move || {
-                let got = reader.read(room, room_bytes);
-                (reader, got)
+            let room_bytes = max_bytes.saturating_sub(bytes);
+            let first = batch.is_empty();
+            let (reader, got, holding) = tokio::task::spawn_blocking(move || {
+                // The first read of a batch takes at least one event, however large (the sink
+                // fits it); later ones only what fits, so a batch keeps to the sink's limit.
+                let got = if first {
+                    reader.read(room, room_bytes.max(1))
+                } else {
+                    reader.read_more(room, room_bytes)
+                };
+                let holding = reader.holding();
+                (reader, got, holding)
             })
             .await
             .expect("spool reads do not panic");
             self.reader = Some(reader);
-            match got {
+            let read_some = match got {
                 Ok(recs) => {
+                    let some = !recs.is_empty();
                     for r in recs {
                         bytes += r.event.len() as u64;
                         batch.push(r);
                     }
+                    some
                 }
                 Err(e) => {
                     tracing::error!(sink = %self.id, error = %e, "cannot read the spool");
@@ -366,14 +376,20 @@ impl Worker {
                     }
                     continue;
                 }
-            }
-            if batch.len() >= max_events || bytes >= max_bytes {
+            };
+            // Full: by count, by bytes, or the next durable event does not fit.
+            if batch.len() >= max_events || bytes >= max_bytes || (holding && !batch.is_empty()) {
                 return Some(batch);
             }
             match self.mode() {
                 Mode::Abort => return None,
                 Mode::Flush => return (!batch.is_empty()).then_some(batch),
                 Mode::Run => {}
+            }
+            if read_some {
+                // More may be durable already (a backlog): read on before waiting for a
+                // commit or the batch timeout.
+                continue;
             }
             if !batch.is_empty() && deadline.is_none() {
                 deadline = Some(tokio::time::Instant::now() + self.current.config.batch.timeout);
@@ -746,12 +762,94 @@ mod tests {
     }
 
     fn sink_config() -> SinkConfig {
-        let text = "[[sources]]\nid = \"src\"\nvendor = \"github\"\nsecrets = [\"x\"]\nsinks = [\"s\"]\n\
-                    [[sinks]]\nid = \"s\"\ntype = \"file\"\npath = \"unused.jsonl\"\n\
-                    batch = { timeout = \"1ms\" }\n\
-                    retry = { initial_backoff = \"1s\", max_backoff = \"60s\", max_age = \"1d\" }\n";
-        let c = crate::config::parse(text, std::path::Path::new("/tmp"), &|_| None).unwrap();
+        sink_config_with("batch = { timeout = \"1ms\" }")
+    }
+
+    fn sink_config_with(batch: &str) -> SinkConfig {
+        let text = format!(
+            "[[sources]]\nid = \"src\"\nvendor = \"github\"\nsecrets = [\"x\"]\nsinks = [\"s\"]\n\
+             [[sinks]]\nid = \"s\"\ntype = \"file\"\npath = \"unused.jsonl\"\n{batch}\n\
+             retry = {{ initial_backoff = \"1s\", max_backoff = \"60s\", max_age = \"1d\" }}\n"
+        );
+        let c = crate::config::parse(&text, std::path::Path::new("/tmp"), &|_| None).unwrap();
         c.sinks[0].clone()
+    }
+
+    fn event(sinks: &[&str], len: usize) -> NewEvent {
+        NewEvent {
+            sinks: sinks.iter().map(|s| s.to_string()).collect(),
+            received_ms: 1_700_000_000_000,
+            head: Default::default(),
+            event: format!("{{\"x\":\"{}\"}}", "a".repeat(len - 8)).into_bytes(),
+        }
+    }
+
+    /// A sink that takes everything and hands each batch's sizes to the test.
+    struct Recording(tokio::sync::mpsc::UnboundedSender<(usize, usize)>);
+
+    impl Sink for Recording {
+        fn id(&self) -> &str {
+            "s"
+        }
+
+        fn type_name(&self) -> &'static str {
+            "recording"
+        }
+
+        fn send<'a>(&'a self, events: &'a [Record]) -> BoxFuture<'a, Delivery> {
+            let bytes = events.iter().map(|r| r.event.len()).sum();
+            let _ = self.0.send((events.len(), bytes));
+            Box::pin(async { Delivery::Delivered })
+        }
+    }
+
+    /// A backlog (a sink back after an outage) goes out in full batches, one after another:
+    /// a batch that the next event does not fit is full, and is not held for `batch.timeout`
+    /// (an hour here) waiting for commits that are not coming. No batch passes `max_bytes`.
+    #[tokio::test]
+    async fn a_backlog_goes_out_in_full_batches_without_waiting_for_the_batch_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let tel = Telemetry::new();
+        let spool_cfg = SpoolConfig {
+            dir: dir.path().to_path_buf(),
+            max_size: 1 << 20,
+            flush_timeout: Duration::from_secs(1),
+        };
+        let spool = Spool::open(&spool_cfg, &["s".to_string()], &tel).unwrap();
+        // Nine 1000-byte events; 2500 bytes a batch: four batches of two are full.
+        spool
+            .append((0..9).map(|_| event(&["s"], 1000)).collect())
+            .await
+            .unwrap();
+        let (tx, mut batches) = tokio::sync::mpsc::unbounded_channel();
+        let sink = Arc::new(Recording(tx));
+        let (_slot, rx) = watch::channel(Arc::new(SinkSlot {
+            sink,
+            config: sink_config_with(
+                "batch = { max_events = 100, max_bytes = 2500, timeout = \"1h\" }",
+            ),
+        }));
+        let engine = Engine::start(
+            spool.clone(),
+            Arc::new(ManualClock::at_unix(1_700_000_000)),
+            tel.clone(),
+            vec![SinkRuntime {
+                slot: rx,
+                health: crate::sink::Health::new("s", &tel),
+            }],
+        );
+        for i in 0..4 {
+            // A bound for a failing run only: the batches come at once or after an hour.
+            let b = tokio::time::timeout(Duration::from_secs(60), batches.recv())
+                .await
+                .unwrap_or_else(|_| panic!("batch {i} was held back"));
+            assert_eq!(b, Some((2, 2000)), "batch {i}");
+        }
+        // The last event is a batch being filled: it waits for more or the timeout.
+        assert!(batches.try_recv().is_err());
+        engine.shutdown(Duration::from_secs(5)).await;
+        assert_eq!(batches.recv().await, Some((1, 1000)), "flushed at shutdown");
+        spool.close();
     }
 
     /// The waits between attempts run on Tokio's clock, paused here: the SIEM's `Retry-After`

@@ -39,9 +39,35 @@ impl Reader {
     /// Up to `max_events` records (and about `max_bytes` of events, but at least one record)
     /// for this sink that are durable now; empty when there are none yet.
     pub fn read(&mut self, max_events: usize, max_bytes: u64) -> io::Result<Vec<Record>> {
+        self.read_within(max_events, max_bytes, true)
+    }
+
+    /// Like [`read`](Self::read), to add to a batch already started: never more than
+    /// `max_bytes` of events, so it may return nothing while [`holding`](Self::holding) a
+    /// record that does not fit.
+    pub fn read_more(&mut self, max_events: usize, max_bytes: u64) -> io::Result<Vec<Record>> {
+        self.read_within(max_events, max_bytes, false)
+    }
+
+    /// Whether a record was read that did not fit the last batch: the next read starts with
+    /// it, and the batch it did not fit is full.
+    pub fn holding(&self) -> bool {
+        self.held.is_some()
+    }
+
+    fn read_within(
+        &mut self,
+        max_events: usize,
+        max_bytes: u64,
+        at_least_one: bool,
+    ) -> io::Result<Vec<Record>> {
         let mut out = Vec::new();
         let mut bytes = 0u64;
         if let Some(r) = self.held.take() {
+            if !at_least_one && r.event.len() as u64 > max_bytes {
+                self.held = Some(r);
+                return Ok(out);
+            }
             bytes += r.event.len() as u64;
             out.push(r);
         }
