@@ -1117,8 +1117,15 @@ async fn load(args: &Args) -> Result<bool, String> {
         }
     }
 
-    let drain = match (&gauges, args.drain && !interrupted) {
-        (Some(g), true) => {
+    let mut drain = None;
+    if let Some(g) = gauges.as_ref().filter(|_| args.drain && !interrupted) {
+        if g.sample().await.is_none() {
+            eprintln!(
+                "siemgate-load: cannot read --metrics {}: no drain to watch",
+                args.metrics.as_deref().unwrap_or_default()
+            );
+            ok = false;
+        } else {
             eprintln!(
                 "siemgate-load: waiting for the spool to drain (at most {}s)",
                 args.drain_timeout
@@ -1130,10 +1137,9 @@ async fn load(args: &Args) -> Result<bool, String> {
             println!("siemgate-load drain");
             println!("  {j}");
             ok &= d.emptied();
-            Some(j)
+            drain = Some(j);
         }
-        _ => None,
-    };
+    }
 
     let baseline = if !args.baseline {
         None

@@ -12,6 +12,8 @@ use reqwest::{Client, Url};
 
 /// How often the gateway's metrics are read during a run.
 pub const EVERY: Duration = Duration::from_secs(1);
+/// How often they are read while a backlog drains.
+const DRAIN_EVERY: Duration = Duration::from_millis(200);
 
 /// The series one scrape reads.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -105,23 +107,28 @@ impl Gauges {
     }
 
     /// Samples until the spool holds no undelivered event or `timeout` passes: how fast a
-    /// backlog drains.
+    /// backlog drains. The rate counts from the last sample before deliveries began, so a
+    /// sink still waiting out a retry backoff when the SIEM comes back does not lower it.
     pub async fn drain(&self, timeout: Duration, siem: Option<&super::siem::Counts>) -> Drained {
         let started = Instant::now();
         let siem_before = siem.map(|c| c.events());
         let first = self.sample().await;
         let mut last = first;
+        let mut idle_until = 0.0;
         let mut failed_scrapes = 0u64;
         loop {
-            match last {
-                Some(s) if s.spool_events == 0.0 => break,
-                None => failed_scrapes += 1,
+            match (first, last) {
+                (_, Some(s)) if s.spool_events == 0.0 => break,
+                (Some(a), Some(s)) if s.delivered == a.delivered => {
+                    idle_until = started.elapsed().as_secs_f64();
+                }
+                (_, None) => failed_scrapes += 1,
                 _ => {}
             }
             if started.elapsed() >= timeout {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(DRAIN_EVERY).await;
             last = self.sample().await;
         }
         let seconds = started.elapsed().as_secs_f64();
@@ -134,6 +141,7 @@ impl Gauges {
             },
             siem_events: siem.zip(siem_before).map(|(c, b)| c.events() - b),
             seconds,
+            idle_seconds: idle_until,
             failed_scrapes,
         }
     }
@@ -206,6 +214,8 @@ pub struct Drained {
     pub delivered: Option<f64>,
     pub siem_events: Option<u64>,
     pub seconds: f64,
+    /// Seconds before the first delivery (a sink still in a retry backoff).
+    pub idle_seconds: f64,
     pub failed_scrapes: u64,
 }
 
@@ -216,13 +226,15 @@ impl Drained {
     }
 
     pub fn json(&self) -> serde_json::Value {
-        let per_sec = self.delivered.map(|d| (d / self.seconds.max(1e-9)).round());
+        let busy = (self.seconds - self.idle_seconds).max(1e-9);
+        let per_sec = self.delivered.map(|d| (d / busy).round());
         serde_json::json!({
             "backlog_before": self.backlog_before,
             "backlog_after": self.backlog_after,
             "delivered": self.delivered,
             "siem_events": self.siem_events,
             "seconds": (self.seconds * 1000.0).round() / 1000.0,
+            "idle_seconds": (self.idle_seconds * 1000.0).round() / 1000.0,
             "delivered_per_sec": per_sec,
             "emptied": self.emptied(),
             "failed_scrapes": self.failed_scrapes,
@@ -279,5 +291,25 @@ siemgate_sink_request_duration_seconds_bucket{sink=\"hec\",le=\"+Inf\"} 3
         assert_eq!(w.failed_scrapes, 1);
         assert_eq!(w.json()["delivered"], 40.0);
         assert_eq!(w.json()["delivered_per_sec"], 20.0);
+    }
+
+    #[test]
+    fn a_drain_rate_leaves_out_the_wait_for_the_first_delivery() {
+        let d = Drained {
+            backlog_before: Some(1000.0),
+            backlog_after: Some(0.0),
+            delivered: Some(1000.0),
+            siem_events: None,
+            seconds: 12.0,
+            idle_seconds: 10.0,
+            failed_scrapes: 0,
+        };
+        assert!(d.emptied());
+        assert_eq!(d.json()["delivered_per_sec"], 500.0);
+        let left = Drained {
+            backlog_after: Some(3.0),
+            ..d
+        };
+        assert!(!left.emptied());
     }
 }
