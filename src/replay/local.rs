@@ -141,10 +141,7 @@ impl ReplayStore for LocalStore {
         let now_s = unix_s(now);
         let mut inner = self.lock();
         let found = spool.take_recovered_keys();
-        let kept = inner
-            .keys
-            .load(&found, now_s, expiry_s(now, self.retention));
-        drop(found);
+        let kept = inner.keys.load(found, now_s, expiry_s(now, self.retention));
         drop(inner);
         let _ = self.spool.set(spool.clone());
         tracing::info!(

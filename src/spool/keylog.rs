@@ -57,12 +57,21 @@ impl KeyLog {
     /// the gateway's clock, [`KeyLog::expire`]).
     pub fn open(dir: &Path) -> io::Result<(KeyLog, Vec<KeyEntry>)> {
         super::create_private_dir(dir)?;
-        let mut keys = Vec::new();
+        let mut files = Vec::new();
+        let mut bytes = 0u64;
         for entry in std::fs::read_dir(dir)? {
-            let path = entry?.path();
-            if hour_of(&path).is_none() {
-                continue;
+            let entry = entry?;
+            if hour_of(&entry.path()).is_some() {
+                bytes = bytes.saturating_add(entry.metadata()?.len());
+                files.push(entry.path());
             }
+        }
+        // Room for every key the files can hold (24 bytes each on disk), taken once: grown by
+        // doubling, the list held up to twice that and, while moving, three times. Only
+        // reserved, not touched; should the reservation fail, the list grows as it reads.
+        let mut keys: Vec<KeyEntry> = Vec::new();
+        let _ = keys.try_reserve_exact(usize::try_from(bytes / 24).unwrap_or(usize::MAX));
+        for path in files {
             let mut r = BufReader::new(File::open(&path)?);
             let mut valid = 0u64;
             let torn = loop {
