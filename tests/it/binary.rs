@@ -218,39 +218,28 @@ fn the_load_tool_runs_rounds_watches_the_gateway_and_drains_into_its_fake_siem()
 /// and a drain whose gateway cannot be read fails at once.
 #[test]
 fn the_load_tool_refuses_a_run_that_sends_nothing_and_a_drain_it_cannot_watch() {
-    let out = Command::new(env!("CARGO_BIN_EXE_siemgate-load"))
-        .args([
-            "--url",
-            "http://127.0.0.1:9",
-            "--source",
-            "s",
-            "--secret",
-            "k",
-            "--requests",
-            "0",
-        ])
-        .output()
-        .unwrap();
+    let load_nothing = |more: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_siemgate-load"))
+            .args([
+                "--url",
+                "http://127.0.0.1:9",
+                "--source",
+                "s",
+                "--secret",
+                "k",
+            ])
+            .args(["--requests", "0"])
+            .args(more)
+            .output()
+            .unwrap()
+    };
+    let out = load_nothing(&[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--drain"));
 
     // A drain with no gateway to watch ends at once, failed, instead of waiting its timeout.
-    let out = Command::new(env!("CARGO_BIN_EXE_siemgate-load"))
-        .args([
-            "--url",
-            "http://127.0.0.1:9",
-            "--source",
-            "s",
-            "--secret",
-            "k",
-            "--requests",
-            "0",
-            "--drain",
-            "--metrics",
-            &format!("http://127.0.0.1:{}/metrics", free_port()),
-        ])
-        .output()
-        .unwrap();
+    let metrics = format!("http://127.0.0.1:{}/metrics", free_port());
+    let out = load_nothing(&["--drain", "--metrics", &metrics]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read --metrics"));
 }
