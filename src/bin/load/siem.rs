@@ -3,7 +3,8 @@
 //!
 //! It answers every batch endpoint the sinks use: Splunk HEC (`{"text":"Success","code":0}`
 //! to concatenated envelopes), Datadog, the Logs Ingestion API and signed HTTPS (JSON arrays),
-//! and the Entra ID token endpoint (`…/oauth2/v2.0/token`) a `sentinel` sink asks first. A body
+//! the Entra ID token endpoint (`…/oauth2/v2.0/token`) a `sentinel` sink asks first, and health
+//! checks (any GET, answered as HEC's `/services/collector/health` does). A body
 //! is gunzipped when it says `Content-Encoding: gzip`, and its events are counted: the length of
 //! a JSON array, or the number of JSON values one after another (HEC envelopes, NDJSON). A body
 //! that is not JSON, or whose gzip is broken, is answered 400 and counted as `malformed`, so a
@@ -29,6 +30,7 @@ use tokio::net::TcpListener;
 /// The largest body taken, before and after gunzip: past what any sink sends in one batch.
 const MAX_BODY: usize = 64 * 1024 * 1024;
 const HEC_OK: &[u8] = br#"{"text":"Success","code":0}"#;
+const HEC_HEALTHY: &[u8] = br#"{"text":"HEC is healthy","code":17}"#;
 const TOKEN: &[u8] = br#"{"token_type":"Bearer","expires_in":3600,"access_token":"siemgate-load"}"#;
 
 /// What the fake SIEM has taken so far. Counters only go up; a reader takes differences.
@@ -39,6 +41,8 @@ pub struct Counts {
     /// Bytes on the wire (compressed when the sink compresses).
     pub bytes: AtomicU64,
     pub malformed: AtomicU64,
+    /// Health checks (GET): answered healthy, no events.
+    pub checks: AtomicU64,
 }
 
 impl Counts {
@@ -52,6 +56,7 @@ impl Counts {
             "batches": self.batches.load(Ordering::Relaxed),
             "bytes": self.bytes.load(Ordering::Relaxed),
             "malformed": self.malformed.load(Ordering::Relaxed),
+            "checks": self.checks.load(Ordering::Relaxed),
         })
     }
 }
@@ -116,6 +121,11 @@ async fn handle(
 ) -> Result<hyper::Response<Full<Bytes>>, std::convert::Infallible> {
     if req.uri().path().ends_with("/oauth2/v2.0/token") {
         return Ok(answer(200, TOKEN));
+    }
+    if req.method() == hyper::Method::GET {
+        // A sink's health check (HEC's `/services/collector/health`): healthy, no events.
+        counts.checks.fetch_add(1, Ordering::Relaxed);
+        return Ok(answer(200, HEC_HEALTHY));
     }
     let gzip = req
         .headers()
@@ -210,6 +220,14 @@ mod tests {
         let t: serde_json::Value = serde_json::from_slice(&token.bytes().await.unwrap()).unwrap();
         assert_eq!(t["token_type"], "Bearer");
 
+        let health = client
+            .get(format!("{base}/services/collector/health"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(health.status(), 200);
+        assert_eq!(&health.bytes().await.unwrap()[..], HEC_HEALTHY);
+
         let gz = siemgate::sink::transport::gzip(br#"{"event":1}{"event":2}"#);
         let hec = client
             .post(format!("{base}/services/collector/event"))
@@ -230,5 +248,6 @@ mod tests {
         assert_eq!(siem.counts.events(), 2);
         assert_eq!(siem.counts.json()["batches"], 1);
         assert_eq!(siem.counts.json()["malformed"], 1);
+        assert_eq!(siem.counts.json()["checks"], 1);
     }
 }
