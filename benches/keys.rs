@@ -57,13 +57,6 @@ fn filled(n: u64) -> KeySet {
     s
 }
 
-/// The process's peak resident memory so far (Linux), as the kernel reports it.
-fn peak_rss() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    Some(line["VmHWM:".len()..].trim().to_string())
-}
-
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("replay_keys");
     for n in sizes() {
@@ -73,7 +66,8 @@ fn bench(c: &mut Criterion) {
             set.bytes() as f64 / set.len() as f64,
             set.len(),
             set.bytes(),
-            peak_rss().unwrap_or_else(|| "unknown".into())
+            siemgate::telemetry::peak_resident_bytes()
+                .map_or_else(|| "unknown".into(), |b| format!("{} kB", b / 1024))
         );
         // Each lookup's key depends on the answer before it, so lookups do not overlap: the
         // time is a lookup's latency, as a request sees it, not a batch's throughput.

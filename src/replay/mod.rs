@@ -465,11 +465,7 @@ mod tests {
     #[tokio::test]
     #[ignore = "a measurement for the README, not a check"]
     async fn replay_bytes_per_key() {
-        fn rss() -> usize {
-            let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
-            let pages: usize = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-            pages * 4096
-        }
+        let rss = || crate::telemetry::resident_bytes().expect("procfs") as usize;
         const N: u32 = 1_000_000;
         let s = MemoryStore::new(N as usize);
         let ttl = Duration::from_secs(86_400);

@@ -349,7 +349,7 @@ impl Worker {
                 // The first read of a batch takes at least one event, however large (the sink
                 // fits it); later ones only what fits, so a batch keeps to the sink's limit.
                 let got = if first {
-                    reader.read(room, room_bytes.max(1))
+                    reader.read(room, room_bytes)
                 } else {
                     reader.read_more(room, room_bytes)
                 };
@@ -359,14 +359,12 @@ impl Worker {
             .await
             .expect("spool reads do not panic");
             self.reader = Some(reader);
-            let read_some = match got {
+            match got {
                 Ok(recs) => {
-                    let some = !recs.is_empty();
                     for r in recs {
                         bytes += r.event.len() as u64;
                         batch.push(r);
                     }
-                    some
                 }
                 Err(e) => {
                     tracing::error!(sink = %self.id, error = %e, "cannot read the spool");
@@ -376,20 +374,18 @@ impl Worker {
                     }
                     continue;
                 }
-            };
-            // Full: by count, by bytes, or the next durable event does not fit.
-            if batch.len() >= max_events || bytes >= max_bytes || (holding && !batch.is_empty()) {
+            }
+            // Full: by count, by bytes, or the next durable event does not fit (the reader
+            // holds it for the next batch). A read stops only at one of these or at the end of
+            // what is durable, so a batch that is not full has caught up with the spool and
+            // waits for a commit or the batch timeout.
+            if batch.len() >= max_events || bytes >= max_bytes || holding {
                 return Some(batch);
             }
             match self.mode() {
                 Mode::Abort => return None,
                 Mode::Flush => return (!batch.is_empty()).then_some(batch),
                 Mode::Run => {}
-            }
-            if read_some {
-                // More may be durable already (a backlog): read on before waiting for a
-                // commit or the batch timeout.
-                continue;
             }
             if !batch.is_empty() && deadline.is_none() {
                 deadline = Some(tokio::time::Instant::now() + self.current.config.batch.timeout);
@@ -733,11 +729,24 @@ mod tests {
     use crate::telemetry::Telemetry;
     use crate::verify::ManualClock;
     use std::sync::Mutex;
+    use tokio::sync::mpsc::UnboundedReceiver;
 
-    /// A sink that gives the answers it is told, in order, and notes when each send came.
+    /// What the test sink saw of one send: when, how many events, how many bytes.
+    type Sent = (tokio::time::Instant, usize, usize);
+
+    /// A sink that gives the answers it is told, in order (then "delivered"), and hands the
+    /// test each send as it comes.
     struct Scripted {
         answers: Mutex<VecDeque<Delivery>>,
-        sent: Mutex<Vec<tokio::time::Instant>>,
+        sent: tokio::sync::mpsc::UnboundedSender<Sent>,
+    }
+
+    impl Scripted {
+        fn new(answers: Vec<Delivery>) -> (Arc<Scripted>, UnboundedReceiver<Sent>) {
+            let (sent, rx) = tokio::sync::mpsc::unbounded_channel();
+            let answers = Mutex::new(answers.into());
+            (Arc::new(Scripted { answers, sent }), rx)
+        }
     }
 
     impl Sink for Scripted {
@@ -749,8 +758,11 @@ mod tests {
             "scripted"
         }
 
-        fn send<'a>(&'a self, _events: &'a [Record]) -> BoxFuture<'a, Delivery> {
-            self.sent.lock().unwrap().push(tokio::time::Instant::now());
+        fn send<'a>(&'a self, events: &'a [Record]) -> BoxFuture<'a, Delivery> {
+            let bytes = events.iter().map(|r| r.event.len()).sum();
+            let _ = self
+                .sent
+                .send((tokio::time::Instant::now(), events.len(), bytes));
             let answer = self
                 .answers
                 .lock()
@@ -761,11 +773,7 @@ mod tests {
         }
     }
 
-    fn sink_config() -> SinkConfig {
-        sink_config_with("batch = { timeout = \"1ms\" }")
-    }
-
-    fn sink_config_with(batch: &str) -> SinkConfig {
+    fn sink_config(batch: &str) -> SinkConfig {
         let text = format!(
             "[[sources]]\nid = \"src\"\nvendor = \"github\"\nsecrets = [\"x\"]\nsinks = [\"s\"]\n\
              [[sinks]]\nid = \"s\"\ntype = \"file\"\npath = \"unused.jsonl\"\n{batch}\n\
@@ -773,6 +781,50 @@ mod tests {
         );
         let c = crate::config::parse(&text, std::path::Path::new("/tmp"), &|_| None).unwrap();
         c.sinks[0].clone()
+    }
+
+    /// A spool in a temporary directory holding `events`, and an engine delivering them to a
+    /// [`Scripted`] sink "s" that gives `answers`, batched as `batch` says.
+    struct Rig {
+        spool: Arc<Spool>,
+        engine: Engine,
+        /// Each send, as the sink saw it.
+        sends: UnboundedReceiver<Sent>,
+        _slot: watch::Sender<Arc<SinkSlot>>,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn rig(events: Vec<NewEvent>, answers: Vec<Delivery>, batch: &str) -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let tel = Telemetry::new();
+        let spool_cfg = SpoolConfig {
+            dir: dir.path().to_path_buf(),
+            max_size: 1 << 20,
+            flush_timeout: Duration::from_secs(1),
+        };
+        let spool = Spool::open(&spool_cfg, &["s".to_string()], &tel).unwrap();
+        spool.append(events).await.unwrap();
+        let (sink, sends) = Scripted::new(answers);
+        let (slot, rx) = watch::channel(Arc::new(SinkSlot {
+            sink,
+            config: sink_config(batch),
+        }));
+        let engine = Engine::start(
+            spool.clone(),
+            Arc::new(ManualClock::at_unix(1_700_000_000)),
+            tel.clone(),
+            vec![SinkRuntime {
+                slot: rx,
+                health: crate::sink::Health::new("s", &tel),
+            }],
+        );
+        Rig {
+            spool,
+            engine,
+            sends,
+            _slot: slot,
+            _dir: dir,
+        }
     }
 
     fn event(sinks: &[&str], len: usize) -> NewEvent {
@@ -784,72 +836,38 @@ mod tests {
         }
     }
 
-    /// A sink that takes everything and hands each batch's sizes to the test.
-    struct Recording(tokio::sync::mpsc::UnboundedSender<(usize, usize)>);
-
-    impl Sink for Recording {
-        fn id(&self) -> &str {
-            "s"
-        }
-
-        fn type_name(&self) -> &'static str {
-            "recording"
-        }
-
-        fn send<'a>(&'a self, events: &'a [Record]) -> BoxFuture<'a, Delivery> {
-            let bytes = events.iter().map(|r| r.event.len()).sum();
-            let _ = self.0.send((events.len(), bytes));
-            Box::pin(async { Delivery::Delivered })
-        }
-    }
-
     /// A backlog (a sink back after an outage) goes out in full batches, one after another:
     /// a batch that the next event does not fit is full, and is not held for `batch.timeout`
     /// (an hour here) waiting for commits that are not coming. No batch passes `max_bytes`.
     #[tokio::test]
     async fn a_backlog_goes_out_in_full_batches_without_waiting_for_the_batch_timeout() {
-        let dir = tempfile::tempdir().unwrap();
-        let tel = Telemetry::new();
-        let spool_cfg = SpoolConfig {
-            dir: dir.path().to_path_buf(),
-            max_size: 1 << 20,
-            flush_timeout: Duration::from_secs(1),
-        };
-        let spool = Spool::open(&spool_cfg, &["s".to_string()], &tel).unwrap();
         // Nine 1000-byte events; 2500 bytes a batch: four batches of two are full.
-        spool
-            .append((0..9).map(|_| event(&["s"], 1000)).collect())
-            .await
-            .unwrap();
-        let (tx, mut batches) = tokio::sync::mpsc::unbounded_channel();
-        let sink = Arc::new(Recording(tx));
-        let (_slot, rx) = watch::channel(Arc::new(SinkSlot {
-            sink,
-            config: sink_config_with(
-                "batch = { max_events = 100, max_bytes = 2500, timeout = \"1h\" }",
-            ),
-        }));
-        let engine = Engine::start(
-            spool.clone(),
-            Arc::new(ManualClock::at_unix(1_700_000_000)),
-            tel.clone(),
-            vec![SinkRuntime {
-                slot: rx,
-                health: crate::sink::Health::new("s", &tel),
-            }],
-        );
+        let mut r = rig(
+            (0..9).map(|_| event(&["s"], 1000)).collect(),
+            Vec::new(),
+            "batch = { max_events = 100, max_bytes = 2500, timeout = \"1h\" }",
+        )
+        .await;
         for i in 0..4 {
             // A bound for a failing run only: the batches come at once or after an hour.
-            let b = tokio::time::timeout(Duration::from_secs(60), batches.recv())
+            let b = tokio::time::timeout(Duration::from_secs(60), r.sends.recv())
                 .await
                 .unwrap_or_else(|_| panic!("batch {i} was held back"));
-            assert_eq!(b, Some((2, 2000)), "batch {i}");
+            assert_eq!(
+                b.map(|(_, n, bytes)| (n, bytes)),
+                Some((2, 2000)),
+                "batch {i}"
+            );
         }
         // The last event is a batch being filled: it waits for more or the timeout.
-        assert!(batches.try_recv().is_err());
-        engine.shutdown(Duration::from_secs(5)).await;
-        assert_eq!(batches.recv().await, Some((1, 1000)), "flushed at shutdown");
-        spool.close();
+        assert!(r.sends.try_recv().is_err());
+        r.engine.shutdown(Duration::from_secs(5)).await;
+        assert_eq!(
+            r.sends.recv().await.map(|(_, n, bytes)| (n, bytes)),
+            Some((1, 1000)),
+            "flushed at shutdown"
+        );
+        r.spool.close();
     }
 
     /// The waits between attempts run on Tokio's clock, paused here: the SIEM's `Retry-After`
@@ -857,60 +875,26 @@ mod tests {
     /// real time passing.
     #[tokio::test(start_paused = true)]
     async fn a_retry_waits_what_the_siem_asks_even_past_max_backoff() {
-        let dir = tempfile::tempdir().unwrap();
-        let tel = Telemetry::new();
-        let spool_cfg = SpoolConfig {
-            dir: dir.path().to_path_buf(),
-            max_size: 1 << 20,
-            flush_timeout: Duration::from_secs(1),
+        let retry = |error: &str, after: u64| Delivery::Retry {
+            error: error.into(),
+            after: Some(Duration::from_secs(after)),
         };
-        let spool = Spool::open(&spool_cfg, &["s".to_string()], &tel).unwrap();
-        let clock = Arc::new(ManualClock::at_unix(1_700_000_000));
-        spool
-            .append(vec![NewEvent {
-                sinks: vec!["s".into()],
-                received_ms: 1_700_000_000_000,
-                head: Default::default(),
-                event: b"{}".to_vec(),
-            }])
-            .await
-            .unwrap();
-        let sink = Arc::new(Scripted {
-            answers: Mutex::new(VecDeque::from([
-                Delivery::Retry {
-                    error: "HTTP 429".into(),
-                    after: Some(Duration::from_secs(30)),
-                },
-                Delivery::Retry {
-                    error: "HTTP 503".into(),
-                    after: Some(Duration::from_secs(600)),
-                },
-                Delivery::Retry {
-                    error: "HTTP 503".into(),
-                    after: Some(Duration::from_secs(86_400)),
-                },
-                Delivery::Retry {
-                    error: "HTTP 503".into(),
-                    after: Some(Duration::ZERO),
-                },
-            ])),
-            sent: Mutex::default(),
-        });
-        let (_slot, rx) = watch::channel(Arc::new(SinkSlot {
-            sink: sink.clone(),
-            config: sink_config(),
-        }));
-        let engine = Engine::start(
-            spool.clone(),
-            clock,
-            tel.clone(),
-            vec![SinkRuntime {
-                slot: rx,
-                health: crate::sink::Health::new("s", &tel),
-            }],
-        );
-        spool.wait_idle().await;
-        let sent = sink.sent.lock().unwrap().clone();
+        let mut r = rig(
+            vec![event(&["s"], 8)],
+            vec![
+                retry("HTTP 429", 30),
+                retry("HTTP 503", 600),
+                retry("HTTP 503", 86_400),
+                retry("HTTP 503", 0),
+            ],
+            "batch = { timeout = \"1ms\" }",
+        )
+        .await;
+        r.spool.wait_idle().await;
+        let mut sent = Vec::new();
+        while let Ok((at, _, _)) = r.sends.try_recv() {
+            sent.push(at);
+        }
         assert_eq!(sent.len(), 5, "four retries, then delivered");
         let waits: Vec<Duration> = sent.windows(2).map(|w| w[1] - w[0]).collect();
         assert_eq!(
@@ -919,7 +903,7 @@ mod tests {
             "Retry-After 30 and 600 waited exactly (600 is past max_backoff = 60s), a day \
              capped at max_retry_after (1h by default), 0 raised to initial_backoff (1s)"
         );
-        engine.shutdown(Duration::from_secs(1)).await;
-        spool.close();
+        r.engine.shutdown(Duration::from_secs(1)).await;
+        r.spool.close();
     }
 }

@@ -96,13 +96,24 @@ impl Telemetry {
 /// This process's resident memory in bytes, from `/proc/self/status` (`None` where there is
 /// no procfs).
 pub fn resident_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    vm_rss(&status)
+    status_bytes("VmRSS")
 }
 
-/// The `VmRSS:` line of a `/proc/<pid>/status` text, in bytes.
-fn vm_rss(status: &str) -> Option<u64> {
-    let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+/// This process's peak resident memory so far in bytes (`VmHWM`), as [`resident_bytes`].
+pub fn peak_resident_bytes() -> Option<u64> {
+    status_bytes("VmHWM")
+}
+
+fn status_bytes(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status_field(&status, field)
+}
+
+/// The `{field}:` line of a `/proc/<pid>/status` text (given in kB), in bytes.
+fn status_field(status: &str, field: &str) -> Option<u64> {
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?;
     let kib = line.trim().strip_suffix("kB")?.trim().parse::<u64>().ok()?;
     kib.checked_mul(1024)
 }
@@ -195,11 +206,14 @@ mod tests {
     #[test]
     fn resident_memory_comes_from_vm_rss() {
         let status = "Name:\tsiemgate\nVmHWM:\t  9000 kB\nVmRSS:\t  123456 kB\nThreads:\t4\n";
-        assert_eq!(vm_rss(status), Some(123_456 * 1024));
+        assert_eq!(status_field(status, "VmRSS"), Some(123_456 * 1024));
+        assert_eq!(status_field(status, "VmHWM"), Some(9000 * 1024));
         for bad in ["VmRSS:\tlots kB\n", "VmRSS:\t12 MB\n", "Name:\tx\n", ""] {
-            assert_eq!(vm_rss(bad), None, "{bad:?}");
+            assert_eq!(status_field(bad, "VmRSS"), None, "{bad:?}");
         }
         #[cfg(target_os = "linux")]
         assert!(resident_bytes().is_some_and(|b| b > 0));
+        #[cfg(target_os = "linux")]
+        assert!(peak_resident_bytes() >= resident_bytes());
     }
 }

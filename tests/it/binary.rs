@@ -1,6 +1,6 @@
 //! The gateway as users run it: the built binary, its logs and its signals.
 
-use crate::support::{free_port, source, spawn_binary};
+use crate::support::{free_port, source, spawn_binary, wait_line};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -20,20 +20,7 @@ async fn run_logs_each_request_without_secrets_and_stops_cleanly_on_sigterm() {
     .unwrap();
     let (mut child, rx) = spawn_binary(&cfg, |_| {});
     let mut lines = Vec::new();
-    let wait_for = |lines: &mut Vec<String>, what: &str| {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !lines.iter().any(|l: &String| l.contains(what)) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(l) => lines.push(l),
-                Err(_) => panic!(
-                    "no log line containing {what:?}; got:\n{}",
-                    lines.join("\n")
-                ),
-            }
-        }
-    };
-    wait_for(&mut lines, "siemgate listening");
+    wait_line(&rx, &mut lines, &["siemgate listening"]);
 
     let c = reqwest::Client::new();
     let url = |s: &str| format!("http://127.0.0.1:{port}/v1/webhooks/{s}");
@@ -78,7 +65,7 @@ async fn run_logs_each_request_without_secrets_and_stops_cleanly_on_sigterm() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "exit status {status:?}");
-    wait_for(&mut lines, "stopped");
+    wait_line(&rx, &mut lines, &["stopped"]);
 
     let requests: Vec<serde_json::Value> = lines
         .iter()
@@ -145,17 +132,7 @@ fn the_load_tool_runs_rounds_watches_the_gateway_and_drains_into_its_fake_siem()
     )
     .unwrap();
     let (mut child, rx) = spawn_binary(&cfg, |_| {});
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut lines = Vec::new();
-    while !lines
-        .iter()
-        .any(|l: &String| l.contains("siemgate listening"))
-    {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(l) => lines.push(l),
-            Err(e) => panic!("the gateway did not start ({e}):\n{}", lines.join("\n")),
-        }
-    }
+    wait_line(&rx, &mut Vec::new(), &["siemgate listening"]);
 
     let out = Command::new(env!("CARGO_BIN_EXE_siemgate-load"))
         .args([

@@ -83,17 +83,6 @@ fn run_binary(
     (child, rx)
 }
 
-fn wait_for(rx: &std::sync::mpsc::Receiver<String>, lines: &mut Vec<String>, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !lines.iter().any(|l| l.contains(what)) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(l) => lines.push(l),
-            Err(_) => panic!("no line containing {what:?}; got:\n{}", lines.join("\n")),
-        }
-    }
-}
-
 #[tokio::test]
 async fn a_refused_reload_names_the_key_and_line_in_its_answer_and_log_without_the_secret() {
     let dir = tempfile::tempdir().unwrap();
@@ -111,7 +100,7 @@ async fn a_refused_reload_names_the_key_and_line_in_its_answer_and_log_without_t
     std::fs::write(&cfg, &good).unwrap();
     let (mut child, rx) = run_binary(&cfg, &[("GH_SECRET", MARKER)]);
     let mut lines = Vec::new();
-    wait_for(&rx, &mut lines, "siemgate listening");
+    wait_line(&rx, &mut lines, &["siemgate listening"]);
 
     // The brackets forgotten: a string where a list is expected.
     let bad = format!("{top}{}{sink}", leaky_source());
@@ -131,7 +120,7 @@ async fn a_refused_reload_names_the_key_and_line_in_its_answer_and_log_without_t
     );
     let expected = format!("line {}: sources[0].secrets", line_of(&bad, "secrets = "));
     assert!(answer.contains(&expected), "{expected:?} not in {answer}");
-    wait_for(&rx, &mut lines, "config reload refused");
+    wait_line(&rx, &mut lines, &["config reload refused"]);
 
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

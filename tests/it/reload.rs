@@ -15,7 +15,9 @@ use siemgate::config::{self, Config};
 use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{eventually, free_port, metric, spawn_binary, KubeMount, TestGateway};
+use crate::support::{
+    eventually, free_port, metric, spawn_binary, wait_line, KubeMount, TestGateway,
+};
 
 const OLD: &str = "github-secret-old";
 const NEW: &str = "github-secret-new";
@@ -288,17 +290,6 @@ async fn a_broken_config_written_over_the_file_is_refused_and_the_old_one_serves
     })
     .await;
     assert_eq!(post_signed(&gw, &old).await, 200);
-}
-
-fn wait_line(rx: &std::sync::mpsc::Receiver<String>, lines: &mut Vec<String>, what: &[&str]) {
-    let deadline = Instant::now() + LIMIT;
-    while !lines.iter().any(|l| what.iter().all(|w| l.contains(w))) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(l) => lines.push(l),
-            Err(_) => panic!("no line with {what:?}; got:\n{}", lines.join("\n")),
-        }
-    }
 }
 
 async fn scrape(admin: u16) -> String {

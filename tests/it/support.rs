@@ -311,6 +311,19 @@ impl TestGateway {
     }
 }
 
+/// Reads a spawned binary's log lines from `rx` into `lines` until one contains every piece of
+/// `what`; panics with the lines read when none has come within 20 s.
+pub fn wait_line(rx: &std::sync::mpsc::Receiver<String>, lines: &mut Vec<String>, what: &[&str]) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !lines.iter().any(|l| what.iter().all(|w| l.contains(w))) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => lines.push(l),
+            Err(_) => panic!("no log line with {what:?}; got:\n{}", lines.join("\n")),
+        }
+    }
+}
+
 /// Starts `siemgate run --config cfg --log-format json` as a child process. A thread drains
 /// its stderr for as long as it lives (a full pipe would block it), handing every line to
 /// `on_line` and to the returned channel.

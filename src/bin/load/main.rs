@@ -63,21 +63,17 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use clap::Parser;
-use http_body_util::{BodyExt, Full};
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use http_body_util::BodyExt;
 use reqwest::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use reqwest::{Client, StatusCode, Url};
 use time::OffsetDateTime;
-use tokio::net::TcpListener;
 
 use siemgate::config::{Secret, VendorOptions};
 use siemgate::vendors::{scheme_for, VendorKind};
 use siemgate::verify::Key;
 
+mod serve;
 mod siem;
 mod watch;
 
@@ -505,18 +501,14 @@ async fn sender(client: Client, plan: Arc<Plan>, pace: Option<Pace>) -> Stats {
         let (rb, len) = plan.request(&client, seq);
         st.requests += 1;
         st.body_bytes += len as u64;
-        let resp = match rb.send().await {
-            Ok(r) => r,
-            Err(e) => {
-                st.transport_error(&e);
-                tokio::time::sleep(ERROR_PAUSE).await;
-                continue;
-            }
+        let answer = async {
+            let resp = rb.send().await?;
+            let status = resp.status();
+            // Read the whole answer, whatever the status, so the connection can be reused.
+            Ok::<_, reqwest::Error>((status, resp.bytes().await?))
         };
-        let status = resp.status();
-        // Read the whole answer, whatever the status, so the connection can be reused.
-        let body = match resp.bytes().await {
-            Ok(b) => b,
+        let (status, body) = match answer.await {
+            Ok(a) => a,
             Err(e) => {
                 st.transport_error(&e);
                 tokio::time::sleep(ERROR_PAUSE).await;
@@ -963,43 +955,15 @@ const BASELINE_ANSWER: &[u8] = br#"{"status":"accepted","events":1}"#;
 /// that cannot be read fails the request (hyper then closes the connection).
 async fn baseline_handle(
     req: hyper::Request<hyper::body::Incoming>,
-) -> Result<hyper::Response<Full<Bytes>>, hyper::Error> {
+) -> Result<serve::Response, hyper::Error> {
     let _body = req.into_body().collect().await?;
-    let mut resp = hyper::Response::new(Full::new(Bytes::from_static(BASELINE_ANSWER)));
-    resp.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    Ok(resp)
+    Ok(serve::json(StatusCode::OK, BASELINE_ANSWER))
 }
 
-/// Starts the bare hyper server (HTTP/1.1 and h2, hyper's defaults) on 127.0.0.1:0 on its own
-/// tasks. Returns its address and the accept task; aborting that task stops accepting, and
-/// open connections end when their clients close them.
+/// Starts the bare hyper server on 127.0.0.1:0. Returns its address and its task; aborting
+/// that task stops it.
 async fn start_baseline() -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-    let addr = listener.local_addr()?;
-    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
-    let task = tokio::spawn(async move {
-        loop {
-            let stream = match listener.accept().await {
-                Ok((s, _)) => s,
-                Err(_) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tokio::time::sleep(ERROR_PAUSE).await;
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
-            let builder = Arc::clone(&builder);
-            tokio::spawn(async move {
-                let _ = builder
-                    .serve_connection(TokioIo::new(stream), service_fn(baseline_handle))
-                    .await;
-            });
-        }
-    });
-    Ok((addr, task))
+    serve::serve((Ipv4Addr::LOCALHOST, 0).into(), baseline_handle).await
 }
 
 /// The gateway endpoint moved to the baseline server: same path, plain HTTP on `addr`.
@@ -1119,25 +1083,28 @@ async fn load(args: &Args) -> Result<bool, String> {
 
     let mut drain = None;
     if let Some(g) = gauges.as_ref().filter(|_| args.drain && !interrupted) {
-        if g.sample().await.is_none() {
-            eprintln!(
-                "siemgate-load: cannot read --metrics {}: no drain to watch",
-                args.metrics.as_deref().unwrap_or_default()
-            );
-            ok = false;
-        } else {
-            eprintln!(
-                "siemgate-load: waiting for the spool to drain (at most {}s)",
-                args.drain_timeout
-            );
-            let d = g
-                .drain(Duration::from_secs(args.drain_timeout), observe.siem)
-                .await;
-            let j = d.json();
-            println!("siemgate-load drain");
-            println!("  {j}");
-            ok &= d.emptied();
-            drain = Some(j);
+        eprintln!(
+            "siemgate-load: waiting for the spool to drain (at most {}s)",
+            args.drain_timeout
+        );
+        match g
+            .drain(Duration::from_secs(args.drain_timeout), observe.siem)
+            .await
+        {
+            Some(d) => {
+                let j = d.json();
+                println!("siemgate-load drain");
+                println!("  {j}");
+                ok &= d.emptied();
+                drain = Some(j);
+            }
+            None => {
+                eprintln!(
+                    "siemgate-load: cannot read --metrics {}: no drain to watch",
+                    args.metrics.as_deref().unwrap_or_default()
+                );
+                ok = false;
+            }
         }
     }
 
@@ -1186,14 +1153,13 @@ async fn load(args: &Args) -> Result<bool, String> {
         serde_json::json!({})
     };
     if args.baseline {
+        // The combined form always carries both, null when not run.
         out["baseline"] = baseline.into();
+        out["fsync"] = serde_json::Value::Null;
     }
     for (key, v) in [("fsync", fsync), ("drain", drain), ("siem", siem)] {
         if let Some(v) = v {
             out[key] = v;
-        } else if key == "fsync" && args.baseline {
-            // The combined form has always carried it, null when not measured.
-            out[key] = serde_json::Value::Null;
         }
     }
     println!("{out}");

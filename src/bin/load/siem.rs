@@ -17,15 +17,12 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use http_body_util::{BodyExt, Limited};
+use hyper::StatusCode;
 use serde::de::IgnoredAny;
-use tokio::net::TcpListener;
+
+use super::serve::{self, json, Response};
 
 /// The largest body taken, before and after gunzip: past what any sink sends in one batch.
 const MAX_BODY: usize = 64 * 1024 * 1024;
@@ -76,56 +73,23 @@ impl Drop for FakeSiem {
 
 /// Listens on `addr` and serves until the returned value is dropped.
 pub async fn start(addr: SocketAddr) -> std::io::Result<FakeSiem> {
-    let listener = TcpListener::bind(addr).await?;
-    let addr = listener.local_addr()?;
     let counts = Arc::new(Counts::default());
-    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
     let c = Arc::clone(&counts);
-    let task = tokio::spawn(async move {
-        let mut conns = tokio::task::JoinSet::new();
-        loop {
-            let stream = match listener.accept().await {
-                Ok((s, _)) => s,
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
-            let builder = Arc::clone(&builder);
-            let c = Arc::clone(&c);
-            // Held in the set, so dropping the fake SIEM closes its connections too.
-            conns.spawn(async move {
-                let svc = service_fn(move |req| handle(Arc::clone(&c), req));
-                let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
-            });
-            while conns.try_join_next().is_some() {}
-        }
-    });
+    let (addr, task) = serve::serve(addr, move |req| handle(Arc::clone(&c), req)).await?;
     Ok(FakeSiem { addr, counts, task })
-}
-
-fn answer(status: u16, body: &'static [u8]) -> hyper::Response<Full<Bytes>> {
-    let mut resp = hyper::Response::new(Full::new(Bytes::from_static(body)));
-    *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or_default();
-    resp.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    resp
 }
 
 async fn handle(
     counts: Arc<Counts>,
     req: hyper::Request<hyper::body::Incoming>,
-) -> Result<hyper::Response<Full<Bytes>>, std::convert::Infallible> {
+) -> Result<Response, std::convert::Infallible> {
     if req.uri().path().ends_with("/oauth2/v2.0/token") {
-        return Ok(answer(200, TOKEN));
+        return Ok(json(StatusCode::OK, TOKEN));
     }
     if req.method() == hyper::Method::GET {
         // A sink's health check (HEC's `/services/collector/health`): healthy, no events.
         counts.checks.fetch_add(1, Ordering::Relaxed);
-        return Ok(answer(200, HEC_HEALTHY));
+        return Ok(json(StatusCode::OK, HEC_HEALTHY));
     }
     let gzip = req
         .headers()
@@ -135,7 +99,10 @@ async fn handle(
         Ok(b) => b.to_bytes(),
         Err(_) => {
             counts.malformed.fetch_add(1, Ordering::Relaxed);
-            return Ok(answer(413, br#"{"text":"Too large","code":6}"#));
+            return Ok(json(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                br#"{"text":"Too large","code":6}"#,
+            ));
         }
     };
     counts.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
@@ -143,11 +110,14 @@ async fn handle(
         Some(n) => {
             counts.events.fetch_add(n, Ordering::Relaxed);
             counts.batches.fetch_add(1, Ordering::Relaxed);
-            Ok(answer(200, HEC_OK))
+            Ok(json(StatusCode::OK, HEC_OK))
         }
         None => {
             counts.malformed.fetch_add(1, Ordering::Relaxed);
-            Ok(answer(400, br#"{"text":"Invalid data format","code":6}"#))
+            Ok(json(
+                StatusCode::BAD_REQUEST,
+                br#"{"text":"Invalid data format","code":6}"#,
+            ))
         }
     }
 }

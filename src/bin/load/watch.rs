@@ -109,20 +109,25 @@ impl Gauges {
     /// Samples until the spool holds no undelivered event or `timeout` passes: how fast a
     /// backlog drains. The rate counts from the last sample before deliveries began, so a
     /// sink still waiting out a retry backoff when the SIEM comes back does not lower it.
-    pub async fn drain(&self, timeout: Duration, siem: Option<&super::siem::Counts>) -> Drained {
+    /// `None` when the first scrape fails: there is no backlog to watch.
+    pub async fn drain(
+        &self,
+        timeout: Duration,
+        siem: Option<&super::siem::Counts>,
+    ) -> Option<Drained> {
         let started = Instant::now();
         let siem_before = siem.map(|c| c.events());
-        let first = self.sample().await;
-        let mut last = first;
+        let first = self.sample().await?;
+        let mut last = Some(first);
         let mut idle_until = 0.0;
         let mut failed_scrapes = 0u64;
         loop {
-            match (first, last) {
-                (_, Some(s)) if s.spool_events == 0.0 => break,
-                (Some(a), Some(s)) if s.delivered == a.delivered => {
+            match last {
+                Some(s) if s.spool_events == 0.0 => break,
+                Some(s) if s.delivered == first.delivered => {
                     idle_until = started.elapsed().as_secs_f64();
                 }
-                (_, None) => failed_scrapes += 1,
+                None => failed_scrapes += 1,
                 _ => {}
             }
             if started.elapsed() >= timeout {
@@ -131,19 +136,15 @@ impl Gauges {
             tokio::time::sleep(DRAIN_EVERY).await;
             last = self.sample().await;
         }
-        let seconds = started.elapsed().as_secs_f64();
-        Drained {
-            backlog_before: first.map(|s| s.spool_events),
+        Some(Drained {
+            backlog_before: first.spool_events,
             backlog_after: last.map(|s| s.spool_events),
-            delivered: match (first, last) {
-                (Some(a), Some(b)) => Some(b.delivered - a.delivered),
-                _ => None,
-            },
+            delivered: last.map(|b| b.delivered - first.delivered),
             siem_events: siem.zip(siem_before).map(|(c, b)| c.events() - b),
-            seconds,
+            seconds: started.elapsed().as_secs_f64(),
             idle_seconds: idle_until,
             failed_scrapes,
-        }
+        })
     }
 }
 
@@ -209,7 +210,7 @@ impl Watched {
 /// How a backlog drained.
 #[derive(Debug)]
 pub struct Drained {
-    pub backlog_before: Option<f64>,
+    pub backlog_before: f64,
     pub backlog_after: Option<f64>,
     pub delivered: Option<f64>,
     pub siem_events: Option<u64>,
@@ -233,8 +234,8 @@ impl Drained {
             "backlog_after": self.backlog_after,
             "delivered": self.delivered,
             "siem_events": self.siem_events,
-            "seconds": (self.seconds * 1000.0).round() / 1000.0,
-            "idle_seconds": (self.idle_seconds * 1000.0).round() / 1000.0,
+            "seconds": super::round3(self.seconds),
+            "idle_seconds": super::round3(self.idle_seconds),
             "delivered_per_sec": per_sec,
             "emptied": self.emptied(),
             "failed_scrapes": self.failed_scrapes,
@@ -296,7 +297,7 @@ siemgate_sink_request_duration_seconds_bucket{sink=\"hec\",le=\"+Inf\"} 3
     #[test]
     fn a_drain_rate_leaves_out_the_wait_for_the_first_delivery() {
         let d = Drained {
-            backlog_before: Some(1000.0),
+            backlog_before: 1000.0,
             backlog_after: Some(0.0),
             delivered: Some(1000.0),
             siem_events: None,
