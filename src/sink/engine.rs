@@ -1,7 +1,9 @@
 //! The delivery engine: one worker per sink.
 //!
-//! A worker reads its sink's events from the spool, batches them (by `batch.max_events`,
-//! `batch.max_bytes` and `batch.timeout`), sends a batch, and acts on the answer:
+//! A worker reads its sink's events from the spool when what has been committed for the sink
+//! can fill a batch or the batch times out (a commit with nothing for it never wakes it:
+//! [`Arrivals`]). It batches them (by `batch.max_events`, `batch.max_bytes` and
+//! `batch.timeout`), sends a batch, and acts on the answer:
 //! - **delivered**: the sink's cursor moves past the batch;
 //! - **retry** (transport error, timeout, 408, 429, 5xx): wait, then send the same batch again.
 //!   The wait is the sink's `Retry-After` (even past `retry.max_backoff`, up to
@@ -45,7 +47,7 @@ use tokio::task::JoinHandle;
 
 use super::SinkConfig;
 use super::{CheckState, Delivery, Health, Sink};
-use crate::spool::{DeadLetter, Reader, Record, Spool};
+use crate::spool::{Arrivals, DeadLetter, Reader, Record, Spool};
 use crate::telemetry::{names, Telemetry};
 use crate::verify::Clock;
 
@@ -255,9 +257,9 @@ fn now_ms(clock: &dyn Clock) -> i64 {
 impl Worker {
     async fn run(mut self) {
         self.check().await;
-        let mut committed = self.spool.committed();
+        let arrivals = self.spool.arrivals(&self.id);
         loop {
-            let Some(batch) = self.next_batch(&mut committed).await else {
+            let Some(batch) = self.next_batch(&arrivals).await else {
                 break;
             };
             self.take_new_settings().await;
@@ -319,10 +321,7 @@ impl Worker {
     }
 
     /// The next batch; `None` when the worker should stop.
-    async fn next_batch(
-        &mut self,
-        committed: &mut watch::Receiver<crate::spool::Committed>,
-    ) -> Option<Vec<Record>> {
+    async fn next_batch(&mut self, arrivals: &Arrivals) -> Option<Vec<Record>> {
         let config = &self.current.config;
         let limits = self.current.sink.limits();
         let max_events = limits
@@ -337,7 +336,8 @@ impl Worker {
         let mut bytes = 0u64;
         let mut deadline: Option<tokio::time::Instant> = None;
         loop {
-            committed.borrow_and_update();
+            // Counted before the read, so whatever arrives during it counts towards the wait.
+            let seen = arrivals.now();
             let mut reader = self
                 .reader
                 .take()
@@ -377,8 +377,7 @@ impl Worker {
             }
             // Full: by count, by bytes, or the next durable event does not fit (the reader
             // holds it for the next batch). A read stops only at one of these or at the end of
-            // what is durable, so a batch that is not full has caught up with the spool and
-            // waits for a commit or the batch timeout.
+            // what is durable, so a batch that is not full has caught up with the spool.
             if batch.len() >= max_events || bytes >= max_bytes || holding {
                 return Some(batch);
             }
@@ -393,6 +392,13 @@ impl Worker {
             if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
                 return Some(batch);
             }
+            // Read again when what has arrived since can fill the batch (an empty one: when
+            // anything arrives), or at the batch timeout; not after every commit.
+            let (want_events, want_bytes) = if batch.is_empty() {
+                (1, 1)
+            } else {
+                ((max_events - batch.len()) as u64, max_bytes - bytes)
+            };
             let sleep = async {
                 match deadline {
                     Some(d) => tokio::time::sleep_until(d).await,
@@ -400,7 +406,7 @@ impl Worker {
                 }
             };
             tokio::select! {
-                r = committed.changed() => if r.is_err() { return (!batch.is_empty()).then_some(batch) },
+                _ = arrivals.wait(seen, want_events, want_bytes) => {},
                 _ = sleep => {},
                 _ = self.mode.changed() => {},
             }

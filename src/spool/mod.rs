@@ -41,6 +41,7 @@
 //! the last intact frame is whole; a torn tail was never acknowledged) and a full disk leaves it
 //! usable: a failed group is cut off and the next write can succeed once space is freed.
 
+mod arrivals;
 pub mod dlq;
 pub mod frame;
 mod keylog;
@@ -60,6 +61,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
+pub use arrivals::{Arrivals, Arrived};
 pub use frame::{DeadLetter, Record};
 pub use reader::Reader;
 
@@ -212,6 +214,8 @@ pub(crate) struct Shared {
     /// Lock order: `segments` before `sinks` (nothing takes them the other way round).
     sinks: Mutex<Sinks>,
     pub committed: watch::Sender<Committed>,
+    /// What each sink has had committed, and its worker's wake-up ([`arrivals`]).
+    pub arrivals: arrivals::Board,
     /// Total events pending over all sinks; `wait_idle` watches it reach 0.
     pub idle: watch::Sender<u64>,
     pub writable: AtomicBool,
@@ -246,10 +250,11 @@ impl Shared {
 
     /// Counts newly committed events for their sinks. Events for a sink that is not
     /// configured (removed by a reload while the request was under way) are orphans.
-    pub fn add_pending(&self, counts: &HashMap<String, u64>) {
+    pub fn add_pending(&self, counts: &HashMap<String, Arrived>) {
         let mut total = 0;
         let mut sinks = self.sinks();
         for (sink, n) in counts {
+            let n = &n.events;
             if let Some(s) = sinks.live.get(sink) {
                 let p = s.pending.fetch_add(*n, Ordering::SeqCst) + n;
                 s.pending_gauge.set(p as f64);
@@ -546,6 +551,7 @@ impl Spool {
                 orphans: recovered.abandoned.into_iter().collect(),
             }),
             committed,
+            arrivals: Default::default(),
             idle,
             writable: AtomicBool::new(true),
             poisoned: AtomicBool::new(false),
@@ -688,9 +694,10 @@ impl Spool {
         pending
     }
 
-    /// Changes whenever more of the log becomes durable.
-    pub fn committed(&self) -> watch::Receiver<Committed> {
-        self.shared.committed.subscribe()
+    /// What has been committed for `sink` since the spool opened, and a wait for more: its
+    /// worker reads when a read can fill a batch rather than after every commit.
+    pub fn arrivals(&self, sink: &str) -> Arc<Arrivals> {
+        self.shared.arrivals.sink(sink)
     }
 
     /// Records that `sink` is done with every record up to `upto` (`done` of them were its

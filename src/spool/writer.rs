@@ -15,7 +15,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::summary::{self, Sealed, Summary};
-use super::{frame, AppendError, Committed, NewEvent, SegInfo, Shared};
+use super::{frame, AppendError, Arrived, Committed, NewEvent, SegInfo, Shared};
 use crate::telemetry::names;
 
 pub(super) struct Job {
@@ -160,7 +160,7 @@ impl Writer {
         }
         let mut buf = Vec::with_capacity(64 << 10);
         let mut accepted = Vec::with_capacity(jobs.len());
-        let mut counts: HashMap<String, u64> = HashMap::new();
+        let mut counts: HashMap<String, Arrived> = HashMap::new();
         let mut seq = self.next_seq;
         let used = self.shared.bytes.load(Ordering::SeqCst);
         for job in jobs.drain(..) {
@@ -190,7 +190,9 @@ impl Writer {
             }
             for e in &job.events {
                 for s in &e.sinks {
-                    *counts.entry(s.clone()).or_default() += 1;
+                    let c = counts.entry(s.clone()).or_default();
+                    c.events += 1;
+                    c.bytes += e.event.len() as u64;
                 }
             }
             seq = job_seq;
@@ -238,7 +240,7 @@ impl Writer {
         self.size += buf.len() as u64;
         if let Some(counted) = &mut self.counted {
             for (s, n) in &counts {
-                *counted.entry(s.clone()).or_default() += n;
+                *counted.entry(s.clone()).or_default() += n.events;
             }
         }
         {
@@ -265,6 +267,8 @@ impl Writer {
         self.shared.keylog.append(&keys, seq - 1);
         self.shared.writable.store(true, Ordering::SeqCst);
         self.publish();
+        // After the new end is published: a sink woken now reads what woke it.
+        self.shared.arrivals.add(&counts);
         for j in accepted {
             let _ = j.done.send(Ok(()));
         }
