@@ -177,7 +177,7 @@ impl From<anyhow::Error> for Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init_logging(cli.log_format);
+    let logging = telemetry::init_logging(cli.log_format);
     let result = match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(cli.config.as_deref()),
         Command::Check => check(cli.config.as_deref()),
@@ -208,6 +208,8 @@ fn main() -> ExitCode {
             Ok(())
         }
     };
+    // Every log line out before the last words below.
+    drop(logging);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Config(msg)) => {

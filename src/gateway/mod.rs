@@ -212,9 +212,12 @@ impl Gateway {
         &self.tel
     }
 
-    /// The metrics in Prometheus text, with the gauges read at scrape time (the replay
-    /// store's size, the process's resident memory) brought up to date first.
+    /// The metrics in Prometheus text, with the series read at scrape time (the replay
+    /// store's size, the process's resident memory, log lines dropped) brought up to date.
     pub fn render_metrics(&self) -> String {
+        self.tel
+            .counter(names::LOG_LINES_DROPPED, &[])
+            .absolute(crate::telemetry::dropped_log_lines());
         if let Some(rss) = crate::telemetry::resident_bytes() {
             self.tel
                 .gauge(names::PROCESS_RESIDENT_MEMORY, &[])

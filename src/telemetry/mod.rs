@@ -1,5 +1,6 @@
 //! Logging (tracing) and metrics (Prometheus text, rendered by the admin listener).
 
+mod logbuf;
 pub mod names;
 
 use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder as _};
@@ -14,8 +15,22 @@ pub enum LogFormat {
     Json,
 }
 
+/// The log buffer, for its count of dropped lines.
+static LOG_BUFFER: std::sync::OnceLock<logbuf::LogBuffer> = std::sync::OnceLock::new();
+
+/// Keeps the log writer running; dropping it writes out every line still waiting.
+#[must_use = "dropping it stops the log writer"]
+pub struct Logging {
+    _flusher: Option<logbuf::Flusher>,
+}
+
 /// Installs the global subscriber: JSON lines, or text on a terminal. `RUST_LOG` filters.
-pub fn init_logging(format: Option<LogFormat>) {
+///
+/// Lines are formatted where they are logged and written to stderr by a thread of their own,
+/// at most [`logbuf::PERIOD`] later, many to a write ([`logbuf`]): the request path never waits
+/// on stderr. If [`logbuf::LIMIT`] bytes are waiting (stderr is stuck), lines are dropped and
+/// counted (`siemgate_log_lines_dropped_total`).
+pub fn init_logging(format: Option<LogFormat>) -> Logging {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let format = format.unwrap_or(if std::io::stderr().is_terminal() {
@@ -24,9 +39,23 @@ pub fn init_logging(format: Option<LogFormat>) {
         LogFormat::Json
     });
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let (writer, flusher) = match logbuf::start(std::io::stderr()) {
+        Ok((writer, flusher)) => {
+            let _ = LOG_BUFFER.set(writer.clone());
+            (
+                tracing_subscriber::fmt::writer::BoxMakeWriter::new(writer),
+                Some(flusher),
+            )
+        }
+        // No thread to be had: write straight to stderr.
+        Err(_) => (
+            tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stderr),
+            None,
+        ),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     let _ = match format {
         LogFormat::Json => builder
             .json()
@@ -35,6 +64,12 @@ pub fn init_logging(format: Option<LogFormat>) {
             .try_init(),
         LogFormat::Text => builder.try_init(),
     };
+    Logging { _flusher: flusher }
+}
+
+/// Log lines dropped because the log writer was too far behind (0 when logging is not set up).
+pub fn dropped_log_lines() -> u64 {
+    LOG_BUFFER.get().map_or(0, |b| b.dropped())
 }
 
 /// One gateway's metrics: its own Prometheus recorder, rendered by its admin listener. Nothing
@@ -141,6 +176,10 @@ fn describe() {
         names::SPOOL_COMMIT_DURATION,
         Unit::Seconds,
         "A spool group commit's write and fdatasync"
+    );
+    describe_counter!(
+        names::LOG_LINES_DROPPED,
+        "Log lines dropped because the log writer fell behind"
     );
     describe_gauge!(
         names::PROCESS_RESIDENT_MEMORY,

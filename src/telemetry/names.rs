@@ -19,6 +19,8 @@ pub const CONFIG_RELOADS: &str = "siemgate_config_reloads_total";
 pub const CONFIG_LAST_RELOAD_SUCCESS: &str =
     "siemgate_config_last_reload_success_timestamp_seconds";
 pub const TLS_CERT_EXPIRY: &str = "siemgate_tls_cert_expiry_seconds";
+/// Log lines dropped because the log writer fell behind (see `telemetry::init_logging`).
+pub const LOG_LINES_DROPPED: &str = "siemgate_log_lines_dropped_total";
 /// The process's resident memory (Linux: `VmRSS`), the standard Prometheus process gauge, read
 /// at scrape time, so memory can be watched and alerted on beside `siemgate_replay_bytes`.
 pub const PROCESS_RESIDENT_MEMORY: &str = "process_resident_memory_bytes";
