@@ -4,8 +4,10 @@
 //! commit: once the sender is answered `200`, the keys are as durable as the event. Segments are
 //! deleted once delivered, long before the keys expire, so the writer also appends every
 //! committed group's keys here, without a sync of its own, into one file per hour of expiry
-//! (`replay/<hour>.keys`, Unix hours). Before a segment is deleted, the key log is synced past
-//! it ([`KeyLog::sync_upto`]); a segment whose keys could not be synced stays. A file is deleted
+//! (`replay/<hour>.keys`, Unix hours). They wait in memory until [`FLUSH_AT`] bytes have
+//! gathered (one write per file then, not one per group commit). Before a segment is deleted,
+//! the key log is written and synced past it ([`KeyLog::sync_upto`]); a segment whose keys
+//! could not be synced stays. A file is deleted
 //! whole once its hour has passed ([`KeyLog::expire`]): expiry reads no key.
 //!
 //! At start the files are read (a torn tail, from a crash between a write and its sync, is cut
@@ -22,6 +24,9 @@ use super::frame::{self, Frame, KeyEntry};
 
 const HOUR: u64 = 3600;
 
+/// Bytes of encoded keys held in memory before they are written (about 10,000 keys).
+const FLUSH_AT: usize = 256 << 10;
+
 pub(crate) struct KeyLog {
     dir: PathBuf,
     inner: Mutex<Inner>,
@@ -35,6 +40,11 @@ struct Inner {
     files: BTreeMap<u64, std::sync::Arc<File>>,
     /// Files written since their last sync.
     dirty: BTreeSet<u64>,
+    /// Encoded keys not written yet, by hour, and their bytes in all.
+    held: BTreeMap<u64, Vec<u8>>,
+    held_bytes: usize,
+    /// Keys of every record up to this sequence number are held or written.
+    appended: u64,
     /// Keys of every record up to this sequence number have been written.
     written: u64,
     /// ... and synced.
@@ -114,7 +124,8 @@ impl KeyLog {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Appends `keys` (of records up to `upto_seq`, durable in their segment), unsynced.
+    /// Appends `keys` (of records up to `upto_seq`, durable in their segment), unsynced and
+    /// perhaps only held in memory for now.
     pub fn append(&self, keys: &[KeyEntry], upto_seq: u64) {
         let mut inner = self.inner();
         if !keys.is_empty() {
@@ -123,17 +134,31 @@ impl KeyLog {
                 by_hour.entry(expiry / HOUR).or_default().push((k, expiry));
             }
             for (hour, ks) in by_hour {
-                let mut buf = Vec::with_capacity(ks.len() * 24 + 16);
-                frame::encode_keys(&mut buf, &ks);
-                if let Err(e) = self.write(&mut inner, hour, &buf) {
-                    if !inner.failed {
-                        tracing::error!(error = %e, "cannot write the replay key log; spool segments holding keys are kept until a restart writes them again");
-                    }
-                    inner.failed = true;
-                }
+                let buf = inner.held.entry(hour).or_default();
+                let before = buf.len();
+                frame::encode_keys(buf, &ks);
+                let added = buf.len() - before;
+                inner.held_bytes += added;
             }
         }
-        inner.written = inner.written.max(upto_seq);
+        inner.appended = inner.appended.max(upto_seq);
+        if inner.held_bytes >= FLUSH_AT {
+            self.write_held(&mut inner);
+        }
+    }
+
+    /// Writes every key held in memory to its file.
+    fn write_held(&self, inner: &mut Inner) {
+        for (hour, buf) in std::mem::take(&mut inner.held) {
+            if let Err(e) = self.write(inner, hour, &buf) {
+                if !inner.failed {
+                    tracing::error!(error = %e, "cannot write the replay key log; spool segments holding keys are kept until a restart writes them again");
+                }
+                inner.failed = true;
+            }
+        }
+        inner.held_bytes = 0;
+        inner.written = inner.written.max(inner.appended);
     }
 
     fn write(&self, inner: &mut Inner, hour: u64, buf: &[u8]) -> io::Result<()> {
@@ -160,11 +185,14 @@ impl KeyLog {
         let _one_at_a_time = self.syncing.lock().unwrap_or_else(|e| e.into_inner());
         let (files, written) = {
             let mut inner = self.inner();
-            if inner.failed {
-                return Err(io::Error::other("an earlier key log write failed"));
-            }
             if inner.synced >= seq {
                 return Ok(());
+            }
+            if inner.written < seq {
+                self.write_held(&mut inner);
+            }
+            if inner.failed {
+                return Err(io::Error::other("an earlier key log write failed"));
             }
             let dirty = std::mem::take(&mut inner.dirty);
             let files: Vec<(u64, std::sync::Arc<File>)> = dirty
@@ -207,6 +235,13 @@ impl KeyLog {
                 n += 1;
             }
         }
+        // Keys of hours passed that were never written: nothing to write them for.
+        let passed: Vec<u64> = inner.held.range(..now_s / HOUR).map(|(h, _)| *h).collect();
+        for h in passed {
+            if let Some(buf) = inner.held.remove(&h) {
+                inner.held_bytes -= buf.len();
+            }
+        }
         n
     }
 
@@ -220,5 +255,57 @@ impl KeyLog {
                     .sum()
             })
             .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(from: u64, n: u64, expiry: u64) -> Vec<KeyEntry> {
+        (from..from + n).map(|i| (i as u128, expiry)).collect()
+    }
+
+    fn read_back(dir: &Path) -> Vec<KeyEntry> {
+        let (_, mut k) = KeyLog::open(dir).unwrap();
+        k.sort();
+        k
+    }
+
+    #[test]
+    fn keys_wait_in_memory_until_enough_gather_or_a_sync_asks_for_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = KeyLog::open(dir.path()).unwrap();
+        let hour = 500_000 * HOUR;
+        log.append(&keys(0, 10, hour + 5), 1);
+        log.append(&keys(10, 10, hour + HOUR + 5), 2);
+        assert_eq!(log.bytes(), 0, "a few keys are only held");
+        assert!(read_back(dir.path()).is_empty());
+        log.sync_upto(2).unwrap();
+        let mut want = keys(0, 10, hour + 5);
+        want.extend(keys(10, 10, hour + HOUR + 5));
+        assert_eq!(read_back(dir.path()), want);
+        assert!(
+            log.sync_upto(3).is_err(),
+            "keys of record 3 were never given"
+        );
+
+        // Enough keys are written without a sync (24 bytes each, and a frame's head).
+        let many = (FLUSH_AT / 24) as u64 + 1;
+        log.append(&keys(100, many, hour + 7), 3);
+        assert!(log.bytes() as usize >= FLUSH_AT);
+        assert_eq!(read_back(dir.path()).len() as u64, 20 + many);
+    }
+
+    #[test]
+    fn held_keys_of_an_hour_that_has_passed_are_never_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = KeyLog::open(dir.path()).unwrap();
+        let hour = 500_000 * HOUR;
+        log.append(&keys(0, 3, hour + 5), 1);
+        log.append(&keys(3, 3, hour + HOUR + 5), 2);
+        log.expire(hour + HOUR);
+        log.sync_upto(2).unwrap();
+        assert_eq!(read_back(dir.path()), keys(3, 3, hour + HOUR + 5));
     }
 }

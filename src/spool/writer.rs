@@ -257,14 +257,11 @@ impl Writer {
         }
         self.shared.add_bytes(buf.len() as u64);
         self.shared.add_pending(&counts);
-        // The keys are durable in the segment; the key log keeps them after it (unsynced: it is
-        // synced before the segment is deleted).
         let keys: Vec<frame::KeyEntry> = accepted
             .iter()
             .filter(|j| !j.events.is_empty())
             .flat_map(|j| j.keys.iter().copied())
             .collect();
-        self.shared.keylog.append(&keys, seq - 1);
         self.shared.writable.store(true, Ordering::SeqCst);
         self.publish();
         // After the new end is published: a sink woken now reads what woke it.
@@ -272,6 +269,9 @@ impl Writer {
         for j in accepted {
             let _ = j.done.send(Ok(()));
         }
+        // The keys are durable in the segment; the key log keeps them after it (unsynced: it is
+        // synced before the segment is deleted, or sealed, below).
+        self.shared.keylog.append(&keys, seq - 1);
         if self.size >= self.shared.segment_target {
             self.roll();
         }
