@@ -5,11 +5,10 @@
 //! blocking-pool read per commit per sink, whether or not the commit held anything for that
 //! sink: at 8,800 events/s with five sinks, 15,000 thread hand-offs a second competing with
 //! ingest for the CPU. Now the writer adds each group's records to the counts of the sinks
-//! they are for, and wakes a sink's worker only when the count passes the mark the worker set.
+//! they are for (each live sink's [`super::SinkState`] holds its own), and wakes a sink's
+//! worker only when the count passes the mark the worker set.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
 /// Events and bytes (of event JSON) committed for one sink since the spool opened.
@@ -53,7 +52,7 @@ impl Arrivals {
 
     /// Counts a commit's records for this sink (the writer, once they are durable and
     /// readable) and wakes the worker if they reach its mark.
-    fn add(&self, n: Arrived) {
+    pub(super) fn add(&self, n: Arrived) {
         let events = self.events.fetch_add(n.events, Ordering::SeqCst) + n.events;
         let bytes = self.bytes.fetch_add(n.bytes, Ordering::SeqCst) + n.bytes;
         if events >= self.want_events.load(Ordering::SeqCst)
@@ -91,30 +90,6 @@ impl Arrivals {
     }
 }
 
-/// Every sink's counts, by sink id. A sink removed and added back keeps its entry (and its
-/// counts, which only grow), so a worker started for it later finds the same one.
-#[derive(Debug, Default)]
-pub struct Board {
-    sinks: Mutex<HashMap<String, Arc<Arrivals>>>,
-}
-
-impl Board {
-    pub fn sink(&self, sink: &str) -> Arc<Arrivals> {
-        let mut sinks = self.sinks.lock().unwrap_or_else(|e| e.into_inner());
-        match sinks.get(sink) {
-            Some(a) => a.clone(),
-            None => sinks.entry(sink.to_string()).or_default().clone(),
-        }
-    }
-
-    /// Counts a commit: its records and bytes for each sink.
-    pub fn add(&self, counts: &HashMap<String, Arrived>) {
-        for (sink, n) in counts {
-            self.sink(sink).add(*n);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,10 +97,6 @@ mod tests {
 
     fn arrived(events: u64, bytes: u64) -> Arrived {
         Arrived { events, bytes }
-    }
-
-    fn counts(sink: &str, events: u64, bytes: u64) -> HashMap<String, Arrived> {
-        HashMap::from([(sink.to_string(), arrived(events, bytes))])
     }
 
     /// Whether `wait` has returned after the writer's step (the wait runs on this thread, so
@@ -136,23 +107,23 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_worker_wakes_when_enough_events_or_bytes_have_arrived_not_before() {
-        let board = Board::default();
-        let a = board.sink("s");
+        let a = Arrivals::default();
+        let other = Arrivals::default();
         let since = a.now();
         let wait = a.wait(since, 3, 1000);
         tokio::pin!(wait);
         assert!(!done(wait.as_mut()).await);
-        board.add(&counts("s", 2, 200));
+        a.add(arrived(2, 200));
         assert!(
             !done(wait.as_mut()).await,
             "2 of 3 events, 200 of 1000 bytes"
         );
-        board.add(&counts("other", 50, 50_000));
+        other.add(arrived(50, 50_000));
         assert!(
             !done(wait.as_mut()).await,
             "another sink's records do not count"
         );
-        board.add(&counts("s", 1, 10));
+        a.add(arrived(1, 10));
         assert!(done(wait.as_mut()).await, "the third event");
 
         let since = a.now();
@@ -160,18 +131,17 @@ mod tests {
         let wait = a.wait(since, 100, 1000);
         tokio::pin!(wait);
         assert!(!done(wait.as_mut()).await);
-        board.add(&counts("s", 1, 999));
+        a.add(arrived(1, 999));
         assert!(!done(wait.as_mut()).await);
-        board.add(&counts("s", 1, 1));
+        a.add(arrived(1, 1));
         assert!(done(wait.as_mut()).await, "1000 bytes");
     }
 
     #[tokio::test(start_paused = true)]
     async fn what_arrived_before_the_wait_began_counts() {
-        let board = Board::default();
-        let a = board.sink("s");
+        let a = Arrivals::default();
         let since = a.now();
-        board.add(&counts("s", 5, 50));
+        a.add(arrived(5, 50));
         let wait = a.wait(since, 5, u64::MAX);
         tokio::pin!(wait);
         assert!(done(wait.as_mut()).await);
@@ -179,26 +149,17 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_stale_wake_up_does_not_end_a_wait_too_soon() {
-        let board = Board::default();
-        let a = board.sink("s");
+        let a = Arrivals::default();
         // A wait that gave up (its batch timed out) after its mark was reached but before it
         // was polled: the wake-up is left over.
         let mut first = Box::pin(a.wait(a.now(), 1, u64::MAX));
         assert!(!done(first.as_mut()).await);
-        board.add(&counts("s", 1, 10));
+        a.add(arrived(1, 10));
         drop(first);
         let wait = a.wait(a.now(), 2, u64::MAX);
         tokio::pin!(wait);
         assert!(!done(wait.as_mut()).await);
-        board.add(&counts("s", 2, 20));
+        a.add(arrived(2, 20));
         assert!(done(wait.as_mut()).await);
-    }
-
-    #[test]
-    fn a_sink_added_back_finds_its_counts() {
-        let board = Board::default();
-        board.add(&counts("s", 4, 40));
-        assert_eq!(board.sink("s").now(), arrived(4, 40));
-        assert_eq!(board.sink("new").now(), arrived(0, 0));
     }
 }

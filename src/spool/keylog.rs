@@ -7,8 +7,8 @@
 //! (`replay/<hour>.keys`, Unix hours). They wait in memory until [`FLUSH_AT`] bytes have
 //! gathered (one write per file then, not one per group commit). Before a segment is deleted,
 //! the key log is written and synced past it ([`KeyLog::sync_upto`]); a segment whose keys
-//! could not be synced stays. A file is deleted
-//! whole once its hour has passed ([`KeyLog::expire`]): expiry reads no key.
+//! could not be synced stays. A file is deleted whole once its hour has passed
+//! ([`KeyLog::expire`]): expiry reads no key.
 //!
 //! At start the files are read (a torn tail, from a crash between a write and its sync, is cut
 //! off: those keys are still in the segments) and the keys the surviving segments hold are
@@ -40,9 +40,8 @@ struct Inner {
     files: BTreeMap<u64, std::sync::Arc<File>>,
     /// Files written since their last sync.
     dirty: BTreeSet<u64>,
-    /// Encoded keys not written yet, by hour, and their bytes in all.
+    /// Encoded keys not written yet, by hour.
     held: BTreeMap<u64, Vec<u8>>,
-    held_bytes: usize,
     /// Keys of every record up to this sequence number are held or written.
     appended: u64,
     /// Keys of every record up to this sequence number have been written.
@@ -134,15 +133,12 @@ impl KeyLog {
                 by_hour.entry(expiry / HOUR).or_default().push((k, expiry));
             }
             for (hour, ks) in by_hour {
-                let buf = inner.held.entry(hour).or_default();
-                let before = buf.len();
-                frame::encode_keys(buf, &ks);
-                let added = buf.len() - before;
-                inner.held_bytes += added;
+                frame::encode_keys(inner.held.entry(hour).or_default(), &ks);
             }
         }
         inner.appended = inner.appended.max(upto_seq);
-        if inner.held_bytes >= FLUSH_AT {
+        // A few hours' buffers at most (one per hour of expiry within the retention).
+        if inner.held.values().map(Vec::len).sum::<usize>() >= FLUSH_AT {
             self.write_held(&mut inner);
         }
     }
@@ -157,7 +153,6 @@ impl KeyLog {
                 inner.failed = true;
             }
         }
-        inner.held_bytes = 0;
         inner.written = inner.written.max(inner.appended);
     }
 
@@ -236,12 +231,7 @@ impl KeyLog {
             }
         }
         // Keys of hours passed that were never written: nothing to write them for.
-        let passed: Vec<u64> = inner.held.range(..now_s / HOUR).map(|(h, _)| *h).collect();
-        for h in passed {
-            if let Some(buf) = inner.held.remove(&h) {
-                inner.held_bytes -= buf.len();
-            }
-        }
+        inner.held.retain(|hour, _| (hour + 1) * HOUR > now_s);
         n
     }
 

@@ -174,6 +174,8 @@ pub(crate) struct SinkState {
     pub cursor: AtomicU64,
     pub pending: AtomicU64,
     pending_gauge: metrics::Gauge,
+    /// What has been committed for it, and its worker's wake-up ([`arrivals`]).
+    arrivals: Arc<Arrivals>,
 }
 
 impl SinkState {
@@ -184,6 +186,7 @@ impl SinkState {
             cursor: AtomicU64::new(cursor),
             pending: AtomicU64::new(pending),
             pending_gauge,
+            arrivals: Default::default(),
         })
     }
 }
@@ -214,8 +217,6 @@ pub(crate) struct Shared {
     /// Lock order: `segments` before `sinks` (nothing takes them the other way round).
     sinks: Mutex<Sinks>,
     pub committed: watch::Sender<Committed>,
-    /// What each sink has had committed, and its worker's wake-up ([`arrivals`]).
-    pub arrivals: arrivals::Board,
     /// Total events pending over all sinks; `wait_idle` watches it reach 0.
     pub idle: watch::Sender<u64>,
     pub writable: AtomicBool,
@@ -249,16 +250,19 @@ impl Shared {
     }
 
     /// Counts newly committed events for their sinks. Events for a sink that is not
-    /// configured (removed by a reload while the request was under way) are orphans.
-    pub fn add_pending(&self, counts: &HashMap<String, Arrived>) {
+    /// configured (removed by a reload while the request was under way) are orphans. Returns
+    /// the live sinks' arrivals, for the writer to add once the events are readable.
+    pub fn add_pending(&self, counts: &HashMap<String, Arrived>) -> Vec<(Arc<Arrivals>, Arrived)> {
         let mut total = 0;
+        let mut arrived = Vec::with_capacity(counts.len());
         let mut sinks = self.sinks();
-        for (sink, n) in counts {
-            let n = &n.events;
+        for (sink, a) in counts {
+            let n = &a.events;
             if let Some(s) = sinks.live.get(sink) {
                 let p = s.pending.fetch_add(*n, Ordering::SeqCst) + n;
                 s.pending_gauge.set(p as f64);
                 total += n;
+                arrived.push((s.arrivals.clone(), *a));
             } else {
                 let o = sinks.orphans.entry(sink.clone()).or_default();
                 *o += n;
@@ -269,6 +273,7 @@ impl Shared {
         if total > 0 {
             self.idle.send_modify(|t| *t += total);
         }
+        arrived
     }
 
     fn sub_pending(&self, sink: &SinkState, n: u64) {
@@ -551,7 +556,6 @@ impl Spool {
                 orphans: recovered.abandoned.into_iter().collect(),
             }),
             committed,
-            arrivals: Default::default(),
             idle,
             writable: AtomicBool::new(true),
             poisoned: AtomicBool::new(false),
@@ -694,10 +698,14 @@ impl Spool {
         pending
     }
 
-    /// What has been committed for `sink` since the spool opened, and a wait for more: its
-    /// worker reads when a read can fill a batch rather than after every commit.
+    /// What has been committed for `sink` since it was added, and a wait for more: its worker
+    /// reads when a read can fill a batch rather than after every commit. A sink the spool does
+    /// not know gets counts nothing adds to (workers start after [`Spool::add_sink`]).
     pub fn arrivals(&self, sink: &str) -> Arc<Arrivals> {
-        self.shared.arrivals.sink(sink)
+        self.shared
+            .live(sink)
+            .map(|s| s.arrivals.clone())
+            .unwrap_or_default()
     }
 
     /// Records that `sink` is done with every record up to `upto` (`done` of them were its

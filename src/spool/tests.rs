@@ -770,3 +770,33 @@ fn spool_start_time() {
     }
     time_open("reading every record (no summaries)");
 }
+
+/// A commit counts its events and bytes for the sinks it holds records for, once they are
+/// readable: a sink added back (a new worker) is counted from then on; a removed one not at all.
+#[tokio::test]
+async fn commits_count_arrivals_for_their_live_sinks() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = open(&cfg(dir.path(), 1 << 30), &sinks(&["a", "b"])).unwrap();
+    let (a, b) = (spool.arrivals("a"), spool.arrivals("b"));
+    let e = ev(&["a"], 0, 10);
+    let len = e.event.len() as u64;
+    spool.append(vec![e]).await.unwrap();
+    assert_eq!(
+        a.now(),
+        Arrived {
+            events: 1,
+            bytes: len
+        }
+    );
+    assert_eq!(b.now(), Arrived::default(), "nothing for b");
+
+    spool.remove_sink("b");
+    spool.append(vec![ev(&["b"], 1, 10)]).await.unwrap();
+    assert_eq!(b.now(), Arrived::default(), "b is not live: an orphan");
+    spool.add_sink("b").unwrap();
+    let b = spool.arrivals("b");
+    spool.append(vec![ev(&["a", "b"], 2, 10)]).await.unwrap();
+    assert_eq!(b.now().events, 1, "b's new worker counts from its return");
+    assert_eq!(a.now().events, 2);
+    spool.close();
+}

@@ -256,7 +256,7 @@ impl Writer {
             }
         }
         self.shared.add_bytes(buf.len() as u64);
-        self.shared.add_pending(&counts);
+        let arrived = self.shared.add_pending(&counts);
         let keys: Vec<frame::KeyEntry> = accepted
             .iter()
             .filter(|j| !j.events.is_empty())
@@ -265,7 +265,9 @@ impl Writer {
         self.shared.writable.store(true, Ordering::SeqCst);
         self.publish();
         // After the new end is published: a sink woken now reads what woke it.
-        self.shared.arrivals.add(&counts);
+        for (sink, n) in arrived {
+            sink.add(n);
+        }
         for j in accepted {
             let _ = j.done.send(Ok(()));
         }
