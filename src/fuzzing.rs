@@ -302,7 +302,7 @@ pub fn spool_frame(input: &[u8]) {
                 assert!(r.is_empty());
                 break;
             }
-            Frame::Broken(_) => break,
+            Frame::Broken(_) | Frame::Zeros => break,
             Frame::Whole(payload, len) => {
                 let len = len as usize;
                 assert_eq!(len, before - r.len());
@@ -345,7 +345,8 @@ pub fn spool_frame(input: &[u8]) {
     }
 }
 
-/// The records of a file that reads whole to its end, or `None` if anything in it is not whole.
+/// The records of a file that reads whole to its end (zeros after its records count as its
+/// end), or `None` if anything in it is not whole.
 fn whole(bytes: &[u8], records: bool) -> Option<Vec<Option<frame::Record>>> {
     let mut r = bytes;
     let mut out = Vec::new();
@@ -353,6 +354,8 @@ fn whole(bytes: &[u8], records: bool) -> Option<Vec<Option<frame::Record>>> {
         match frame::read(&mut r).ok()? {
             Frame::End => return Some(out),
             Frame::Broken(_) => return None,
+            // A segment written ahead: whole when nothing but zeros follows.
+            Frame::Zeros => return r.iter().all(|b| *b == 0).then_some(out),
             Frame::Whole(p, _) if records && frame::is_keys(&p) => {
                 frame::decode_keys(&p).ok()?;
                 out.push(None);

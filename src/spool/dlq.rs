@@ -47,6 +47,7 @@ fn scan(path: &Path) -> io::Result<(Vec<DeadLetter>, u64, Option<&'static str>)>
         match frame::read(&mut r)? {
             Frame::End => return Ok((out, offset, None)),
             Frame::Broken(reason) => return Ok((out, offset, Some(reason))),
+            Frame::Zeros => return Ok((out, offset, Some("zero bytes where a frame should be"))),
             Frame::Whole(p, n) => match frame::decode_dead_letter(&p) {
                 Ok(d) => {
                     out.push(d);

@@ -80,6 +80,10 @@ pub enum Frame {
     Whole(Vec<u8>, u64),
     /// Clean end of the file: not one byte follows.
     End,
+    /// A header of zero bytes. No frame has an empty payload, so this is where the data ends in
+    /// a segment written full of zeros ahead of use ([`super::spare`]), or, with other bytes
+    /// after it, damage. The caller decides which.
+    Zeros,
     /// Bytes follow that are not a whole, intact frame.
     Broken(&'static str),
 }
@@ -93,6 +97,9 @@ pub fn read<R: Read>(r: &mut R) -> io::Result<Frame> {
     }
     if got < header.len() {
         return Ok(Frame::Broken("truncated frame header"));
+    }
+    if header == [0u8; HEADER as usize] {
+        return Ok(Frame::Zeros);
     }
     let len = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes"));
     let crc = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
@@ -353,6 +360,13 @@ mod tests {
         assert_eq!(rec.event, br#"{"a":"\u00e9"}"#);
         assert!(rec.is_for("out") && !rec.is_for("ou"));
         assert!(matches!(read(&mut r).unwrap(), Frame::End));
+
+        // Space written ahead reads as zeros, not as an empty frame.
+        let mut ahead = buf.clone();
+        ahead.extend_from_slice(&[0u8; 64]);
+        let mut r = &ahead[..];
+        assert!(matches!(read(&mut r).unwrap(), Frame::Whole(..)));
+        assert!(matches!(read(&mut r).unwrap(), Frame::Zeros));
 
         for cut in 1..buf.len() {
             let mut r = &buf[..cut];

@@ -86,7 +86,7 @@ impl KeyLog {
             let torn = loop {
                 match frame::read(&mut r)? {
                     Frame::End => break false,
-                    Frame::Broken(_) => break true,
+                    Frame::Broken(_) | Frame::Zeros => break true,
                     Frame::Whole(p, n) => match frame::decode_keys(&p) {
                         Ok(k) => {
                             keys.extend(k);

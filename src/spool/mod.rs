@@ -49,6 +49,7 @@ pub mod keys;
 mod probe;
 mod reader;
 mod recover;
+mod spare;
 mod summary;
 mod writer;
 

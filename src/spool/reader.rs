@@ -3,7 +3,8 @@
 //! `spawn_blocking`. Only one batch is ever held in memory, however far behind the sink is.
 
 use std::fs::File;
-use std::io::{self, BufReader, Seek, SeekFrom};
+use std::io::{self, BufReader, Read};
+use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use super::frame::{self, Frame, Record};
@@ -11,8 +12,29 @@ use super::Shared;
 
 struct Open {
     first_seq: u64,
-    file: BufReader<File>,
+    file: BufReader<Synced>,
     offset: u64,
+}
+
+/// A segment file read no further than `end`: the active segment's synced end. Past it are
+/// zeros written ahead, or a group being written (or cut off after a failure), which the reader
+/// must never buffer as if it were data.
+struct Synced {
+    file: File,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for Synced {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.end.saturating_sub(self.pos).min(buf.len() as u64) as usize;
+        if n == 0 {
+            return Ok(0);
+        }
+        let got = self.file.read_at(&mut buf[..n], self.pos)?;
+        self.pos += got as u64;
+        Ok(got)
+    }
 }
 
 pub struct Reader {
@@ -77,16 +99,18 @@ impl Reader {
                 break;
             }
             let open = self.open.as_mut().expect("opened above");
-            if open.first_seq == committed.segment && open.offset >= committed.offset {
-                // Drop anything buffered past the synced end: a failed group there may be cut
-                // off and written again differently.
-                open.file.seek(SeekFrom::Start(open.offset))?;
+            if open.first_seq > committed.segment
+                || open.first_seq == committed.segment && open.offset >= committed.offset
+            {
                 break;
             }
-            if open.first_seq > committed.segment {
-                break;
-            }
-            match frame::read(&mut open.file)? {
+            open.file.get_mut().end = if open.first_seq == committed.segment {
+                committed.offset
+            } else {
+                u64::MAX
+            };
+            let frame = frame::read(&mut open.file)?;
+            match frame {
                 Frame::Whole(payload, n) => {
                     open.offset += n;
                     if frame::is_keys(&payload) {
@@ -109,20 +133,25 @@ impl Reader {
                     bytes += len;
                     out.push(rec);
                 }
-                Frame::End => {
-                    if open.first_seq < committed.segment {
-                        // A sealed segment read to its end: on to the next one.
-                        let after = open.first_seq;
-                        self.open = None;
-                        if !self.open_after(after)? {
-                            break;
-                        }
-                    } else {
+                // A sealed segment read to its end: on to the next one. Its data may end at
+                // zeros when it was written ahead longer than it grew (`spool.max_size` lowered
+                // across a restart).
+                Frame::End | Frame::Zeros if open.first_seq < committed.segment => {
+                    let after = open.first_seq;
+                    self.open = None;
+                    if !self.open_after(after)? {
                         break;
                     }
                 }
-                Frame::Broken(reason) => {
-                    // Inside the synced part of the log this is damage on disk after start.
+                Frame::End => break,
+                // Inside the synced part of the log this is damage on disk after start (the
+                // reader never reads the active segment past its synced end, so zeros there are
+                // damage too).
+                Frame::Zeros | Frame::Broken(_) => {
+                    let reason = match frame {
+                        Frame::Broken(reason) => reason,
+                        _ => "zeros inside the synced records",
+                    };
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
                         format!(
@@ -172,7 +201,11 @@ impl Reader {
         let Some((first_seq, path)) = pick else {
             return Ok(false);
         };
-        let file = File::open(&path)?;
+        let file = Synced {
+            file: File::open(&path)?,
+            pos: 0,
+            end: 0,
+        };
         self.open = Some(Open {
             first_seq,
             file: BufReader::with_capacity(256 << 10, file),

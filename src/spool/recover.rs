@@ -98,9 +98,13 @@ fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, SpoolError> {
             Some(f) => out.push((f, path)),
             // Summaries are read with their segment; a left-over temporary one goes.
             None if name.ends_with(".sum") => {}
-            // A left-over temporary summary, or a delivered segment a crash caught while it
-            // was being deleted: gone.
-            None if name.ends_with(".sum.tmp") || name.ends_with(".del") => {
+            // A left-over temporary summary, a delivered segment a crash caught while it was
+            // being deleted, or a segment written ahead and not used yet: gone (the writer
+            // writes another ahead).
+            None if name.ends_with(".sum.tmp")
+                || name.ends_with(".del")
+                || name.starts_with(super::spare::NAME) =>
+            {
                 let _ = std::fs::remove_file(&path);
             }
             None => {
@@ -146,6 +150,20 @@ pub(super) fn quarantine_tail(path: &Path, offset: u64, quarantine: &Path) -> io
     f.set_len(offset)?;
     f.sync_all()?;
     Ok(len - offset)
+}
+
+/// Whether nothing but zeros is left in `r`.
+fn zeros_to_end<R: Read>(r: &mut R) -> io::Result<bool> {
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => return Ok(true),
+            Ok(n) if buf[..n].iter().any(|b| *b != 0) => return Ok(false),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Counts `n` records still queued for sink `s`: pending when it is configured, abandoned
@@ -228,9 +246,19 @@ pub(super) fn recover(
             sinks: Default::default(),
         };
         let mut offset = 0u64;
+        let mut zero_tail = false;
         let broken = loop {
             match frame::read(&mut r).map_err(io_err(&path))? {
                 Frame::End => break None,
+                // Space written ahead ([`super::spare`]) and never used: the data ends here. A
+                // torn group can leave other bytes behind a zero header; they are a tail.
+                Frame::Zeros => match zeros_to_end(&mut r).map_err(io_err(&path))? {
+                    true => {
+                        zero_tail = true;
+                        break None;
+                    }
+                    false => break Some("bytes after zeros"),
+                },
                 Frame::Broken(reason) => break Some(reason),
                 Frame::Whole(payload, len) if frame::is_keys(&payload) => {
                     match frame::decode_keys(&payload) {
@@ -289,6 +317,15 @@ pub(super) fn recover(
                 reason,
                 "cut a torn tail off the spool (a write interrupted by a crash, never acknowledged); the bytes are kept in quarantine/"
             );
+        }
+        if zero_tail && !is_last {
+            // Written ahead longer than it grew (the segment size shrank across a restart)
+            // and the cut at its seal not yet on disk: cut now, so its summary can match.
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(io_err(&path))?;
+            f.set_len(offset).map_err(io_err(&path))?;
         }
         info.size = offset;
         bytes += offset;

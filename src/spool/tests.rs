@@ -66,10 +66,12 @@ fn thirty_events_in_small_segments(dir: &Path) -> Arc<Spool> {
     spool
 }
 
+/// The segments and their summaries (not a segment written ahead and not used yet).
 fn segment_files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<_> = std::fs::read_dir(dir.join("segments"))
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| !p.to_string_lossy().contains(spare::NAME))
         .collect();
     v.sort();
     v
@@ -799,4 +801,146 @@ async fn commits_count_arrivals_for_their_live_sinks() {
     assert_eq!(b.now().events, 1, "b's new worker counts from its return");
     assert_eq!(a.now().events, 2);
     spool.close();
+}
+
+/// Appends `n` zero bytes to `path` (as the spare thread writes them: real zeros, not a hole).
+fn add_zeros(path: &Path, n: usize) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    f.write_all(&vec![0u8; n]).unwrap();
+}
+
+/// A segment written ahead (records, then zeros to its end) is the active one at start: the
+/// zeros are no tail to cut, the writer goes on writing in them, the reader never takes them for
+/// records (even with part of a batch buffered while the writer writes on), and a restart finds
+/// every record.
+#[test]
+fn the_writer_writes_on_in_a_segment_written_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let config = cfg(dir.path(), 64 << 20);
+    {
+        let spool = open(&config, &sinks(&["a"])).unwrap();
+        rt.block_on(async {
+            for n in 0..3 {
+                spool.append(vec![ev(&["a"], n, 100)]).await.unwrap();
+            }
+        });
+        spool.close();
+    }
+    let seg = segment_files(dir.path()).pop().unwrap();
+    let data = std::fs::metadata(&seg).unwrap().len();
+    add_zeros(&seg, (1 << 20) - data as usize);
+    let tel = Telemetry::new();
+    let spool = Spool::open(&config, &sinks(&["a"]), &tel).unwrap();
+    assert_eq!(spool.pending("a"), 3);
+    assert!(
+        !tel.render().contains(names::SPOOL_RECOVERED_TAILS),
+        "no tail cut"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("quarantine"))
+            .unwrap()
+            .count(),
+        0
+    );
+    let mut r = spool.reader("a");
+    let mut got = Vec::new();
+    for n in 3..40 {
+        // One record a read: the reader stops inside what it has buffered, then the writer
+        // writes the next group into the zeros just after it.
+        got.extend(ns(&r.read(1, u64::MAX).unwrap()));
+        rt.block_on(spool.append(vec![ev(&["a"], n, 100)])).unwrap();
+    }
+    got.extend(ns(&r.read(100, u64::MAX).unwrap()));
+    assert_eq!(got, (0..40).collect::<Vec<u64>>());
+    assert_eq!(
+        std::fs::metadata(&seg).unwrap().len(),
+        1 << 20,
+        "written in place, not appended"
+    );
+    spool.close();
+    let spool = open(&config, &sinks(&["a"])).unwrap();
+    assert_eq!(
+        ns(&spool.reader("a").read(100, u64::MAX).unwrap()),
+        (0..40).collect::<Vec<u64>>()
+    );
+}
+
+/// Bytes behind the zeros of the active segment are a group a crash tore (its first page never
+/// reached the disk): cut off and quarantined like any torn tail, zeros and all.
+#[test]
+fn bytes_after_zeros_in_the_last_segment_are_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let config = cfg(dir.path(), 64 << 20);
+    {
+        let spool = open(&config, &sinks(&["a"])).unwrap();
+        rt.block_on(spool.append(vec![ev(&["a"], 0, 100)])).unwrap();
+        spool.close();
+    }
+    let seg = segment_files(dir.path()).pop().unwrap();
+    let data = std::fs::metadata(&seg).unwrap().len();
+    let mut torn = vec![0u8; 4096];
+    frame::encode_record(&mut torn, 2, 0, &sinks(&["a"]), &head(1), b"{\"n\":1}");
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&seg).unwrap();
+        f.write_all(&torn).unwrap();
+    }
+    add_zeros(&seg, 8192);
+    let tel = Telemetry::new();
+    let spool = Spool::open(&config, &sinks(&["a"]), &tel).unwrap();
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), data);
+    assert!(tel
+        .render()
+        .contains(&format!("{} 1", names::SPOOL_RECOVERED_TAILS)));
+    let q: Vec<Vec<u8>> = std::fs::read_dir(dir.path().join("quarantine"))
+        .unwrap()
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0].len(), torn.len() + 8192);
+    assert_eq!(q[0][..torn.len()], torn[..]);
+    assert_eq!(ns(&spool.reader("a").read(100, u64::MAX).unwrap()), [0]);
+}
+
+/// A sealed segment whose data ends in zeros (written ahead longer than it grew, the cut at its
+/// seal lost): a reader stops at them, a start cuts them; zeros followed by anything else in
+/// acknowledged data refuse the start.
+#[test]
+fn zeros_after_a_sealed_segment_end_it_and_anything_after_them_is_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let all: Vec<u64> = (0..30).collect();
+    let spool = thirty_events_in_small_segments(dir.path());
+    let sealed = segment_files(dir.path())
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "seg"))
+        .unwrap();
+    let data = std::fs::metadata(&sealed).unwrap().len();
+    add_zeros(&sealed, 64 << 10);
+    assert_eq!(ns(&spool.reader("a").read(100, u64::MAX).unwrap()), all);
+    spool.close();
+    // The summary no longer matches the file: the start reads it whole and cuts the zeros.
+    let spool = open(&cfg(dir.path(), 1 << 20), &sinks(&["a"])).unwrap();
+    assert_eq!(std::fs::metadata(&sealed).unwrap().len(), data);
+    assert_eq!(ns(&spool.reader("a").read(100, u64::MAX).unwrap()), all);
+    spool.close();
+    add_zeros(&sealed, 100);
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&sealed)
+            .unwrap();
+        f.write_all(b"not zero").unwrap();
+    }
+    let err = match open(&cfg(dir.path(), 1 << 20), &sinks(&["a"])) {
+        Ok(_) => panic!("bytes after zeros in a sealed segment were accepted"),
+        Err(e) => e,
+    };
+    assert!(
+        matches!(err, SpoolError::Corrupt { offset, .. } if offset == data),
+        "{err}"
+    );
 }

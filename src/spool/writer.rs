@@ -8,12 +8,14 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
+use super::spare::Spares;
 use super::summary::{self, Sealed, Summary};
 use super::{frame, AppendError, Arrived, Committed, NewEvent, SegInfo, Shared};
 use crate::telemetry::names;
@@ -33,13 +35,20 @@ struct Writer {
     file: File,
     /// First sequence number of the active segment.
     segment: u64,
+    /// Bytes of records in the active segment: the next group is written here.
     size: u64,
+    /// The active segment's length on disk: more than `size` while it holds zeros written
+    /// ahead ([`super::spare`]).
+    len: u64,
     next_seq: u64,
     /// Records for each sink in the active segment, for its summary; `None` for a segment
     /// this run did not start (its earlier records were not counted: it gets no summary).
     counted: Option<std::collections::BTreeMap<String, u64>>,
     /// The sealer thread, which summarizes each segment the writer leaves ([`summary`]).
     sealer: std::sync::mpsc::Sender<Sealed>,
+    spares: Spares,
+    /// Whether a spare was asked for while this segment is active.
+    asked: bool,
     commit_time: metrics::Histogram,
 }
 
@@ -59,30 +68,38 @@ pub(super) fn start(
         }
     };
     let (sealer, sealer_thread) = summary::start_sealer(shared.clone())?;
+    let spares = Spares::start(shared.segments_dir(), shared.segment_target)?;
     let w = if segment == 0 {
-        let (file, first) = new_segment(&shared, next_seq)?;
+        let (file, len) = new_segment(&shared, next_seq, None)?;
         Writer {
             shared: shared.clone(),
             file,
-            segment: first,
+            segment: next_seq,
             size: 0,
+            len,
             next_seq,
             counted: Some(Default::default()),
             sealer,
+            spares,
+            asked: false,
             commit_time: shared.tel.histogram(names::SPOOL_COMMIT_DURATION, &[]),
         }
     } else {
         let file = OpenOptions::new()
-            .append(true)
+            .write(true)
             .open(segment_path(&shared, segment))?;
+        let len = file.metadata()?.len().max(size);
         Writer {
             shared: shared.clone(),
             file,
             segment,
             size,
+            len,
             next_seq,
             counted: None,
             sealer,
+            spares,
+            asked: false,
             commit_time: shared.tel.histogram(names::SPOOL_COMMIT_DURATION, &[]),
         }
     };
@@ -98,13 +115,25 @@ pub(super) fn start(
     Ok((tx, handle))
 }
 
-/// Creates an empty segment for records from `first_seq` on and makes its name durable.
-fn new_segment(shared: &Shared, first_seq: u64) -> io::Result<(File, u64)> {
+/// Starts the segment for records from `first_seq` on, from `spare` (written ahead) when
+/// there is one, else empty, and makes its name durable. The file and its length.
+fn new_segment(shared: &Shared, first_seq: u64, spare: Option<PathBuf>) -> io::Result<(File, u64)> {
     let path = segment_path(shared, first_seq);
-    let file = super::private_file()
-        .create(true)
-        .append(true)
-        .open(&path)?;
+    let from_spare = spare.and_then(|spare| {
+        std::fs::rename(&spare, &path)
+            .and_then(|_| OpenOptions::new().write(true).open(&path))
+            .inspect_err(|e| tracing::warn!(error = %e, "cannot use the spool segment written ahead; appending to an empty one"))
+            .ok()
+    });
+    let file = match from_spare {
+        Some(f) => f,
+        None => super::private_file()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&path)?,
+    };
+    let len = file.metadata()?.len();
     super::sync_dir(&shared.segments_dir())?;
     shared
         .segments
@@ -119,7 +148,7 @@ fn new_segment(shared: &Shared, first_seq: u64) -> io::Result<(File, u64)> {
                 sinks: Default::default(),
             },
         );
-    Ok((file, first_seq))
+    Ok((file, len))
 }
 
 impl Writer {
@@ -210,7 +239,7 @@ impl Writer {
             let started = std::time::Instant::now();
             let r = self
                 .file
-                .write_all(&buf)
+                .write_all_at(&buf, self.size)
                 .and_then(|_| self.file.sync_data());
             self.commit_time.record(started.elapsed().as_secs_f64());
             r
@@ -222,6 +251,8 @@ impl Writer {
                 .increment(1);
             self.shared.writable.store(false, Ordering::SeqCst);
             tracing::error!(error = %e, "spool write failed; answering 503 and not ready until the spool takes writes again (probed every second)");
+            // Cut off, zeros written ahead and all: the segment is appended to from here.
+            self.len = self.size;
             if let Err(e2) = self
                 .file
                 .set_len(self.size)
@@ -238,6 +269,7 @@ impl Writer {
         }
         self.next_seq = seq;
         self.size += buf.len() as u64;
+        self.len = self.len.max(self.size);
         if let Some(counted) = &mut self.counted {
             for (s, n) in &counts {
                 *counted.entry(s.clone()).or_default() += n.events;
@@ -276,13 +308,26 @@ impl Writer {
         self.shared.keylog.append(&keys, seq - 1);
         if self.size >= self.shared.segment_target {
             self.roll();
+        } else if !self.asked && self.size >= self.shared.segment_target / 2 {
+            self.spares.ask();
+            self.asked = true;
         }
     }
 
     /// Starts a new segment; the full one is sealed and can be deleted once read.
     fn roll(&mut self) {
-        match new_segment(&self.shared, self.next_seq) {
-            Ok((file, first)) => {
+        if self.len > self.size {
+            // Written ahead longer than it grew (the segment size is smaller than when it was
+            // written): the zeros go. Unsynced: recovery cuts them too.
+            match self.file.set_len(self.size) {
+                Ok(()) => self.len = self.size,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot cut the zeros off a sealed spool segment; the next start does")
+                }
+            }
+        }
+        match new_segment(&self.shared, self.next_seq, self.spares.take()) {
+            Ok((file, len)) => {
                 if let Some(sinks) = self.counted.replace(Default::default()) {
                     let _ = self.sealer.send(Sealed {
                         path: segment_path(&self.shared, self.segment),
@@ -295,8 +340,10 @@ impl Writer {
                     });
                 }
                 self.file = file;
-                self.segment = first;
+                self.segment = self.next_seq;
                 self.size = 0;
+                self.len = len;
+                self.asked = false;
                 self.publish();
             }
             Err(e) => {
