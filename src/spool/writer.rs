@@ -120,21 +120,43 @@ pub(super) fn start(
 fn new_segment(shared: &Shared, first_seq: u64, spare: Option<PathBuf>) -> io::Result<(File, u64)> {
     let path = segment_path(shared, first_seq);
     let from_spare = spare.and_then(|spare| {
-        std::fs::rename(&spare, &path)
-            .and_then(|_| OpenOptions::new().write(true).open(&path))
-            .inspect_err(|e| tracing::warn!(error = %e, "cannot use the spool segment written ahead; appending to an empty one"))
-            .ok()
+        // Never renamed over a file already there (only the writer makes segments: no race).
+        let used = if path.exists() {
+            Err(io::Error::from(io::ErrorKind::AlreadyExists))
+        } else {
+            std::fs::rename(&spare, &path).and_then(|_| {
+                OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .inspect_err(|_| drop(std::fs::remove_file(&path)))
+            })
+        };
+        if let Err(e) = &used {
+            tracing::warn!(error = %e, "cannot use the spool segment written ahead; appending to an empty one");
+            let _ = std::fs::remove_file(&spare);
+        }
+        used.ok()
     });
     let file = match from_spare {
         Some(f) => f,
+        // Never over a file already there.
         None => super::private_file()
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .write(true)
             .open(&path)?,
     };
-    let len = file.metadata()?.len();
-    super::sync_dir(&shared.segments_dir())?;
+    // A segment not started goes: left behind, a later start would look for the records from
+    // `first_seq` on in it, while the writer goes on writing them into the current segment.
+    let len = match file
+        .metadata()
+        .and_then(|m| super::sync_dir(&shared.segments_dir()).map(|_| m.len()))
+    {
+        Ok(len) => len,
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
+    };
     shared
         .segments
         .lock()
