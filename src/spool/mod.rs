@@ -226,6 +226,9 @@ pub(crate) struct Shared {
     pub poisoned: AtomicBool,
     /// Test hook: the writer's next group fails as a full disk would.
     pub fail_next_write: AtomicBool,
+    /// Test hook: at each roll the writer waits for the segment written ahead it asked for,
+    /// instead of starting an empty one when it is not ready yet.
+    pub wait_for_spare: AtomicBool,
     pub dlq: dlq::DeadLetters,
     pub keylog: keylog::KeyLog,
     /// The replay keys found at start, until the replay store takes them.
@@ -561,6 +564,7 @@ impl Spool {
             writable: AtomicBool::new(true),
             poisoned: AtomicBool::new(false),
             fail_next_write: AtomicBool::new(false),
+            wait_for_spare: AtomicBool::new(false),
             dlq,
             keylog,
             recovered_keys: Mutex::new(Some(keys)),

@@ -90,10 +90,10 @@ impl Spares {
         self.ready.as_ref()?.try_recv().ok()
     }
 
-    /// The next spare, once written.
-    #[cfg(test)]
-    fn wait(&self) -> PathBuf {
-        self.ready.as_ref().unwrap().recv().unwrap()
+    /// The next spare, once written (`None` if the thread is gone). Only for a spare asked
+    /// for: else it waits for ever.
+    pub fn wait(&self) -> Option<PathBuf> {
+        self.ready.as_ref()?.recv().ok()
     }
 }
 
@@ -175,7 +175,7 @@ mod tests {
         let size = 2 * CHUNK as u64 + 5;
         let spares = Spares::start(dir.path().to_path_buf(), size).unwrap();
         spares.ask();
-        let first = spares.wait();
+        let first = spares.wait().unwrap();
         let bytes = std::fs::read(&first).unwrap();
         assert_eq!(bytes.len() as u64, size);
         assert!(bytes.iter().all(|b| *b == 0));
@@ -184,7 +184,7 @@ mod tests {
         std::fs::rename(&first, &taken).unwrap();
         assert!(spares.take().is_none(), "none asked for");
         spares.ask();
-        let second = spares.wait();
+        let second = spares.wait().unwrap();
         assert_ne!(second, first);
         assert_eq!(std::fs::metadata(&second).unwrap().len(), size);
         // The third is being written, or written and waiting, when the spool closes: gone.

@@ -944,3 +944,46 @@ fn zeros_after_a_sealed_segment_end_it_and_anything_after_them_is_damage() {
         "{err}"
     );
 }
+
+/// With each segment written ahead in time (the test hook waits for it), every segment after a
+/// run's first starts from one: counted as such, written in place, and every event is there
+/// after a restart that takes the sealed segments from their summaries.
+#[test]
+fn segments_after_a_runs_first_start_from_ones_written_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let tel = Telemetry::new();
+    // 64 KiB segments.
+    let config = cfg(dir.path(), 1 << 20);
+    let spool = Spool::open(&config, &sinks(&["a"]), &tel).unwrap();
+    spool.shared.wait_for_spare.store(true, Ordering::SeqCst);
+    rt.block_on(async {
+        for n in 0..30 {
+            spool.append(vec![ev(&["a"], n, 8 << 10)]).await.unwrap();
+        }
+    });
+    let segs: Vec<PathBuf> = segment_files(dir.path())
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    assert!(segs.len() >= 3, "{segs:?}");
+    let m = tel.render();
+    let started = |ahead: &str, n: usize| {
+        format!(
+            "{}{{ahead=\"{ahead}\"}} {n}\n",
+            names::SPOOL_SEGMENTS_STARTED
+        )
+    };
+    assert!(m.contains(&started("false", 1)), "{m}");
+    assert!(m.contains(&started("true", segs.len() - 1)), "{m}");
+    // The active segment is as long as a segment: its records, then zeros.
+    let active = std::fs::read(segs.last().unwrap()).unwrap();
+    assert_eq!(active.len() as u64, spool.shared.segment_target);
+    assert_eq!(active.last(), Some(&0));
+    spool.close();
+    let spool = open(&config, &sinks(&["a"])).unwrap();
+    assert_eq!(
+        ns(&spool.reader("a").read(100, u64::MAX).unwrap()),
+        (0..30).collect::<Vec<u64>>()
+    );
+}

@@ -116,7 +116,8 @@ pub(super) fn start(
 }
 
 /// Starts the segment for records from `first_seq` on, from `spare` (written ahead) when
-/// there is one, else empty, and makes its name durable. The file and its length.
+/// there is one, else empty, and makes its name durable (counted in
+/// [`names::SPOOL_SEGMENTS_STARTED`]). The file and its length.
 fn new_segment(shared: &Shared, first_seq: u64, spare: Option<PathBuf>) -> io::Result<(File, u64)> {
     let path = segment_path(shared, first_seq);
     let from_spare = spare.and_then(|spare| {
@@ -137,6 +138,7 @@ fn new_segment(shared: &Shared, first_seq: u64, spare: Option<PathBuf>) -> io::R
         }
         used.ok()
     });
+    let ahead = from_spare.is_some();
     let file = match from_spare {
         Some(f) => f,
         // Never over a file already there.
@@ -157,6 +159,13 @@ fn new_segment(shared: &Shared, first_seq: u64, spare: Option<PathBuf>) -> io::R
             return Err(e);
         }
     };
+    shared
+        .tel
+        .counter(
+            names::SPOOL_SEGMENTS_STARTED,
+            &[("ahead", if ahead { "true" } else { "false" })],
+        )
+        .increment(1);
     shared
         .segments
         .lock()
@@ -348,7 +357,12 @@ impl Writer {
                 }
             }
         }
-        match new_segment(&self.shared, self.next_seq, self.spares.take()) {
+        let spare = if self.asked && self.shared.wait_for_spare.load(Ordering::SeqCst) {
+            self.spares.wait()
+        } else {
+            self.spares.take()
+        };
+        match new_segment(&self.shared, self.next_seq, spare) {
             Ok((file, len)) => {
                 if let Some(sinks) = self.counted.replace(Default::default()) {
                     let _ = self.sealer.send(Sealed {

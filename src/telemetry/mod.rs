@@ -178,6 +178,10 @@ fn describe() {
         "A spool group commit's write and fdatasync"
     );
     describe_counter!(
+        names::SPOOL_SEGMENTS_STARTED,
+        "Spool segments started, from one written ahead or not"
+    );
+    describe_counter!(
         names::LOG_LINES_DROPPED,
         "Log lines dropped because the log writer fell behind"
     );

@@ -46,6 +46,10 @@ pub const TRACKED_CLIENTS: &str = "siemgate_rate_limit_tracked_clients";
 pub const SPOOL_WRITE_FAILURES: &str = "siemgate_spool_write_failures_total";
 /// Requests refused because the spool was at `spool.max_size`.
 pub const SPOOL_FULL: &str = "siemgate_spool_full_total";
+/// Spool segments the writer started: `ahead` = `true` from a segment written ahead (zeros,
+/// synced: group commits write in place), `false` from an empty file (none was ready: the
+/// first segment of a run, a full disk, or the writer outran the thread writing them).
+pub const SPOOL_SEGMENTS_STARTED: &str = "siemgate_spool_segments_started_total";
 /// Torn tails cut off a spool file at start (moved to `quarantine/`, never acknowledged data).
 pub const SPOOL_RECOVERED_TAILS: &str = "siemgate_spool_recovered_tails_total";
 /// Events pending for a sink that is no longer configured, found at start.
