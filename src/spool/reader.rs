@@ -37,6 +37,17 @@ impl Read for Synced {
     }
 }
 
+/// Damage at the reader's place in `open`.
+fn damage(open: &Open, reason: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "spool segment {} at byte {}: {reason}",
+            open.first_seq, open.offset
+        ),
+    )
+}
+
 pub struct Reader {
     shared: Arc<Shared>,
     sink: String,
@@ -109,8 +120,7 @@ impl Reader {
             } else {
                 u64::MAX
             };
-            let frame = frame::read(&mut open.file)?;
-            match frame {
+            match frame::read(&mut open.file)? {
                 Frame::Whole(payload, n) => {
                     open.offset += n;
                     if frame::is_keys(&payload) {
@@ -147,19 +157,8 @@ impl Reader {
                 // Inside the synced part of the log this is damage on disk after start (the
                 // reader never reads the active segment past its synced end, so zeros there are
                 // damage too).
-                Frame::Zeros | Frame::Broken(_) => {
-                    let reason = match frame {
-                        Frame::Broken(reason) => reason,
-                        _ => "zeros inside the synced records",
-                    };
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!(
-                            "spool segment {} at byte {}: {reason}",
-                            open.first_seq, open.offset
-                        ),
-                    ));
-                }
+                Frame::Zeros => return Err(damage(open, "zeros inside the synced records")),
+                Frame::Broken(reason) => return Err(damage(open, reason)),
             }
         }
         Ok(out)

@@ -195,11 +195,7 @@ fn a_torn_tail_is_cut_off_and_quarantined_and_earlier_events_are_kept() {
     frame::encode_record(&mut half, 4, 0, &sinks(&["a"]), &head(3), b"{\"n\":3}");
     half.truncate(half.len() / 2);
     let len = std::fs::metadata(&seg).unwrap().len();
-    {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new().append(true).open(&seg).unwrap();
-        f.write_all(&half).unwrap();
-    }
+    append_to(&seg, &half);
     let spool = open(&cfg(dir.path(), 64 << 20), &sinks(&["a"])).unwrap();
     assert_eq!(std::fs::metadata(&seg).unwrap().len(), len);
     assert_eq!(
@@ -803,11 +799,28 @@ async fn commits_count_arrivals_for_their_live_sinks() {
     spool.close();
 }
 
-/// Appends `n` zero bytes to `path` (as the spare thread writes them: real zeros, not a hole).
-fn add_zeros(path: &Path, n: usize) {
+/// Appends `bytes` to the file at `path`.
+fn append_to(path: &Path, bytes: &[u8]) {
     use std::io::Write;
     let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
-    f.write_all(&vec![0u8; n]).unwrap();
+    f.write_all(bytes).unwrap();
+}
+
+/// Appends `n` zero bytes to `path` (as the spare thread writes them: real zeros, not a hole).
+fn add_zeros(path: &Path, n: usize) {
+    append_to(path, &vec![0u8; n]);
+}
+
+/// A closed spool of one segment holding events 0..`n` for sink "a"; that segment's path.
+fn closed_spool_with(config: &SpoolConfig, n: usize) -> PathBuf {
+    let spool = open(config, &sinks(&["a"])).unwrap();
+    rt().block_on(async {
+        for i in 0..n {
+            spool.append(vec![ev(&["a"], i, 100)]).await.unwrap();
+        }
+    });
+    spool.close();
+    segment_files(&config.dir).pop().unwrap()
 }
 
 /// A segment written ahead (records, then zeros to its end) is the active one at start: the
@@ -819,16 +832,7 @@ fn the_writer_writes_on_in_a_segment_written_ahead() {
     let dir = tempfile::tempdir().unwrap();
     let rt = rt();
     let config = cfg(dir.path(), 64 << 20);
-    {
-        let spool = open(&config, &sinks(&["a"])).unwrap();
-        rt.block_on(async {
-            for n in 0..3 {
-                spool.append(vec![ev(&["a"], n, 100)]).await.unwrap();
-            }
-        });
-        spool.close();
-    }
-    let seg = segment_files(dir.path()).pop().unwrap();
+    let seg = closed_spool_with(&config, 3);
     let data = std::fs::metadata(&seg).unwrap().len();
     add_zeros(&seg, (1 << 20) - data as usize);
     let tel = Telemetry::new();
@@ -872,22 +876,12 @@ fn the_writer_writes_on_in_a_segment_written_ahead() {
 #[test]
 fn bytes_after_zeros_in_the_last_segment_are_a_torn_tail() {
     let dir = tempfile::tempdir().unwrap();
-    let rt = rt();
     let config = cfg(dir.path(), 64 << 20);
-    {
-        let spool = open(&config, &sinks(&["a"])).unwrap();
-        rt.block_on(spool.append(vec![ev(&["a"], 0, 100)])).unwrap();
-        spool.close();
-    }
-    let seg = segment_files(dir.path()).pop().unwrap();
+    let seg = closed_spool_with(&config, 1);
     let data = std::fs::metadata(&seg).unwrap().len();
     let mut torn = vec![0u8; 4096];
     frame::encode_record(&mut torn, 2, 0, &sinks(&["a"]), &head(1), b"{\"n\":1}");
-    {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new().append(true).open(&seg).unwrap();
-        f.write_all(&torn).unwrap();
-    }
+    append_to(&seg, &torn);
     add_zeros(&seg, 8192);
     let tel = Telemetry::new();
     let spool = Spool::open(&config, &sinks(&["a"]), &tel).unwrap();
@@ -927,14 +921,7 @@ fn zeros_after_a_sealed_segment_end_it_and_anything_after_them_is_damage() {
     assert_eq!(ns(&spool.reader("a").read(100, u64::MAX).unwrap()), all);
     spool.close();
     add_zeros(&sealed, 100);
-    {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&sealed)
-            .unwrap();
-        f.write_all(b"not zero").unwrap();
-    }
+    append_to(&sealed, b"not zero");
     let err = match open(&cfg(dir.path(), 1 << 20), &sinks(&["a"])) {
         Ok(_) => panic!("bytes after zeros in a sealed segment were accepted"),
         Err(e) => e,

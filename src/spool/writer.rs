@@ -35,11 +35,9 @@ struct Writer {
     file: File,
     /// First sequence number of the active segment.
     segment: u64,
-    /// Bytes of records in the active segment: the next group is written here.
+    /// Bytes of records in the active segment: the next group is written here (before zeros
+    /// written ahead, [`super::spare`], when it was).
     size: u64,
-    /// The active segment's length on disk: more than `size` while it holds zeros written
-    /// ahead ([`super::spare`]).
-    len: u64,
     next_seq: u64,
     /// Records for each sink in the active segment, for its summary; `None` for a segment
     /// this run did not start (its earlier records were not counted: it gets no summary).
@@ -70,13 +68,12 @@ pub(super) fn start(
     let (sealer, sealer_thread) = summary::start_sealer(shared.clone())?;
     let spares = Spares::start(shared.segments_dir(), shared.segment_target)?;
     let w = if segment == 0 {
-        let (file, len) = new_segment(&shared, next_seq, None)?;
+        let file = new_segment(&shared, next_seq, None)?;
         Writer {
             shared: shared.clone(),
             file,
             segment: next_seq,
             size: 0,
-            len,
             next_seq,
             counted: Some(Default::default()),
             sealer,
@@ -88,13 +85,11 @@ pub(super) fn start(
         let file = OpenOptions::new()
             .write(true)
             .open(segment_path(&shared, segment))?;
-        let len = file.metadata()?.len().max(size);
         Writer {
             shared: shared.clone(),
             file,
             segment,
             size,
-            len,
             next_seq,
             counted: None,
             sealer,
@@ -117,8 +112,8 @@ pub(super) fn start(
 
 /// Starts the segment for records from `first_seq` on, from `spare` (written ahead) when
 /// there is one, else empty, and makes its name durable (counted in
-/// [`names::SPOOL_SEGMENTS_STARTED`]). The file and its length.
-fn new_segment(shared: &Shared, first_seq: u64, spare: Option<PathBuf>) -> io::Result<(File, u64)> {
+/// [`names::SPOOL_SEGMENTS_STARTED`]).
+fn new_segment(shared: &Shared, first_seq: u64, spare: Option<PathBuf>) -> io::Result<File> {
     let path = segment_path(shared, first_seq);
     let from_spare = spare.and_then(|spare| {
         // Never renamed over a file already there (only the writer makes segments: no race).
@@ -149,16 +144,10 @@ fn new_segment(shared: &Shared, first_seq: u64, spare: Option<PathBuf>) -> io::R
     };
     // A segment not started goes: left behind, a later start would look for the records from
     // `first_seq` on in it, while the writer goes on writing them into the current segment.
-    let len = match file
-        .metadata()
-        .and_then(|m| super::sync_dir(&shared.segments_dir()).map(|_| m.len()))
-    {
-        Ok(len) => len,
-        Err(e) => {
-            let _ = std::fs::remove_file(&path);
-            return Err(e);
-        }
-    };
+    if let Err(e) = super::sync_dir(&shared.segments_dir()) {
+        let _ = std::fs::remove_file(&path);
+        return Err(e);
+    }
     shared
         .tel
         .counter(
@@ -179,7 +168,7 @@ fn new_segment(shared: &Shared, first_seq: u64, spare: Option<PathBuf>) -> io::R
                 sinks: Default::default(),
             },
         );
-    Ok((file, len))
+    Ok(file)
 }
 
 impl Writer {
@@ -283,7 +272,6 @@ impl Writer {
             self.shared.writable.store(false, Ordering::SeqCst);
             tracing::error!(error = %e, "spool write failed; answering 503 and not ready until the spool takes writes again (probed every second)");
             // Cut off, zeros written ahead and all: the segment is appended to from here.
-            self.len = self.size;
             if let Err(e2) = self
                 .file
                 .set_len(self.size)
@@ -300,7 +288,6 @@ impl Writer {
         }
         self.next_seq = seq;
         self.size += buf.len() as u64;
-        self.len = self.len.max(self.size);
         if let Some(counted) = &mut self.counted {
             for (s, n) in &counts {
                 *counted.entry(s.clone()).or_default() += n.events;
@@ -347,15 +334,17 @@ impl Writer {
 
     /// Starts a new segment; the full one is sealed and can be deleted once read.
     fn roll(&mut self) {
-        if self.len > self.size {
-            // Written ahead longer than it grew (the segment size is smaller than when it was
-            // written): the zeros go. Unsynced: recovery cuts them too.
-            match self.file.set_len(self.size) {
-                Ok(()) => self.len = self.size,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot cut the zeros off a sealed spool segment; the next start does")
-                }
-            }
+        // Written ahead longer than it grew (the segment size is smaller than when it was
+        // written): the zeros go. Unsynced: recovery cuts them too.
+        if let Err(e) = self
+            .file
+            .metadata()
+            .and_then(|m| match m.len() > self.size {
+                true => self.file.set_len(self.size),
+                false => Ok(()),
+            })
+        {
+            tracing::warn!(error = %e, "cannot cut the zeros off a sealed spool segment; the next start does");
         }
         let spare = if self.asked && self.shared.wait_for_spare.load(Ordering::SeqCst) {
             self.spares.wait()
@@ -363,7 +352,7 @@ impl Writer {
             self.spares.take()
         };
         match new_segment(&self.shared, self.next_seq, spare) {
-            Ok((file, len)) => {
+            Ok(file) => {
                 if let Some(sinks) = self.counted.replace(Default::default()) {
                     let _ = self.sealer.send(Sealed {
                         path: segment_path(&self.shared, self.segment),
@@ -378,7 +367,6 @@ impl Writer {
                 self.file = file;
                 self.segment = self.next_seq;
                 self.size = 0;
-                self.len = len;
                 self.asked = false;
                 self.publish();
             }
