@@ -1,5 +1,6 @@
 //! Logging (tracing) and metrics (Prometheus text, rendered by the admin listener).
 
+mod jsonline;
 mod logbuf;
 pub mod names;
 
@@ -57,11 +58,7 @@ pub fn init_logging(format: Option<LogFormat>) -> Logging {
         .with_env_filter(filter)
         .with_writer(writer);
     let _ = match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .try_init(),
+        LogFormat::Json => builder.event_format(jsonline::JsonLine).try_init(),
         LogFormat::Text => builder.try_init(),
     };
     Logging { _flusher: flusher }
