@@ -167,7 +167,7 @@ impl Gateway {
         let ids: Vec<String> = config.sinks.iter().map(|s| s.id.clone()).collect();
         let spool = Spool::open(&config.spool, &ids, &tel)?;
         replay.attach(&spool, clock.now());
-        let sources = build_sources(&config, &sinks, &clock)?;
+        let sources = build_sources(&config, &sinks, &clock, &tel)?;
         let client_limiter = ClientLimiter::new(
             config.server.client_rate_limit,
             config.server.max_tracked_clients,
@@ -323,10 +323,16 @@ impl Gateway {
         self.spool_events(source, events, &verified, &keys).await?;
         self.confirm(source_id, &keys).await;
         for (class, normalize_error) in &counted {
-            let class = class.to_string();
-            self.tel
-                .counter(names::EVENTS, &[("source", source_id), ("class", &class)])
-                .increment(1);
+            match source.metrics.events(&self.tel, *class) {
+                Some(c) => c.increment(1),
+                None => self
+                    .tel
+                    .counter(
+                        names::EVENTS,
+                        &[("source", source_id), ("class", &class.to_string())],
+                    )
+                    .increment(1),
+            }
             if *normalize_error {
                 self.tel
                     .counter(names::NORMALIZE_ERRORS, &[("source", source_id)])
@@ -497,36 +503,33 @@ impl Gateway {
 
     /// Counts an outcome for `siemgate_requests_total` and, for failures,
     /// `siemgate_verify_failures_total`.
-    pub fn record(&self, source_id: &str, outcome: &Outcome, started: Instant) {
-        let tel = &self.tel;
-        tel.counter(
-            names::REQUESTS,
-            &[("source", source_id), ("outcome", outcome.label())],
-        )
-        .increment(1);
-        if let Outcome::Unauthorized(r) = outcome {
-            tel.counter(
-                names::VERIFY_FAILURES,
-                &[("source", source_id), ("reason", r.reason.as_str())],
-            )
-            .increment(1);
+    pub fn record(&self, source: &Source, outcome: &Outcome, started: Instant) {
+        let m = &source.metrics;
+        match m.requests(outcome.label()) {
+            Some(c) => c.increment(1),
+            None => self
+                .tel
+                .counter(
+                    names::REQUESTS,
+                    &[("source", &source.config.id), ("outcome", outcome.label())],
+                )
+                .increment(1),
         }
-        tel.histogram(names::REQUEST_DURATION, &[("source", source_id)])
-            .record(started.elapsed().as_secs_f64());
+        if let Outcome::Unauthorized(r) = outcome {
+            self.tel
+                .counter(
+                    names::VERIFY_FAILURES,
+                    &[("source", &source.config.id), ("reason", r.reason.as_str())],
+                )
+                .increment(1);
+        }
+        m.duration().record(started.elapsed().as_secs_f64());
     }
 
     /// Pre-registers every source's series at zero so dashboards see them before traffic.
     pub fn register_metrics(&self) {
         for id in self.runtime.load().sources.keys() {
-            for o in [
-                "accepted",
-                "duplicate",
-                "unauthorized",
-                "rate_limited",
-                "too_large",
-                "unavailable",
-                "handshake",
-            ] {
+            for o in sources::OUTCOMES {
                 self.tel
                     .counter(names::REQUESTS, &[("source", id), ("outcome", o)])
                     .absolute(0);

@@ -73,7 +73,7 @@ impl Gateway {
             .map(|(id, e)| (id.clone(), e.health.clone()))
             .collect();
         removed.sort_by(|a, b| a.0.cmp(&b.0));
-        let sources = build_sources(&config, &next, &self.clock)?;
+        let sources = build_sources(&config, &next, &self.clock, &self.tel)?;
         // The spool knows a new sink before any source names it, so none of its events is
         // ever counted as an orphan. On failure, those already added are taken back.
         for (i, id) in added.iter().enumerate() {

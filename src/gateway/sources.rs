@@ -9,6 +9,8 @@ use std::time::Duration;
 use super::limiter::SourceLimiter;
 use super::{BuildError, SinkMap};
 use crate::config::{Config, SourceConfig};
+use crate::ocsf::Class;
+use crate::telemetry::{names, Telemetry};
 use crate::vendors::Vendor;
 use crate::verify::{Clock, Key, Verifier};
 
@@ -20,6 +22,76 @@ pub struct Source {
     limiter: Option<SourceLimiter>,
     /// The source's sinks, each with its `min_severity`.
     sinks: Vec<(String, Option<u8>)>,
+    pub metrics: SourceMetrics,
+}
+
+/// Outcomes a configured source's requests end in (`not_found` never names one).
+pub const OUTCOMES: [&str; 7] = [
+    "accepted",
+    "duplicate",
+    "unauthorized",
+    "rate_limited",
+    "too_large",
+    "unavailable",
+    "handshake",
+];
+
+/// A source's per-request series, registered when the source is built: counting a request
+/// then builds no label set and looks nothing up in the registry (which took 1.9% of the
+/// gateway's CPU at full load, README, Benchmarks).
+pub struct SourceMetrics {
+    requests: Vec<(&'static str, metrics::Counter)>,
+    duration: metrics::Histogram,
+    /// Registered at a class's first event: a series appears once the source emits its class.
+    events: Vec<(u32, std::sync::OnceLock<metrics::Counter>)>,
+    id: String,
+}
+
+impl SourceMetrics {
+    fn new(tel: &Telemetry, id: &str) -> SourceMetrics {
+        let classes = [
+            Class::Base,
+            Class::DetectionFinding,
+            Class::AccountChange,
+            Class::Authentication,
+            Class::ApiActivity,
+        ];
+        SourceMetrics {
+            requests: OUTCOMES
+                .iter()
+                .map(|o| {
+                    let c = tel.counter(names::REQUESTS, &[("source", id), ("outcome", o)]);
+                    (*o, c)
+                })
+                .collect(),
+            duration: tel.histogram(names::REQUEST_DURATION, &[("source", id)]),
+            events: classes
+                .iter()
+                .map(|c| (c.uid(), std::sync::OnceLock::new()))
+                .collect(),
+            id: id.to_string(),
+        }
+    }
+
+    /// The `siemgate_requests_total` series for `outcome` (one of [`OUTCOMES`]).
+    pub fn requests(&self, outcome: &str) -> Option<&metrics::Counter> {
+        self.requests
+            .iter()
+            .find_map(|(o, c)| (*o == outcome).then_some(c))
+    }
+
+    pub fn duration(&self) -> &metrics::Histogram {
+        &self.duration
+    }
+
+    /// The `siemgate_events_total` series for OCSF class `uid`.
+    pub fn events(&self, tel: &Telemetry, uid: u32) -> Option<&metrics::Counter> {
+        let (_, c) = self.events.iter().find(|(u, _)| *u == uid)?;
+        Some(c.get_or_init(|| {
+            let class = uid.to_string();
+            tel.counter(names::EVENTS, &[("source", &self.id), ("class", &class)])
+        }))
+    }
 }
 
 impl Source {
@@ -59,6 +131,7 @@ pub(super) fn build_sources(
     config: &Config,
     sinks: &SinkMap,
     clock: &Arc<dyn Clock>,
+    tel: &Telemetry,
 ) -> Result<HashMap<String, Arc<Source>>, BuildError> {
     let mut out = HashMap::new();
     for sc in &config.sources {
@@ -101,6 +174,7 @@ pub(super) fn build_sources(
                     .rate_limit
                     .map(|rl| SourceLimiter::new(rl, clock.clone())),
                 sinks: source_sinks,
+                metrics: SourceMetrics::new(tel, &sc.id),
             }),
         );
     }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::response::{self, Body};
-use crate::gateway::{Gateway, Outcome, Reservation};
+use crate::gateway::{Gateway, Outcome, Reservation, Source};
 use crate::telemetry::names;
 use crate::verify::Unverified;
 
@@ -68,7 +68,7 @@ pub async fn handle(
     if let Err(wait) = gw.client_limiter().check(client) {
         let outcome = Outcome::RateLimited { retry_after: wait };
         return Ok(match &source {
-            Some(s) => finish(&gw, &s.config.id, client, &outcome, started),
+            Some(s) => finish(&gw, s, client, &outcome, started),
             None => {
                 reject(&gw, "client_rate_limited");
                 response::from_outcome(&outcome)
@@ -79,7 +79,6 @@ pub async fn handle(
         reject(&gw, "not_found");
         return Ok(response::not_found());
     };
-    let source_id = source.config.id.clone();
     // The source's vendor decides which methods it sends (POST; Okta's verification GET too)
     // and answers its own unsigned endpoint checks (Graph's `validationToken`, below).
     if !source.scheme.accepts(req.method(), req.headers()) {
@@ -94,7 +93,7 @@ pub async fn handle(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max_body) {
-        return Ok(finish(&gw, &source_id, client, &Outcome::TooLarge, started));
+        return Ok(finish(&gw, &source, client, &Outcome::TooLarge, started));
     }
 
     let (parts, body) = req.into_parts();
@@ -104,13 +103,13 @@ pub async fn handle(
     let (body, held) = match tokio::time::timeout(deadline, read).await {
         Ok(Ok(read)) => read,
         Ok(Err(ReadError::TooLarge)) => {
-            return Ok(finish(&gw, &source_id, client, &Outcome::TooLarge, started));
+            return Ok(finish(&gw, &source, client, &Outcome::TooLarge, started));
         }
         Ok(Err(ReadError::Busy)) => {
             let outcome = Outcome::Unavailable {
                 retry_after: BUDGET_RETRY_AFTER,
             };
-            return Ok(finish(&gw, &source_id, client, &outcome, started));
+            return Ok(finish(&gw, &source, client, &outcome, started));
         }
         Ok(Err(ReadError::Broken)) => {
             reject(&gw, "bad_request");
@@ -118,7 +117,7 @@ pub async fn handle(
         }
         Err(_) => {
             reject(&gw, "timeout");
-            tracing::info!(source = %source_id, %client, outcome = "timeout", "request body not received in time");
+            tracing::info!(source = %source.config.id, %client, outcome = "timeout", "request body not received in time");
             return Ok(response::timeout());
         }
     };
@@ -136,12 +135,13 @@ pub async fn handle(
         .pre_verify_handshake(&parts.method, &unverified)
     {
         let outcome = Outcome::Handshake(h);
-        return Ok(finish(&gw, &source_id, client, &outcome, started));
+        return Ok(finish(&gw, &source, client, &outcome, started));
     }
     // The pipeline runs in its own task: a client that goes away must not cancel it between
     // recording the event id and writing the event.
     let task = {
         let gw = gw.clone();
+        let source = source.clone();
         tokio::spawn(async move {
             let outcome = gw.ingest_to(&runtime, &source, unverified).await;
             // The body's bytes count against the budget until the pipeline is done with them.
@@ -152,13 +152,13 @@ pub async fn handle(
     let outcome = match task.await {
         Ok(o) => o,
         Err(e) => {
-            tracing::error!(source = %source_id, error = %e, "ingest task failed");
+            tracing::error!(source = %source.config.id, error = %e, "ingest task failed");
             Outcome::Unavailable {
                 retry_after: std::time::Duration::from_secs(1),
             }
         }
     };
-    Ok(finish(&gw, &source_id, client, &outcome, started))
+    Ok(finish(&gw, &source, client, &outcome, started))
 }
 
 /// When `server.max_inflight_body_bytes` is in use, senders are asked to retry after this.
@@ -208,18 +208,18 @@ async fn read_body(
 /// (source, client, outcome, reason, duration; never a header or a body), answered.
 fn finish(
     gw: &Gateway,
-    source_id: &str,
+    source: &Source,
     client: IpAddr,
     outcome: &Outcome,
     started: Instant,
 ) -> Response<Body> {
-    gw.record(source_id, outcome, started);
+    gw.record(source, outcome, started);
     let (reason, detail) = match outcome {
         Outcome::Unauthorized(r) => (r.reason.as_str(), r.detail),
         _ => ("", ""),
     };
     tracing::info!(
-        source = %source_id,
+        source = %source.config.id,
         %client,
         outcome = outcome.label(),
         reason,

@@ -239,7 +239,11 @@ impl Writer {
             }
             for e in &job.events {
                 for s in &e.sinks {
-                    let c = counts.entry(s.clone()).or_default();
+                    // The sink's name is cloned once a group, not once an event.
+                    let c = match counts.get_mut(s.as_str()) {
+                        Some(c) => c,
+                        None => counts.entry(s.clone()).or_default(),
+                    };
                     c.events += 1;
                     c.bytes += e.event.len() as u64;
                 }
