@@ -33,7 +33,8 @@ const CHUNK: usize = 1 << 20;
 pub(super) struct Spares {
     /// One message a spare wanted; dropped to stop the thread.
     want: Option<mpsc::Sender<()>>,
-    ready: Option<mpsc::Receiver<PathBuf>>,
+    /// One answer a spare asked for: its path, or `None` when its write failed.
+    ready: Option<mpsc::Receiver<Option<PathBuf>>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -43,7 +44,7 @@ impl Spares {
         let (want, want_rx) = mpsc::channel::<()>();
         // A rendezvous: the thread holds a written spare until the writer takes it, so there
         // is never more than one.
-        let (ready_tx, ready) = mpsc::sync_channel::<PathBuf>(0);
+        let (ready_tx, ready) = mpsc::sync_channel::<Option<PathBuf>>(0);
         let thread = std::thread::Builder::new()
             .name("spool-spare".into())
             .spawn(move || {
@@ -58,7 +59,7 @@ impl Spares {
                     match write_spare(&dir, n, size, &want_rx, &mut wanted) {
                         Ok(Some(path)) => {
                             // Not taken before the spool closed: it goes, as at start.
-                            if let Err(mpsc::SendError(path)) = ready_tx.send(path) {
+                            if let Err(mpsc::SendError(Some(path))) = ready_tx.send(Some(path)) {
                                 let _ = std::fs::remove_file(path);
                                 return;
                             }
@@ -66,6 +67,10 @@ impl Spares {
                         Ok(None) => return,
                         Err(e) => {
                             tracing::warn!(error = %e, dir = %dir.display(), "cannot write the next spool segment ahead; it is appended to instead");
+                            // The writer hears of it at its next roll, as it would of a spare.
+                            if ready_tx.send(None).is_err() {
+                                return;
+                            }
                         }
                     }
                     wanted -= 1;
@@ -87,13 +92,13 @@ impl Spares {
 
     /// The spare's path if one is written and synced now (the caller renames it).
     pub fn take(&self) -> Option<PathBuf> {
-        self.ready.as_ref()?.try_recv().ok()
+        self.ready.as_ref()?.try_recv().ok().flatten()
     }
 
-    /// The next spare, once written (`None` if the thread is gone). Only for a spare asked
-    /// for: else it waits for ever.
+    /// The answer to a spare asked for, once there is one: its path, or `None` if its write
+    /// failed (or the thread is gone). Only for a spare asked for: else it waits for ever.
     pub fn wait(&self) -> Option<PathBuf> {
-        self.ready.as_ref()?.recv().ok()
+        self.ready.as_ref()?.recv().ok().flatten()
     }
 }
 
@@ -197,5 +202,21 @@ mod tests {
                 second.file_name().unwrap().to_string_lossy().into_owned()
             ]
         );
+    }
+
+    /// A spare whose write fails is answered all the same (with nothing), so a writer waiting
+    /// for the one it asked for goes on with an empty segment instead of waiting for ever.
+    #[test]
+    fn a_spare_that_cannot_be_written_is_answered_with_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let gone = dir.path().join("no-such-dir");
+        let spares = Spares::start(gone.clone(), 4096).unwrap();
+        spares.ask();
+        assert_eq!(spares.wait(), None);
+        assert!(!gone.exists());
+        // The thread goes on: the next one asked for is answered too.
+        spares.ask();
+        assert_eq!(spares.wait(), None);
+        drop(spares);
     }
 }
