@@ -150,6 +150,15 @@ pub enum Class {
 }
 
 impl Class {
+    /// Every class, for what is kept per class (a source's event series).
+    pub const ALL: [Class; 5] = [
+        Class::Base,
+        Class::DetectionFinding,
+        Class::AccountChange,
+        Class::Authentication,
+        Class::ApiActivity,
+    ];
+
     pub fn uid(self) -> u32 {
         match self {
             Class::Base => 0,

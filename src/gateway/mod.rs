@@ -21,7 +21,7 @@ use crate::replay::{ReplayStore, Seen};
 use crate::sink::{self, engine::SinkRuntime};
 use crate::spool::{self, AppendError, NewEvent, Spool};
 use crate::telemetry::{names, Telemetry};
-use crate::verify::{self, Clock, Reason, Rejection, Unverified, Verified};
+use crate::verify::{self, Clock, Rejection, Unverified, Verified};
 
 pub mod budget;
 pub mod limiter;
@@ -323,16 +323,7 @@ impl Gateway {
         self.spool_events(source, events, &verified, &keys).await?;
         self.confirm(source_id, &keys).await;
         for (class, normalize_error) in &counted {
-            match source.metrics.events(&self.tel, *class) {
-                Some(c) => c.increment(1),
-                None => self
-                    .tel
-                    .counter(
-                        names::EVENTS,
-                        &[("source", source_id), ("class", &class.to_string())],
-                    )
-                    .increment(1),
-            }
+            source.count_event(&self.tel, *class);
             if *normalize_error {
                 self.tel
                     .counter(names::NORMALIZE_ERRORS, &[("source", source_id)])
@@ -504,44 +495,15 @@ impl Gateway {
     /// Counts an outcome for `siemgate_requests_total` and, for failures,
     /// `siemgate_verify_failures_total`.
     pub fn record(&self, source: &Source, outcome: &Outcome, started: Instant) {
-        let m = &source.metrics;
-        match m.requests(outcome.label()) {
-            Some(c) => c.increment(1),
-            None => self
-                .tel
-                .counter(
-                    names::REQUESTS,
-                    &[("source", &source.config.id), ("outcome", outcome.label())],
-                )
-                .increment(1),
-        }
-        if let Outcome::Unauthorized(r) = outcome {
-            self.tel
-                .counter(
-                    names::VERIFY_FAILURES,
-                    &[("source", &source.config.id), ("reason", r.reason.as_str())],
-                )
-                .increment(1);
-        }
-        m.duration().record(started.elapsed().as_secs_f64());
-    }
-
-    /// Pre-registers every source's series at zero so dashboards see them before traffic.
-    pub fn register_metrics(&self) {
-        for id in self.runtime.load().sources.keys() {
-            for o in sources::OUTCOMES {
-                self.tel
-                    .counter(names::REQUESTS, &[("source", id), ("outcome", o)])
-                    .absolute(0);
-            }
-            for r in Reason::ALL {
-                self.tel
-                    .counter(
-                        names::VERIFY_FAILURES,
-                        &[("source", id), ("reason", r.as_str())],
-                    )
-                    .absolute(0);
-            }
-        }
+        let failure = match outcome {
+            Outcome::Unauthorized(r) => Some(r.reason),
+            _ => None,
+        };
+        source.count_request(
+            &self.tel,
+            outcome.label(),
+            failure,
+            started.elapsed().as_secs_f64(),
+        );
     }
 }

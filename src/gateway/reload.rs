@@ -108,7 +108,6 @@ impl Gateway {
             config: Arc::new(config),
             sources,
         }));
-        self.register_metrics();
         Ok((notes, changes))
     }
 }

@@ -12,7 +12,9 @@ use crate::config::{Config, SourceConfig};
 use crate::ocsf::Class;
 use crate::telemetry::{names, Telemetry};
 use crate::vendors::Vendor;
-use crate::verify::{Clock, Key, Verifier};
+use crate::verify::{Clock, Key, Reason, Verifier};
+use metrics::{Counter, Histogram};
+use std::sync::OnceLock;
 
 /// A configured source, ready to verify.
 pub struct Source {
@@ -22,11 +24,11 @@ pub struct Source {
     limiter: Option<SourceLimiter>,
     /// The source's sinks, each with its `min_severity`.
     sinks: Vec<(String, Option<u8>)>,
-    pub metrics: SourceMetrics,
+    metrics: SourceMetrics,
 }
 
 /// Outcomes a configured source's requests end in (`not_found` never names one).
-pub const OUTCOMES: [&str; 7] = [
+const OUTCOMES: [&str; 7] = [
     "accepted",
     "duplicate",
     "unauthorized",
@@ -36,26 +38,20 @@ pub const OUTCOMES: [&str; 7] = [
     "handshake",
 ];
 
-/// A source's per-request series, registered when the source is built: counting a request
-/// then builds no label set and looks nothing up in the registry (which took 1.9% of the
-/// gateway's CPU at full load, README, Benchmarks).
+/// A source's series, registered when the source is built (at start and at every reload), so
+/// dashboards see them at zero before traffic, and counting a request builds no label set and
+/// looks nothing up in the registry (which took 1.9% of the gateway's CPU at full load,
+/// README, Benchmarks).
 pub struct SourceMetrics {
-    requests: Vec<(&'static str, metrics::Counter)>,
-    duration: metrics::Histogram,
+    requests: Vec<(&'static str, Counter)>,
+    failures: Vec<(Reason, Counter)>,
+    duration: Histogram,
     /// Registered at a class's first event: a series appears once the source emits its class.
-    events: Vec<(u32, std::sync::OnceLock<metrics::Counter>)>,
-    id: String,
+    events: Vec<(u32, OnceLock<Counter>)>,
 }
 
 impl SourceMetrics {
     fn new(tel: &Telemetry, id: &str) -> SourceMetrics {
-        let classes = [
-            Class::Base,
-            Class::DetectionFinding,
-            Class::AccountChange,
-            Class::Authentication,
-            Class::ApiActivity,
-        ];
         SourceMetrics {
             requests: OUTCOMES
                 .iter()
@@ -64,37 +60,67 @@ impl SourceMetrics {
                     (*o, c)
                 })
                 .collect(),
-            duration: tel.histogram(names::REQUEST_DURATION, &[("source", id)]),
-            events: classes
+            failures: Reason::ALL
                 .iter()
-                .map(|c| (c.uid(), std::sync::OnceLock::new()))
+                .map(|r| {
+                    let c = tel.counter(
+                        names::VERIFY_FAILURES,
+                        &[("source", id), ("reason", r.as_str())],
+                    );
+                    (*r, c)
+                })
                 .collect(),
-            id: id.to_string(),
+            duration: tel.histogram(names::REQUEST_DURATION, &[("source", id)]),
+            events: Class::ALL
+                .iter()
+                .map(|c| (c.uid(), OnceLock::new()))
+                .collect(),
         }
-    }
-
-    /// The `siemgate_requests_total` series for `outcome` (one of [`OUTCOMES`]).
-    pub fn requests(&self, outcome: &str) -> Option<&metrics::Counter> {
-        self.requests
-            .iter()
-            .find_map(|(o, c)| (*o == outcome).then_some(c))
-    }
-
-    pub fn duration(&self) -> &metrics::Histogram {
-        &self.duration
-    }
-
-    /// The `siemgate_events_total` series for OCSF class `uid`.
-    pub fn events(&self, tel: &Telemetry, uid: u32) -> Option<&metrics::Counter> {
-        let (_, c) = self.events.iter().find(|(u, _)| *u == uid)?;
-        Some(c.get_or_init(|| {
-            let class = uid.to_string();
-            tel.counter(names::EVENTS, &[("source", &self.id), ("class", &class)])
-        }))
     }
 }
 
 impl Source {
+    /// Counts a request that ended in `outcome` (and its verification failure, if it was one)
+    /// and how long it took.
+    pub fn count_request(
+        &self,
+        tel: &Telemetry,
+        outcome: &str,
+        failure: Option<Reason>,
+        took: f64,
+    ) {
+        let m = &self.metrics;
+        match m.requests.iter().find(|(o, _)| *o == outcome) {
+            Some((_, c)) => c.increment(1),
+            // Not an outcome a source's request ends in; counted all the same.
+            None => tel
+                .counter(
+                    names::REQUESTS,
+                    &[("source", &self.config.id), ("outcome", outcome)],
+                )
+                .increment(1),
+        }
+        if let Some((_, c)) = failure.and_then(|r| m.failures.iter().find(|(f, _)| *f == r)) {
+            c.increment(1);
+        }
+        m.duration.record(took);
+    }
+
+    /// Counts an event of OCSF class `uid` handed on.
+    pub fn count_event(&self, tel: &Telemetry, uid: u32) {
+        let register = || {
+            let class = uid.to_string();
+            tel.counter(
+                names::EVENTS,
+                &[("source", &self.config.id), ("class", &class)],
+            )
+        };
+        match self.metrics.events.iter().find(|(u, _)| *u == uid) {
+            Some((_, c)) => c.get_or_init(register).increment(1),
+            None => register().increment(1),
+        }
+    }
+
     pub fn verifier(&self) -> Verifier<'_> {
         Verifier {
             source_id: &self.config.id,

@@ -164,7 +164,6 @@ pub async fn start_with(gateway: Arc<Gateway>, options: Options) -> Result<Handl
     let (stop_ingest, rx) = watch::channel(false);
     let (stop_admin, admin_rx) = watch::channel(false);
 
-    gateway.register_metrics();
     let sweeper = {
         let gw = gateway.clone();
         tokio::spawn(async move {

@@ -64,9 +64,15 @@ fn timestamp(w: &mut impl Write, now: std::time::SystemTime) -> fmt::Result {
     )
 }
 
-/// `s` as a JSON string: quotes, backslashes and control characters escaped.
+/// `s` as a JSON string.
 fn string(w: &mut impl Write, s: &str) -> fmt::Result {
     w.write_char('"')?;
+    escaped(w, s)?;
+    w.write_char('"')
+}
+
+/// `s` with quotes, backslashes and control characters escaped, as inside a JSON string.
+fn escaped(w: &mut impl Write, s: &str) -> fmt::Result {
     let mut plain = 0;
     for (i, b) in s.bytes().enumerate() {
         let esc = match b {
@@ -86,8 +92,7 @@ fn string(w: &mut impl Write, s: &str) -> fmt::Result {
         }
         plain = i + 1;
     }
-    w.write_str(&s[plain..])?;
-    w.write_char('"')
+    w.write_str(&s[plain..])
 }
 
 /// Escapes what `Display` or `Debug` writes as it is written, without a string in between.
@@ -95,14 +100,7 @@ struct Escaping<'a, W: Write>(&'a mut W);
 
 impl<W: Write> Write for Escaping<'_, W> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        let quoted = &mut String::new();
-        // Only what needs escaping takes the slow way.
-        if s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
-            string(quoted, s)?;
-            self.0.write_str(&quoted[1..quoted.len() - 1])
-        } else {
-            self.0.write_str(s)
-        }
+        escaped(self.0, s)
     }
 }
 
@@ -203,8 +201,8 @@ mod tests {
             )
         };
         tracing::dispatcher::with_default(&dispatch, log);
-        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
-        text
+        let text = lines.0.lock().unwrap().clone();
+        String::from_utf8(text).unwrap()
     }
 
     /// A line's top-level keys, in the order written.
