@@ -262,7 +262,11 @@ pub fn normalize(data: &[u8]) {
             events.len()
         );
         for e in &events {
-            serde_json::to_vec(e).expect("an event serializes");
+            // Written straight from its parts: the bytes its JSON tree gives (sorted keys,
+            // none twice).
+            let text = serde_json::to_string(e).expect("an event serializes");
+            let tree = serde_json::to_value(e).expect("an event serializes");
+            assert_eq!(text, tree.to_string(), "{name}: keys out of order or twice");
         }
     }
 }

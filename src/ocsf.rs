@@ -41,7 +41,7 @@ use http::HeaderMap;
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
-use crate::event::{severity_name, unix_ms, Event, Head, Origin, OCSF_VERSION};
+use crate::event::{unix_ms, Body, Event, Head, Origin};
 use crate::verify::{Key, Unverified, Verified};
 
 /// What a vendor's verified requests mean: their events, and the endpoint checks the vendor
@@ -393,48 +393,52 @@ fn finish(
     } else {
         99
     };
-    let mut metadata = json!({
-        "version": OCSF_VERSION,
-        "uid": &uid,
-        "logged_time": received,
-        "product": {"name": origin.vendor, "vendor_name": origin.vendor},
-    });
-    if count > 1 {
-        metadata["correlation_uid"] = Value::String(input.event_id.to_string());
-    }
     let mut unmapped = d.unmapped;
     if d.keep_body && !origin.include_raw {
         if let Some(j) = input.json {
             unmapped.insert("data".into(), j.clone());
         }
     }
-    let mut siemgate = json!({"source": origin.source_id, "vendor": origin.vendor});
-    if let Some(Value::Object(extra)) = unmapped.remove("siemgate") {
-        for (k, v) in extra {
-            siemgate[k] = v;
-        }
-    }
+    let mut siemgate = match unmapped.remove("siemgate") {
+        Some(Value::Object(extra)) => extra,
+        _ => Map::new(),
+    };
     if origin.include_raw && count > 1 && index == 0 {
         if let Some(env) = &raw.envelope {
-            siemgate["raw_envelope"] = Value::String(env.clone());
+            siemgate.insert("raw_envelope".into(), Value::String(env.clone()));
         }
     }
-    unmapped.insert("siemgate".into(), siemgate);
-    let mut e = Map::new();
-    e.insert("class_uid".into(), d.class.uid().into());
-    e.insert("class_name".into(), d.class.name().into());
-    e.insert("category_uid".into(), category_uid.into());
-    e.insert("category_name".into(), category_name.into());
-    e.insert("activity_id".into(), activity_id.into());
-    e.insert("activity_name".into(), activity_name.into());
-    e.insert(
-        "type_uid".into(),
-        (u64::from(d.class.uid()) * 100 + u64::from(activity_id)).into(),
-    );
-    e.insert(
-        "type_name".into(),
-        format!("{}: {activity_name}", d.class.name()).into(),
-    );
+    let mut fields = d.fields;
+    if d.class == Class::ApiActivity {
+        api_defaults(&mut fields, origin.vendor);
+    }
+    if d.class == Class::DetectionFinding {
+        analytic_defaults(&mut fields, origin.vendor);
+    }
+    fields.values_mut().for_each(drop_malformed);
+    let mut body = Body {
+        activity_id,
+        activity_name,
+        category_uid,
+        category_name,
+        logged_time: received,
+        correlation_uid: (count > 1).then(|| input.event_id.to_string()),
+        fields,
+        unmapped,
+        siemgate,
+        raw_data: None,
+    };
+    if origin.include_raw {
+        let item = d.item.filter(|_| count > 1).and_then(|i| raw.items.get(i));
+        match item.and_then(|v| serde_json::to_string(v).ok()) {
+            // One of several events: its own element, never the whole body again.
+            Some(item) => body.raw_data = Some(item),
+            // An event of a multi-event request that names no element of its own: the body
+            // goes with the first event only.
+            None if count > 1 && index > 0 => {}
+            _ => raw_data(&mut body, input.body),
+        }
+    }
     let head = Head {
         uid,
         time_ms: time,
@@ -445,37 +449,7 @@ fn finish(
         vendor: origin.vendor.to_string(),
         message: d.message,
     };
-    e.insert("time".into(), time.into());
-    e.insert("severity_id".into(), severity_id.into());
-    e.insert("severity".into(), severity_name(severity_id).into());
-    e.insert("message".into(), head.message.clone().into());
-    e.insert("metadata".into(), metadata);
-    let mut fields = d.fields;
-    if d.class == Class::ApiActivity {
-        api_defaults(&mut fields, origin.vendor);
-    }
-    if d.class == Class::DetectionFinding {
-        analytic_defaults(&mut fields, origin.vendor);
-    }
-    for (k, mut v) in fields {
-        drop_malformed(&mut v);
-        e.entry(k).or_insert(v);
-    }
-    e.insert("unmapped".into(), Value::Object(unmapped));
-    if origin.include_raw {
-        let item = d.item.filter(|_| count > 1).and_then(|i| raw.items.get(i));
-        match item.and_then(|v| serde_json::to_string(v).ok()) {
-            // One of several events: its own element, never the whole body again.
-            Some(item) => {
-                e.insert("raw_data".into(), Value::String(item));
-            }
-            // An event of a multi-event request that names no element of its own: the body
-            // goes with the first event only.
-            None if count > 1 && index > 0 => {}
-            _ => raw_data(&mut e, input.body),
-        }
-    }
-    Event { head, body: e }
+    Event { head, body }
 }
 
 /// What OCSF requires of an API Activity that a webhook always knows: the API's service is the
@@ -606,22 +580,17 @@ pub fn email(s: &str) -> Option<&str> {
     (local_ok && domain_ok).then_some(s)
 }
 
-fn raw_data(e: &mut Map<String, Value>, body: &[u8]) {
+/// `raw_data`: the body as text, or base64 (and flagged so) when it is not UTF-8.
+fn raw_data(e: &mut Body, body: &[u8]) {
     use base64::Engine;
-    match std::str::from_utf8(body) {
-        Ok(s) => {
-            e.insert("raw_data".into(), Value::String(s.to_string()));
-        }
+    e.raw_data = Some(match std::str::from_utf8(body) {
+        Ok(s) => s.to_string(),
         Err(_) => {
-            e.insert(
-                "raw_data".into(),
-                Value::String(base64::engine::general_purpose::STANDARD.encode(body)),
-            );
-            if let Some(Value::Object(u)) = e.get_mut("unmapped") {
-                u["siemgate"]["raw_data_encoding"] = Value::String("base64".into());
-            }
+            e.siemgate
+                .insert("raw_data_encoding".into(), Value::String("base64".into()));
+            base64::engine::general_purpose::STANDARD.encode(body)
         }
-    }
+    });
 }
 
 /// The body without the array at `path` (the envelope of a fanned-out request), as JSON text;
@@ -789,16 +758,19 @@ pub fn time_of(v: &Value) -> Option<i64> {
 
 /// `v` without null members and empty objects, recursively: what a mapping builds from
 /// optional vendor fields.
-pub fn compact(v: Value) -> Value {
+pub fn compact(mut v: Value) -> Value {
+    compact_in_place(&mut v);
+    v
+}
+
+fn compact_in_place(v: &mut Value) {
     match v {
-        Value::Object(m) => Value::Object(
-            m.into_iter()
-                .map(|(k, v)| (k, compact(v)))
-                .filter(|(_, v)| !v.is_null() && v.as_object().is_none_or(|o| !o.is_empty()))
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(a.into_iter().map(compact).collect()),
-        other => other,
+        Value::Object(m) => m.retain(|_, v| {
+            compact_in_place(v);
+            !v.is_null() && v.as_object().is_none_or(|o| !o.is_empty())
+        }),
+        Value::Array(a) => a.iter_mut().for_each(compact_in_place),
+        _ => {}
     }
 }
 
