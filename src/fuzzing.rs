@@ -313,7 +313,7 @@ pub fn spool_frame(input: &[u8]) {
                 assert_eq!(len, payload.len() + frame::HEADER as usize);
                 let original = &data[at..at + len];
                 at += len;
-                if let Ok(rec) = frame::decode_record(&payload) {
+                if let Ok(rec) = frame::decode_record(payload.clone()) {
                     let mut again = Vec::new();
                     frame::encode_record(
                         &mut again,
@@ -328,7 +328,8 @@ pub fn spool_frame(input: &[u8]) {
                     } else {
                         // An older record is written in the current version: the same record.
                         let p = &again[frame::HEADER as usize..];
-                        let back = frame::decode_record(p).expect("a record it just encoded");
+                        let back =
+                            frame::decode_record(p.to_vec()).expect("a record it just encoded");
                         assert_eq!(back, rec, "an old record does not survive re-encoding");
                     }
                 }
@@ -364,7 +365,7 @@ fn whole(bytes: &[u8], records: bool) -> Option<Vec<Option<frame::Record>>> {
                 frame::decode_keys(&p).ok()?;
                 out.push(None);
             }
-            Frame::Whole(p, _) if records => out.push(Some(frame::decode_record(&p).ok()?)),
+            Frame::Whole(p, _) if records => out.push(Some(frame::decode_record(p).ok()?)),
             Frame::Whole(p, _) => {
                 frame::decode_dead_letter(&p).ok()?;
                 out.push(None);

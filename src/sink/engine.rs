@@ -623,7 +623,7 @@ impl Worker {
                 received_ms: r.received_ms,
                 sinks: r.sinks.clone(),
                 head: r.head.clone(),
-                event,
+                event: event.into(),
             },
             whole: r,
         }
@@ -685,7 +685,7 @@ impl Worker {
                     dead_lettered_ms: now,
                     attempts,
                     error: error.to_string(),
-                    event: r.event,
+                    event: r.event.to_vec(),
                 })
                 .collect(),
         );

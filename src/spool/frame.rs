@@ -7,6 +7,8 @@
 
 use std::io::{self, Read};
 
+use bytes::Bytes;
+
 use crate::event::Head;
 
 /// Bytes before the payload.
@@ -139,7 +141,8 @@ pub struct Record {
     pub sinks: Vec<String>,
     /// What the sinks put in their envelopes; never re-read from `event`.
     pub head: Head,
-    pub event: Vec<u8>,
+    /// The event's JSON: a part of the frame it was read from, shared, never copied out.
+    pub event: Bytes,
 }
 
 impl Record {
@@ -226,12 +229,35 @@ impl<'a> Cur<'a> {
     }
 }
 
-pub fn decode_record(payload: &[u8]) -> Result<Record, &'static str> {
-    let mut c = Cur(payload);
+/// A record's version byte: the current one or one still read.
+fn record_version(c: &mut Cur<'_>) -> Result<u8, &'static str> {
     let version = c.u8()?;
     if version != RECORD_VERSION && version != RECORD_VERSION_1 {
         return Err("unknown record version");
     }
+    Ok(version)
+}
+
+/// A record's sequence number and whether `sink` is one of its sinks, read without decoding
+/// the rest: a reader passes over the records of other sinks without copying anything out of
+/// them.
+pub fn record_route(payload: &[u8], sink: &str) -> Result<(u64, bool), &'static str> {
+    let mut c = Cur(payload);
+    record_version(&mut c)?;
+    let seq = c.u64()?;
+    c.u64()?;
+    let mut wanted = false;
+    for _ in 0..c.u8()? {
+        let len = c.u8()? as usize;
+        wanted |= c.take(len)? == sink.as_bytes();
+    }
+    Ok((seq, wanted))
+}
+
+/// The record in a frame's payload. The event is not copied: it is the payload's tail.
+pub fn decode_record(payload: Vec<u8>) -> Result<Record, &'static str> {
+    let mut c = Cur(&payload);
+    let version = record_version(&mut c)?;
     let seq = c.u64()?;
     let received_ms = c.u64()? as i64;
     let n = c.u8()? as usize;
@@ -254,12 +280,13 @@ pub fn decode_record(payload: &[u8]) -> Result<Record, &'static str> {
             message: c.str32()?,
         }
     };
+    let at = payload.len() - c.0.len();
     Ok(Record {
         seq,
         received_ms,
         sinks,
         head,
-        event: c.0.to_vec(),
+        event: Bytes::from(payload).slice(at..),
     })
 }
 
@@ -352,12 +379,14 @@ mod tests {
             panic!("whole frame expected")
         };
         assert_eq!(n, buf.len() as u64);
-        let rec = decode_record(&p).unwrap();
+        assert_eq!(record_route(&p, "out"), Ok((7, true)));
+        assert_eq!(record_route(&p, "ou"), Ok((7, false)));
+        let rec = decode_record(p).unwrap();
         assert_eq!(rec.seq, 7);
         assert_eq!(rec.received_ms, 1_700_000_000_123);
         assert_eq!(rec.sinks, sinks);
         assert_eq!(rec.head, head);
-        assert_eq!(rec.event, br#"{"a":"\u00e9"}"#);
+        assert_eq!(&rec.event[..], br#"{"a":"\u00e9"}"#);
         assert!(rec.is_for("out") && !rec.is_for("ou"));
         assert!(matches!(read(&mut r).unwrap(), Frame::End));
 

@@ -126,15 +126,17 @@ impl Reader {
                     if frame::is_keys(&payload) {
                         continue;
                     }
-                    let rec = frame::decode_record(&payload)
-                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-                    if rec.seq < self.next_seq {
+                    let invalid = |e| io::Error::new(io::ErrorKind::InvalidData, e);
+                    let (seq, wanted) =
+                        frame::record_route(&payload, &self.sink).map_err(invalid)?;
+                    if seq < self.next_seq {
                         continue;
                     }
-                    self.next_seq = rec.seq + 1;
-                    if !rec.is_for(&self.sink) {
+                    self.next_seq = seq + 1;
+                    if !wanted {
                         continue;
                     }
+                    let rec = frame::decode_record(payload).map_err(invalid)?;
                     let len = rec.event.len() as u64;
                     if !out.is_empty() && bytes + len > max_bytes {
                         self.held = Some(rec);

@@ -268,7 +268,7 @@ pub(super) fn recover(
                     offset += len;
                 }
                 Frame::Whole(payload, len) => {
-                    let rec = match frame::decode_record(&payload) {
+                    let rec = match frame::decode_record(payload) {
                         Ok(rec) => rec,
                         Err(reason) => break Some(reason),
                     };

@@ -437,7 +437,7 @@ fn records_keep_their_head_and_version_1_records_are_still_read() {
             message: "old".into(),
         }
     );
-    assert_eq!(recs[1].event, old_event);
+    assert_eq!(&recs[1].event[..], old_event);
 }
 
 /// The local replay store's keys are durable with their events and outlive their segments: a
