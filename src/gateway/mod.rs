@@ -474,7 +474,15 @@ impl Gateway {
             if sinks.is_empty() {
                 continue;
             }
-            let event = serde_json::to_vec(&e).map_err(|e| AppendError::Io(e.to_string()))?;
+            // Room for the event at once, not grown by doubling as it is written: `raw_data`
+            // (its quotes escaped) and about a kilobyte of OCSF attributes.
+            let raw = e
+                .body
+                .raw_data
+                .as_ref()
+                .map_or(0, |r| r.len() + r.len() / 4);
+            let mut event = Vec::with_capacity(raw + 1024);
+            serde_json::to_writer(&mut event, &e).map_err(|e| AppendError::Io(e.to_string()))?;
             news.push(NewEvent {
                 sinks,
                 received_ms,

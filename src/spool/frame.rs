@@ -108,14 +108,22 @@ pub fn read<R: Read>(r: &mut R) -> io::Result<Frame> {
     if len > MAX_PAYLOAD {
         return Ok(Frame::Broken("frame length out of range"));
     }
-    let mut payload = vec![0u8; len as usize];
-    if read_full(r, &mut payload)? < payload.len() {
+    // Read into reserved room: no zeroing of what the read overwrites anyway.
+    let mut payload = Vec::with_capacity(len as usize);
+    if read_up_to(r, &mut payload, len as usize)? < len as usize {
         return Ok(Frame::Broken("truncated frame payload"));
     }
     if crc32fast::hash(&payload) != crc {
         return Ok(Frame::Broken("frame checksum mismatch"));
     }
     Ok(Frame::Whole(payload, HEADER + u64::from(len)))
+}
+
+/// Appends up to `n` bytes from `r` to `out`; how many it got (fewer only at end of file).
+fn read_up_to<R: Read>(r: &mut R, out: &mut Vec<u8>, n: usize) -> io::Result<usize> {
+    let mut limited = r.take(n as u64);
+    limited.read_to_end(out)?;
+    Ok(n - limited.limit() as usize)
 }
 
 /// Like `read_exact`, but says how much it got instead of failing at end of file.
@@ -399,8 +407,13 @@ mod tests {
 
         for cut in 1..buf.len() {
             let mut r = &buf[..cut];
+            let want = if cut < HEADER as usize {
+                "truncated frame header"
+            } else {
+                "truncated frame payload"
+            };
             assert!(
-                matches!(read(&mut r).unwrap(), Frame::Broken(_)),
+                matches!(read(&mut r).unwrap(), Frame::Broken(why) if why == want),
                 "cut at {cut}"
             );
         }
