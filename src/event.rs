@@ -120,7 +120,7 @@ pub struct Event {
 /// What an event carries besides its [`Head`]: the ids and names every OCSF event has, and, as
 /// JSON, the class's own attributes and what the mapping leaves unmapped. `type_uid`,
 /// `type_name` and `severity` are derived from the rest as the event is written.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Body {
     pub activity_id: u8,
     pub activity_name: &'static str,
@@ -265,6 +265,19 @@ impl Serialize for Siemgate<'_> {
 }
 
 impl Event {
+    /// The event as JSON, written into room reserved for it at once (`raw_data`, its quotes
+    /// escaped, and about a kilobyte of OCSF attributes) rather than a buffer grown by doubling.
+    pub fn to_json(&self) -> serde_json::Result<Vec<u8>> {
+        let raw = self
+            .body
+            .raw_data
+            .as_ref()
+            .map_or(0, |r| r.len() + r.len() / 4);
+        let mut out = Vec::with_capacity(raw + 1024);
+        serde_json::to_writer(&mut out, self)?;
+        Ok(out)
+    }
+
     pub fn severity_id(&self) -> u8 {
         self.head.severity_id
     }

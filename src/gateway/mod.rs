@@ -70,6 +70,18 @@ impl Outcome {
             Outcome::NotFound => "not_found",
         }
     }
+
+    /// The labels of the outcomes a configured source's requests end in (every one but
+    /// `not_found`, which names no source): the series each source registers at zero.
+    pub const SOURCE_LABELS: [&'static str; 7] = [
+        "accepted",
+        "duplicate",
+        "unauthorized",
+        "rate_limited",
+        "too_large",
+        "unavailable",
+        "handshake",
+    ];
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -474,15 +486,7 @@ impl Gateway {
             if sinks.is_empty() {
                 continue;
             }
-            // Room for the event at once, not grown by doubling as it is written: `raw_data`
-            // (its quotes escaped) and about a kilobyte of OCSF attributes.
-            let raw = e
-                .body
-                .raw_data
-                .as_ref()
-                .map_or(0, |r| r.len() + r.len() / 4);
-            let mut event = Vec::with_capacity(raw + 1024);
-            serde_json::to_writer(&mut event, &e).map_err(|e| AppendError::Io(e.to_string()))?;
+            let event = e.to_json().map_err(|e| AppendError::Io(e.to_string()))?;
             news.push(NewEvent {
                 sinks,
                 received_ms,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::limiter::SourceLimiter;
-use super::{BuildError, SinkMap};
+use super::{BuildError, Outcome, SinkMap};
 use crate::config::{Config, SourceConfig};
 use crate::ocsf::Class;
 use crate::telemetry::{names, Telemetry};
@@ -27,17 +27,6 @@ pub struct Source {
     metrics: SourceMetrics,
 }
 
-/// Outcomes a configured source's requests end in (`not_found` never names one).
-const OUTCOMES: [&str; 7] = [
-    "accepted",
-    "duplicate",
-    "unauthorized",
-    "rate_limited",
-    "too_large",
-    "unavailable",
-    "handshake",
-];
-
 /// A source's series, registered when the source is built (at start and at every reload), so
 /// dashboards see them at zero before traffic, and counting a request builds no label set and
 /// looks nothing up in the registry (which took 1.9% of the gateway's CPU at full load,
@@ -53,7 +42,7 @@ pub struct SourceMetrics {
 impl SourceMetrics {
     fn new(tel: &Telemetry, id: &str) -> SourceMetrics {
         SourceMetrics {
-            requests: OUTCOMES
+            requests: Outcome::SOURCE_LABELS
                 .iter()
                 .map(|o| {
                     let c = tel.counter(names::REQUESTS, &[("source", id), ("outcome", o)]);

@@ -153,12 +153,6 @@ pub struct Record {
     pub event: Bytes,
 }
 
-impl Record {
-    pub fn is_for(&self, sink: &str) -> bool {
-        self.sinks.iter().any(|s| s == sink)
-    }
-}
-
 /// Appends `s` with its length as a `u32`: a head field comes from an event that fits in one
 /// frame ([`MAX_PAYLOAD`], far below 4 GiB).
 fn put_str(p: &mut Vec<u8>, s: &str) {
@@ -395,7 +389,6 @@ mod tests {
         assert_eq!(rec.sinks, sinks);
         assert_eq!(rec.head, head);
         assert_eq!(&rec.event[..], br#"{"a":"\u00e9"}"#);
-        assert!(rec.is_for("out") && !rec.is_for("ou"));
         assert!(matches!(read(&mut r).unwrap(), Frame::End));
 
         // Space written ahead reads as zeros, not as an empty frame.
