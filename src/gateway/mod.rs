@@ -32,7 +32,7 @@ pub mod sources;
 pub use budget::{BodyBudget, Reservation};
 pub use limiter::ClientLimiter;
 pub use sinks::{SinkChanges, SinkEntry, SinkMap};
-use sources::build_sources;
+use sources::prepare_sources;
 pub use sources::{Runtime, Source};
 
 /// What became of a request. `Unauthorized` keeps its reason for logs and metrics only.
@@ -179,7 +179,7 @@ impl Gateway {
         let ids: Vec<String> = config.sinks.iter().map(|s| s.id.clone()).collect();
         let spool = Spool::open(&config.spool, &ids, &tel)?;
         replay.attach(&spool, clock.now());
-        let sources = build_sources(&config, &sinks, &clock, &tel)?;
+        let sources = prepare_sources(&config, |id| sinks.contains_key(id), &clock)?.register(&tel);
         let client_limiter = ClientLimiter::new(
             config.server.client_rate_limit,
             config.server.max_tracked_clients,

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::sources::{build_sources, Runtime};
+use super::sources::{prepare_sources, Runtime};
 use super::{BuildError, ClientLimiter, Gateway, SinkChanges, SinkEntry, SinkMap};
 use crate::config::Config;
 use crate::sink::{self, engine::SinkSlot};
@@ -34,22 +34,18 @@ impl Gateway {
             .map(|key| format!("{key} changed: takes effect at the next start"))
             .collect();
         let config = config.with_fixed(running);
-        // Everything fallible first: the new and changed sinks, then the sources over them.
+        // Everything fallible first: the new and changed sinks, the sources over them, the
+        // spool told of the new sinks. Only then is anything registered or swapped in, so a
+        // refused reload leaves no series (a source's zeros, a new sink's health) behind.
         let current = self.sinks.load_full();
         let mut next = SinkMap::new();
         let mut swaps = Vec::new();
-        let mut added = Vec::new();
+        let mut built = Vec::new();
         for s in &config.sinks {
             match current.get(&s.id) {
                 None => {
-                    let entry = SinkEntry::new(
-                        sink::build(s, self.clock.clone(), &self.tel)?,
-                        s.clone(),
-                        &self.tel,
-                    );
-                    added.push(s.id.clone());
+                    built.push((sink::build(s, self.clock.clone(), &self.tel)?, s.clone()));
                     notes.push(format!("sinks.{} added: applied", s.id));
-                    next.insert(s.id.clone(), entry);
                 }
                 Some(e) => {
                     if e.current().config != *s {
@@ -67,13 +63,18 @@ impl Gateway {
                 }
             }
         }
+        let added: Vec<String> = built.iter().map(|(_, s)| s.id.clone()).collect();
         let mut removed: Vec<(String, Arc<crate::sink::Health>)> = current
             .iter()
             .filter(|(id, _)| !next.contains_key(*id))
             .map(|(id, e)| (id.clone(), e.health.clone()))
             .collect();
         removed.sort_by(|a, b| a.0.cmp(&b.0));
-        let sources = build_sources(&config, &next, &self.clock, &self.tel)?;
+        let sources = prepare_sources(
+            &config,
+            |id| next.contains_key(id) || added.iter().any(|a| a == id),
+            &self.clock,
+        )?;
         // The spool knows a new sink before any source names it, so none of its events is
         // ever counted as an orphan. On failure, those already added are taken back.
         for (i, id) in added.iter().enumerate() {
@@ -84,6 +85,11 @@ impl Gateway {
                 return Err(e.into());
             }
         }
+        // Nothing fails from here on.
+        for (sink, s) in built {
+            next.insert(s.id.clone(), SinkEntry::new(sink, s, &self.tel));
+        }
+        let sources = sources.register(&self.tel);
         for (entry, sink, config) in swaps {
             entry.slot.send_replace(Arc::new(SinkSlot { sink, config }));
         }

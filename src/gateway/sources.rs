@@ -1,13 +1,14 @@
 //! Sources as the pipeline uses them: a configured source with its vendor's scheme, its
 //! prepared keys, its rate limiter and its sinks, all built from the config at start and by
-//! every reload (`build_sources`); the set lives in a [`Runtime`] that a reload swaps whole.
+//! every reload (`prepare_sources`, then `register`ed once nothing can fail); the set lives in
+//! a [`Runtime`] that a reload swaps whole.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::limiter::SourceLimiter;
-use super::{BuildError, Outcome, SinkMap};
+use super::{BuildError, Outcome};
 use crate::config::{Config, SourceConfig};
 use crate::ocsf::Class;
 use crate::telemetry::{names, Telemetry};
@@ -140,15 +141,28 @@ pub struct Runtime {
     pub sources: HashMap<String, Arc<Source>>,
 }
 
-/// Builds every source of `config` over the sinks the gateway runs (`sinks`); fails when a
-/// secret does not suit its vendor or a source names a sink that is not there.
-pub(super) fn build_sources(
+/// Every source of a config, checked and built but with no series registered yet: a reload
+/// that is refused after this (a sink it adds cannot be started) leaves no trace in the
+/// metrics. [`Prepared::register`] finishes them once nothing can fail any more.
+pub(super) struct Prepared(Vec<Draft>);
+
+/// A [`Source`] but for its series.
+struct Draft {
+    config: SourceConfig,
+    scheme: Box<dyn Vendor>,
+    keys: Vec<Key>,
+    limiter: Option<SourceLimiter>,
+    sinks: Vec<(String, Option<u8>)>,
+}
+
+/// Builds every source of `config` over the sinks the gateway will run (`has_sink`); fails
+/// when a secret does not suit its vendor or a source names a sink that is not there.
+pub(super) fn prepare_sources(
     config: &Config,
-    sinks: &SinkMap,
+    has_sink: impl Fn(&str) -> bool,
     clock: &Arc<dyn Clock>,
-    tel: &Telemetry,
-) -> Result<HashMap<String, Arc<Source>>, BuildError> {
-    let mut out = HashMap::new();
+) -> Result<Prepared, BuildError> {
+    let mut out = Vec::new();
     for sc in &config.sources {
         let scheme = sc.scheme();
         let mut keys = Vec::new();
@@ -171,7 +185,7 @@ pub(super) fn build_sources(
                 .iter()
                 .find(|s| &s.id == id)
                 .map(|s| s.min_severity);
-            let (true, Some(min)) = (sinks.contains_key(id), min) else {
+            let (true, Some(min)) = (has_sink(id), min) else {
                 return Err(BuildError::MissingSink {
                     source_id: sc.id.clone(),
                     sink: id.clone(),
@@ -179,19 +193,36 @@ pub(super) fn build_sources(
             };
             source_sinks.push((id.clone(), min));
         }
-        out.insert(
-            sc.id.clone(),
-            Arc::new(Source {
-                config: sc.clone(),
-                scheme,
-                keys,
-                limiter: sc
-                    .rate_limit
-                    .map(|rl| SourceLimiter::new(rl, clock.clone())),
-                sinks: source_sinks,
-                metrics: SourceMetrics::new(tel, &sc.id),
-            }),
-        );
+        out.push(Draft {
+            config: sc.clone(),
+            scheme,
+            keys,
+            limiter: sc
+                .rate_limit
+                .map(|rl| SourceLimiter::new(rl, clock.clone())),
+            sinks: source_sinks,
+        });
     }
-    Ok(out)
+    Ok(Prepared(out))
+}
+
+impl Prepared {
+    /// Registers each source's series (at zero until its traffic counts them) and hands the
+    /// sources over, by id. Cannot fail: call it once the rest of a (re)load has succeeded.
+    pub(super) fn register(self, tel: &Telemetry) -> HashMap<String, Arc<Source>> {
+        self.0
+            .into_iter()
+            .map(|d| {
+                let source = Source {
+                    metrics: SourceMetrics::new(tel, &d.config.id),
+                    config: d.config,
+                    scheme: d.scheme,
+                    keys: d.keys,
+                    limiter: d.limiter,
+                    sinks: d.sinks,
+                };
+                (source.config.id.clone(), Arc::new(source))
+            })
+            .collect()
+    }
 }

@@ -484,6 +484,17 @@ async fn reload_to(gw: &TestGateway, cfg: &std::path::Path, text: &str) -> Strin
     answer["notes"].to_string()
 }
 
+/// The ids of the sinks `/v1/status` lists.
+async fn sink_ids(gw: &TestGateway) -> Vec<String> {
+    let (_, status) = gw.admin_call(reqwest::Method::GET, "/v1/status").await;
+    status["sinks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// The lines of a file sink's output (none when it does not exist yet).
 fn lines(path: &std::path::Path) -> Vec<String> {
     std::fs::read_to_string(path)
@@ -519,14 +530,7 @@ async fn a_sink_added_by_a_reload_gets_events_at_once_and_nothing_old() {
     );
     assert!(got[0].contains(&after) && !got[0].contains(&before));
     assert_eq!(lines(&gw.events_path()).len(), 2, "the old sink got both");
-    let (_, status) = gw.admin_call(reqwest::Method::GET, "/v1/status").await;
-    let ids: Vec<&str> = status["sinks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids, ["more", "out"], "{status}");
+    assert_eq!(sink_ids(&gw).await, ["more", "out"]);
 }
 
 #[tokio::test]
@@ -588,4 +592,54 @@ async fn a_sink_removed_by_a_reload_keeps_its_queued_events_until_it_is_added_ba
     let (_, spool) = gw.admin_call(reqwest::Method::GET, "/v1/spool").await;
     assert_eq!(spool["orphaned_sinks"], serde_json::json!([]), "{spool}");
     drop(silent);
+}
+
+/// A reload refused after its sources and sinks were built (here the spool cannot read the
+/// cursor of the sink it adds) leaves the metrics as they were: no zero series for the source
+/// it would have added, no health for the sink; the old config serves; and the same reload
+/// succeeds once the spool can start the sink, registering both then.
+#[tokio::test]
+async fn a_reload_refused_late_registers_no_series_for_what_it_would_have_added() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("siemgate.toml");
+    let good = config_text("", &format!("secrets = [\"{OLD}\"]"));
+    std::fs::write(&cfg, &good).unwrap();
+    let cursor = dir.path().join("spool").join("cursors").join("more");
+    let gw = TestGateway::start_from_file(dir, &cfg, Duration::ZERO).await;
+    let config = gw.config.clone();
+    // A directory where the new sink's cursor file would be: reading it fails.
+    std::fs::create_dir_all(cursor.join("in-the-way")).unwrap();
+
+    let added = good.clone()
+        + &format!("[[sources]]\nid = \"gh2\"\nvendor = \"github\"\nsecrets = [\"{NEW}\"]\nsinks = [\"more\"]\n")
+        + "[[sinks]]\nid = \"more\"\ntype = \"file\"\npath = \"more.jsonl\"\n";
+    std::fs::write(&cfg, &added).unwrap();
+    let (status, answer) = gw.admin_call(reqwest::Method::POST, "/v1/reload").await;
+    assert_ne!(status, 200, "{answer}");
+    let text = gw.metrics().await;
+    assert_eq!(reloads(&gw, "failure").await, 1.0);
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        assert!(
+            !line.contains("source=\"gh2\"") && !line.contains("sink=\"more\""),
+            "a refused reload registered {line}"
+        );
+    }
+    // The series of the running source are there, and it still serves.
+    assert!(text.contains("siemgate_requests_total{source=\"gh\",outcome=\"accepted\"}"));
+    assert_eq!(post_signed(&gw, &config).await, 200);
+    assert_eq!(sink_ids(&gw).await, ["out"]);
+
+    // Out of the way, the same reload is applied, and registers them.
+    std::fs::remove_dir_all(&cursor).unwrap();
+    let (status, answer) = gw.admin_call(reqwest::Method::POST, "/v1/reload").await;
+    assert_eq!(status, 200, "{answer}");
+    let text = gw.metrics().await;
+    assert!(
+        text.contains("siemgate_requests_total{source=\"gh2\",outcome=\"accepted\"} 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("siemgate_sink_healthy{sink=\"more\"} 1"),
+        "{text}"
+    );
 }
