@@ -78,27 +78,26 @@ mod tests {
     use super::*;
 
     /// A sleep that takes 30 ms instead of 1 on its 5th and 9th call is two hiccups over 10 ms,
-    /// and the meter stops when told.
+    /// and the meter stops when told. (The other calls return at once: a busy test machine can
+    /// hold a thread for a while at any time, so only a lower bound is asserted.)
     #[test]
     fn a_late_wake_up_is_a_hiccup() {
         let stop = AtomicBool::new(false);
         let mut calls = 0;
-        let h = measure(&stop, |d| {
+        let h = measure(&stop, |_| {
             calls += 1;
-            std::thread::sleep(if calls == 5 || calls == 9 {
-                Duration::from_millis(30)
-            } else {
-                d
-            });
+            if calls == 5 || calls == 9 {
+                std::thread::sleep(Duration::from_millis(30));
+            }
             if calls == 12 {
                 stop.store(true, Ordering::Relaxed);
             }
         });
         assert_eq!(h.total, 12);
-        assert_eq!(h.count_over(Duration::from_millis(10)), 2);
+        assert!(h.count_over(Duration::from_millis(10)) >= 2);
         assert!(h.max_us >= 29_000, "{}", h.max_us);
         let s = summary(&h);
-        assert_eq!(s["over_10ms"], 2);
+        assert!(s["over_10ms"].as_u64().unwrap() >= 2);
         assert!(s["max_ms"].as_f64().unwrap() >= 29.0);
     }
 
