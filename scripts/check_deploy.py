@@ -10,6 +10,7 @@
 """
 
 import os
+import shutil
 import re
 import subprocess
 import sys
@@ -77,6 +78,24 @@ def check_monitoring(objs, metrics):
                 for m in re.findall(r"\bsiemgate_[a-z0-9_]+", r["expr"]):
                     if m not in metrics:
                         fail(f"rule {r['alert']} reads {m}, which siemgate does not export")
+            check_rules(groups)
+
+
+def check_rules(groups):
+    """`promtool check rules` on the rule groups (PromQL that parses, templates that render),
+    then `promtool test rules` on deploy/kubernetes/tests/alerts.test.yaml: the alerts fire on
+    the series they are for, and not before their `for`."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    cases = os.path.join(here, "..", "deploy", "kubernetes", "tests", "alerts.test.yaml")
+    with tempfile.TemporaryDirectory() as tmp:
+        with open(os.path.join(tmp, "rules.yaml"), "w") as f:
+            yaml.safe_dump({"groups": groups}, f)
+        shutil.copy(cases, os.path.join(tmp, "alerts.test.yaml"))
+        for args in (["check", "rules", "rules.yaml"], ["test", "rules", "alerts.test.yaml"]):
+            r = subprocess.run(["promtool", *args], cwd=tmp, capture_output=True, text=True)
+            if r.returncode != 0:
+                fail(f"promtool {' '.join(args)}:\n{r.stdout}{r.stderr}")
+    print("alert rules: promtool check and tests OK")
 
 
 def check_config(objs, binary):
