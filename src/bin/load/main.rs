@@ -22,7 +22,10 @@
 //! That server shares this process's runtime with the senders, as the gateway shares the
 //! machine's cores with them. Each run prints its labelled report (`gateway`, `baseline (bare
 //! hyper)`), and the last line is one JSON object `{"gateway": {..}, "baseline": {..}}` holding
-//! both summaries. The exit code is 0 only when every request of both runs was answered `200`;
+//! both summaries, and `"comparison"`: the gateway's events/s as a share of the bare server's
+//! (`"ratio"`) and, with `--fsync-probe`, its p99 against the bare server's p99 plus twice the
+//! sync p99 (`"p99_target_ms"`, `"p99_within_target"`), the way the project states its targets.
+//! The exit code is 0 only when every request of both runs was answered `200`;
 //! when Ctrl-C ends the gateway run early, the baseline run is skipped (`"baseline": null`,
 //! exit code 1).
 //!
@@ -1209,8 +1212,45 @@ async fn load(args: &Args) -> Result<bool, String> {
             out[key] = v;
         }
     }
+    if let Some(c) = comparison(&out) {
+        println!("siemgate-load comparison");
+        println!(
+            "  events/s      gateway {} = {} of the bare server's {}",
+            out["gateway"]["events_per_sec"], c["ratio"], out["baseline"]["events_per_sec"]
+        );
+        if !c["p99_target_ms"].is_null() {
+            println!(
+                "  p99           gateway {} ms against {} ms (the bare server's p99 + 2 x the sync p99): {}",
+                out["gateway"]["p99_ms"],
+                c["p99_target_ms"],
+                if c["p99_within_target"] == true { "within" } else { "over" }
+            );
+        }
+        out["comparison"] = c;
+    }
     println!("{out}");
     Ok(ok)
+}
+
+/// The issue's two ratios for a run with `--baseline` (one round): the gateway's events/s as a
+/// share of the bare server's, and, when the fsync probe ran, its p99 against the bare server's
+/// p99 plus twice the sync p99 (one wait for a group commit being the only cost a durable
+/// answer must add). `None` when there is no pair to compare.
+fn comparison(out: &serde_json::Value) -> Option<serde_json::Value> {
+    let (g, b) = (&out["gateway"], &out["baseline"]);
+    let ratio =
+        g["events_per_sec"].as_f64()? / b["events_per_sec"].as_f64().filter(|v| *v > 0.0)?;
+    let mut c = serde_json::json!({ "ratio": round3(ratio) });
+    if let (Some(bp), Some(sp), Some(gp)) = (
+        b["p99_ms"].as_f64(),
+        out["fsync"]["p99_ms"].as_f64(),
+        g["p99_ms"].as_f64(),
+    ) {
+        let target = round3(bp + 2.0 * sp);
+        c["p99_target_ms"] = target.into();
+        c["p99_within_target"] = (gp <= target).into();
+    }
+    Some(c)
 }
 
 #[cfg(test)]
@@ -1366,6 +1406,31 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn a_pair_of_runs_is_compared_as_the_issue_states_its_targets() {
+        let out = serde_json::json!({
+            "gateway": {"events_per_sec": 20000.0, "p99_ms": 3.9},
+            "baseline": {"events_per_sec": 50000.0, "p99_ms": 2.5},
+            "fsync": {"p99_ms": 0.25},
+        });
+        let c = comparison(&out).unwrap();
+        assert_eq!(c["ratio"], 0.4);
+        assert_eq!(c["p99_target_ms"], 3.0);
+        assert_eq!(c["p99_within_target"], false);
+        let mut within = out.clone();
+        within["gateway"]["p99_ms"] = 3.0.into();
+        assert_eq!(comparison(&within).unwrap()["p99_within_target"], true);
+        // Without the probe, only the ratio; without a baseline, nothing.
+        let mut no_probe = out.clone();
+        no_probe["fsync"] = serde_json::Value::Null;
+        let c = comparison(&no_probe).unwrap();
+        assert_eq!(c["ratio"], 0.4);
+        assert!(c.get("p99_target_ms").is_none());
+        let mut skipped = out;
+        skipped["baseline"] = serde_json::Value::Null;
+        assert!(comparison(&skipped).is_none());
     }
 
     #[test]
