@@ -179,7 +179,7 @@ impl Gateway {
         let ids: Vec<String> = config.sinks.iter().map(|s| s.id.clone()).collect();
         let spool = Spool::open(&config.spool, &ids, &tel)?;
         replay.attach(&spool, clock.now());
-        let sources = prepare_sources(&config, |id| sinks.contains_key(id), &clock)?.register(&tel);
+        let sources = prepare_sources(&config, &clock)?.register(&tel);
         let client_limiter = ClientLimiter::new(
             config.server.client_rate_limit,
             config.server.max_tracked_clients,

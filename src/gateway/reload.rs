@@ -70,11 +70,7 @@ impl Gateway {
             .map(|(id, e)| (id.clone(), e.health.clone()))
             .collect();
         removed.sort_by(|a, b| a.0.cmp(&b.0));
-        let sources = prepare_sources(
-            &config,
-            |id| next.contains_key(id) || added.iter().any(|a| a == id),
-            &self.clock,
-        )?;
+        let sources = prepare_sources(&config, &self.clock)?;
         // The spool knows a new sink before any source names it, so none of its events is
         // ever counted as an orphan. On failure, those already added are taken back.
         for (i, id) in added.iter().enumerate() {

@@ -155,11 +155,11 @@ struct Draft {
     sinks: Vec<(String, Option<u8>)>,
 }
 
-/// Builds every source of `config` over the sinks the gateway will run (`has_sink`); fails
-/// when a secret does not suit its vendor or a source names a sink that is not there.
+/// Builds every source of `config` over the config's sinks (the ones the gateway runs once
+/// this config is applied); fails when a secret does not suit its vendor or a source names a
+/// sink the config does not have.
 pub(super) fn prepare_sources(
     config: &Config,
-    has_sink: impl Fn(&str) -> bool,
     clock: &Arc<dyn Clock>,
 ) -> Result<Prepared, BuildError> {
     let mut out = Vec::new();
@@ -179,13 +179,13 @@ pub(super) fn prepare_sources(
         }
         let mut source_sinks = Vec::new();
         for id in &sc.sinks {
-            // A sink the gateway runs, with the config's (perhaps reloaded) min_severity.
-            let min = config
+            // A sink of the config, with its (perhaps reloaded) min_severity.
+            let Some(min) = config
                 .sinks
                 .iter()
                 .find(|s| &s.id == id)
-                .map(|s| s.min_severity);
-            let (true, Some(min)) = (has_sink(id), min) else {
+                .map(|s| s.min_severity)
+            else {
                 return Err(BuildError::MissingSink {
                     source_id: sc.id.clone(),
                     sink: id.clone(),

@@ -438,13 +438,20 @@ async fn a_swapped_client_ca_decides_new_handshakes() {
     assert_eq!(post_as(client_a).await, 0, "the old CA's client is refused");
 }
 
-#[tokio::test]
-async fn a_reload_names_what_it_changed_and_what_waits_for_a_restart() {
+/// A gateway started from a config file holding [`config_text`] with the old secret, reloaded
+/// only when asked; the file's path and text, to write a changed config over it.
+async fn start_reloadable() -> (TestGateway, std::path::PathBuf, String) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("siemgate.toml");
     let good = config_text("", &format!("secrets = [\"{OLD}\"]"));
     std::fs::write(&cfg, &good).unwrap();
     let gw = TestGateway::start_from_file(dir, &cfg, Duration::ZERO).await;
+    (gw, cfg, good)
+}
+
+#[tokio::test]
+async fn a_reload_names_what_it_changed_and_what_waits_for_a_restart() {
+    let (gw, cfg, good) = start_reloadable().await;
     let (status, answer) = gw.admin_call(reqwest::Method::POST, "/v1/reload").await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["notes"], serde_json::json!([]), "nothing changed");
@@ -506,12 +513,8 @@ fn lines(path: &std::path::Path) -> Vec<String> {
 
 #[tokio::test]
 async fn a_sink_added_by_a_reload_gets_events_at_once_and_nothing_old() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("siemgate.toml");
-    let good = config_text("", &format!("secrets = [\"{OLD}\"]"));
-    std::fs::write(&cfg, &good).unwrap();
-    let more = dir.path().join("more.jsonl");
-    let gw = TestGateway::start_from_file(dir, &cfg, Duration::ZERO).await;
+    let (gw, cfg, good) = start_reloadable().await;
+    let more = gw.dir.path().join("more.jsonl");
     let config = gw.config.clone();
     let before = post_one(&gw, &config).await;
     gw.delivered().await;
@@ -600,12 +603,8 @@ async fn a_sink_removed_by_a_reload_keeps_its_queued_events_until_it_is_added_ba
 /// succeeds once the spool can start the sink, registering both then.
 #[tokio::test]
 async fn a_reload_refused_late_registers_no_series_for_what_it_would_have_added() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("siemgate.toml");
-    let good = config_text("", &format!("secrets = [\"{OLD}\"]"));
-    std::fs::write(&cfg, &good).unwrap();
-    let cursor = dir.path().join("spool").join("cursors").join("more");
-    let gw = TestGateway::start_from_file(dir, &cfg, Duration::ZERO).await;
+    let (gw, cfg, good) = start_reloadable().await;
+    let cursor = gw.dir.path().join("spool").join("cursors").join("more");
     let config = gw.config.clone();
     // A directory where the new sink's cursor file would be: reading it fails.
     std::fs::create_dir_all(cursor.join("in-the-way")).unwrap();

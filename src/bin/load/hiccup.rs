@@ -62,8 +62,8 @@ fn measure(stop: &AtomicBool, mut sleep: impl FnMut(Duration)) -> Histogram {
     }
 }
 
-/// The summary of a run's hiccups: the largest, how many were over 5 and 10 ms, and the time
-/// lost to those over 5 ms.
+/// The summary of a run's hiccups: the largest, how many were over 5 and 10 ms, and how many
+/// wake-ups were measured.
 pub fn summary(h: &Histogram) -> serde_json::Value {
     serde_json::json!({
         "max_ms": crate::round3(h.max_us as f64 / 1000.0),

@@ -867,11 +867,10 @@ async fn run(
         h.mean_ms(),
         h.total
     );
+    let hiccups = hiccup::summary(&hiccups);
     println!(
-        "  hiccups       max {:.3} ms, {} over 5 ms, {} over 10 ms (this machine's own stalls: a thread sleeping 1 ms at a time, woken late)",
-        hiccups.max_us as f64 / 1000.0,
-        hiccups.count_over(Duration::from_millis(5)),
-        hiccups.count_over(Duration::from_millis(10)),
+        "  hiccups       max {} ms, {} over 5 ms, {} over 10 ms (this machine's own stalls: a thread sleeping 1 ms at a time, woken late)",
+        hiccups["max_ms"], hiccups["over_5ms"], hiccups["over_10ms"],
     );
     if args.rate.is_some() {
         let sv = &total.service;
@@ -918,7 +917,7 @@ async fn run(
         "http2": args.http2,
         "offered_per_sec": args.rate,
         "ok": !failed,
-        "hiccups": hiccup::summary(&hiccups),
+        "hiccups": hiccups,
     });
     if let Some(g) = gateway_metrics {
         summary["gateway_metrics"] = g;
