@@ -168,6 +168,10 @@ pub(crate) struct SegInfo {
     pub size: u64,
     /// The sinks this segment holds records for.
     pub sinks: BTreeSet<String>,
+    /// Cloned by each reader that opens the segment, dropped when it moves on. A delivered
+    /// segment that a reader still holds is deleted (the open file keeps its bytes for the
+    /// reader), never written over as the next spare.
+    pub readers: Arc<()>,
 }
 
 /// Per-sink state: cursor, counts, gauges.
@@ -231,6 +235,8 @@ pub(crate) struct Shared {
     pub wait_for_spare: AtomicBool,
     pub dlq: dlq::DeadLetters,
     pub keylog: keylog::KeyLog,
+    /// A delivered segment kept for the next spare to be written over ([`spare`]).
+    pub stock: Arc<spare::Stock>,
     /// The replay keys found at start, until the replay store takes them.
     recovered_keys: Mutex<Option<Vec<frame::KeyEntry>>>,
     pub tel: Arc<Telemetry>,
@@ -345,24 +351,26 @@ impl Shared {
         let mut freed = 0;
         let segments = || self.segments.lock().unwrap_or_else(|e| e.into_inner());
         for (first, _) in done {
-            let Some(path) = segments().get(&first).map(|i| i.path.clone()) else {
+            // Whoever takes the segment out of the map retires it and counts its bytes (two
+            // collections can run side by side: acknowledgements of different sinks). Once out,
+            // no reader can open it: if none holds it now, none will.
+            let Some(info) = segments().remove(&first) else {
                 continue;
             };
-            match delete_segment(&path, &self.segments_dir()) {
-                // Not found: another collection (acknowledgements run side by side) got there
-                // first. Whoever takes the segment out of the map counts its bytes.
+            let reusable = Arc::strong_count(&info.readers) == 1;
+            match self.retire_segment(&info.path, reusable) {
                 Ok(()) => {}
+                // Gone already: an earlier retirement renamed it and then failed.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => {
-                    tracing::warn!(file = %path.display(), error = %e, "cannot delete a delivered spool segment");
+                    tracing::warn!(file = %info.path.display(), error = %e, "cannot delete a delivered spool segment");
+                    segments().insert(first, info);
                     break;
                 }
             }
-            summary::remove(&path);
-            if let Some(info) = segments().remove(&first) {
-                self.sub_bytes(info.size);
-                freed += info.size;
-            }
+            summary::remove(&info.path);
+            self.sub_bytes(info.size);
+            freed += info.size;
         }
         freed
     }
@@ -428,18 +436,33 @@ pub struct Spool {
 /// How much of a delivered segment [`delete_segment`] frees at a time.
 const DELETE_CUT: u64 = 4 << 20;
 
-/// Deletes a delivered segment a few MiB at a time. Unlinking a 64 MiB file frees all its
-/// blocks in one journal commit, which a group commit syncing then waits for (measured: a
-/// 28 ms unlink, and the group commits beside it at 6 ms instead of 0.3); cut by cut, each
-/// synced, a group commit waits for one small cut at most. The segment is first renamed to
-/// `<first>.del` (durably), so a crash in the middle leaves a file a start deletes, never a
-/// segment that seems damaged.
-fn delete_segment(path: &Path, dir: &Path) -> io::Result<()> {
-    let doomed = path.with_extension("del");
-    std::fs::rename(path, &doomed)?;
-    sync_dir(dir)?;
+impl Shared {
+    /// Takes a delivered segment out of the log: renamed `<first>.del` (durably), so a crash
+    /// from here on leaves a file a start deletes, never a segment that seems damaged; then,
+    /// when `reusable` (no reader holds it), kept for the next spare to be written over
+    /// ([`spare::Stock`]), else (or when one is kept already) deleted.
+    fn retire_segment(&self, path: &Path, reusable: bool) -> io::Result<()> {
+        let doomed = path.with_extension("del");
+        std::fs::rename(path, &doomed)?;
+        sync_dir(&self.segments_dir())?;
+        let kept = match reusable {
+            true => self.stock.offer(doomed),
+            false => Err(doomed),
+        };
+        match kept {
+            Ok(()) => Ok(()),
+            Err(doomed) => delete_segment(&doomed),
+        }
+    }
+}
+
+/// Deletes a delivered segment (renamed `.del`) a few MiB at a time. Unlinking a 64 MiB file
+/// frees all its blocks in one journal commit, which a group commit syncing then waits for
+/// (measured: a 28 ms unlink, and the group commits beside it at 6 ms instead of 0.3); cut by
+/// cut, each synced, a group commit waits for one small cut at most.
+fn delete_segment(doomed: &Path) -> io::Result<()> {
     {
-        let f = OpenOptions::new().write(true).open(&doomed)?;
+        let f = OpenOptions::new().write(true).open(doomed)?;
         let mut len = f.metadata()?.len();
         while len > DELETE_CUT {
             len -= DELETE_CUT;
@@ -447,7 +470,7 @@ fn delete_segment(path: &Path, dir: &Path) -> io::Result<()> {
             f.sync_data()?;
         }
     }
-    std::fs::remove_file(&doomed)
+    std::fs::remove_file(doomed)
 }
 
 /// Writes `bytes` to `path` so that a crash leaves either the old content or the new.
@@ -567,6 +590,7 @@ impl Spool {
             wait_for_spare: AtomicBool::new(false),
             dlq,
             keylog,
+            stock: Default::default(),
             recovered_keys: Mutex::new(Some(keys)),
             tel: tel.clone(),
             bytes_gauge,

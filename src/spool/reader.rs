@@ -14,6 +14,8 @@ struct Open {
     first_seq: u64,
     file: BufReader<Synced>,
     offset: u64,
+    /// Held while the segment is open: it is never written over meanwhile ([`super::SegInfo`]).
+    _held: Arc<()>,
 }
 
 /// A segment file read no further than `end`: the active segment's synced end. Past it are
@@ -193,13 +195,16 @@ impl Reader {
                 .segments
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
-            pick(&segs).map(|(k, v)| (*k, v.path.clone()))
+            pick(&segs).map(|(k, v)| (*k, v.path.clone(), v.readers.clone()))
         };
         self.open_picked(picked)
     }
 
-    fn open_picked(&mut self, pick: Option<(u64, std::path::PathBuf)>) -> io::Result<bool> {
-        let Some((first_seq, path)) = pick else {
+    fn open_picked(
+        &mut self,
+        pick: Option<(u64, std::path::PathBuf, Arc<()>)>,
+    ) -> io::Result<bool> {
+        let Some((first_seq, path, held)) = pick else {
             return Ok(false);
         };
         let file = Synced {
@@ -211,6 +216,7 @@ impl Reader {
             first_seq,
             file: BufReader::with_capacity(256 << 10, file),
             offset: 0,
+            _held: held,
         });
         Ok(true)
     }

@@ -222,6 +222,7 @@ pub(super) fn recover(
                 last_seq: Some(sum.last_seq),
                 size: sum.size,
                 sinks: Default::default(),
+                readers: Default::default(),
             };
             for (s, count) in sum.sinks {
                 named.insert(s.clone());
@@ -244,6 +245,7 @@ pub(super) fn recover(
             last_seq: None,
             size: 0,
             sinks: Default::default(),
+            readers: Default::default(),
         };
         let mut offset = 0u64;
         let mut zero_tail = false;

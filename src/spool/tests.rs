@@ -66,15 +66,34 @@ fn thirty_events_in_small_segments(dir: &Path) -> Arc<Spool> {
     spool
 }
 
-/// The segments and their summaries (not a segment written ahead and not used yet).
+/// The segments and their summaries (not a segment written ahead and not used yet, nor a
+/// delivered one kept to be written over next).
 fn segment_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<_> = std::fs::read_dir(dir.join("segments"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
+    let mut v: Vec<_> = all_files(&dir.join("segments"))
+        .into_iter()
         .filter(|p| !p.to_string_lossy().contains(spare::NAME))
+        .filter(|p| p.extension().is_none_or(|e| e != "del"))
         .collect();
     v.sort();
     v
+}
+
+/// Every file in `dir`, sorted.
+fn all_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v
+}
+
+/// The delivered segments kept to be written over (renamed `.del`).
+fn kept_files(dir: &Path) -> Vec<PathBuf> {
+    all_files(&dir.join("segments"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "del"))
+        .collect()
 }
 
 #[test]
@@ -171,6 +190,8 @@ fn delivered_segments_are_deleted_and_a_full_spool_refuses_appends() {
         1,
         "only the active segment is left"
     );
+    // One delivered segment is kept to be written over as the next one ahead, no more.
+    assert_eq!(kept_files(dir.path()).len(), 1);
     assert!(spool.bytes() < 100 << 10);
     rt.block_on(spool.append(vec![ev(&["a"], 0, 8 << 10)]))
         .expect("room again");
@@ -631,11 +652,9 @@ fn a_delivered_segment_caught_half_deleted_is_removed_at_start() {
         spool.ack("a", all.last().unwrap().seq, 10).unwrap();
         spool.close();
     }
-    let files = segment_files(dir.path());
-    assert!(
-        files.iter().all(|p| !p.to_string_lossy().ends_with(".del")),
-        "deletions finish: {files:?}"
-    );
+    // Deletions finish, and the delivered segment kept to be written over goes at close.
+    let files = all_files(&dir.path().join("segments"));
+    assert!(kept_files(dir.path()).is_empty(), "{files:?}");
     // As a crash would leave one: renamed, cut to a few bytes in the middle of a frame.
     let doomed = dir.path().join("segments").join("00000000000000000007.del");
     std::fs::write(&doomed, [7u8; 13]).unwrap();
@@ -973,4 +992,112 @@ fn segments_after_a_runs_first_start_from_ones_written_ahead() {
         ns(&spool.reader("a").read(100, u64::MAX).unwrap()),
         (0..30).collect::<Vec<u64>>()
     );
+}
+
+fn inode(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).unwrap().ino()
+}
+
+fn seg_files(dir: &Path) -> Vec<PathBuf> {
+    segment_files(dir)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect()
+}
+
+/// A delivered segment is kept (renamed `.del`) and written over as a later segment: the same
+/// file holds the new records, and every event is read back whole, before and after a restart.
+#[test]
+fn a_delivered_segment_is_written_over_as_a_later_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    // 64 KiB segments: 8 events of 8 KiB each.
+    let config = cfg(dir.path(), 1 << 20);
+    let spool = open(&config, &sinks(&["a"])).unwrap();
+    spool.shared.wait_for_spare.store(true, Ordering::SeqCst);
+    let append = |range: std::ops::Range<usize>| {
+        rt.block_on(async {
+            for n in range {
+                spool.append(vec![ev(&["a"], n, 8 << 10)]).await.unwrap();
+            }
+        })
+    };
+    append(0..10);
+    let first = seg_files(dir.path())[0].clone();
+    let ino = inode(&first);
+    let mut r = spool.reader("a");
+    let batch = r.read(100, u64::MAX).unwrap();
+    assert_eq!(ns(&batch), (0..10).collect::<Vec<u64>>());
+    spool.ack("a", batch.last().unwrap().seq, 10).unwrap();
+    let kept = kept_files(dir.path());
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(inode(&kept[0]), ino);
+    assert!(!first.exists());
+
+    append(10..40);
+    assert!(kept_files(dir.path()).is_empty());
+    let now: Vec<u64> = seg_files(dir.path()).iter().map(|p| inode(p)).collect();
+    assert!(
+        now.contains(&ino),
+        "the delivered segment's file holds later records"
+    );
+    assert_eq!(
+        ns(&r.read(100, u64::MAX).unwrap()),
+        (10..40).collect::<Vec<u64>>()
+    );
+    spool.close();
+    let spool = open(&config, &sinks(&["a"])).unwrap();
+    assert_eq!(
+        ns(&spool.reader("a").read(100, u64::MAX).unwrap()),
+        (10..40).collect::<Vec<u64>>()
+    );
+}
+
+/// A delivered segment that a sink's reader still has open (it read through it for another
+/// sink's records and waits for its own) is deleted, never written over: the reader reads on
+/// from the bytes it has, and then its own new event, whole. With no reader holding it, the
+/// same segment is kept.
+#[test]
+fn a_delivered_segment_a_reader_still_holds_is_deleted_not_written_over() {
+    for held in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = rt();
+        let spool = open(&cfg(dir.path(), 1 << 20), &sinks(&["a", "b"])).unwrap();
+        let append = |to: &[&str], range: std::ops::Range<usize>| {
+            rt.block_on(async {
+                for n in range {
+                    spool.append(vec![ev(to, n, 8 << 10)]).await.unwrap();
+                }
+            })
+        };
+        append(&["a"], 0..3);
+        // "b" reads through the first segment: nothing for it, but the segment is open.
+        let mut b = spool.reader("b");
+        assert!(b.read(100, u64::MAX).unwrap().is_empty());
+        if !held {
+            drop(b);
+            b = spool.reader("b");
+        }
+        append(&["a"], 3..10);
+        assert_eq!(
+            seg_files(dir.path()).len(),
+            2,
+            "the first segment is sealed"
+        );
+        let batch = spool.reader("a").read(100, u64::MAX).unwrap();
+        spool.ack("a", batch.last().unwrap().seq, 10).unwrap();
+        assert_eq!(
+            seg_files(dir.path()).len(),
+            1,
+            "the first segment is retired"
+        );
+        assert_eq!(
+            kept_files(dir.path()).len(),
+            usize::from(!held),
+            "held: {held}"
+        );
+        append(&["b"], 10..11);
+        assert_eq!(ns(&b.read(100, u64::MAX).unwrap()), [10], "held: {held}");
+    }
 }

@@ -66,7 +66,11 @@ pub(super) fn start(
         }
     };
     let (sealer, sealer_thread) = summary::start_sealer(shared.clone())?;
-    let spares = Spares::start(shared.segments_dir(), shared.segment_target)?;
+    let spares = Spares::start(
+        shared.segments_dir(),
+        shared.segment_target,
+        shared.stock.clone(),
+    )?;
     let w = if segment == 0 {
         let file = new_segment(&shared, next_seq, None)?;
         Writer {
@@ -166,6 +170,7 @@ fn new_segment(shared: &Shared, first_seq: u64, spare: Option<PathBuf>) -> io::R
                 last_seq: None,
                 size: 0,
                 sinks: Default::default(),
+                readers: Default::default(),
             },
         );
     Ok(file)
