@@ -42,7 +42,8 @@
 //! cost of one durable group commit, reported as p50/p99 (`"fsync"` in the JSON). Every run
 //! also reports the machine's own stalls while it ran (`"hiccups"`: a thread that sleeps 1 ms
 //! at a time and counts how late it wakes, see `hiccup.rs`), so a tail made by a paused
-//! virtual machine is told from one made by the target.
+//! virtual machine is told from one made by the target, and how the machine's CPUs spent the
+//! run (`"cpu"`: busy, idle, and stolen by the host, see `cpu.rs`).
 //!
 //! The gateway's side of a run:
 //! - `--metrics URL` reads the gateway's Prometheus text every second during each run: its
@@ -79,6 +80,7 @@ use siemgate::config::{Secret, VendorOptions};
 use siemgate::vendors::{scheme_for, VendorKind};
 use siemgate::verify::Key;
 
+mod cpu;
 mod hiccup;
 mod serve;
 mod siem;
@@ -727,6 +729,7 @@ async fn run(
 
     let start = Instant::now();
     let hiccups = hiccup::Meter::start();
+    let cpu_before = cpu::now();
     // The deadline counts from now, not from when the clients were built.
     plan.deadline = tokio::time::Instant::now() + duration;
     let plan = Arc::new(plan);
@@ -789,6 +792,9 @@ async fn run(
     let ((total, lost_tasks), watched) = tokio::join!(join, watching);
     let elapsed = start.elapsed().as_secs_f64().max(1e-9);
     let hiccups = hiccups.finish();
+    let cpu_share = cpu_before
+        .zip(cpu::now())
+        .and_then(|(a, b)| cpu::summary(&a, &b));
     let siem_events = observe.siem.zip(siem_before).map(|(c, b)| c.events() - b);
     signal_task.abort();
     let interrupted = plan.stop.load(Ordering::Relaxed);
@@ -872,6 +878,12 @@ async fn run(
         "  hiccups       max {} ms, {} over 5 ms, {} over 10 ms (this machine's own stalls: a thread sleeping 1 ms at a time, woken late)",
         hiccups["max_ms"], hiccups["over_5ms"], hiccups["over_10ms"],
     );
+    if let Some(c) = &cpu_share {
+        println!(
+            "  machine CPU   busy {}%, idle {}%, stolen {}% (by the host, from this VM: a share that moves every figure)",
+            c["busy_pct"], c["idle_pct"], c["steal_pct"],
+        );
+    }
     if args.rate.is_some() {
         let sv = &total.service;
         println!(
@@ -921,6 +933,9 @@ async fn run(
     });
     if let Some(g) = gateway_metrics {
         summary["gateway_metrics"] = g;
+    }
+    if let Some(c) = cpu_share {
+        summary["cpu"] = c;
     }
     if let Some(n) = siem_events {
         summary["siem_events"] = n.into();
@@ -1399,6 +1414,8 @@ mod tests {
         let service = b.summary["service_p99_ms"].as_f64().unwrap();
         assert!(service > 0.0 && service <= b.summary["p99_ms"].as_f64().unwrap());
         assert!(b.summary["hiccups"]["samples"].as_u64().unwrap() >= 1);
+        // A 0.2 s run on Linux: the machine's CPU shares over it.
+        assert!(b.summary["cpu"]["busy_pct"].as_f64().unwrap() > 0.0);
         for bad in ["0", "-5", "nan", "x"] {
             assert!(
                 twenty_requests_over_two_connections(&["--rate", bad]).is_err(),
