@@ -46,6 +46,13 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// What sink "a" reads (up to 100 events) of the spool in `config`, opened again.
+fn a_reads_after_restart(config: &SpoolConfig) -> Vec<u64> {
+    let spool = open(config, &sinks(&["a"])).unwrap();
+    let read = spool.reader("a").read(100, u64::MAX).unwrap();
+    ns(&read)
+}
+
 fn ns(recs: &[Record]) -> Vec<u64> {
     recs.iter()
         .map(|r| {
@@ -90,9 +97,18 @@ fn all_files(dir: &Path) -> Vec<PathBuf> {
 
 /// The delivered segments kept to be written over (renamed `.del`).
 fn kept_files(dir: &Path) -> Vec<PathBuf> {
-    all_files(&dir.join("segments"))
+    with_extension(all_files(&dir.join("segments")), "del")
+}
+
+/// The segments themselves (not their summaries).
+fn seg_files(dir: &Path) -> Vec<PathBuf> {
+    with_extension(segment_files(dir), "seg")
+}
+
+fn with_extension(files: Vec<PathBuf>, ext: &str) -> Vec<PathBuf> {
+    files
         .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "del"))
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
         .collect()
 }
 
@@ -883,9 +899,8 @@ fn the_writer_writes_on_in_a_segment_written_ahead() {
         "written in place, not appended"
     );
     spool.close();
-    let spool = open(&config, &sinks(&["a"])).unwrap();
     assert_eq!(
-        ns(&spool.reader("a").read(100, u64::MAX).unwrap()),
+        a_reads_after_restart(&config),
         (0..40).collect::<Vec<u64>>()
     );
 }
@@ -968,10 +983,7 @@ fn segments_after_a_runs_first_start_from_ones_written_ahead() {
             spool.append(vec![ev(&["a"], n, 8 << 10)]).await.unwrap();
         }
     });
-    let segs: Vec<PathBuf> = segment_files(dir.path())
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
-        .collect();
+    let segs = seg_files(dir.path());
     assert!(segs.len() >= 3, "{segs:?}");
     let m = tel.render();
     let started = |ahead: &str, n: usize| {
@@ -987,9 +999,8 @@ fn segments_after_a_runs_first_start_from_ones_written_ahead() {
     assert_eq!(active.len() as u64, spool.shared.segment_target);
     assert_eq!(active.last(), Some(&0));
     spool.close();
-    let spool = open(&config, &sinks(&["a"])).unwrap();
     assert_eq!(
-        ns(&spool.reader("a").read(100, u64::MAX).unwrap()),
+        a_reads_after_restart(&config),
         (0..30).collect::<Vec<u64>>()
     );
 }
@@ -997,13 +1008,6 @@ fn segments_after_a_runs_first_start_from_ones_written_ahead() {
 fn inode(path: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(path).unwrap().ino()
-}
-
-fn seg_files(dir: &Path) -> Vec<PathBuf> {
-    segment_files(dir)
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
-        .collect()
 }
 
 /// A delivered segment is kept (renamed `.del`) and written over as a later segment: the same
@@ -1047,9 +1051,8 @@ fn a_delivered_segment_is_written_over_as_a_later_one() {
         (10..40).collect::<Vec<u64>>()
     );
     spool.close();
-    let spool = open(&config, &sinks(&["a"])).unwrap();
     assert_eq!(
-        ns(&spool.reader("a").read(100, u64::MAX).unwrap()),
+        a_reads_after_restart(&config),
         (10..40).collect::<Vec<u64>>()
     );
 }
