@@ -439,13 +439,14 @@ const DELETE_CUT: u64 = 4 << 20;
 impl Shared {
     /// Takes a delivered segment out of the log: renamed `<first>.del` (durably), so a crash
     /// from here on leaves a file a start deletes, never a segment that seems damaged; then,
-    /// when `reusable` (no reader holds it), kept for the next spare to be written over
-    /// ([`spare::Stock`]), else (or when one is kept already) deleted.
+    /// when `reusable` (no reader holds it) and the spool takes writes, kept for the next spare
+    /// to be written over ([`spare::Stock`]), else (or when one is kept already) deleted.
     fn retire_segment(&self, path: &Path, reusable: bool) -> io::Result<()> {
         let doomed = path.with_extension("del");
         std::fs::rename(path, &doomed)?;
         sync_dir(&self.segments_dir())?;
-        let kept = match reusable {
+        // Not kept while the spool takes no writes (a full disk, say): its room goes back.
+        let kept = match reusable && self.writable.load(Ordering::SeqCst) {
             true => self.stock.offer(doomed),
             false => Err(doomed),
         };

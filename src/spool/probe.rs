@@ -68,6 +68,9 @@ pub(super) fn start(
                 {
                     continue;
                 }
+                // Nothing is kept for the next spare while the spool takes no writes: one kept
+                // as the write failed gives its room back before the free space is measured.
+                shared.stock.release();
                 match probe(&shared.dir) {
                     Ok(()) => {
                         shared.writable.store(true, Ordering::SeqCst);

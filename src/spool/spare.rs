@@ -68,6 +68,14 @@ impl Stock {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).file.take()
     }
 
+    /// Deletes what it holds, if anything: its room on disk is wanted (a write failed).
+    pub fn release(&self) {
+        let held = self.take();
+        if let Some(path) = held {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
     /// Takes nothing more, and deletes what it holds.
     fn close(&self) {
         let held = {

@@ -279,6 +279,9 @@ impl Writer {
                 .counter(names::SPOOL_WRITE_FAILURES, &[])
                 .increment(1);
             self.shared.writable.store(false, Ordering::SeqCst);
+            // A delivered segment kept for the next spare gives its room back: the disk may be
+            // full, and the probe wants free space before it calls the spool writable.
+            self.shared.stock.release();
             tracing::error!(error = %e, "spool write failed; answering 503 and not ready until the spool takes writes again (probed every second)");
             // Cut off, zeros written ahead and all: the segment is appended to from here.
             if let Err(e2) = self
