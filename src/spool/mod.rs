@@ -352,13 +352,11 @@ impl Shared {
         let segments = || self.segments.lock().unwrap_or_else(|e| e.into_inner());
         for (first, _) in done {
             // Whoever takes the segment out of the map retires it and counts its bytes (two
-            // collections can run side by side: acknowledgements of different sinks). Once out,
-            // no reader can open it: if none holds it now, none will.
+            // collections can run side by side: acknowledgements of different sinks).
             let Some(info) = segments().remove(&first) else {
                 continue;
             };
-            let reusable = Arc::strong_count(&info.readers) == 1;
-            match self.retire_segment(&info.path, reusable) {
+            match self.retire_segment(&info) {
                 Ok(()) => {}
                 // Gone already: an earlier retirement renamed it and then failed.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -373,6 +371,28 @@ impl Shared {
             freed += info.size;
         }
         freed
+    }
+
+    /// Takes a delivered segment, already out of the map, out of the log: renamed
+    /// `<first>.del` (durably), so a crash from here on leaves a file a start deletes, never a
+    /// segment that seems damaged; then, when no reader holds it and the spool takes writes,
+    /// kept for the next spare to be written over ([`spare::Stock`]), else (or when one is
+    /// kept already) deleted.
+    fn retire_segment(&self, info: &SegInfo) -> io::Result<()> {
+        let doomed = info.path.with_extension("del");
+        std::fs::rename(&info.path, &doomed)?;
+        sync_dir(&self.segments_dir())?;
+        // Out of the map, it gets no new reader: held by none now, it never will be. And
+        // nothing is kept while the spool takes no writes (a full disk, say): its room goes back.
+        let reusable = Arc::strong_count(&info.readers) == 1;
+        let kept = match reusable && self.writable.load(Ordering::SeqCst) {
+            true => self.stock.offer(doomed),
+            false => Err(doomed),
+        };
+        match kept {
+            Ok(()) => Ok(()),
+            Err(doomed) => delete_segment(&doomed),
+        }
     }
 
     /// Drops the events of `sink`, which is not configured: moves its cursor past the end of
@@ -435,27 +455,6 @@ pub struct Spool {
 
 /// How much of a delivered segment [`delete_segment`] frees at a time.
 const DELETE_CUT: u64 = 4 << 20;
-
-impl Shared {
-    /// Takes a delivered segment out of the log: renamed `<first>.del` (durably), so a crash
-    /// from here on leaves a file a start deletes, never a segment that seems damaged; then,
-    /// when `reusable` (no reader holds it) and the spool takes writes, kept for the next spare
-    /// to be written over ([`spare::Stock`]), else (or when one is kept already) deleted.
-    fn retire_segment(&self, path: &Path, reusable: bool) -> io::Result<()> {
-        let doomed = path.with_extension("del");
-        std::fs::rename(path, &doomed)?;
-        sync_dir(&self.segments_dir())?;
-        // Not kept while the spool takes no writes (a full disk, say): its room goes back.
-        let kept = match reusable && self.writable.load(Ordering::SeqCst) {
-            true => self.stock.offer(doomed),
-            false => Err(doomed),
-        };
-        match kept {
-            Ok(()) => Ok(()),
-            Err(doomed) => delete_segment(&doomed),
-        }
-    }
-}
 
 /// Deletes a delivered segment (renamed `.del`) a few MiB at a time. Unlinking a 64 MiB file
 /// frees all its blocks in one journal commit, which a group commit syncing then waits for

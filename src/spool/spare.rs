@@ -22,9 +22,9 @@
 //! new file. Its blocks are already on disk and its pages most likely still in memory (the
 //! sinks read them moments ago), so the zeros go into pages the kernel has, instead of pages it
 //! must find (and, in a VM whose free memory is handed back to the host, that the host must
-//! find too: measured, 2-4 times the CPU a byte); and the delivered segment needs no deletion,
-//! which frees its blocks, nor the next spare an allocation of new ones. Databases recycle
-//! their log files for the same reasons.
+//! find too: the README's Benchmarks measure when that costs and when it does not); and the
+//! delivered segment needs no deletion, which frees its blocks, nor the next spare an
+//! allocation of new ones. Databases recycle their log files for the same reasons.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -68,24 +68,18 @@ impl Stock {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).file.take()
     }
 
-    /// Deletes what it holds, if anything: its room on disk is wanted (a write failed).
+    /// Deletes what it holds, if anything, as any delivered segment is deleted: its room on
+    /// disk is wanted (a write failed), or the spool is closing.
     pub fn release(&self) {
-        let held = self.take();
-        if let Some(path) = held {
-            let _ = std::fs::remove_file(path);
+        if let Some(path) = self.take() {
+            let _ = super::delete_segment(&path);
         }
     }
 
     /// Takes nothing more, and deletes what it holds.
     fn close(&self) {
-        let held = {
-            let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
-            s.closed = true;
-            s.file.take()
-        };
-        if let Some(path) = held {
-            let _ = std::fs::remove_file(path);
-        }
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).closed = true;
+        self.release();
     }
 }
 
