@@ -225,7 +225,8 @@ impl Gateway {
     }
 
     /// The metrics in Prometheus text, with the series read at scrape time (the replay
-    /// store's size, the process's resident memory, log lines dropped) brought up to date.
+    /// store's size, the process's resident memory and CPU time, log lines dropped) brought
+    /// up to date.
     pub fn render_metrics(&self) -> String {
         self.tel
             .counter(names::LOG_LINES_DROPPED, &[])
@@ -234,6 +235,9 @@ impl Gateway {
             self.tel
                 .gauge(names::PROCESS_RESIDENT_MEMORY, &[])
                 .set(rss as f64);
+        }
+        if let Some(cpu) = crate::telemetry::process_cpu_seconds(None) {
+            self.tel.gauge(names::PROCESS_CPU_SECONDS, &[]).set(cpu);
         }
         if let Some(size) = self.replay.size() {
             self.tel

@@ -150,6 +150,30 @@ fn status_field(status: &str, field: &str) -> Option<u64> {
     kib.checked_mul(1024)
 }
 
+/// CPU time a process has used, user and system, in seconds, from `/proc/<pid>/stat` (this
+/// process when `pid` is `None`); `None` where there is no procfs or no such process.
+pub fn process_cpu_seconds(pid: Option<u32>) -> Option<f64> {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/stat"),
+        None => "/proc/self/stat".to_string(),
+    };
+    cpu_seconds_of(&std::fs::read_to_string(path).ok()?)
+}
+
+/// Clock ticks a second in `/proc/<pid>/stat` (`USER_HZ`, fixed by the kernel's ABI).
+const USER_HZ: f64 = 100.0;
+
+/// `utime + stime` (fields 14 and 15) of a `/proc/<pid>/stat` text, in seconds. The command
+/// name (field 2) is in parentheses and may hold spaces and parentheses itself: fields are
+/// counted from the last `)`.
+fn cpu_seconds_of(stat: &str) -> Option<f64> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_ascii_whitespace().skip(11);
+    let utime = fields.next()?.parse::<u64>().ok()?;
+    let stime = fields.next()?.parse::<u64>().ok()?;
+    Some(utime.checked_add(stime)? as f64 / USER_HZ)
+}
+
 impl std::fmt::Debug for Telemetry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Telemetry")
@@ -186,6 +210,11 @@ fn describe() {
         names::PROCESS_RESIDENT_MEMORY,
         Unit::Bytes,
         "Resident memory of the process"
+    );
+    describe_gauge!(
+        names::PROCESS_CPU_SECONDS,
+        Unit::Seconds,
+        "CPU time of the process, user and system"
     );
     describe_counter!(
         names::REJECTED,
@@ -242,6 +271,28 @@ fn describe() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_time_comes_from_utime_and_stime() {
+        // A command name with a space and a parenthesis; utime 1234, stime 566 ticks.
+        let stat = "4242 (sieg ate)) S 1 4242 4242 0 -1 4194560 900 0 0 0 1234 566 0 0 20 0 7 0 \
+                    5000 1000000 2000 18446744073709551615\n";
+        assert_eq!(cpu_seconds_of(stat), Some(18.0));
+        for bad in [
+            "",
+            "4242 (x) S 1 2 3",
+            "4242 (x) S 1 2 3 4 5 6 7 8 9 10 lots 5",
+            "no paren",
+        ] {
+            assert_eq!(cpu_seconds_of(bad), None, "{bad:?}");
+        }
+        #[cfg(target_os = "linux")]
+        {
+            let own = process_cpu_seconds(None).unwrap();
+            let by_pid = process_cpu_seconds(Some(std::process::id())).unwrap();
+            assert!(own >= 0.0 && by_pid >= own, "{own} then {by_pid}");
+        }
+    }
 
     #[test]
     fn resident_memory_comes_from_vm_rss() {

@@ -24,6 +24,10 @@ pub const LOG_LINES_DROPPED: &str = "siemgate_log_lines_dropped_total";
 /// The process's resident memory (Linux: `VmRSS`), the standard Prometheus process gauge, read
 /// at scrape time, so memory can be watched and alerted on beside `siemgate_replay_bytes`.
 pub const PROCESS_RESIDENT_MEMORY: &str = "process_resident_memory_bytes";
+/// CPU time the process has used, user and system, in seconds (Linux: `/proc/self/stat`), the
+/// standard Prometheus process series, read at scrape time: its rate over the rate of
+/// `siemgate_events_total` is what one event costs.
+pub const PROCESS_CPU_SECONDS: &str = "process_cpu_seconds_total";
 
 // Our own additions.
 /// Requests refused before routing (no source known yet): `reason` = client_rate_limited,

@@ -179,6 +179,17 @@ fn the_load_tool_runs_rounds_watches_the_gateway_and_drains_into_its_fake_siem()
             "{last}"
         );
     }
+    for r in rounds {
+        // The gateway's CPU time over the round, from its metrics, per request.
+        assert!(
+            r["gateway_metrics"]["cpu_seconds"].as_f64() >= Some(0.0),
+            "{last}"
+        );
+        assert!(
+            r["target_cpu_us_per_request"].as_f64() >= Some(0.0),
+            "{last}"
+        );
+    }
     assert!(last["first_to_last"]["events_per_sec_change_pct"].is_number());
     assert_eq!(last["drain"]["emptied"], true, "{last}");
     assert_eq!(last["drain"]["backlog_after"], 0.0, "{last}");
@@ -189,6 +200,90 @@ fn the_load_tool_runs_rounds_watches_the_gateway_and_drains_into_its_fake_siem()
         last["siem"]["batches"].as_u64().unwrap() >= 240 / 50,
         "{last}"
     );
+}
+
+/// `--baseline-process`: the bare server runs in a process of its own, answers every request
+/// of the same load, reports what a request cost it in CPU time, and is gone when the tool
+/// exits. The gateway leg goes to the gateway as usual.
+#[test]
+fn the_load_tool_runs_its_bare_server_in_a_process_of_its_own_and_ends_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, admin) = (free_port(), free_port());
+    let cfg = dir.path().join("gw.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nclient_rate_limit = {{ per_second = 100000, burst = 100000 }}\nshutdown_grace = \"0s\"\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n[spool]\ndir = \"spool\"\n{}[[sinks]]\nid = \"out\"\ntype = \"file\"\npath = \"events.jsonl\"\n",
+            source(
+                "load-gh",
+                "github",
+                &["load-secret"],
+                "rate_limit = { per_second = 100000, burst = 100000 }",
+            ),
+        ),
+    )
+    .unwrap();
+    let (mut child, rx) = spawn_binary(&cfg, |_| {});
+    wait_line(&rx, &mut Vec::new(), &["siemgate listening"]);
+    let out = Command::new(env!("CARGO_BIN_EXE_siemgate-load"))
+        .args(["--url", &format!("http://127.0.0.1:{port}")])
+        .args(["--source", "load-gh", "--secret", "load-secret"])
+        .args([
+            "--connections",
+            "2",
+            "--requests",
+            "300",
+            "--baseline-process",
+        ])
+        .args(["--metrics", &format!("http://127.0.0.1:{admin}/metrics")])
+        .output()
+        .unwrap();
+    sigterm(child.id());
+    child.wait().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let (g, b) = (&last["gateway"], &last["baseline"]);
+    assert_eq!(g["accepted"], 300, "{last}");
+    assert_eq!(b["accepted"], 300, "{last}");
+    assert_eq!(b["server"], "own process", "{last}");
+    // Another process than the tool's, and ended (and reaped) before the tool exited.
+    let pid = b["server_pid"].as_u64().unwrap();
+    assert_ne!(pid, u64::from(std::process::id()));
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the bare server's process {pid} outlived the load tool"
+    );
+    // Both sides' CPU time per request; the comparison carries their ratio when the bare
+    // server's was measurable (its clock ticks are 10 ms: 300 requests may take fewer).
+    assert!(
+        g["target_cpu_us_per_request"].as_f64() >= Some(0.0),
+        "{last}"
+    );
+    let bare_cpu = b["target_cpu_us_per_request"].as_f64().unwrap();
+    assert!(bare_cpu >= 0.0, "{last}");
+    assert!(
+        last["comparison"]["ratio"].as_f64().unwrap() > 0.0,
+        "{last}"
+    );
+    assert_eq!(
+        last["comparison"]["cpu_per_request_x"].is_number(),
+        bare_cpu > 0.0,
+        "{last}"
+    );
+
+    // The bare server on its own: the address it is given, and a usage error for one that
+    // is no address.
+    let bad = Command::new(env!("CARGO_BIN_EXE_siemgate-load"))
+        .args(["--serve-baseline", "not-an-address"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("127.0.0.1:0"));
 }
 
 /// `--requests 0` only makes sense with `--drain`: a usage error otherwise, before any load;

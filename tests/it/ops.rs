@@ -58,4 +58,14 @@ async fn two_gateways_in_one_process_keep_their_own_metrics() {
         metric(&m, "process_resident_memory_bytes", &[]) > 1_000_000.0,
         "{m}"
     );
+    // And its CPU time, described, and never going back between scrapes.
+    assert!(
+        m.contains("# HELP process_cpu_seconds_total")
+            && m.lines()
+                .any(|l| l.starts_with("process_cpu_seconds_total ")),
+        "{m}"
+    );
+    let cpu = metric(&m, "process_cpu_seconds_total", &[]);
+    let again = metric(&b.metrics().await, "process_cpu_seconds_total", &[]);
+    assert!(cpu >= 0.0 && again >= cpu, "{cpu} then {again}");
 }

@@ -29,6 +29,20 @@
 //! when Ctrl-C ends the gateway run early, the baseline run is skipped (`"baseline": null`,
 //! exit code 1).
 //!
+//! `--baseline-process` runs the same bare server in a process of its own instead (this program
+//! started again as `siemgate-load --serve-baseline 127.0.0.1:0`, ended when the run is done
+//! or the tool exits), with its own runtime and threads, as the gateway has them: requests
+//! then cross between two processes in both runs. In-process, the bare server and the senders
+//! share one runtime and hand work to each other without the kernel waking another process;
+//! on the project's 2-core machine that makes the in-process ceiling the higher one (README,
+//! Benchmarks). The baseline's summary says which it was (`"server"`).
+//!
+//! What a request costs its target in CPU time, user and system over all its threads, is
+//! `"target_cpu_us_per_request"`: the gateway's from its `process_cpu_seconds_total` (with
+//! `--metrics`), the bare server's from its process (with `--baseline-process`). With both,
+//! `"comparison"` holds `"cpu_per_request_x"`, how many times the bare server's the gateway's
+//! is: the cost of a durable, verified event without the host's noise, which moves every rate.
+//!
 //! ```text
 //! siemgate-load --url http://127.0.0.1:8080 --source github-demo --secret demo-github-secret \
 //!     --connections 64 --duration 10 --body-size 1024 --baseline
@@ -166,6 +180,11 @@ struct Args {
     #[arg(long)]
     baseline: bool,
 
+    /// As --baseline, with the bare server in a process of its own (this program started
+    /// again), as the gateway is: its CPU time per request is then reported too
+    #[arg(long)]
+    baseline_process: bool,
+
     /// Offer this many requests a second in all (spread evenly over the connections) instead
     /// of sending back to back. Latency then counts from when each request was due, so a
     /// stall delays and counts against every request due during it
@@ -203,6 +222,13 @@ struct Args {
     /// the change from the first to the last
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
     rounds: u64,
+}
+
+impl Args {
+    /// Whether a baseline run follows the gateway's (`--baseline` or `--baseline-process`).
+    fn wants_baseline(&self) -> bool {
+        self.baseline || self.baseline_process
+    }
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -690,6 +716,9 @@ fn round3(x: f64) -> f64 {
 struct Observe<'a> {
     gauges: Option<&'a watch::Gauges>,
     siem: Option<&'a siem::Counts>,
+    /// The target's process on this machine, whose CPU time is read before and after the run
+    /// (the bare server's own process); without it, the gateway's comes from `gauges`.
+    target_pid: Option<u32>,
 }
 
 /// What one run produced: its JSON summary, whether it failed (exit code 1), and whether Ctrl-C
@@ -730,6 +759,9 @@ async fn run(
     let start = Instant::now();
     let hiccups = hiccup::Meter::start();
     let cpu_before = cpu::now();
+    let target_cpu_before = observe
+        .target_pid
+        .and_then(|p| siemgate::telemetry::process_cpu_seconds(Some(p)));
     // The deadline counts from now, not from when the clients were built.
     plan.deadline = tokio::time::Instant::now() + duration;
     let plan = Arc::new(plan);
@@ -796,6 +828,12 @@ async fn run(
         .zip(cpu::now())
         .and_then(|(a, b)| cpu::summary(&a, &b));
     let siem_events = observe.siem.zip(siem_before).map(|(c, b)| c.events() - b);
+    let target_cpu = match observe.target_pid {
+        Some(p) => target_cpu_before
+            .zip(siemgate::telemetry::process_cpu_seconds(Some(p)))
+            .map(|(a, b)| (b - a).max(0.0)),
+        None => watched.as_ref().and_then(watch::Watched::cpu_seconds),
+    };
     signal_task.abort();
     let interrupted = plan.stop.load(Ordering::Relaxed);
 
@@ -905,6 +943,14 @@ async fn run(
     if let Some(g) = &gateway_metrics {
         println!("  gateway       {g}");
     }
+    let target_cpu_us = target_cpu
+        .filter(|_| total.requests > 0)
+        .map(|c| round3(c * 1e6 / total.requests as f64));
+    if let (Some(c), Some(us)) = (target_cpu, target_cpu_us) {
+        println!(
+            "  target CPU    {c:.2} s: {us:.1} us a request (user and system, all its threads)"
+        );
+    }
 
     let mut summary = serde_json::json!({
         "events_per_sec": round3(total.accepted as f64 / elapsed),
@@ -936,6 +982,9 @@ async fn run(
     }
     if let Some(c) = cpu_share {
         summary["cpu"] = c;
+    }
+    if let Some(us) = target_cpu_us {
+        summary["target_cpu_us_per_request"] = us.into();
     }
     if let Some(n) = siem_events {
         summary["siem_events"] = n.into();
@@ -1041,29 +1090,145 @@ fn baseline_endpoint(gateway: &Url, addr: SocketAddr) -> Url {
     url
 }
 
-/// Starts the baseline server and runs the same load against it, with the same arguments.
+/// The first argument that makes this program the bare server of `--baseline-process`:
+/// `siemgate-load --serve-baseline ADDR` serves on ADDR, prints the bound address on a line
+/// of its own, and exits when its standard input closes (when the load tool that started it
+/// ends, however it ends).
+const SERVE_BASELINE: &str = "--serve-baseline";
+
+/// `--serve-baseline ADDR`: see [`SERVE_BASELINE`].
+async fn serve_baseline(addr: Option<std::ffi::OsString>) -> ExitCode {
+    let addr = match addr
+        .as_deref()
+        .map(|a| a.to_str().map(str::parse::<SocketAddr>))
+    {
+        None => Ok((Ipv4Addr::LOCALHOST, 0).into()),
+        Some(Some(Ok(a))) => Ok(a),
+        Some(_) => Err(format!(
+            "{SERVE_BASELINE}: expected an address such as 127.0.0.1:0"
+        )),
+    };
+    let served = match addr {
+        Ok(a) => serve::serve(a, baseline_handle)
+            .await
+            .map_err(|e| format!("{SERVE_BASELINE}: cannot listen: {e}")),
+        Err(e) => Err(e),
+    };
+    let (addr, _server) = match served {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("siemgate-load: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    println!("{addr}");
+    // Until standard input closes (a thread of its own: reading it blocks).
+    let _ = tokio::task::spawn_blocking(|| {
+        use std::io::Read;
+        let mut buf = [0u8; 64];
+        while matches!(std::io::stdin().read(&mut buf), Ok(n) if n > 0) {}
+    })
+    .await;
+    ExitCode::SUCCESS
+}
+
+/// The bare server of `--baseline-process`: this program started again with
+/// [`SERVE_BASELINE`]. Dropping it closes the child's standard input, which ends it; it is
+/// killed too should it linger.
+struct BareProcess {
+    child: tokio::process::Child,
+    addr: SocketAddr,
+}
+
+impl BareProcess {
+    async fn start() -> Result<BareProcess, String> {
+        use tokio::io::AsyncBufReadExt;
+        let exe = std::env::current_exe()
+            .map_err(|e| format!("cannot find this program to start the bare server: {e}"))?;
+        let mut child = tokio::process::Command::new(exe)
+            .args([SERVE_BASELINE, "127.0.0.1:0"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start the bare server's process: {e}"))?;
+        let stdout = child.stdout.take().ok_or("the bare server has no output")?;
+        let mut line = String::new();
+        let mut lines = tokio::io::BufReader::new(stdout);
+        tokio::time::timeout(Duration::from_secs(10), lines.read_line(&mut line))
+            .await
+            .map_err(|_| "the bare server's process did not say where it listens".to_string())?
+            .map_err(|e| format!("cannot read the bare server's address: {e}"))?;
+        let addr = line
+            .trim()
+            .parse()
+            .map_err(|_| format!("the bare server said {line:?}, not its address"))?;
+        Ok(BareProcess { child, addr })
+    }
+
+    /// Ends the process (its standard input closes) and waits for it, killing it should it
+    /// not end within a second.
+    async fn stop(mut self) {
+        drop(self.child.stdin.take());
+        if tokio::time::timeout(Duration::from_secs(1), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+/// Starts the baseline server (in this process, or in its own with `--baseline-process`) and
+/// runs the same load against it, with the same arguments.
 async fn run_baseline(args: &Args) -> Result<RunOutcome, String> {
     let (mut plan, clients, duration) = prepare(args)?;
-    let (addr, server) = start_baseline()
-        .await
-        .map_err(|e| format!("cannot start the baseline server on 127.0.0.1: {e}"))?;
+    let (addr, server, process) = if args.baseline_process {
+        let p = BareProcess::start().await?;
+        (p.addr, None, Some(p))
+    } else {
+        let (addr, task) = start_baseline()
+            .await
+            .map_err(|e| format!("cannot start the baseline server on 127.0.0.1: {e}"))?;
+        (addr, Some(task), None)
+    };
     plan.endpoint = baseline_endpoint(&plan.endpoint, addr);
-    eprintln!("siemgate-load: baseline: bare hyper server on {addr}");
-    let outcome = run(
-        args,
-        Some("baseline (bare hyper)"),
-        plan,
-        clients,
-        duration,
-        Observe::default(),
-    )
-    .await;
-    server.abort();
+    let (label, observe) = match &process {
+        Some(p) => {
+            let observe = Observe {
+                target_pid: p.child.id(),
+                ..Observe::default()
+            };
+            ("baseline (bare hyper, own process)", observe)
+        }
+        None => ("baseline (bare hyper)", Observe::default()),
+    };
+    eprintln!("siemgate-load: {label} on {addr}");
+    let mut outcome = run(args, Some(label), plan, clients, duration, observe).await;
+    outcome.summary["server"] = if process.is_some() {
+        "own process"
+    } else {
+        "in-process"
+    }
+    .into();
+    if let Some(p) = process {
+        if let Some(pid) = p.child.id() {
+            outcome.summary["server_pid"] = pid.into();
+        }
+        p.stop().await;
+    }
+    if let Some(task) = server {
+        task.abort();
+    }
     Ok(outcome)
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let mut argv = std::env::args_os().skip(1);
+    if argv.next().is_some_and(|a| a == SERVE_BASELINE) {
+        return serve_baseline(argv.next()).await;
+    }
     let args = Args::parse();
     match load(&args).await {
         Ok(true) => ExitCode::SUCCESS,
@@ -1089,7 +1254,7 @@ async fn load(args: &Args) -> Result<bool, String> {
     if !send && !args.drain {
         return Err("--requests 0 sends nothing: give it with --drain".into());
     }
-    if !send && args.baseline {
+    if !send && args.wants_baseline() {
         return Err("--requests 0 and --baseline: the baseline would send nothing".into());
     }
     // Everything is checked before anything runs.
@@ -1116,6 +1281,7 @@ async fn load(args: &Args) -> Result<bool, String> {
     let observe = Observe {
         gauges: gauges.as_ref(),
         siem: siem.as_ref().map(|s| &*s.counts),
+        target_pid: None,
     };
 
     let mut ok = true;
@@ -1131,7 +1297,7 @@ async fn load(args: &Args) -> Result<bool, String> {
             None => prepare(args)?,
         };
         let round = (args.rounds > 1).then(|| format!("round {r}/{}", args.rounds));
-        let label = match (args.baseline, round) {
+        let label = match (args.wants_baseline(), round) {
             (true, Some(round)) => Some(format!("gateway, {round}")),
             (true, None) => Some("gateway".to_string()),
             (false, round) => round,
@@ -1172,7 +1338,7 @@ async fn load(args: &Args) -> Result<bool, String> {
         }
     }
 
-    let baseline = if !args.baseline {
+    let baseline = if !args.wants_baseline() {
         None
     } else if interrupted {
         eprintln!("siemgate-load: interrupted; baseline run skipped");
@@ -1208,7 +1374,7 @@ async fn load(args: &Args) -> Result<bool, String> {
         });
         serde_json::json!({ "rounds": rounds, "first_to_last": first_to_last })
     } else if let Some(one) = rounds.pop() {
-        if args.baseline {
+        if args.wants_baseline() {
             serde_json::json!({ "gateway": one })
         } else {
             one
@@ -1216,7 +1382,7 @@ async fn load(args: &Args) -> Result<bool, String> {
     } else {
         serde_json::json!({})
     };
-    if args.baseline {
+    if args.wants_baseline() {
         // The combined form always carries both, null when not run.
         out["baseline"] = baseline.into();
         out["fsync"] = serde_json::Value::Null;
@@ -1232,6 +1398,14 @@ async fn load(args: &Args) -> Result<bool, String> {
             "  events/s      gateway {} = {} of the bare server's {}",
             out["gateway"]["events_per_sec"], c["ratio"], out["baseline"]["events_per_sec"]
         );
+        if !c["cpu_per_request_x"].is_null() {
+            println!(
+                "  CPU/request   gateway {} us = {} x the bare server's {} us",
+                out["gateway"]["target_cpu_us_per_request"],
+                c["cpu_per_request_x"],
+                out["baseline"]["target_cpu_us_per_request"]
+            );
+        }
         if !c["p99_target_ms"].is_null() {
             println!(
                 "  p99           gateway {} ms against {} ms (the bare server's p99 + 2 x the sync p99): {}",
@@ -1255,6 +1429,14 @@ fn comparison(out: &serde_json::Value) -> Option<serde_json::Value> {
     let ratio =
         g["events_per_sec"].as_f64()? / b["events_per_sec"].as_f64().filter(|v| *v > 0.0)?;
     let mut c = serde_json::json!({ "ratio": round3(ratio) });
+    // What a request cost each in CPU time, when both were measured (the gateway's from its
+    // metrics, the bare server's from its own process): the ratio without the host's noise.
+    if let (Some(gc), Some(bc)) = (
+        g["target_cpu_us_per_request"].as_f64(),
+        b["target_cpu_us_per_request"].as_f64().filter(|v| *v > 0.0),
+    ) {
+        c["cpu_per_request_x"] = round3(gc / bc).into();
+    }
     if let (Some(bp), Some(sp), Some(gp)) = (
         b["p99_ms"].as_f64(),
         out["fsync"]["p99_ms"].as_f64(),
@@ -1444,6 +1626,15 @@ mod tests {
         let c = comparison(&no_probe).unwrap();
         assert_eq!(c["ratio"], 0.4);
         assert!(c.get("p99_target_ms").is_none());
+        assert!(c.get("cpu_per_request_x").is_none());
+        // With both processes' CPU time per request, how many times the bare server's the
+        // gateway's is.
+        let mut cpu = out.clone();
+        cpu["gateway"]["target_cpu_us_per_request"] = 70.0.into();
+        cpu["baseline"]["target_cpu_us_per_request"] = 20.0.into();
+        assert_eq!(comparison(&cpu).unwrap()["cpu_per_request_x"], 3.5);
+        cpu["baseline"]["target_cpu_us_per_request"] = 0.0.into();
+        assert!(comparison(&cpu).unwrap().get("cpu_per_request_x").is_none());
         let mut skipped = out;
         skipped["baseline"] = serde_json::Value::Null;
         assert!(comparison(&skipped).is_none());

@@ -1,6 +1,6 @@
 //! `--metrics URL`: the gateway's own figures during a run, read from its Prometheus text on
 //! the admin listener: resident memory (and that memory less the replay store's, which has its
-//! own documented bound), the spool's backlog, and events delivered by its sinks.
+//! own documented bound), CPU time, the spool's backlog, and events delivered by its sinks.
 //!
 //! Sampled every [`EVERY`] while the load runs and once more at its end. A scrape that fails is
 //! counted, not fatal: the gateway under load may be slow to answer, and the run's own figures
@@ -26,6 +26,8 @@ pub struct Sample {
     pub spool_bytes: Option<f64>,
     /// `siemgate_sink_events_total{outcome="delivered"}`, summed over sinks.
     pub delivered: f64,
+    /// `process_cpu_seconds_total`: the gateway's CPU time so far.
+    pub cpu_seconds: Option<f64>,
 }
 
 /// Reads the series [`Sample`] holds out of Prometheus text.
@@ -47,6 +49,7 @@ pub fn parse(text: &str) -> Sample {
         };
         match name {
             "process_resident_memory_bytes" => s.rss = Some(v),
+            "process_cpu_seconds_total" => s.cpu_seconds = Some(v),
             "siemgate_replay_bytes" => s.replay_bytes = Some(v),
             "siemgate_replay_keys" => s.replay_keys = Some(v),
             "siemgate_spool_bytes" => s.spool_bytes = Some(v),
@@ -190,6 +193,7 @@ impl Watched {
             (Some(a), Some(b)) => Some(b.delivered - a.delivered),
             _ => None,
         };
+        let cpu_seconds = self.cpu_seconds().map(super::round3);
         serde_json::json!({
             "samples": self.samples,
             "failed_scrapes": self.failed_scrapes,
@@ -203,7 +207,14 @@ impl Watched {
             "spool_mib_end": mib(self.last.and_then(|s| s.spool_bytes)),
             "delivered": delivered,
             "delivered_per_sec": delivered.map(|d| (d / self.seconds.max(1e-9)).round()),
+            "cpu_seconds": cpu_seconds,
         })
+    }
+
+    /// The gateway's CPU time between the first sample and the last (the run's start and end).
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        let (a, b) = (self.first?.cpu_seconds?, self.last?.cpu_seconds?);
+        Some((b - a).max(0.0))
     }
 }
 
@@ -251,6 +262,8 @@ mod tests {
 # HELP process_resident_memory_bytes Resident memory of the process
 # TYPE process_resident_memory_bytes gauge
 process_resident_memory_bytes 104857600
+# TYPE process_cpu_seconds_total gauge
+process_cpu_seconds_total 12.5
 siemgate_replay_bytes 41943040
 siemgate_replay_keys 2000000
 siemgate_spool_events{sink=\"hec\"} 120
@@ -271,22 +284,27 @@ siemgate_sink_request_duration_seconds_bucket{sink=\"hec\",le=\"+Inf\"} 3
         assert_eq!(s.spool_events, 125.0);
         assert_eq!(s.spool_bytes, Some(9000.0));
         assert_eq!(s.delivered, 1500.0);
+        assert_eq!(s.cpu_seconds, Some(12.5));
         assert_eq!(parse("garbage\nx y z\n"), Sample::default());
     }
 
     #[test]
-    fn the_largest_memory_less_replay_is_taken_sample_by_sample() {
+    fn samples_give_the_largest_memory_less_replay_and_the_cpu_time_from_first_to_last() {
         let mut w = Watched::default();
-        let at = |rss: f64, replay: f64, delivered: f64| Sample {
+        let at = |rss: f64, replay: f64, delivered: f64, cpu: f64| Sample {
             rss: Some(rss),
             replay_bytes: Some(replay),
             delivered,
+            cpu_seconds: Some(cpu),
             ..Sample::default()
         };
-        w.add(Some(at(100.0, 10.0, 0.0)));
+        assert_eq!(w.cpu_seconds(), None);
+        w.add(Some(at(100.0, 10.0, 0.0, 7.25)));
         w.add(None);
-        w.add(Some(at(150.0, 90.0, 40.0)));
+        w.add(Some(at(150.0, 90.0, 40.0, 8.0)));
         w.seconds = 2.0;
+        assert_eq!(w.cpu_seconds(), Some(0.75));
+        assert_eq!(w.json()["cpu_seconds"], 0.75);
         assert_eq!(w.rss_max, Some(150.0));
         assert_eq!(w.rss_less_replay_max, Some(90.0));
         assert_eq!(w.failed_scrapes, 1);
