@@ -28,7 +28,11 @@ impl crate::ocsf::Normalizer for Pagerduty {
                 "event_type": "incident.triggered",
                 "resource_type": "incident",
                 "occurred_at": common::iso_millis(ts),
-                "data": {"id": "PGR0VU2", "title": "Disk full on db-1", "urgency": "high",
+                "data": {"id": "PGR0VU2", "type": "incident", "number": 2,
+                         "title": "Disk full on db-1", "status": "triggered", "urgency": "high",
+                         "html_url": "https://acme.pagerduty.com/incidents/PGR0VU2",
+                         "service": {"id": "PF9KMXH", "type": "service_reference",
+                                     "summary": "db"},
                          "priority": {"summary": "P1"}}
             }
         })
