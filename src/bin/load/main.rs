@@ -1133,8 +1133,9 @@ async fn serve_baseline(addr: Option<std::ffi::OsString>) -> ExitCode {
 }
 
 /// The bare server of `--baseline-process`: this program started again with
-/// [`SERVE_BASELINE`]. Dropping it closes the child's standard input, which ends it; it is
-/// killed too should it linger.
+/// [`SERVE_BASELINE`]. [`BareProcess::stop`] ends it by closing its standard input; dropped
+/// without that (an error on the way), it is killed. Should this tool itself be killed, the
+/// pipe closes and the child ends all the same.
 struct BareProcess {
     child: tokio::process::Child,
     addr: SocketAddr,
