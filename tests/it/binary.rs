@@ -110,18 +110,15 @@ fn sigterm(pid: u32) {
     assert!(ok);
 }
 
-/// The load tool as the README runs it against the built gateway: two rounds of signed events,
-/// the gateway's metrics watched, its `splunk_hec` sink delivering gzip batches to the tool's
-/// fake SIEM, and the spool drained. Every count is checked against what was sent.
-#[test]
-fn the_load_tool_runs_rounds_watches_the_gateway_and_drains_into_its_fake_siem() {
-    let dir = tempfile::tempdir().unwrap();
-    let (port, admin, hec) = (free_port(), free_port(), free_port());
-    let cfg = dir.path().join("gw.toml");
+/// The built gateway with one GitHub source, `load-gh` (secret `load-secret`), whose limits no
+/// load test reaches, and `sinks` (TOML); started and listening. Its ingest and admin ports.
+fn gateway_for_load(dir: &std::path::Path, sinks: &str) -> (std::process::Child, u16, u16) {
+    let (port, admin) = (free_port(), free_port());
+    let cfg = dir.join("gw.toml");
     std::fs::write(
         &cfg,
         format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\nclient_rate_limit = {{ per_second = 100000, burst = 100000 }}\nshutdown_grace = \"0s\"\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n[spool]\ndir = \"spool\"\n{}[[sinks]]\nid = \"out\"\ntype = \"splunk_hec\"\nurl = \"http://127.0.0.1:{hec}\"\ntoken = \"hec-token\"\nallow_http = true\nbatch = {{ max_events = 50, timeout = \"10ms\" }}\n",
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nclient_rate_limit = {{ per_second = 100000, burst = 100000 }}\nshutdown_grace = \"0s\"\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n[spool]\ndir = \"spool\"\n{}{sinks}",
             source(
                 "load-gh",
                 "github",
@@ -131,17 +128,50 @@ fn the_load_tool_runs_rounds_watches_the_gateway_and_drains_into_its_fake_siem()
         ),
     )
     .unwrap();
-    let (mut child, rx) = spawn_binary(&cfg, |_| {});
+    let (child, rx) = spawn_binary(&cfg, |_| {});
     wait_line(&rx, &mut Vec::new(), &["siemgate listening"]);
+    (child, port, admin)
+}
 
-    let out = Command::new(env!("CARGO_BIN_EXE_siemgate-load"))
+/// The load tool aimed at [`gateway_for_load`]'s source on `port`.
+fn load_tool(port: u16) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_siemgate-load"));
+    c.args(["--url", &format!("http://127.0.0.1:{port}")])
+        .args(["--source", "load-gh", "--secret", "load-secret"]);
+    c
+}
+
+/// Stops the gateway, checks the load tool's run succeeded, and returns its last line: the
+/// JSON summary.
+fn stop_and_read_summary(
+    mut gateway: std::process::Child,
+    out: &std::process::Output,
+) -> serde_json::Value {
+    sigterm(gateway.id());
+    gateway.wait().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+}
+
+/// The load tool as the README runs it against the built gateway: two rounds of signed events,
+/// the gateway's metrics watched, its `splunk_hec` sink delivering gzip batches to the tool's
+/// fake SIEM, and the spool drained. Every count is checked against what was sent.
+#[test]
+fn the_load_tool_runs_rounds_watches_the_gateway_and_drains_into_its_fake_siem() {
+    let dir = tempfile::tempdir().unwrap();
+    let hec = free_port();
+    let (child, port, admin) = gateway_for_load(
+        dir.path(),
+        &format!("[[sinks]]\nid = \"out\"\ntype = \"splunk_hec\"\nurl = \"http://127.0.0.1:{hec}\"\ntoken = \"hec-token\"\nallow_http = true\nbatch = {{ max_events = 50, timeout = \"10ms\" }}\n"),
+    );
+
+    let out = load_tool(port)
         .args([
-            "--url",
-            &format!("http://127.0.0.1:{port}"),
-            "--source",
-            "load-gh",
-            "--secret",
-            "load-secret",
             "--connections",
             "4",
             "--requests",
@@ -158,15 +188,7 @@ fn the_load_tool_runs_rounds_watches_the_gateway_and_drains_into_its_fake_siem()
         ])
         .output()
         .unwrap();
-    sigterm(child.id());
-    child.wait().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let last = stop_and_read_summary(child, &out);
     let rounds = last["rounds"].as_array().unwrap();
     assert_eq!(rounds.len(), 2, "{last}");
     for r in rounds {
@@ -208,26 +230,11 @@ fn the_load_tool_runs_rounds_watches_the_gateway_and_drains_into_its_fake_siem()
 #[test]
 fn the_load_tool_runs_its_bare_server_in_a_process_of_its_own_and_ends_it() {
     let dir = tempfile::tempdir().unwrap();
-    let (port, admin) = (free_port(), free_port());
-    let cfg = dir.path().join("gw.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\nclient_rate_limit = {{ per_second = 100000, burst = 100000 }}\nshutdown_grace = \"0s\"\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n[spool]\ndir = \"spool\"\n{}[[sinks]]\nid = \"out\"\ntype = \"file\"\npath = \"events.jsonl\"\n",
-            source(
-                "load-gh",
-                "github",
-                &["load-secret"],
-                "rate_limit = { per_second = 100000, burst = 100000 }",
-            ),
-        ),
-    )
-    .unwrap();
-    let (mut child, rx) = spawn_binary(&cfg, |_| {});
-    wait_line(&rx, &mut Vec::new(), &["siemgate listening"]);
-    let out = Command::new(env!("CARGO_BIN_EXE_siemgate-load"))
-        .args(["--url", &format!("http://127.0.0.1:{port}")])
-        .args(["--source", "load-gh", "--secret", "load-secret"])
+    let (child, port, admin) = gateway_for_load(
+        dir.path(),
+        "[[sinks]]\nid = \"out\"\ntype = \"file\"\npath = \"events.jsonl\"\n",
+    );
+    let out = load_tool(port)
         .args([
             "--connections",
             "2",
@@ -238,15 +245,7 @@ fn the_load_tool_runs_its_bare_server_in_a_process_of_its_own_and_ends_it() {
         .args(["--metrics", &format!("http://127.0.0.1:{admin}/metrics")])
         .output()
         .unwrap();
-    sigterm(child.id());
-    child.wait().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let last = stop_and_read_summary(child, &out);
     let (g, b) = (&last["gateway"], &last["baseline"]);
     assert_eq!(g["accepted"], 300, "{last}");
     assert_eq!(b["accepted"], 300, "{last}");
