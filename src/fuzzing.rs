@@ -50,6 +50,36 @@ pub struct Profile {
     pub header_signer: bool,
 }
 
+impl Profile {
+    /// `body` signed by the vendor's own signer at `at` (event id `id`) and verified at `at`,
+    /// within `tolerance`: what a normalizer, a fuzzer or a benchmark starts from.
+    pub fn sign_and_verify(
+        &self,
+        body: &[u8],
+        at: OffsetDateTime,
+        id: &str,
+        tolerance: Duration,
+    ) -> Result<verify::Verified, verify::Rejection> {
+        let mut headers = HeaderMap::new();
+        for (k, v) in self.scheme.sign(&self.keys[0], body, at, id) {
+            add_header(&mut headers, k.as_bytes(), v.as_bytes(), false);
+        }
+        let verifier = Verifier {
+            source_id: "fuzz",
+            scheme: self.scheme.as_ref(),
+            keys: &self.keys,
+            tolerance,
+        };
+        let req = Unverified {
+            headers,
+            query: None,
+            body: body.to_vec().into(),
+            received_at: at,
+        };
+        verify::verify(&verifier, req, at)
+    }
+}
+
 pub fn profile_count() -> usize {
     VendorKind::ALL.len() + GENERIC_EXTRAS.len() - 1
 }
@@ -218,24 +248,7 @@ pub fn normalize(data: &[u8]) {
         return;
     };
     let p = profile(which);
-    let now = now();
-    let mut headers = HeaderMap::new();
-    for (k, v) in p.scheme.sign(&p.keys[0], body, now, "evt-fuzz-1") {
-        add_header(&mut headers, k.as_bytes(), v.as_bytes(), false);
-    }
-    let verifier = Verifier {
-        source_id: "fuzz",
-        scheme: p.scheme.as_ref(),
-        keys: &p.keys,
-        tolerance: Duration::MAX,
-    };
-    let req = Unverified {
-        headers,
-        query: None,
-        body: body.to_vec().into(),
-        received_at: now,
-    };
-    let Ok(verified) = verify::verify(&verifier, req, now) else {
+    let Ok(verified) = p.sign_and_verify(body, now(), "evt-fuzz-1", Duration::MAX) else {
         return;
     };
     let name = p.source.vendor.name();

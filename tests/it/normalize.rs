@@ -311,7 +311,7 @@ async fn only_what_becomes_an_event_counts_against_the_events_per_request_limit(
 #[test]
 fn every_vendors_sample_body_normalizes_without_an_error() {
     use siemgate::fuzzing::{profile, profile_count};
-    use siemgate::verify::{verify, Unverified, Verifier};
+    use std::time::Duration;
     let ts = time::OffsetDateTime::now_utc();
     let mut checked = 0;
     for i in 0..profile_count() {
@@ -321,26 +321,9 @@ fn every_vendors_sample_body_normalizes_without_an_error() {
         }
         let name = p.source.vendor.name();
         let body = p.scheme.sample_body(ts, "sample-1");
-        let mut headers = http::HeaderMap::new();
-        for (k, v) in p.scheme.sign(&p.keys[0], body.as_bytes(), ts, "sample-1") {
-            headers.append(
-                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                http::HeaderValue::from_str(&v).unwrap(),
-            );
-        }
-        let verifier = Verifier {
-            source_id: "s",
-            scheme: p.scheme.as_ref(),
-            keys: &p.keys,
-            tolerance: std::time::Duration::from_secs(300),
-        };
-        let req = Unverified {
-            headers,
-            query: None,
-            body: body.into(),
-            received_at: ts,
-        };
-        let verified = verify(&verifier, req, ts).unwrap_or_else(|r| panic!("{name}: {r:?}"));
+        let verified = p
+            .sign_and_verify(body.as_bytes(), ts, "sample-1", Duration::from_secs(300))
+            .unwrap_or_else(|r| panic!("{name}: {r:?}"));
         let origin = siemgate::event::Origin {
             source_id: "s",
             vendor: name,

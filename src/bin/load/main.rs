@@ -1073,11 +1073,17 @@ async fn baseline_handle(
     Ok(serve::json(StatusCode::OK, BASELINE_ANSWER))
 }
 
-/// Starts the bare hyper server on 127.0.0.1:0. Returns its address and its task; aborting
-/// that task stops it.
-async fn start_baseline() -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    serve::serve((Ipv4Addr::LOCALHOST, 0).into(), baseline_handle).await
+/// Starts the bare hyper server on `addr` (127.0.0.1:0 in-process). Returns its address and
+/// its task; aborting that task stops it.
+async fn start_baseline(
+    addr: SocketAddr,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    serve::serve(addr, baseline_handle).await
 }
+
+/// Where the in-process bare server listens.
+const LOOPBACK_ANY_PORT: SocketAddr =
+    SocketAddr::V4(std::net::SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0));
 
 /// The gateway endpoint moved to the baseline server: same path, plain HTTP on `addr`.
 fn baseline_endpoint(gateway: &Url, addr: SocketAddr) -> Url {
@@ -1102,14 +1108,14 @@ async fn serve_baseline(addr: Option<std::ffi::OsString>) -> ExitCode {
         .as_deref()
         .map(|a| a.to_str().map(str::parse::<SocketAddr>))
     {
-        None => Ok((Ipv4Addr::LOCALHOST, 0).into()),
+        None => Ok(LOOPBACK_ANY_PORT),
         Some(Some(Ok(a))) => Ok(a),
         Some(_) => Err(format!(
             "{SERVE_BASELINE}: expected an address such as 127.0.0.1:0"
         )),
     };
     let served = match addr {
-        Ok(a) => serve::serve(a, baseline_handle)
+        Ok(a) => start_baseline(a)
             .await
             .map_err(|e| format!("{SERVE_BASELINE}: cannot listen: {e}")),
         Err(e) => Err(e),
@@ -1180,46 +1186,47 @@ impl BareProcess {
     }
 }
 
+/// The bare server of a baseline run: a task of this process, or a process of its own.
+enum Bare {
+    InProcess(SocketAddr, tokio::task::JoinHandle<()>),
+    Process(BareProcess),
+}
+
 /// Starts the baseline server (in this process, or in its own with `--baseline-process`) and
 /// runs the same load against it, with the same arguments.
 async fn run_baseline(args: &Args) -> Result<RunOutcome, String> {
     let (mut plan, clients, duration) = prepare(args)?;
-    let (addr, server, process) = if args.baseline_process {
-        let p = BareProcess::start().await?;
-        (p.addr, None, Some(p))
+    let bare = if args.baseline_process {
+        Bare::Process(BareProcess::start().await?)
     } else {
-        let (addr, task) = start_baseline()
+        let (addr, task) = start_baseline(LOOPBACK_ANY_PORT)
             .await
             .map_err(|e| format!("cannot start the baseline server on 127.0.0.1: {e}"))?;
-        (addr, Some(task), None)
+        Bare::InProcess(addr, task)
+    };
+    let (addr, label, server, pid) = match &bare {
+        Bare::InProcess(addr, _) => (*addr, "baseline (bare hyper)", "in-process", None),
+        Bare::Process(p) => (
+            p.addr,
+            "baseline (bare hyper, own process)",
+            "own process",
+            p.child.id(),
+        ),
     };
     plan.endpoint = baseline_endpoint(&plan.endpoint, addr);
-    let (label, observe) = match &process {
-        Some(p) => {
-            let observe = Observe {
-                target_pid: p.child.id(),
-                ..Observe::default()
-            };
-            ("baseline (bare hyper, own process)", observe)
-        }
-        None => ("baseline (bare hyper)", Observe::default()),
+    let observe = Observe {
+        target_pid: pid,
+        ..Observe::default()
     };
     eprintln!("siemgate-load: {label} on {addr}");
     let mut outcome = run(args, Some(label), plan, clients, duration, observe).await;
-    outcome.summary["server"] = if process.is_some() {
-        "own process"
-    } else {
-        "in-process"
+    outcome.summary["server"] = server.into();
+    if let Some(pid) = pid {
+        outcome.summary["server_pid"] = pid.into();
     }
-    .into();
-    if let Some(p) = process {
-        if let Some(pid) = p.child.id() {
-            outcome.summary["server_pid"] = pid.into();
-        }
-        p.stop().await;
-    }
-    if let Some(task) = server {
-        task.abort();
+    match bare {
+        Bare::InProcess(_, task) => task.abort(),
+        Bare::Process(p) => p.stop().await,
     }
     Ok(outcome)
 }
@@ -1517,7 +1524,7 @@ mod tests {
 
     #[tokio::test]
     async fn baseline_server_answers_200_over_http1_and_h2() {
-        let (addr, server) = start_baseline().await.unwrap();
+        let (addr, server) = start_baseline(LOOPBACK_ANY_PORT).await.unwrap();
         let url = format!("http://{addr}/v1/webhooks/x");
         for h2 in [false, true] {
             let b = Client::builder().no_proxy();
