@@ -483,6 +483,7 @@ pub fn spool_recover(data: &[u8]) {
         &cfg,
         &["a".to_string(), "b".to_string()],
         &crate::telemetry::Telemetry::new(),
+        &mut crate::spool::NoKeys,
     ) else {
         return;
     };

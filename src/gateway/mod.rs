@@ -177,7 +177,12 @@ impl Gateway {
             );
         }
         let ids: Vec<String> = config.sinks.iter().map(|s| s.id.clone()).collect();
-        let spool = Spool::open(&config.spool, &ids, &tel)?;
+        let spool = Spool::open(
+            &config.spool,
+            &ids,
+            &tel,
+            &mut *replay.start_keys(clock.now()),
+        )?;
         replay.attach(&spool, clock.now());
         let sources = prepare_sources(&config, &clock)?.register(&tel);
         let client_limiter = ClientLimiter::new(

@@ -21,8 +21,9 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use super::{in_process_calls, BoxFuture, ReplayError, ReplayKey, ReplayStore, Seen, StoreSize};
-use crate::spool::keys::{KeySet, SHARDS};
-use crate::spool::Spool;
+use crate::spool::frame::KeyEntry;
+use crate::spool::keys::{KeyLoad, KeySet, SHARDS};
+use crate::spool::{KeySink, Spool};
 
 pub struct LocalStore {
     retention: Duration,
@@ -36,6 +37,25 @@ struct Inner {
     keys: KeySet,
     /// Keys reserved by requests in flight, with when the reservation lapses (Unix ms).
     pending: HashMap<u128, i64>,
+    /// The keys found at start, while the spool opens ([`ReplayStore::start_keys`]).
+    loading: Option<KeyLoad>,
+}
+
+/// The spool's way to hand a starting store the keys it finds.
+struct Loading<'a>(&'a LocalStore);
+
+impl KeySink for Loading<'_> {
+    fn expect(&mut self, keys: usize) {
+        if let Some(load) = self.0.lock().loading.as_mut() {
+            load.expect(keys);
+        }
+    }
+
+    fn take(&mut self, keys: &[KeyEntry]) {
+        if let Some(load) = self.0.lock().loading.as_mut() {
+            load.extend(keys);
+        }
+    }
 }
 
 fn unix_s(t: OffsetDateTime) -> u64 {
@@ -59,6 +79,7 @@ impl LocalStore {
                 // (one confirmed, or loaded at start after the bound was lowered, is kept).
                 keys: KeySet::new(retention.as_secs()),
                 pending: HashMap::new(),
+                loading: None,
             }),
             spool: OnceLock::new(),
         }
@@ -132,20 +153,29 @@ impl ReplayStore for LocalStore {
         keys: &[ReplayKey],
         now: OffsetDateTime,
         ttl: Duration,
-    ) -> Vec<crate::spool::frame::KeyEntry> {
+    ) -> Vec<KeyEntry> {
         let expiry = expiry_s(now, ttl);
         keys.iter().map(|k| (k.to_u128(), expiry)).collect()
     }
 
-    fn attach(&self, spool: &Arc<Spool>, now: OffsetDateTime) {
-        let now_s = unix_s(now);
+    fn start_keys(&self, now: OffsetDateTime) -> Box<dyn KeySink + '_> {
         let mut inner = self.lock();
-        let found = spool.take_recovered_keys();
-        let kept = inner.keys.load(found, now_s, expiry_s(now, self.retention));
+        inner.loading = Some(inner.keys.loader(unix_s(now)));
+        Box::new(Loading(self))
+    }
+
+    fn attach(&self, spool: &Arc<Spool>, now: OffsetDateTime) {
+        let started = std::time::Instant::now();
+        let mut inner = self.lock();
+        let kept = match inner.loading.take() {
+            Some(load) => inner.keys.load_from(load, expiry_s(now, self.retention)),
+            None => 0,
+        };
         drop(inner);
         let _ = self.spool.set(spool.clone());
         tracing::info!(
             keys = kept,
+            index_ms = started.elapsed().as_millis() as u64,
             "local replay store loaded the keys of events accepted before this start"
         );
     }

@@ -158,8 +158,15 @@ pub trait ReplayStore: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Where the replay keys the spool finds as it opens go ([`crate::spool::Spool::open`]),
+    /// before [`ReplayStore::attach`]: a store that keeps its keys in the spool takes them as
+    /// they are read. Other stores: nowhere.
+    fn start_keys(&self, _now: OffsetDateTime) -> Box<dyn crate::spool::KeySink + '_> {
+        Box::new(crate::spool::NoKeys)
+    }
+
     /// Connects a store that keeps its keys in the spool to it, once the gateway has opened
-    /// it, loading the keys of events accepted before this start.
+    /// it, with the keys of events accepted before this start ([`ReplayStore::start_keys`]).
     fn attach(&self, _spool: &std::sync::Arc<crate::spool::Spool>, _now: OffsetDateTime) {}
 
     /// Housekeeping off the request path (expiry, compaction), run every few seconds.

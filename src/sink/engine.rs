@@ -808,7 +808,13 @@ mod tests {
             max_size: 1 << 20,
             flush_timeout: Duration::from_secs(1),
         };
-        let spool = Spool::open(&spool_cfg, &["s".to_string()], &tel).unwrap();
+        let spool = Spool::open(
+            &spool_cfg,
+            &["s".to_string()],
+            &tel,
+            &mut crate::spool::NoKeys,
+        )
+        .unwrap();
         spool.append(events).await.unwrap();
         let (sink, sends) = Scripted::new(answers);
         let (slot, rx) = watch::channel(Arc::new(SinkSlot {

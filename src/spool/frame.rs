@@ -46,6 +46,14 @@ pub fn is_keys(payload: &[u8]) -> bool {
 }
 
 pub fn decode_keys(payload: &[u8]) -> Result<Vec<KeyEntry>, &'static str> {
+    let mut keys = Vec::new();
+    decode_keys_into(payload, &mut keys)?;
+    Ok(keys)
+}
+
+/// [`decode_keys`] into `out` (cleared first), so one list serves frame after frame.
+pub fn decode_keys_into(payload: &[u8], out: &mut Vec<KeyEntry>) -> Result<(), &'static str> {
+    out.clear();
     let mut c = Cur(payload);
     if c.u8()? != KEYS_KIND {
         return Err("not a list of replay keys");
@@ -54,12 +62,12 @@ pub fn decode_keys(payload: &[u8]) -> Result<Vec<KeyEntry>, &'static str> {
     if c.0.len() != n.saturating_mul(24) {
         return Err("replay key list of the wrong length");
     }
-    (0..n)
-        .map(|_| {
-            let k = u128::from_le_bytes(c.take(16)?.try_into().expect("16 bytes"));
-            Ok((k, c.u64()?))
-        })
-        .collect()
+    out.reserve(n);
+    for _ in 0..n {
+        let k = u128::from_le_bytes(c.take(16)?.try_into().expect("16 bytes"));
+        out.push((k, c.u64()?));
+    }
+    Ok(())
 }
 
 /// Appends one frame whose payload `write` appends to `out` in place: the payload is written

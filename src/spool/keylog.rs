@@ -24,6 +24,38 @@ use super::frame::{self, Frame, KeyEntry};
 
 const HOUR: u64 = 3600;
 
+/// Where the replay keys found at start go as they are read ([`super::Spool::open`]): the
+/// local replay store's loader, a list in tests, or nowhere.
+pub trait KeySink {
+    /// About how many keys are coming (the key log's size says): room taken once.
+    fn expect(&mut self, _keys: usize) {}
+    fn take(&mut self, keys: &[KeyEntry]);
+}
+
+impl KeySink for Vec<KeyEntry> {
+    fn take(&mut self, keys: &[KeyEntry]) {
+        self.extend_from_slice(keys);
+    }
+}
+
+impl KeySink for super::keys::KeyLoad {
+    fn expect(&mut self, keys: usize) {
+        super::keys::KeyLoad::expect(self, keys);
+    }
+
+    fn take(&mut self, keys: &[KeyEntry]) {
+        self.extend(keys);
+    }
+}
+
+/// Keys no one keeps (a replay store that keeps its own): the key log is still read, to
+/// find a torn tail.
+pub struct NoKeys;
+
+impl KeySink for NoKeys {
+    fn take(&mut self, _keys: &[KeyEntry]) {}
+}
+
 /// Bytes of encoded keys held in memory before they are written (about 10,000 keys).
 const FLUSH_AT: usize = 256 << 10;
 
@@ -62,9 +94,9 @@ fn hour_of(path: &Path) -> Option<u64> {
 }
 
 impl KeyLog {
-    /// Opens the key log in `dir` and reads every key in it (expired ones too: expiry is by
-    /// the gateway's clock, [`KeyLog::expire`]).
-    pub fn open(dir: &Path) -> io::Result<(KeyLog, Vec<KeyEntry>)> {
+    /// Opens the key log in `dir` and hands every key in it to `sink` as it is read (expired
+    /// ones too: expiry is by the gateway's clock, [`KeyLog::expire`]).
+    pub fn open(dir: &Path, sink: &mut dyn KeySink) -> io::Result<KeyLog> {
         super::create_private_dir(dir)?;
         let mut files = Vec::new();
         let mut bytes = 0u64;
@@ -75,21 +107,20 @@ impl KeyLog {
                 files.push(entry.path());
             }
         }
-        // Room for every key the files can hold (24 bytes each on disk), taken once: grown by
-        // doubling, the list held up to twice that and, while moving, three times. Only
-        // reserved, not touched; should the reservation fail, the list grows as it reads.
-        let mut keys: Vec<KeyEntry> = Vec::new();
-        let _ = keys.try_reserve_exact(usize::try_from(bytes / 24).unwrap_or(usize::MAX));
-        for path in files {
-            let mut r = BufReader::new(File::open(&path)?);
+        // 24 bytes a key on disk, and a little framing.
+        sink.expect(usize::try_from(bytes / 24).unwrap_or(usize::MAX));
+        let mut keys = Vec::new();
+        for path in &files {
+            let file = File::open(path)?;
+            let mut r = BufReader::with_capacity(1 << 20, file);
             let mut valid = 0u64;
             let torn = loop {
                 match frame::read(&mut r)? {
                     Frame::End => break false,
                     Frame::Broken(_) | Frame::Zeros => break true,
-                    Frame::Whole(p, n) => match frame::decode_keys(&p) {
-                        Ok(k) => {
-                            keys.extend(k);
+                    Frame::Whole(p, n) => match frame::decode_keys_into(&p, &mut keys) {
+                        Ok(()) => {
+                            sink.take(&keys);
                             valid += n;
                         }
                         Err(_) => break true,
@@ -99,7 +130,7 @@ impl KeyLog {
             if torn {
                 // Written but not synced when the process stopped: the segments still hold
                 // those keys, and are written here again below.
-                let f = std::fs::OpenOptions::new().write(true).open(&path)?;
+                let f = std::fs::OpenOptions::new().write(true).open(path)?;
                 f.set_len(valid)?;
                 f.sync_all()?;
             }
@@ -109,7 +140,7 @@ impl KeyLog {
             inner: Mutex::new(Inner::default()),
             syncing: Mutex::new(()),
         };
-        Ok((log, keys))
+        Ok(log)
     }
 
     /// Writes the keys the segments hold at start (of records up to `upto_seq`) and syncs:
@@ -257,7 +288,8 @@ mod tests {
     }
 
     fn read_back(dir: &Path) -> Vec<KeyEntry> {
-        let (_, mut k) = KeyLog::open(dir).unwrap();
+        let mut k = Vec::new();
+        KeyLog::open(dir, &mut k).unwrap();
         k.sort();
         k
     }
@@ -265,7 +297,7 @@ mod tests {
     #[test]
     fn keys_wait_in_memory_until_enough_gather_or_a_sync_asks_for_them() {
         let dir = tempfile::tempdir().unwrap();
-        let (log, _) = KeyLog::open(dir.path()).unwrap();
+        let log = KeyLog::open(dir.path(), &mut NoKeys).unwrap();
         let hour = 500_000 * HOUR;
         log.append(&keys(0, 10, hour + 5), 1);
         log.append(&keys(10, 10, hour + HOUR + 5), 2);
@@ -290,7 +322,7 @@ mod tests {
     #[test]
     fn held_keys_of_an_hour_that_has_passed_are_never_written() {
         let dir = tempfile::tempdir().unwrap();
-        let (log, _) = KeyLog::open(dir.path()).unwrap();
+        let log = KeyLog::open(dir.path(), &mut NoKeys).unwrap();
         let hour = 500_000 * HOUR;
         log.append(&keys(0, 3, hour + 5), 1);
         log.append(&keys(3, 3, hour + HOUR + 5), 2);

@@ -108,7 +108,7 @@ const EMPTY: Entry = Entry::MAX;
 /// lines, one memory read whatever the size (there is no directory to read first). And a fold
 /// merges a shard's entries in order, as from a sorted array.
 pub struct Shard {
-    slots: Box<[Entry]>,
+    slots: Vec<Entry>,
     /// Slots entries go to by home; `slots` runs a little past them for the last entries.
     homes: usize,
     len: usize,
@@ -121,24 +121,44 @@ impl Shard {
         (entries + entries / 4).max(1)
     }
 
-    /// A shard of `entries`, sorted and without repeats.
-    fn new(entries: Vec<Entry>) -> Shard {
-        let homes = Self::homes_for(entries.len());
-        let mut slots = Vec::with_capacity(homes + 64);
+    /// Room for a shard of `entries` built in place ([`Shard::new`]): its slots and the few
+    /// past them the last entries can spill into.
+    fn room_for(entries: usize) -> usize {
+        Self::homes_for(entries) + 64
+    }
+
+    /// A shard of `entries`, sorted and without repeats, built in the vector that holds them
+    /// (room for it is best reserved with [`Shard::room_for`]: the vector grows otherwise).
+    ///
+    /// An entry's slot is its home or the one after the entry before it's, whichever is later:
+    /// every entry takes a slot, so slots only move entries right, and moved from the last one
+    /// back, none lands on an entry not moved yet. `scratch` holds the slots meanwhile.
+    fn new(mut entries: Vec<Entry>, scratch: &mut Vec<usize>) -> Shard {
+        let len = entries.len();
+        let homes = Self::homes_for(len);
         let mut per_tag = [0u32; TAGS];
+        scratch.clear();
+        let mut next = 0;
         for e in &entries {
-            let h = home(*e, homes);
-            if slots.len() < h {
-                slots.resize(h, EMPTY);
-            }
-            slots.push(*e);
+            let at = home(*e, homes).max(next);
+            scratch.push(at);
+            next = at + 1;
             per_tag[tag_of(*e) as usize] += 1;
         }
-        slots.resize(slots.len().max(homes), EMPTY);
+        entries.resize(next.max(homes), EMPTY);
+        for (i, at) in scratch.iter().enumerate().rev() {
+            if *at != i {
+                entries[*at] = entries[i];
+                entries[i] = EMPTY;
+            }
+        }
+        // Room left over (reserved for spills, or for entries that did not come: expired,
+        // repeats) is given back; shrinking in place, the allocators moves nothing.
+        entries.shrink_to_fit();
         Shard {
-            slots: slots.into_boxed_slice(),
+            slots: entries,
             homes,
-            len: entries.len(),
+            len,
             per_tag: (0..TAGS)
                 .filter(|t| per_tag[*t] > 0)
                 .map(|t| (t as u8, per_tag[t]))
@@ -147,7 +167,7 @@ impl Shard {
     }
 
     fn empty() -> Shard {
-        Shard::new(Vec::new())
+        Shard::new(Vec::new(), &mut Vec::new())
     }
 
     /// Whether an entry for the key of `key` (its tag 0) has a tag `wanted` accepts.
@@ -165,7 +185,7 @@ impl Shard {
     }
 
     fn bytes(&self) -> usize {
-        self.slots.len() * std::mem::size_of::<Entry>()
+        self.slots.capacity() * std::mem::size_of::<Entry>()
             + self.per_tag.len() * std::mem::size_of::<(u8, u32)>()
     }
 }
@@ -240,6 +260,8 @@ pub struct Merge {
     parts: Vec<(u64, u8, Arc<OpenSet>)>,
     /// The new entries by shard, sorted ([`Merge::sort`]).
     new: Vec<Vec<Entry>>,
+    /// Room each shard's build uses, kept from one to the next.
+    scratch: Vec<usize>,
 }
 
 impl Merge {
@@ -267,13 +289,14 @@ impl Merge {
     /// with no lock held, on the shard [`KeySet::shard`] lent.
     pub fn merge_shard(&mut self, i: usize, old: &Shard, keep: &Keep) -> Shard {
         let new = std::mem::take(self.new.get_mut(i).unwrap_or(&mut Vec::new()));
-        Shard::new(merge_sorted(old, &new, keep))
+        Shard::new(merge_sorted(old, &new, keep), &mut self.scratch)
     }
 }
 
-/// The entries of shard `a` and of `b` (sorted) that `keep` keeps, sorted and without repeats.
+/// The entries of shard `a` and of `b` (sorted) that `keep` keeps, sorted and without repeats,
+/// with room for the shard they make.
 fn merge_sorted(a: &Shard, b: &[Entry], keep: &Keep) -> Vec<Entry> {
-    let mut out = Vec::with_capacity(a.len + b.len());
+    let mut out = Vec::with_capacity(Shard::room_for(a.len + b.len()));
     let mut a = a
         .entries()
         .filter(|e| keep.0[tag_of(*e) as usize])
@@ -298,6 +321,148 @@ fn merge_sorted(a: &Shard, b: &[Entry], keep: &Keep) -> Vec<Entry> {
         }
     }
     out
+}
+
+/// Keys found at start on their way into a [`KeySet`] ([`KeySet::loader`]): each as an
+/// index entry in its shard's list, its tag for now its generation's place among those met,
+/// so a start holds 16 bytes a key and the index is built in those lists.
+pub struct KeyLoad {
+    width: u64,
+    now_s: u64,
+    /// The generations met, by place (an entry's low byte until the index is built).
+    gens: Vec<u64>,
+    /// The last generation met and its place: keys come grouped by expiry.
+    last: Option<(u64, u8)>,
+    by_shard: Vec<Vec<Entry>>,
+    /// Keys of generations met after every place was taken (a key log spanning many
+    /// retentions): taken one by one.
+    rest: Vec<(u128, u64)>,
+    taken: usize,
+}
+
+impl KeyLoad {
+    /// About `keys` keys are coming: each shard's list takes room for its share once, and
+    /// for the shard built in it, so no list is moved while it grows.
+    pub fn expect(&mut self, keys: usize) {
+        let share = keys / SHARDS;
+        // A share varies by about its square root: three times that covers every shard.
+        let room = Shard::room_for(share) + 3 * share.isqrt();
+        for v in &mut self.by_shard {
+            if v.capacity() < room {
+                // Only reserved, not touched; should the reservation fail, lists grow as
+                // they fill.
+                let _ = v.try_reserve_exact(room - v.len());
+            }
+        }
+    }
+
+    /// Takes `k`, remembered until `expiry_s`, unless that has passed.
+    pub fn push(&mut self, k: u128, expiry_s: u64) {
+        if expiry_s <= self.now_s {
+            return;
+        }
+        self.taken += 1;
+        let g = expiry_s / self.width;
+        let place = match self.last {
+            Some((last, place)) if last == g => Some(place),
+            _ => {
+                let place = match self.gens.iter().position(|x| *x == g) {
+                    Some(p) => Some(p as u8),
+                    // Places 0 to 254: an entry never reads as [`EMPTY`].
+                    None if self.gens.len() < TAGS - 1 => {
+                        self.gens.push(g);
+                        Some((self.gens.len() - 1) as u8)
+                    }
+                    None => None,
+                };
+                self.last = place.map(|p| (g, p));
+                place
+            }
+        };
+        match place {
+            Some(p) => self.by_shard[shard_of(k)].push(entry(k, p)),
+            None => self.rest.push((k, expiry_s)),
+        }
+    }
+
+    pub fn extend(&mut self, keys: &[(u128, u64)]) {
+        for (k, e) in keys {
+            self.push(*k, *e);
+        }
+    }
+
+    /// Keys taken so far.
+    pub fn len(&self) -> usize {
+        self.taken
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.taken == 0
+    }
+}
+
+/// Builds every shard of a new index from the loaded entries, each in its own list, on as
+/// many threads as there are cores (a start has nothing else to do). Returns the shards and
+/// the keys of generations without a tag, `(key, generation)`.
+fn build_shards(
+    mut by_shard: Vec<Vec<Entry>>,
+    tags: &[Option<u8>; TAGS],
+    gens: &[u64],
+) -> (Vec<Shard>, Vec<(u128, u64)>) {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_thread = SHARDS.div_ceil(threads.clamp(1, 8));
+    let build = |first: usize, chunk: &mut [Vec<Entry>]| {
+        let mut open = Vec::new();
+        let mut scratch = Vec::new();
+        let shards: Vec<Shard> = chunk
+            .iter_mut()
+            .enumerate()
+            .map(|(j, v)| {
+                let mut v = std::mem::take(v);
+                retag(first + j, &mut v, tags, gens, &mut open);
+                v.sort_unstable();
+                v.dedup();
+                Shard::new(v, &mut scratch)
+            })
+            .collect();
+        (shards, open)
+    };
+    std::thread::scope(|s| {
+        let workers: Vec<_> = by_shard
+            .chunks_mut(per_thread)
+            .enumerate()
+            .map(|(n, chunk)| s.spawn(move || build(n * per_thread, chunk)))
+            .collect();
+        let mut all = (Vec::with_capacity(SHARDS), Vec::new());
+        for w in workers {
+            let (shards, open) = w.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            all.0.extend(shards);
+            all.1.extend(open);
+        }
+        all
+    })
+}
+
+/// Gives shard `shard`'s loaded entries their generation's tag, and moves those of
+/// generations without one (`tags` by place) out to `open`, `(key, generation)`.
+fn retag(
+    shard: usize,
+    entries: &mut Vec<Entry>,
+    tags: &[Option<u8>; TAGS],
+    gens: &[u64],
+    open: &mut Vec<(u128, u64)>,
+) {
+    entries.retain_mut(|e| match tags[tag_of(*e) as usize] {
+        Some(t) => {
+            *e = (*e & !0xff) | u128::from(t);
+            true
+        }
+        None => {
+            let k = ((shard as u128) << 120) | (*e >> 8);
+            open.push((k, gens[tag_of(*e) as usize]));
+            false
+        }
+    });
 }
 
 /// The remembered keys. Times are Unix seconds. It never refuses a key: the store in front of
@@ -470,6 +635,7 @@ impl KeySet {
         Some(Merge {
             parts,
             new: Vec::new(),
+            scratch: Vec::new(),
         })
     }
 
@@ -525,55 +691,85 @@ impl KeySet {
         self.finish(merge);
     }
 
-    /// Takes in the keys found at start, `(key, expiry)`, leaving out those expired at
-    /// `now_s`: the generations new keys with `current_expiry_s` no longer go to straight into
-    /// the index (never through a hash set, so a large set loads in about the memory it will
-    /// keep), the others into their hash sets. Returns how many were taken.
+    /// Takes in the keys found at start, `(key, expiry)`, as [`KeySet::loader`] and
+    /// [`KeySet::load_from`] do. Returns how many were taken.
     pub fn load(&mut self, keys: Vec<(u128, u64)>, now_s: u64, current_expiry_s: u64) -> usize {
-        let current = self.generation(current_expiry_s);
-        let live = |(_, e): &&(u128, u64)| *e > now_s;
-        // The tag of each generation going into the index (none while a fold is under way,
-        // or when tags run out: those keys go to hash sets). Keys come grouped by expiry, so
-        // the last generation looked up is remembered.
-        let mut last = (u64::MAX, None);
-        let mut tag_of_gen = |set: &mut KeySet, g: u64| -> Option<u8> {
-            if last.0 != g {
-                let t = if g >= current || set.merging {
-                    None
-                } else {
-                    set.tag_for(g)
-                };
-                last = (g, t);
-            }
-            last.1
-        };
-        let mut counts = [0usize; SHARDS];
-        for (k, e) in keys.iter().filter(live) {
-            if tag_of_gen(self, self.generation(*e)).is_some() {
-                counts[shard_of(*k)] += 1;
-            }
-        }
-        let mut new: Vec<Vec<Entry>> = counts.iter().map(|n| Vec::with_capacity(*n)).collect();
-        let mut taken = 0;
-        for (k, e) in keys.iter().filter(live) {
-            taken += 1;
-            match tag_of_gen(self, self.generation(*e)) {
-                Some(t) => new[shard_of(*k)].push(entry(*k, t)),
-                None => self.insert(*k, *e),
-            }
-        }
-        // Gone before the index is built: the start's peak memory is the list or the index
-        // being built, never both.
+        let mut load = self.loader(now_s);
+        load.expect(keys.len());
+        load.extend(&keys);
         drop(keys);
-        if counts.iter().any(|n| *n > 0) {
-            for v in &mut new {
+        self.load_from(load, current_expiry_s)
+    }
+
+    /// A loader for the keys found at start, leaving out those expired at `now_s`: keys go
+    /// in as they are read, at 16 bytes a key, already by shard.
+    pub fn loader(&self, now_s: u64) -> KeyLoad {
+        KeyLoad {
+            width: self.width,
+            now_s,
+            gens: Vec::new(),
+            last: None,
+            by_shard: (0..SHARDS).map(|_| Vec::new()).collect(),
+            rest: Vec::new(),
+            taken: 0,
+        }
+    }
+
+    /// Takes in the keys loaded, straight into the index, built in the memory the loader
+    /// holds them in (never through a hash set or a list of pairs, so a large set loads in
+    /// about the memory it will keep) and on every core. Returns how many keys were taken.
+    /// `current_expiry_s` is the expiry new keys get now: hash sets that fill up while
+    /// loading (keys the index could not take) are folded in with it.
+    pub fn load_from(&mut self, load: KeyLoad, current_expiry_s: u64) -> usize {
+        let KeyLoad {
+            width,
+            gens,
+            mut by_shard,
+            rest,
+            taken,
+            ..
+        } = load;
+        // Each generation's tag in the index, those new keys still go to included (their new
+        // keys go to hash sets, folded in under the same tag once new keys no longer go
+        // there): none while a fold is under way, or when tags run out (those keys go to hash
+        // sets).
+        let mut tags = [None; TAGS];
+        for (place, g) in gens.iter().enumerate() {
+            if !self.merging {
+                tags[place] = self.tag_for(*g);
+            }
+        }
+        if self.merging || self.shards.iter().any(|s| s.len > 0) {
+            // Not at start (there is an index already): folded in as any new keys are.
+            let mut open = Vec::new();
+            for (i, v) in by_shard.iter_mut().enumerate() {
+                retag(i, v, &tags, &gens, &mut open);
                 v.sort_unstable();
             }
+            self.insert_each(open, width);
+            if !self.merging && by_shard.iter().any(|v| !v.is_empty()) {
+                self.merging = true;
+                self.fold(Merge {
+                    parts: Vec::new(),
+                    new: by_shard,
+                    scratch: Vec::new(),
+                });
+            }
+        } else if by_shard.iter().any(|v| !v.is_empty()) {
+            let (shards, open) = build_shards(by_shard, &tags, &gens);
             self.merging = true;
-            self.fold(Merge {
+            for (i, shard) in shards.into_iter().enumerate() {
+                self.put_shard(i, shard);
+            }
+            self.insert_each(open, width);
+            self.finish(Merge {
                 parts: Vec::new(),
-                new,
+                new: Vec::new(),
+                scratch: Vec::new(),
             });
+        }
+        for (k, e) in rest {
+            self.insert(k, e);
         }
         // Hash sets that filled up while loading go into the index now, not at the first
         // maintenance: until then every lookup would probe each of them.
@@ -581,6 +777,13 @@ impl KeySet {
             self.seal(current_expiry_s);
         }
         taken
+    }
+
+    /// Inserts keys given by generation, `(key, generation)`.
+    fn insert_each(&mut self, keys: Vec<(u128, u64)>, width: u64) {
+        for (k, g) in keys {
+            self.insert(k, g.saturating_mul(width));
+        }
     }
 
     /// Keys held, expired generations not forgotten yet included.
@@ -827,11 +1030,96 @@ mod tests {
             assert!(s.contains(key(n), T0), "{n}");
         }
         assert!(!s.contains(key(99_999), T0) && !s.contains(key(10_001), T0));
-        // Generations new keys no longer go to are in the index; later ones in hash sets.
+        // Every generation straight into the index, those new keys still go to included.
         let current = s.generation(T0 + DAY);
-        assert!(s.open.keys().all(|g| *g >= current) && !s.open.is_empty());
-        assert!(s.indexed.keys().all(|g| *g < current) && !s.indexed.is_empty());
+        assert!(s.open.is_empty() && s.full.is_empty());
+        assert!(s.indexed.keys().any(|g| *g >= current) && s.indexed.len() == 32);
+        // New keys of a loaded generation go to its hash set, and are folded in under the
+        // same tag once new keys no longer go there.
+        let g = *s.indexed.keys().next_back().unwrap();
+        let expiry = g * s.width;
+        for n in 20_000..20_100 {
+            s.insert(key(n), expiry);
+        }
+        s.seal(expiry + s.width);
+        assert!(s.open.is_empty() && s.indexed.len() == 32);
+        assert_eq!(s.len(), 10_100);
+        assert!((20_000..20_100).all(|n| s.contains(key(n), T0)));
         // Like any other: expired by generation.
         assert_eq!(s.expire(T0 + DAY / 16 + 1), 10_000 / 32 + 1);
+    }
+
+    /// Keys loaded into a set that already has an index (not at start) and while a fold is
+    /// under way go in as new keys do, and a load of more generations than there are places
+    /// for takes the rest one by one: every key answers, counted once.
+    #[test]
+    fn keys_loaded_next_to_an_index_or_a_fold_or_past_the_places_answer() {
+        let mut s = KeySet::new(DAY);
+        for n in 0..5_000 {
+            s.insert(key(n), T0 + DAY / 2);
+        }
+        s.seal(T0 + DAY);
+        assert!(!s.indexed.is_empty());
+        let found: Vec<_> = (0..10_000).map(|n| (key(n), T0 + DAY / 2)).collect();
+        assert_eq!(s.load(found, T0, T0 + DAY), 10_000);
+        s.seal(T0 + DAY);
+        assert_eq!(s.len(), 10_000, "a key found again is held once");
+        assert!((0..10_000).all(|n| s.contains(key(n), T0)));
+
+        // While a fold is under way: into hash sets, still answered.
+        s.insert(key(20_000), T0 + DAY);
+        let merge = s.freeze(T0 + 2 * DAY);
+        assert!(s.merging);
+        let found: Vec<_> = (10_000..11_000).map(|n| (key(n), T0 + DAY)).collect();
+        assert_eq!(s.load(found, T0, T0 + DAY), 1_000);
+        assert!((10_000..11_000).all(|n| s.contains(key(n), T0)));
+        if let Some(mut m) = merge {
+            m.sort();
+            s.fold(m);
+        }
+
+        // Far more generations than places: a key each, a width apart.
+        let mut s = KeySet::new(DAY);
+        let width = s.width;
+        let found: Vec<_> = (0..400u64).map(|n| (key(n), T0 + 1 + n * width)).collect();
+        assert_eq!(s.load(found, T0, T0 + DAY), 400);
+        assert!((0..400).all(|n| s.contains(key(n), T0)));
+        assert_eq!(s.len(), 400);
+    }
+
+    /// The in-place build of a shard puts every entry where the plain one would: its home,
+    /// or right after the entry before it, for crowded, sparse and edge entries alike.
+    #[test]
+    fn a_shard_built_in_place_is_the_shard_built_by_pushing() {
+        let mut rng = Mix(11);
+        for n in [0usize, 1, 2, 7, 100, 5_000] {
+            for crowd in [false, true] {
+                let mut v: Vec<Entry> = (0..n)
+                    .map(|_| {
+                        let e = (u128::from(rng.next()) << 64) | u128::from(rng.next());
+                        // Crowded: every entry in the lowest sixteenth of the range.
+                        let e = if crowd { e >> 4 } else { e };
+                        e & !0xff
+                    })
+                    .collect();
+                v.push(EMPTY - 0xff);
+                v.sort_unstable();
+                v.dedup();
+                let homes = Shard::homes_for(v.len());
+                let mut want = Vec::new();
+                for e in &v {
+                    let h = home(*e, homes);
+                    if want.len() < h {
+                        want.resize(h, EMPTY);
+                    }
+                    want.push(*e);
+                }
+                want.resize(want.len().max(homes), EMPTY);
+                let shard = Shard::new(v.clone(), &mut Vec::new());
+                assert_eq!(shard.slots, want, "{n} entries, crowded: {crowd}");
+                assert_eq!(shard.len, v.len());
+                assert!(v.iter().all(|e| shard.holds(*e, |_| true)));
+            }
+        }
     }
 }

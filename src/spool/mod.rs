@@ -64,6 +64,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 pub use arrivals::{Arrivals, Arrived};
 pub use frame::{DeadLetter, Record};
+pub use keylog::{KeySink, NoKeys};
 pub use reader::Reader;
 
 use crate::telemetry::{names, Telemetry};
@@ -237,8 +238,6 @@ pub(crate) struct Shared {
     pub keylog: keylog::KeyLog,
     /// A delivered segment kept for the next spare to be written over ([`spare`]).
     pub stock: Arc<spare::Stock>,
-    /// The replay keys found at start, until the replay store takes them.
-    recovered_keys: Mutex<Option<Vec<frame::KeyEntry>>>,
     pub tel: Arc<Telemetry>,
     bytes_gauge: metrics::Gauge,
 }
@@ -499,12 +498,16 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
 
 impl Spool {
     /// Opens (or creates) the spool in `cfg.dir` for the configured `sinks`, recovering what a
-    /// crash left. Fails with a message that names the file when the spool cannot be trusted.
+    /// crash left, and hands the replay keys it finds (in the key log and the segments) to
+    /// `keys` as it reads them. Fails with a message that names the file when the spool cannot
+    /// be trusted.
     pub fn open(
         cfg: &SpoolConfig,
         sinks: &[String],
         tel: &Arc<Telemetry>,
+        keys: &mut dyn KeySink,
     ) -> Result<Arc<Spool>, SpoolError> {
+        let started = std::time::Instant::now();
         let dir = cfg.dir.clone();
         for sub in ["", "segments", "cursors", "dlq", "quarantine", "replay"] {
             let p = dir.join(sub);
@@ -552,8 +555,8 @@ impl Spool {
                 error,
             }
         })?;
-        let (keylog, mut keys) =
-            keylog::KeyLog::open(&dir.join("replay")).map_err(|error| SpoolError::Io {
+        let keylog =
+            keylog::KeyLog::open(&dir.join("replay"), keys).map_err(|error| SpoolError::Io {
                 path: dir.join("replay"),
                 error,
             })?;
@@ -563,7 +566,8 @@ impl Spool {
                 path: dir.join("replay"),
                 error,
             })?;
-        keys.extend(recovered.keys);
+        keys.take(&recovered.keys);
+        drop(recovered.keys);
         let bytes = recovered.bytes + dlq.bytes();
         let bytes_gauge = tel.gauge(names::SPOOL_BYTES, &[]);
         bytes_gauge.set(bytes as f64);
@@ -591,7 +595,6 @@ impl Spool {
             dlq,
             keylog,
             stock: Default::default(),
-            recovered_keys: Mutex::new(Some(keys)),
             tel: tel.clone(),
             bytes_gauge,
         });
@@ -608,6 +611,7 @@ impl Spool {
             dir = %dir.display(),
             pending = total_pending,
             bytes,
+            took_ms = started.elapsed().as_millis() as u64,
             "spool open"
         );
         Ok(Arc::new(Spool {
@@ -752,17 +756,6 @@ impl Spool {
         self.shared.collect_garbage();
         self.shared.sub_pending(&state, done);
         Ok(())
-    }
-
-    /// The replay keys found at start (in the key log and in the segments), once: the local
-    /// replay store takes them when it starts.
-    pub fn take_recovered_keys(&self) -> Vec<frame::KeyEntry> {
-        self.shared
-            .recovered_keys
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .unwrap_or_default()
     }
 
     /// Forgets the key log's files whose keys have all expired at `now_s`.

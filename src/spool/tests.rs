@@ -9,7 +9,17 @@ fn cfg(dir: &Path, max_size: u64) -> SpoolConfig {
 }
 
 fn open(cfg: &SpoolConfig, sinks: &[String]) -> Result<Arc<Spool>, SpoolError> {
-    Spool::open(cfg, sinks, &Telemetry::new())
+    Spool::open(cfg, sinks, &Telemetry::new(), &mut NoKeys)
+}
+
+/// [`open`], with the replay keys the spool found.
+fn open_keys(
+    cfg: &SpoolConfig,
+    sinks: &[String],
+) -> Result<(Arc<Spool>, Vec<frame::KeyEntry>), SpoolError> {
+    let mut keys = Vec::new();
+    let spool = Spool::open(cfg, sinks, &Telemetry::new(), &mut keys)?;
+    Ok((spool, keys))
 }
 
 fn sinks(ids: &[&str]) -> Vec<String> {
@@ -487,8 +497,8 @@ fn replay_keys_are_durable_with_their_events_and_outlive_their_segments() {
     let hour = 3600;
     let expiry = 1_700_000_000 + 86_400;
     {
-        let spool = open(&cfg(dir.path(), 1 << 20), &sinks(&["a"])).unwrap();
-        assert!(spool.take_recovered_keys().is_empty());
+        let (spool, found) = open_keys(&cfg(dir.path(), 1 << 20), &sinks(&["a"])).unwrap();
+        assert!(found.is_empty());
         rt.block_on(async {
             for n in 0..20u64 {
                 let keys = vec![
@@ -524,13 +534,13 @@ fn replay_keys_are_durable_with_their_events_and_outlive_their_segments() {
             ]
         })
         .collect();
-    let got = |spool: &Spool| -> std::collections::BTreeSet<(u128, u64)> {
-        spool.take_recovered_keys().into_iter().collect()
+    let got = || -> (Arc<Spool>, BTreeSet<(u128, u64)>) {
+        let (spool, found) = open_keys(&cfg(dir.path(), 1 << 20), &sinks(&["a"])).unwrap();
+        (spool, found.into_iter().collect())
     };
     {
-        let spool = open(&cfg(dir.path(), 1 << 20), &sinks(&["a"])).unwrap();
-        assert_eq!(got(&spool), expected);
-        assert!(spool.take_recovered_keys().is_empty(), "taken once");
+        let (spool, found) = got();
+        assert_eq!(found, expected);
         assert!(spool.key_bytes() >= 40 * 24);
         spool.close();
     }
@@ -543,15 +553,14 @@ fn replay_keys_are_durable_with_their_events_and_outlive_their_segments() {
     bytes.extend_from_slice(&[9, 0, 0]);
     std::fs::write(&log, bytes).unwrap();
     {
-        let spool = open(&cfg(dir.path(), 1 << 20), &sinks(&["a"])).unwrap();
-        assert_eq!(got(&spool), expected);
+        let (spool, found) = got();
+        assert_eq!(found, expected);
         // Expiry is by hour of expiry, whole files at a time.
         assert_eq!(spool.expire_keys(expiry), 0);
         assert_eq!(spool.expire_keys((expiry / hour + 1) * hour), 1);
         spool.close();
     }
-    let spool = open(&cfg(dir.path(), 1 << 20), &sinks(&["a"])).unwrap();
-    let left = got(&spool);
+    let (_spool, left) = got();
     assert!(left.iter().all(|(_, e)| *e == expiry + 2 * hour) && left.len() == 20);
 }
 
@@ -566,14 +575,14 @@ type Found = (
 );
 
 fn found(dir: &Path) -> Found {
-    let spool = open(&cfg(dir, 1 << 20), &sinks(&["a", "b"])).unwrap();
+    let (spool, keys) = open_keys(&cfg(dir, 1 << 20), &sinks(&["a", "b"])).unwrap();
     let f = (
         spool.pending("a"),
         spool.pending("b"),
         spool.orphans(),
         ns(&spool.reader("a").read(1000, u64::MAX).unwrap()),
         ns(&spool.reader("b").read(1000, u64::MAX).unwrap()),
-        spool.take_recovered_keys().into_iter().collect(),
+        keys.into_iter().collect(),
     );
     spool.close();
     f
@@ -700,7 +709,7 @@ fn key_log_size_and_load_time() {
     let n = size_from_env("SIEMGATE_KEY_LOG_KEYS", 10_000_000) as u64;
     let dir = tempfile::tempdir().unwrap();
     let log_dir = dir.path().join("replay");
-    let (log, _) = super::keylog::KeyLog::open(&log_dir).unwrap();
+    let log = super::keylog::KeyLog::open(&log_dir, &mut super::NoKeys).unwrap();
     // Groups of 32 requests with 2 keys each, spread over a day of expiries.
     let mut seq = 0;
     for chunk in (0..n).collect::<Vec<_>>().chunks(64) {
@@ -722,24 +731,31 @@ fn key_log_size_and_load_time() {
     let bytes = log.bytes();
     drop(log);
     let started = std::time::Instant::now();
-    let (_, keys) = super::keylog::KeyLog::open(&log_dir).unwrap();
+    let mut keys = Vec::new();
+    super::keylog::KeyLog::open(&log_dir, &mut keys).unwrap();
     let took = started.elapsed();
     assert_eq!(keys.len() as u64, n);
     eprintln!(
-        "key log: {n} keys, {bytes} bytes ({:.1} bytes a key), read back in {took:?} ({:.1} M keys/s)",
+        "key log: {n} keys, {bytes} bytes ({:.1} bytes a key), read back into a list in {took:?} ({:.1} M keys/s)",
         bytes as f64 / n as f64,
         n as f64 / took.as_secs_f64() / 1e6
     );
-    // Then into the local replay store's key set, as at start (every key inside the retention).
+    let middle = keys[n as usize / 2].0;
+    drop(keys);
+    // As a start does: read straight into the local replay store's loader, then the index
+    // built in its lists (every key inside the retention).
     let started = std::time::Instant::now();
     let mut set = super::keys::KeySet::new(86_400);
     let now = 1_700_000_000 - 1;
-    let middle = keys[n as usize / 2].0;
-    assert_eq!(set.load(keys, now, now + 86_400), n as usize);
+    let mut load = set.loader(now);
+    super::keylog::KeyLog::open(&log_dir, &mut load).unwrap();
+    let read = started.elapsed();
+    assert_eq!(set.load_from(load, now + 86_400), n as usize);
     let took = started.elapsed();
     assert!(set.contains(middle, now));
     eprintln!(
-        "key set: {n} keys loaded in {took:?} ({:.1} M keys/s), {:.1} bytes a key",
+        "key set: {n} keys read into the loader in {read:?}, index built {:?} later: {took:?} ({:.1} M keys/s), {:.1} bytes a key",
+        took - read,
         n as f64 / took.as_secs_f64() / 1e6,
         set.bytes() as f64 / n as f64
     );
@@ -788,10 +804,10 @@ fn spool_start_time() {
     );
     let time_open = |what: &str| {
         let started = std::time::Instant::now();
-        let spool = open(&config, &sinks(&["a"])).unwrap();
+        let (spool, keys) = open_keys(&config, &sinks(&["a"])).unwrap();
         let took = started.elapsed();
         assert_eq!(spool.pending("a"), n as u64);
-        assert!(spool.take_recovered_keys().len() >= n);
+        assert!(keys.len() >= n);
         spool.close();
         eprintln!("start {what}: {took:?}");
     };
@@ -871,7 +887,7 @@ fn the_writer_writes_on_in_a_segment_written_ahead() {
     let data = std::fs::metadata(&seg).unwrap().len();
     add_zeros(&seg, (1 << 20) - data as usize);
     let tel = Telemetry::new();
-    let spool = Spool::open(&config, &sinks(&["a"]), &tel).unwrap();
+    let spool = Spool::open(&config, &sinks(&["a"]), &tel, &mut NoKeys).unwrap();
     assert_eq!(spool.pending("a"), 3);
     assert!(
         !tel.render().contains(names::SPOOL_RECOVERED_TAILS),
@@ -918,7 +934,7 @@ fn bytes_after_zeros_in_the_last_segment_are_a_torn_tail() {
     append_to(&seg, &torn);
     add_zeros(&seg, 8192);
     let tel = Telemetry::new();
-    let spool = Spool::open(&config, &sinks(&["a"]), &tel).unwrap();
+    let spool = Spool::open(&config, &sinks(&["a"]), &tel, &mut NoKeys).unwrap();
     assert_eq!(std::fs::metadata(&seg).unwrap().len(), data);
     assert!(tel
         .render()
@@ -976,7 +992,7 @@ fn segments_after_a_runs_first_start_from_ones_written_ahead() {
     let tel = Telemetry::new();
     // 64 KiB segments.
     let config = cfg(dir.path(), 1 << 20);
-    let spool = Spool::open(&config, &sinks(&["a"]), &tel).unwrap();
+    let spool = Spool::open(&config, &sinks(&["a"]), &tel, &mut NoKeys).unwrap();
     spool.shared.wait_for_spare.store(true, Ordering::SeqCst);
     rt.block_on(async {
         for n in 0..30 {
