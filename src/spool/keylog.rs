@@ -14,7 +14,7 @@
 //! off: those keys are still in the segments) and the keys the surviving segments hold are
 //! written here again and synced, so the store starts with every key it ever confirmed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs::File;
 use std::io::{self, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -45,6 +45,50 @@ impl KeySink for super::keys::KeyLoad {
 
     fn take(&mut self, keys: &[KeyEntry]) {
         self.extend(keys);
+    }
+}
+
+/// Passes the key log's keys on to a sink, and tells which of `keys` (those the segments
+/// read whole at start hold) it lacks.
+pub(crate) struct Unlogged<'a> {
+    sink: &'a mut dyn KeySink,
+    /// Not met in the log yet.
+    missing: HashSet<KeyEntry>,
+    /// The hours of expiry they fall in: a file holds one hour's keys, so a frame of another
+    /// hour is passed on without a look.
+    hours: BTreeSet<u64>,
+}
+
+impl<'a> Unlogged<'a> {
+    pub fn new(keys: Vec<KeyEntry>, sink: &'a mut dyn KeySink) -> Unlogged<'a> {
+        Unlogged {
+            hours: keys.iter().map(|(_, e)| e / HOUR).collect(),
+            missing: keys.into_iter().collect(),
+            sink,
+        }
+    }
+
+    /// The keys the log lacked, in no particular order.
+    pub fn missing(self) -> Vec<KeyEntry> {
+        self.missing.into_iter().collect()
+    }
+}
+
+impl KeySink for Unlogged<'_> {
+    fn expect(&mut self, keys: usize) {
+        self.sink.expect(keys);
+    }
+
+    fn take(&mut self, keys: &[KeyEntry]) {
+        self.sink.take(keys);
+        if keys
+            .first()
+            .is_some_and(|(_, e)| self.hours.contains(&(e / HOUR)))
+        {
+            for k in keys {
+                self.missing.remove(k);
+            }
+        }
     }
 }
 

@@ -555,19 +555,25 @@ impl Spool {
                 error,
             }
         })?;
-        let keylog =
-            keylog::KeyLog::open(&dir.join("replay"), keys).map_err(|error| SpoolError::Io {
+        // The keys of the segments read whole are in the key log unless a crash came between
+        // their commit and the log's write: those found missing as it is read are written
+        // again, and only those, so no start adds to the log what it already holds.
+        let mut unlogged = keylog::Unlogged::new(recovered.keys, keys);
+        let keylog = keylog::KeyLog::open(&dir.join("replay"), &mut unlogged).map_err(|error| {
+            SpoolError::Io {
                 path: dir.join("replay"),
                 error,
-            })?;
+            }
+        })?;
+        let missing = unlogged.missing();
         keylog
-            .restore(&recovered.keys, recovered.next_seq.saturating_sub(1))
+            .restore(&missing, recovered.next_seq.saturating_sub(1))
             .map_err(|error| SpoolError::Io {
                 path: dir.join("replay"),
                 error,
             })?;
-        keys.take(&recovered.keys);
-        drop(recovered.keys);
+        keys.take(&missing);
+        drop(missing);
         let bytes = recovered.bytes + dlq.bytes();
         let bytes_gauge = tel.gauge(names::SPOOL_BYTES, &[]);
         bytes_gauge.set(bytes as f64);

@@ -564,6 +564,76 @@ fn replay_keys_are_durable_with_their_events_and_outlive_their_segments() {
     assert!(left.iter().all(|(_, e)| *e == expiry + 2 * hour) && left.len() == 20);
 }
 
+/// A start writes again only the keys the key log lost: restarts with nothing new leave the
+/// log as it was (a crash loop never grows it), each key is found once, and keys the log lost
+/// (a crash before its write) are written again from the segment that holds them, once.
+#[test]
+fn restarts_write_again_only_the_keys_the_key_log_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let expiry = 1_700_000_000 + 86_400;
+    let log_bytes = || -> u64 {
+        std::fs::read_dir(dir.path().join("replay"))
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum()
+    };
+    let keys_of = |n: u64| {
+        vec![
+            (u128::from(n) << 64 | 1 << 40, expiry),
+            (u128::from(n), expiry),
+        ]
+    };
+    let expected: BTreeSet<(u128, u64)> = (0..30).flat_map(keys_of).collect();
+    // 4 MiB segments: every event in the newest segment, which a start reads whole.
+    let config = cfg(dir.path(), 64 << 20);
+    {
+        let spool = open(&config, &sinks(&["a"])).unwrap();
+        rt.block_on(async {
+            for n in 0..30u64 {
+                spool
+                    .append_with_keys(vec![ev(&["a"], n as usize, 20_000)], keys_of(n))
+                    .await
+                    .unwrap();
+            }
+        });
+        spool.close();
+    }
+    assert_eq!(segment_files(dir.path()).len(), 1);
+    let start = || -> Vec<(u128, u64)> {
+        let (spool, found) = open_keys(&config, &sinks(&["a"])).unwrap();
+        spool.close();
+        found
+    };
+    let found = start();
+    assert_eq!(found.len(), 60, "each key found once");
+    assert_eq!(found.into_iter().collect::<BTreeSet<_>>(), expected);
+    let logged = log_bytes();
+    assert!(logged >= 60 * 24, "every key in the log: {logged} bytes");
+    for _ in 0..3 {
+        let found = start();
+        assert_eq!(found.len(), 60, "each key found once");
+        assert_eq!(found.into_iter().collect::<BTreeSet<_>>(), expected);
+        assert_eq!(log_bytes(), logged, "a restart added to the key log");
+    }
+    // The key log lost (a crash before its writes reached the disk): the keys are written
+    // again from the segment, in one frame, and only once.
+    for e in std::fs::read_dir(dir.path().join("replay")).unwrap() {
+        std::fs::write(e.unwrap().path(), b"").unwrap();
+    }
+    let mut one_frame = Vec::new();
+    frame::encode_keys(
+        &mut one_frame,
+        &expected.iter().copied().collect::<Vec<_>>(),
+    );
+    for _ in 0..2 {
+        let found = start();
+        assert_eq!(found.len(), 60, "each key found once");
+        assert_eq!(found.into_iter().collect::<BTreeSet<_>>(), expected);
+        assert_eq!(log_bytes(), one_frame.len() as u64);
+    }
+}
+
 /// What a start finds: pending and orphaned events, every sink's events, the replay keys.
 type Found = (
     u64,
