@@ -153,7 +153,7 @@ impl Shard {
             }
         }
         // Room left over (reserved for spills, or for entries that did not come: expired,
-        // repeats) is given back; shrinking in place, the allocators moves nothing.
+        // repeats) is given back; shrinking in place, the allocator moves nothing.
         entries.shrink_to_fit();
         Shard {
             slots: entries,
@@ -389,15 +389,6 @@ impl KeyLoad {
         for (k, e) in keys {
             self.push(*k, *e);
         }
-    }
-
-    /// Keys taken so far.
-    pub fn len(&self) -> usize {
-        self.taken
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.taken == 0
     }
 }
 
