@@ -256,6 +256,7 @@ struct Indexed {
 }
 
 /// Keys set aside to be folded into the index ([`KeySet::freeze`]).
+#[derive(Default)]
 pub struct Merge {
     parts: Vec<(u64, u8, Arc<OpenSet>)>,
     /// The new entries by shard, sorted ([`Merge::sort`]).
@@ -392,28 +393,38 @@ impl KeyLoad {
     }
 }
 
-/// Builds every shard of a new index from the loaded entries, each in its own list, on as
-/// many threads as there are cores (a start has nothing else to do). Returns the shards and
-/// the keys of generations without a tag, `(key, generation)`.
+/// Folds the loaded entries into the index's shards `old`, each shard in the list that holds
+/// its entries (copied through a merge only where the shard has entries already), on as many
+/// threads as there are cores (a start has nothing else to do). Returns each shard rebuilt,
+/// `None` where no entry came, and the keys of generations without a tag, `(key, generation)`.
 fn build_shards(
     mut by_shard: Vec<Vec<Entry>>,
+    old: &[Arc<Shard>],
+    keep: &Keep,
     tags: &[Option<u8>; TAGS],
     gens: &[u64],
-) -> (Vec<Shard>, Vec<(u128, u64)>) {
+) -> (Vec<Option<Shard>>, Vec<(u128, u64)>) {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let per_thread = SHARDS.div_ceil(threads.clamp(1, 8));
     let build = |first: usize, chunk: &mut [Vec<Entry>]| {
         let mut open = Vec::new();
         let mut scratch = Vec::new();
-        let shards: Vec<Shard> = chunk
+        let shards: Vec<Option<Shard>> = chunk
             .iter_mut()
             .enumerate()
             .map(|(j, v)| {
+                let i = first + j;
                 let mut v = std::mem::take(v);
-                retag(first + j, &mut v, tags, gens, &mut open);
+                retag(i, &mut v, tags, gens, &mut open);
+                if v.is_empty() {
+                    return None;
+                }
                 v.sort_unstable();
                 v.dedup();
-                Shard::new(v, &mut scratch)
+                if old[i].len > 0 {
+                    v = merge_sorted(&old[i], &v, keep);
+                }
+                Some(Shard::new(v, &mut scratch))
             })
             .collect();
         (shards, open)
@@ -625,8 +636,7 @@ impl KeySet {
         self.merging = true;
         Some(Merge {
             parts,
-            new: Vec::new(),
-            scratch: Vec::new(),
+            ..Merge::default()
         })
     }
 
@@ -684,6 +694,7 @@ impl KeySet {
 
     /// Takes in the keys found at start, `(key, expiry)`, as [`KeySet::loader`] and
     /// [`KeySet::load_from`] do. Returns how many were taken.
+    #[cfg(test)]
     pub fn load(&mut self, keys: Vec<(u128, u64)>, now_s: u64, current_expiry_s: u64) -> usize {
         let mut load = self.loader(now_s);
         load.expect(keys.len());
@@ -713,51 +724,35 @@ impl KeySet {
     /// loading (keys the index could not take) are folded in with it.
     pub fn load_from(&mut self, load: KeyLoad, current_expiry_s: u64) -> usize {
         let KeyLoad {
-            width,
             gens,
-            mut by_shard,
+            by_shard,
             rest,
             taken,
             ..
         } = load;
         // Each generation's tag in the index, those new keys still go to included (their new
         // keys go to hash sets, folded in under the same tag once new keys no longer go
-        // there): none while a fold is under way, or when tags run out (those keys go to hash
-        // sets).
+        // there). None while a fold is under way (it has the shards), or when tags run out:
+        // those keys go to hash sets.
+        let folding = self.merging;
         let mut tags = [None; TAGS];
-        for (place, g) in gens.iter().enumerate() {
-            if !self.merging {
+        if !folding {
+            for (place, g) in gens.iter().enumerate() {
                 tags[place] = self.tag_for(*g);
             }
         }
-        if self.merging || self.shards.iter().any(|s| s.len > 0) {
-            // Not at start (there is an index already): folded in as any new keys are.
-            let mut open = Vec::new();
-            for (i, v) in by_shard.iter_mut().enumerate() {
-                retag(i, v, &tags, &gens, &mut open);
-                v.sort_unstable();
-            }
-            self.insert_each(open, width);
-            if !self.merging && by_shard.iter().any(|v| !v.is_empty()) {
-                self.merging = true;
-                self.fold(Merge {
-                    parts: Vec::new(),
-                    new: by_shard,
-                    scratch: Vec::new(),
-                });
-            }
-        } else if by_shard.iter().any(|v| !v.is_empty()) {
-            let (shards, open) = build_shards(by_shard, &tags, &gens);
+        let (shards, open) = build_shards(by_shard, &self.shards, &self.tags.kept(), &tags, &gens);
+        if !folding {
             self.merging = true;
             for (i, shard) in shards.into_iter().enumerate() {
-                self.put_shard(i, shard);
+                if let Some(shard) = shard {
+                    self.put_shard(i, shard);
+                }
             }
-            self.insert_each(open, width);
-            self.finish(Merge {
-                parts: Vec::new(),
-                new: Vec::new(),
-                scratch: Vec::new(),
-            });
+            self.finish(Merge::default());
+        }
+        for (k, g) in open {
+            self.insert(k, g.saturating_mul(self.width));
         }
         for (k, e) in rest {
             self.insert(k, e);
@@ -768,13 +763,6 @@ impl KeySet {
             self.seal(current_expiry_s);
         }
         taken
-    }
-
-    /// Inserts keys given by generation, `(key, generation)`.
-    fn insert_each(&mut self, keys: Vec<(u128, u64)>, width: u64) {
-        for (k, g) in keys {
-            self.insert(k, g.saturating_mul(width));
-        }
     }
 
     /// Keys held, expired generations not forgotten yet included.
