@@ -96,6 +96,7 @@ use siemgate::verify::Key;
 
 mod cpu;
 mod hiccup;
+mod pace;
 mod serve;
 mod siem;
 mod watch;
@@ -516,26 +517,19 @@ struct Answer {
     events: Option<u64>,
 }
 
-/// When a paced sender sends: every `every`, from `first`.
-#[derive(Clone, Copy)]
-struct Pace {
-    first: tokio::time::Instant,
-    every: Duration,
-}
-
-async fn sender(client: Client, plan: Arc<Plan>, pace: Option<Pace>) -> Stats {
+async fn sender(client: Client, plan: Arc<Plan>, pace: Option<(pace::Pace, pace::Gate)>) -> Stats {
     let mut st = Stats::new();
-    let mut due = pace.map(|p| p.first);
+    let mut due = pace.as_ref().map(|(p, _)| p.first);
     while !plan.should_stop() {
         // Paced: wait until the next request is due, and count its latency from then (a
         // request due while the one before was still out is late already).
-        let started = match (&mut due, pace) {
-            (Some(at), Some(p)) => {
-                tokio::time::sleep_until(*at).await;
+        let started = match (&mut due, &pace) {
+            (Some(at), Some((p, gate))) => {
+                gate.until(*at).await;
                 if plan.should_stop() {
                     break;
                 }
-                let scheduled = at.into_std();
+                let scheduled = *at;
                 *at += p.every;
                 scheduled
             }
@@ -776,21 +770,21 @@ async fn run(
 
     let hard_deadline = plan.deadline + Duration::from_secs(args.timeout) + GRACE;
     let n = clients.len() as u32;
-    let now = tokio::time::Instant::now();
+    // Paced: each connection sends every n/rate seconds, the connections staggered evenly, each
+    // request let go by the pacer thread when due.
+    let (pacer, mut paced) = match args.rate {
+        Some(r) => {
+            let paces = pace::schedules(Instant::now(), r, n);
+            let (pacer, gates) = pace::start(&paces);
+            (pacer, paces.into_iter().zip(gates).map(Some).collect())
+        }
+        None => (None, Vec::new()),
+    };
+    paced.resize_with(clients.len(), || None);
     let tasks: Vec<_> = clients
         .into_iter()
-        .enumerate()
-        .map(|(i, c)| {
-            // Each connection sends every n/rate seconds, the connections staggered evenly.
-            let pace = args.rate.map(|r| {
-                let every = Duration::from_secs_f64(f64::from(n) / r);
-                Pace {
-                    first: now + every / n * i as u32,
-                    every,
-                }
-            });
-            tokio::spawn(sender(c, Arc::clone(&plan), pace))
-        })
+        .zip(paced)
+        .map(|(c, pace)| tokio::spawn(sender(c, Arc::clone(&plan), pace)))
         .collect();
 
     let siem_before = observe.siem.map(|c| c.events());
@@ -822,6 +816,7 @@ async fn run(
         }
     };
     let ((total, lost_tasks), watched) = tokio::join!(join, watching);
+    drop(pacer);
     let elapsed = start.elapsed().as_secs_f64().max(1e-9);
     let hiccups = hiccups.finish();
     let cpu_share = cpu_before
