@@ -251,6 +251,11 @@ impl Gateway {
             self.tel
                 .gauge(names::REPLAY_BYTES, &[])
                 .set(size.bytes as f64);
+            if let Some(disk) = size.disk_bytes {
+                self.tel
+                    .gauge(names::REPLAY_KEY_LOG_BYTES, &[])
+                    .set(disk as f64);
+            }
         }
         self.tel.render()
     }

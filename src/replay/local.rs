@@ -16,6 +16,7 @@
 //!   `Retry-After`) rather than forget a key early.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -31,6 +32,8 @@ pub struct LocalStore {
     inner: Mutex<Inner>,
     /// The spool whose volume holds the keys: set once the gateway has opened it.
     spool: OnceLock<Arc<Spool>>,
+    /// The heap a fold under way holds outside the set ([`crate::spool::keys::Merge::bytes`]).
+    folding: AtomicUsize,
 }
 
 struct Inner {
@@ -82,6 +85,7 @@ impl LocalStore {
                 loading: None,
             }),
             spool: OnceLock::new(),
+            folding: AtomicUsize::new(0),
         }
     }
 
@@ -192,7 +196,10 @@ impl ReplayStore for LocalStore {
         // Folding keys into the index is the costly part: done without the lock but to swap
         // a shard in, lookups reading the keys set aside meanwhile.
         if let Some(mut merge) = merge {
+            // Counted from before the sort, which takes most of it.
+            self.folding.store(merge.bytes(), Ordering::Relaxed);
             merge.sort();
+            self.folding.store(merge.bytes(), Ordering::Relaxed);
             for i in 0..SHARDS {
                 let (old, keep) = self.lock().keys.shard(i);
                 let new = merge.merge_shard(i, &old, &keep);
@@ -200,17 +207,22 @@ impl ReplayStore for LocalStore {
                 self.lock().keys.put_shard(i, new);
             }
             self.lock().keys.finish(merge);
+            self.folding.store(0, Ordering::Relaxed);
         }
         if let Some(spool) = self.spool.get() {
             spool.expire_keys(now_s);
         }
     }
 
+    /// The keys held and the memory they take (the set's tables, the reservations' table and
+    /// a fold's sorted keys); the key log's size on disk beside them.
     fn size(&self) -> Option<StoreSize> {
         let inner = self.lock();
+        let pending = inner.pending.capacity() * (std::mem::size_of::<(u128, i64)>() + 1);
         Some(StoreSize {
             keys: inner.keys.len(),
-            bytes: self.spool.get().map_or(0, |s| s.key_bytes() as usize),
+            bytes: inner.keys.bytes() + pending + self.folding.load(Ordering::Relaxed),
+            disk_bytes: self.spool.get().map(|s| s.key_bytes() as usize),
         })
     }
 }
@@ -257,5 +269,42 @@ mod tests {
             Some(0),
             "confirmed keys expired"
         );
+    }
+
+    /// `siemgate_replay_bytes` is the memory the keys take, wherever they are (hash sets, the
+    /// index after a fold, reservations), not the key log's size on disk: a store with no
+    /// spool, whose keys are on no disk, still counts them.
+    #[test]
+    fn the_size_in_bytes_is_the_memory_the_keys_take() {
+        let day = Duration::from_secs(86_400);
+        let store = LocalStore::new(day, 1_000_000);
+        let now = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let empty = store.size().unwrap();
+        assert_eq!((empty.keys, empty.disk_bytes), (0, None));
+        let confirmed: Vec<ReplayKey> = (0..20_000u32)
+            .map(|n| ReplayKey::new("src", b"id", &n.to_le_bytes()))
+            .collect();
+        for k in confirmed.chunks(2) {
+            assert_eq!(store.reserve_now(k, now, day), Seen::New);
+            store.confirm_now(k, now, day);
+        }
+        let held = store.size().unwrap();
+        assert_eq!(held.keys, 20_000);
+        // At least 16 bytes a key in a hash set: the key itself.
+        assert!(held.bytes >= 20_000 * 16, "{held:?}");
+        // Reservations count too.
+        let reserved: Vec<ReplayKey> = (0..5_000u32)
+            .map(|n| ReplayKey::new("src", b"in-flight", &n.to_le_bytes()))
+            .collect();
+        assert_eq!(store.reserve_now(&reserved, now, day), Seen::New);
+        assert!(store.size().unwrap().bytes >= held.bytes + 5_000 * 24);
+        // Folded into the index a day on (the generation they went to is past): still held,
+        // about 16 bytes a key plus the index's room.
+        store.forget_now(&reserved);
+        let later = now + day / 8;
+        store.maintain(later);
+        let folded = store.size().unwrap();
+        assert_eq!(folded.keys, 20_000);
+        assert!(folded.bytes >= 20_000 * 16, "{folded:?}");
     }
 }

@@ -180,11 +180,13 @@ pub trait ReplayStore: Send + Sync + 'static {
     }
 }
 
-/// A store's size: the keys it remembers and the bytes they take.
+/// A store's size: the keys it remembers, the memory they take, and for a store that keeps
+/// them on disk too (the local store's key log), the bytes there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreSize {
     pub keys: usize,
     pub bytes: usize,
+    pub disk_bytes: Option<usize>,
 }
 
 /// The single-replica store, bounded by `max_entries`. It never forgets an id before its
@@ -361,6 +363,7 @@ impl ReplayStore for MemoryStore {
         Some(StoreSize {
             keys: inner.map.len(),
             bytes: Self::heap_bytes_of(&inner),
+            disk_bytes: None,
         })
     }
 

@@ -286,6 +286,24 @@ impl Merge {
         self.new = new;
     }
 
+    /// The heap the fold holds besides the set: the new keys sorted by shard (before
+    /// [`Merge::sort`], what it is about to take), and the room each shard's build uses.
+    pub fn bytes(&self) -> usize {
+        let sorted = if self.new.is_empty() {
+            self.parts
+                .iter()
+                .map(|(_, _, keys)| keys.len())
+                .sum::<usize>()
+                * std::mem::size_of::<Entry>()
+        } else {
+            self.new
+                .iter()
+                .map(|v| v.capacity() * std::mem::size_of::<Entry>())
+                .sum::<usize>()
+        };
+        sorted + self.scratch.capacity() * std::mem::size_of::<usize>()
+    }
+
     /// Shard `i` with the new entries in and the entries of tags `keep` refuses out: to run
     /// with no lock held, on the shard [`KeySet::shard`] lent.
     pub fn merge_shard(&mut self, i: usize, old: &Shard, keep: &Keep) -> Shard {
@@ -845,6 +863,22 @@ mod tests {
         s.seal(u64::MAX);
         let per_key = s.bytes() as f64 / s.len() as f64;
         assert!((19.5..=20.5).contains(&per_key), "{per_key} bytes a key");
+    }
+
+    /// A fold's memory outside the set is counted from before its sort, which takes it: the
+    /// new keys as 16-byte entries.
+    #[test]
+    fn a_fold_counts_the_keys_it_sorts_before_and_after_the_sort() {
+        let mut s = KeySet::new(DAY);
+        for i in 0..10_000u64 {
+            s.insert(key(i), T0 + DAY / 2);
+        }
+        let mut merge = s.freeze(T0 + DAY).expect("a generation to fold");
+        assert_eq!(merge.bytes(), 10_000 * 16);
+        merge.sort();
+        assert!(merge.bytes() >= 10_000 * 16, "{}", merge.bytes());
+        s.fold(merge);
+        assert_eq!(s.len(), 10_000);
     }
 
     #[test]

@@ -84,6 +84,8 @@ pub const CONNECTION_LIMIT: &str = "siemgate_connection_limit";
 /// The replay store's size (CONTRACT §7): ids remembered, and the memory their tables hold.
 pub const REPLAY_KEYS: &str = "siemgate_replay_keys";
 pub const REPLAY_BYTES: &str = "siemgate_replay_bytes";
+/// The local replay store's key log on disk (the memory its keys take is `siemgate_replay_bytes`).
+pub const REPLAY_KEY_LOG_BYTES: &str = "siemgate_replay_key_log_bytes";
 /// New events refused (503) because the memory replay store was full of ids still within
 /// retention (`replay.max_entries`); it never forgets a live id to make room.
 pub const REPLAY_FULL: &str = "siemgate_replay_full_total";
