@@ -23,7 +23,7 @@ use time::OffsetDateTime;
 
 use super::{in_process_calls, BoxFuture, ReplayError, ReplayKey, ReplayStore, Seen, StoreSize};
 use crate::spool::frame::KeyEntry;
-use crate::spool::keys::{KeyLoad, KeySet, SHARDS};
+use crate::spool::keys::{table_bytes, KeyLoad, KeySet, SHARDS};
 use crate::spool::{KeySink, Spool};
 
 pub struct LocalStore {
@@ -50,13 +50,13 @@ struct Loading<'a>(&'a LocalStore);
 impl KeySink for Loading<'_> {
     fn expect(&mut self, keys: usize) {
         if let Some(load) = self.0.lock().loading.as_mut() {
-            load.expect(keys);
+            KeySink::expect(load, keys);
         }
     }
 
     fn take(&mut self, keys: &[KeyEntry]) {
         if let Some(load) = self.0.lock().loading.as_mut() {
-            load.extend(keys);
+            load.take(keys);
         }
     }
 }
@@ -218,7 +218,7 @@ impl ReplayStore for LocalStore {
     /// a fold's sorted keys); the key log's size on disk beside them.
     fn size(&self) -> Option<StoreSize> {
         let inner = self.lock();
-        let pending = inner.pending.capacity() * (std::mem::size_of::<(u128, i64)>() + 1);
+        let pending = table_bytes::<(u128, i64)>(inner.pending.capacity());
         Some(StoreSize {
             keys: inner.keys.len(),
             bytes: inner.keys.bytes() + pending + self.folding.load(Ordering::Relaxed),

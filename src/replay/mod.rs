@@ -274,13 +274,8 @@ impl MemoryStore {
     }
 
     fn heap_bytes_of(inner: &Inner) -> usize {
-        let entry = std::mem::size_of::<(ReplayKey, (i64, bool))>() + 1;
-        let buckets = if inner.map.capacity() == 0 {
-            0
-        } else {
-            (inner.map.capacity() * 8 / 7).next_power_of_two()
-        };
-        buckets * entry + inner.order.capacity() * std::mem::size_of::<(ReplayKey, i64)>()
+        crate::spool::keys::table_bytes::<(ReplayKey, (i64, bool))>(inner.map.capacity())
+            + inner.order.capacity() * std::mem::size_of::<(ReplayKey, i64)>()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {

@@ -57,15 +57,18 @@ impl Hasher for KeyHasher {
 
 type OpenSet = HashSet<u128, BuildHasherDefault<KeyHasher>>;
 
-/// Bytes an open set's bucket takes: the key and hashbrown's control byte.
-const OPEN_BUCKET: usize = std::mem::size_of::<u128>() + 1;
-
-fn open_bytes(set: &OpenSet) -> usize {
-    if set.capacity() == 0 {
+/// The heap a hash table (std's, hashbrown's) of `capacity` holds for entries of type `T`:
+/// its buckets, a power of two with an eighth kept free, each the entry and a control byte.
+pub fn table_bytes<T>(capacity: usize) -> usize {
+    if capacity == 0 {
         0
     } else {
-        (set.capacity() * 8 / 7).next_power_of_two() * OPEN_BUCKET
+        (capacity * 8 / 7).next_power_of_two() * (std::mem::size_of::<T>() + 1)
     }
+}
+
+fn open_bytes(set: &OpenSet) -> usize {
+    table_bytes::<u128>(set.capacity())
 }
 
 /// Shards of the index; a key's top byte names its shard, so its entry need not hold it.
@@ -308,8 +311,21 @@ impl Merge {
     /// with no lock held, on the shard [`KeySet::shard`] lent.
     pub fn merge_shard(&mut self, i: usize, old: &Shard, keep: &Keep) -> Shard {
         let new = std::mem::take(self.new.get_mut(i).unwrap_or(&mut Vec::new()));
-        Shard::new(merge_sorted(old, &new, keep), &mut self.scratch)
+        rebuild(old, new, keep, &mut self.scratch)
     }
+}
+
+/// Shard `old` with `new` (sorted) in and the entries of tags `keep` refuses out, without
+/// repeats: built in the list `new` is when `old` is empty, else through a merge.
+fn rebuild(old: &Shard, mut new: Vec<Entry>, keep: &Keep, scratch: &mut Vec<usize>) -> Shard {
+    let entries = if old.len == 0 {
+        new.retain(|e| keep.0[tag_of(*e) as usize]);
+        new.dedup();
+        new
+    } else {
+        merge_sorted(old, &new, keep)
+    };
+    Shard::new(entries, scratch)
 }
 
 /// The entries of shard `a` and of `b` (sorted) that `keep` keeps, sorted and without repeats,
@@ -356,7 +372,6 @@ pub struct KeyLoad {
     /// Keys of generations met after every place was taken (a key log spanning many
     /// retentions): taken one by one.
     rest: Vec<(u128, u64)>,
-    taken: usize,
 }
 
 impl KeyLoad {
@@ -380,7 +395,6 @@ impl KeyLoad {
         if expiry_s <= self.now_s {
             return;
         }
-        self.taken += 1;
         let g = expiry_s / self.width;
         let place = match self.last {
             Some((last, place)) if last == g => Some(place),
@@ -414,13 +428,13 @@ impl KeyLoad {
 /// Folds the loaded entries into the index's shards `old`, each shard in the list that holds
 /// its entries (copied through a merge only where the shard has entries already), on as many
 /// threads as there are cores (a start has nothing else to do). Returns each shard rebuilt,
-/// `None` where no entry came, and the keys of generations without a tag, `(key, generation)`.
+/// `None` where no entry came, and the keys of generations without a tag, `(key, expiry)`.
 fn build_shards(
     mut by_shard: Vec<Vec<Entry>>,
     old: &[Arc<Shard>],
     keep: &Keep,
     tags: &[Option<u8>; TAGS],
-    gens: &[u64],
+    expiries: &[u64],
 ) -> (Vec<Option<Shard>>, Vec<(u128, u64)>) {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let per_thread = SHARDS.div_ceil(threads.clamp(1, 8));
@@ -433,16 +447,12 @@ fn build_shards(
             .map(|(j, v)| {
                 let i = first + j;
                 let mut v = std::mem::take(v);
-                retag(i, &mut v, tags, gens, &mut open);
+                retag(i, &mut v, tags, expiries, &mut open);
                 if v.is_empty() {
                     return None;
                 }
                 v.sort_unstable();
-                v.dedup();
-                if old[i].len > 0 {
-                    v = merge_sorted(&old[i], &v, keep);
-                }
-                Some(Shard::new(v, &mut scratch))
+                Some(rebuild(&old[i], v, keep, &mut scratch))
             })
             .collect();
         (shards, open)
@@ -464,12 +474,12 @@ fn build_shards(
 }
 
 /// Gives shard `shard`'s loaded entries their generation's tag, and moves those of
-/// generations without one (`tags` by place) out to `open`, `(key, generation)`.
+/// generations without one (`tags` and `expiries` by place) out to `open`, `(key, expiry)`.
 fn retag(
     shard: usize,
     entries: &mut Vec<Entry>,
     tags: &[Option<u8>; TAGS],
-    gens: &[u64],
+    expiries: &[u64],
     open: &mut Vec<(u128, u64)>,
 ) {
     entries.retain_mut(|e| match tags[tag_of(*e) as usize] {
@@ -479,7 +489,7 @@ fn retag(
         }
         None => {
             let k = ((shard as u128) << 120) | (*e >> 8);
-            open.push((k, gens[tag_of(*e) as usize]));
+            open.push((k, expiries[tag_of(*e) as usize]));
             false
         }
     });
@@ -731,7 +741,6 @@ impl KeySet {
             last: None,
             by_shard: (0..SHARDS).map(|_| Vec::new()).collect(),
             rest: Vec::new(),
-            taken: 0,
         }
     }
 
@@ -744,10 +753,10 @@ impl KeySet {
         let KeyLoad {
             gens,
             by_shard,
-            rest,
-            taken,
+            mut rest,
             ..
         } = load;
+        let taken = by_shard.iter().map(Vec::len).sum::<usize>() + rest.len();
         // Each generation's tag in the index, those new keys still go to included (their new
         // keys go to hash sets, folded in under the same tag once new keys no longer go
         // there). None while a fold is under way (it has the shards), or when tags run out:
@@ -759,9 +768,11 @@ impl KeySet {
                 tags[place] = self.tag_for(*g);
             }
         }
-        let (shards, open) = build_shards(by_shard, &self.shards, &self.tags.kept(), &tags, &gens);
+        // A generation's keys go to its hash set with the expiry its generation starts at.
+        let expiries: Vec<u64> = gens.iter().map(|g| g.saturating_mul(self.width)).collect();
+        let (shards, open) =
+            build_shards(by_shard, &self.shards, &self.tags.kept(), &tags, &expiries);
         if !folding {
-            self.merging = true;
             for (i, shard) in shards.into_iter().enumerate() {
                 if let Some(shard) = shard {
                     self.put_shard(i, shard);
@@ -769,9 +780,7 @@ impl KeySet {
             }
             self.finish(Merge::default());
         }
-        for (k, g) in open {
-            self.insert(k, g.saturating_mul(self.width));
-        }
+        rest.extend(open);
         for (k, e) in rest {
             self.insert(k, e);
         }
