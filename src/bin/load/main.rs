@@ -42,6 +42,8 @@
 //! `--metrics`), the bare server's from its process (with `--baseline-process`). With both,
 //! `"comparison"` holds `"cpu_per_request_x"`, how many times the bare server's the gateway's
 //! is: the cost of a durable, verified event without the host's noise, which moves every rate.
+//! `"tool_cpu_us_per_request"` is this tool's own, which it takes from the target on a shared
+//! machine (with `--baseline`, the bare server's is in it too).
 //!
 //! ```text
 //! siemgate-load --url http://127.0.0.1:8080 --source github-demo --secret demo-github-secret \
@@ -93,6 +95,12 @@ use time::OffsetDateTime;
 use siemgate::config::{Secret, VendorOptions};
 use siemgate::vendors::{scheme_for, VendorKind};
 use siemgate::verify::Key;
+
+// The gateway's allocator, here too: glibc's malloc and free were a seventh of this tool's CPU,
+// taken from the target's on a shared machine, and the bare server it starts should allocate
+// as the gateway does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod cpu;
 mod hiccup;
@@ -255,8 +263,34 @@ struct Plan {
 }
 
 impl Plan {
+    /// The event id of request `seq`: all of one run's ids have the same length, so a body
+    /// made for one can be reused for another by writing the id over it ([`Bodies`]).
     fn event_id(&self, seq: u64) -> String {
-        format!("load-{:016x}-{seq}", self.run)
+        format!("load-{:016x}-{seq:020}", self.run)
+    }
+
+    /// The body for event `id` (one of [`Plan::event_id`]) and the time it was made for, from
+    /// `cache`, which is made again when the second changes.
+    fn body_from(&self, cache: &mut Option<Bodies>, id: &str) -> (OffsetDateTime, Vec<u8>) {
+        let now = OffsetDateTime::now_utc();
+        let stale = cache
+            .as_ref()
+            .is_none_or(|b| b.ts.unix_timestamp() != now.unix_timestamp());
+        if stale {
+            *cache = Some(Bodies::new(self, now));
+        }
+        let b = cache.as_ref().expect("made above");
+        let body = match &b.at {
+            Some(at) => {
+                let mut body = b.template.clone();
+                for &i in at {
+                    body[i..i + id.len()].copy_from_slice(id.as_bytes());
+                }
+                body
+            }
+            None => self.body(b.ts, id).into_bytes(),
+        };
+        (b.ts, body)
     }
 
     /// The vendor's sample body for `id` with two fields spliced in: `load_id` (so that even a
@@ -297,11 +331,15 @@ impl Plan {
     }
 
     /// A signed request for sequence number `seq`, and its body length.
-    fn request(&self, client: &Client, seq: u64) -> (reqwest::RequestBuilder, usize) {
+    fn request(
+        &self,
+        client: &Client,
+        bodies: &mut Option<Bodies>,
+        seq: u64,
+    ) -> (reqwest::RequestBuilder, usize) {
         let id = self.event_id(seq);
-        let ts = OffsetDateTime::now_utc();
-        let body = self.body(ts, &id);
-        let headers = self.scheme.sign(&self.key, body.as_bytes(), ts, &id);
+        let (ts, body) = self.body_from(bodies, &id);
+        let headers = self.scheme.sign(&self.key, &body, ts, &id);
         let mut rb = client
             .post(self.endpoint.clone())
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -314,6 +352,41 @@ impl Plan {
 
     fn should_stop(&self) -> bool {
         self.stop.load(Ordering::Relaxed) || tokio::time::Instant::now() >= self.deadline
+    }
+}
+
+/// One sender's bodies: the vendor's sample body is made (JSON built and written) once a second
+/// for a stand-in id, and each request's id written over the stand-in where it appears. The
+/// stand-in is checked when the template is made: a vendor whose sample does not hold the id
+/// as given gets each body made afresh.
+struct Bodies {
+    ts: OffsetDateTime,
+    template: Vec<u8>,
+    /// Where the stand-in id begins in `template`.
+    at: Option<Vec<usize>>,
+}
+
+impl Bodies {
+    fn new(plan: &Plan, ts: OffsetDateTime) -> Bodies {
+        let stand_in = plan.event_id(u64::MAX);
+        let template = plan.body(ts, &stand_in).into_bytes();
+        let at: Vec<usize> = template
+            .windows(stand_in.len())
+            .enumerate()
+            .filter(|(_, w)| *w == stand_in.as_bytes())
+            .map(|(i, _)| i)
+            .collect();
+        let probe = plan.event_id(0);
+        let mut made = template.clone();
+        for &i in &at {
+            made[i..i + probe.len()].copy_from_slice(probe.as_bytes());
+        }
+        let holds = !at.is_empty() && made == plan.body(ts, &probe).into_bytes();
+        Bodies {
+            ts,
+            template,
+            at: holds.then_some(at),
+        }
     }
 }
 
@@ -524,6 +597,7 @@ struct Answer {
 
 async fn sender(client: Client, plan: Arc<Plan>, pace: Option<(pace::Pace, pace::Gate)>) -> Stats {
     let mut st = Stats::new();
+    let mut bodies = None;
     let mut due = pace.as_ref().map(|(p, _)| p.first);
     while !plan.should_stop() {
         // Paced: wait until the next request is due, and count its latency from then (a
@@ -550,7 +624,7 @@ async fn sender(client: Client, plan: Arc<Plan>, pace: Option<(pace::Pace, pace:
         if let Some(late) = went_late {
             st.pacing.record(late);
         }
-        let (rb, len) = plan.request(&client, seq);
+        let (rb, len) = plan.request(&client, &mut bodies, seq);
         st.requests += 1;
         st.body_bytes += len as u64;
         let sent = Instant::now();
@@ -706,7 +780,7 @@ fn prepare(args: &Args) -> Result<(Plan, Vec<Client>, Duration), String> {
         stop: AtomicBool::new(false),
     };
     // A dry run of the first request: bad header values or URLs fail here, not a million times.
-    let (rb, _) = plan.request(&clients[0], u64::MAX);
+    let (rb, _) = plan.request(&clients[0], &mut None, u64::MAX);
     rb.build()
         .map_err(|e| format!("cannot build a request: {}", error_chain(&e)))?;
     Ok((plan, clients, duration))
@@ -767,6 +841,7 @@ async fn run(
     let target_cpu_before = observe
         .target_pid
         .and_then(|p| siemgate::telemetry::process_cpu_seconds(Some(p)));
+    let tool_cpu_before = siemgate::telemetry::process_cpu_seconds(None);
     // The deadline counts from now, not from when the clients were built.
     plan.deadline = tokio::time::Instant::now() + duration;
     let plan = Arc::new(plan);
@@ -840,6 +915,9 @@ async fn run(
             .map(|(a, b)| (b - a).max(0.0)),
         None => watched.as_ref().and_then(watch::Watched::cpu_seconds),
     };
+    let tool_cpu = tool_cpu_before
+        .zip(siemgate::telemetry::process_cpu_seconds(None))
+        .map(|(a, b)| (b - a).max(0.0));
     signal_task.abort();
     let interrupted = plan.stop.load(Ordering::Relaxed);
 
@@ -964,6 +1042,12 @@ async fn run(
             "  target CPU    {c:.2} s: {us:.1} us a request (user and system, all its threads)"
         );
     }
+    let tool_cpu_us = tool_cpu
+        .filter(|_| total.requests > 0)
+        .map(|c| round3(c * 1e6 / total.requests as f64));
+    if let Some(us) = tool_cpu_us {
+        println!("  this tool CPU {us:.1} us a request (with --baseline, the bare server's too)");
+    }
 
     let mut summary = serde_json::json!({
         "events_per_sec": round3(total.accepted as f64 / elapsed),
@@ -1006,6 +1090,9 @@ async fn run(
     }
     if let Some(us) = target_cpu_us {
         summary["target_cpu_us_per_request"] = us.into();
+    }
+    if let Some(us) = tool_cpu_us {
+        summary["tool_cpu_us_per_request"] = us.into();
     }
     if let Some(n) = siem_events {
         summary["siem_events"] = n.into();
@@ -1540,6 +1627,20 @@ mod tests {
                 assert!(v.get("load_id").is_some(), "{}", kind.name());
                 assert_eq!(body.len(), 1024, "{}", kind.name());
             }
+            // A body written over the second's template is the body made afresh, byte for byte,
+            // and the template is used: every sample holds the id as given, in `load_id` at least.
+            let mut cache = None;
+            for seq in [0, 9, 123_456, u64::MAX - 1] {
+                let (ts, body) = plan.body_from(&mut cache, &plan.event_id(seq));
+                assert_eq!(
+                    String::from_utf8(body).unwrap(),
+                    plan.body(ts, &plan.event_id(seq)),
+                    "{}",
+                    kind.name()
+                );
+            }
+            let at = cache.unwrap().at;
+            assert!(at.is_some_and(|a| !a.is_empty()), "{}", kind.name());
         }
     }
 
@@ -1696,5 +1797,7 @@ mod tests {
         assert_eq!(b.summary["requests"], 20);
         assert_eq!(b.summary["accepted"], 20);
         assert_eq!(b.summary["ok"], true);
+        // The tool's own CPU a request, the bare server's with it (in-process).
+        assert!(b.summary["tool_cpu_us_per_request"].as_f64().is_some());
     }
 }
