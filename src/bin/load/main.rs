@@ -1,8 +1,8 @@
 //! `siemgate-load`: sends unique, correctly signed events to a running gateway over N keep-alive
 //! connections and reports events/s and latency percentiles.
 //!
-//! Each connection is its own `reqwest::Client` (one idle connection per host, HTTP/1.1 unless
-//! `--http2`) driven by one task that sends requests back to back. Every request gets a unique
+//! Each connection is one hyper connection (HTTP/1.1 unless `--http2`, TLS for https://) driven
+//! by one task that sends requests back to back and polls the connection itself (`conn.rs`). Every request gets a unique
 //! event id (a random run prefix and a sequence number) that goes into the vendor's sample body
 //! and its signature, so the gateway's replay store sees only new events, also across runs.
 //!
@@ -86,10 +86,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use clap::Parser;
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, HOST, USER_AGENT};
+use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
-use reqwest::header::{HeaderName, HeaderValue, CONTENT_TYPE};
-use reqwest::{Client, StatusCode, Url};
+use http_body_util::Full;
+use reqwest::Url;
+use rustls_pki_types::pem::PemObject;
 use time::OffsetDateTime;
 
 use siemgate::config::{Secret, VendorOptions};
@@ -102,6 +106,7 @@ use siemgate::verify::Key;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod conn;
 mod cpu;
 mod hiccup;
 mod pace;
@@ -252,6 +257,10 @@ struct Plan {
     scheme: Box<dyn siemgate::vendors::Vendor>,
     key: Key,
     endpoint: Url,
+    /// How requests reach `endpoint`.
+    route: Route,
+    /// What a route is made with: TLS for https, the protocol, the timeouts.
+    client: ClientOptions,
     body_size: usize,
     filler: String,
     run: u64,
@@ -330,28 +339,98 @@ impl Plan {
         }
     }
 
-    /// A signed request for sequence number `seq`, and its body length.
+    /// A signed request for sequence number `seq`, and its body length; an error when the
+    /// vendor's headers are not valid HTTP (`--header`, say), which a dry run finds first.
     fn request(
         &self,
-        client: &Client,
         bodies: &mut Option<Bodies>,
         seq: u64,
-    ) -> (reqwest::RequestBuilder, usize) {
+    ) -> Result<(Request<Full<Bytes>>, usize), String> {
         let id = self.event_id(seq);
         let (ts, body) = self.body_from(bodies, &id);
         let headers = self.scheme.sign(&self.key, &body, ts, &id);
-        let mut rb = client
-            .post(self.endpoint.clone())
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        for (name, value) in headers {
-            rb = rb.header(name, value);
-        }
         let len = body.len();
-        (rb.body(body), len)
+        let mut req = Request::new(Full::new(Bytes::from(body)));
+        *req.method_mut() = Method::POST;
+        *req.uri_mut() = self.route.uri.clone();
+        let h = req.headers_mut();
+        if let Some(host) = &self.route.host {
+            h.insert(HOST, host.clone());
+        }
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+        for (name, value) in headers {
+            let n = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("{name:?} is not a valid header name"))?;
+            let v = HeaderValue::from_str(&value)
+                .map_err(|_| format!("the value of {name} is not a valid header value"))?;
+            h.append(n, v);
+        }
+        Ok((req, len))
+    }
+
+    /// `n` connections to the plan's route, each made when its first request is sent.
+    fn connections(&self, n: u64) -> Vec<conn::Conn> {
+        (0..n)
+            .map(|_| conn::Conn::new(self.route.dial.clone()))
+            .collect()
     }
 
     fn should_stop(&self) -> bool {
         self.stop.load(Ordering::Relaxed) || tokio::time::Instant::now() >= self.deadline
+    }
+}
+
+const USER_AGENT_VALUE: &str = concat!("siemgate-load/", env!("CARGO_PKG_VERSION"));
+
+/// What each run's connections are made with.
+#[derive(Clone)]
+struct ClientOptions {
+    /// For https targets.
+    tls: Option<Arc<rustls::ClientConfig>>,
+    http2: bool,
+    /// For each request, making the connection included.
+    timeout: Duration,
+    connect_timeout: Duration,
+}
+
+/// How requests reach an endpoint: where to connect, and the URI and `Host` they carry.
+struct Route {
+    dial: Arc<conn::Dial>,
+    /// HTTP/1.1: the path (origin form), with `host` beside it; HTTP/2: the whole URL, whose
+    /// scheme and authority become `:scheme` and `:authority`.
+    uri: http::Uri,
+    host: Option<HeaderValue>,
+}
+
+impl Route {
+    fn new(endpoint: &Url, client: &ClientOptions) -> Result<Route, String> {
+        let dial = conn::Dial::new(
+            endpoint,
+            client.tls.clone(),
+            client.http2,
+            client.connect_timeout,
+        )?;
+        let bad = |e: &dyn std::fmt::Display| format!("{endpoint}: {e}");
+        let (uri, host) = if dial.http2() {
+            (endpoint.as_str().parse().map_err(|e| bad(&e))?, None)
+        } else {
+            // `host_str` keeps an IPv6 address's brackets, as `Host` wants them.
+            let host = endpoint.host_str().unwrap_or_default();
+            let host = match endpoint.port() {
+                Some(p) => format!("{host}:{p}"),
+                None => host.to_string(),
+            };
+            (
+                endpoint.path().parse().map_err(|e| bad(&e))?,
+                Some(HeaderValue::from_str(&host).map_err(|e| bad(&e))?),
+            )
+        };
+        Ok(Route {
+            dial: Arc::new(dial),
+            uri,
+            host,
+        })
     }
 }
 
@@ -556,7 +635,7 @@ impl Stats {
         }
     }
 
-    fn transport_error(&mut self, e: &reqwest::Error) {
+    fn transport_error(&mut self, e: &conn::Error) {
         self.errors += 1;
         if e.is_connect() {
             self.connect_errors += 1;
@@ -565,7 +644,7 @@ impl Stats {
             self.timeouts += 1;
         }
         if self.error_samples.len() < 3 {
-            let msg = error_chain(e);
+            let msg = e.to_string();
             if !self.error_samples.contains(&msg) {
                 self.error_samples.push(msg);
             }
@@ -577,17 +656,6 @@ impl Stats {
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
-}
-
 #[derive(serde::Deserialize)]
 struct Answer {
     status: String,
@@ -595,7 +663,11 @@ struct Answer {
     events: Option<u64>,
 }
 
-async fn sender(client: Client, plan: Arc<Plan>, pace: Option<(pace::Pace, pace::Gate)>) -> Stats {
+async fn sender(
+    mut conn: conn::Conn,
+    plan: Arc<Plan>,
+    pace: Option<(pace::Pace, pace::Gate)>,
+) -> Stats {
     let mut st = Stats::new();
     let mut bodies = None;
     let mut due = pace.as_ref().map(|(p, _)| p.first);
@@ -624,17 +696,19 @@ async fn sender(client: Client, plan: Arc<Plan>, pace: Option<(pace::Pace, pace:
         if let Some(late) = went_late {
             st.pacing.record(late);
         }
-        let (rb, len) = plan.request(&client, &mut bodies, seq);
+        let (req, len) = match plan.request(&mut bodies, seq) {
+            Ok(r) => r,
+            // Found by the dry run before the run: not reached.
+            Err(e) => {
+                st.errors += 1;
+                st.error_samples.push(e);
+                break;
+            }
+        };
         st.requests += 1;
         st.body_bytes += len as u64;
         let sent = Instant::now();
-        let answer = async {
-            let resp = rb.send().await?;
-            let status = resp.status();
-            // Read the whole answer, whatever the status, so the connection can be reused.
-            Ok::<_, reqwest::Error>((status, resp.bytes().await?))
-        };
-        let (status, body) = match answer.await {
+        let (status, body) = match conn.send(req, plan.client.timeout).await {
             Ok(a) => a,
             Err(e) => {
                 st.transport_error(&e);
@@ -661,29 +735,6 @@ async fn sender(client: Client, plan: Arc<Plan>, pace: Option<(pace::Pace, pace:
     st
 }
 
-fn build_client(args: &Args, ca: &[reqwest::Certificate]) -> Result<Client, String> {
-    let mut b = Client::builder()
-        .pool_max_idle_per_host(1)
-        .tcp_nodelay(true)
-        .timeout(Duration::from_secs(args.timeout))
-        .connect_timeout(Duration::from_secs(args.timeout.min(10)))
-        .no_proxy()
-        .user_agent(concat!("siemgate-load/", env!("CARGO_PKG_VERSION")));
-    b = if args.http2 {
-        b.http2_prior_knowledge()
-    } else {
-        b.http1_only()
-    };
-    if args.insecure {
-        b = b.danger_accept_invalid_certs(true);
-    }
-    for c in ca {
-        b = b.add_root_certificate(c.clone());
-    }
-    b.build()
-        .map_err(|e| format!("cannot build HTTP client: {}", error_chain(&e)))
-}
-
 fn endpoint(base: &str, source: &str) -> Result<Url, String> {
     let mut url = Url::parse(base).map_err(|e| format!("--url {base:?}: {e}"))?;
     if url.scheme() != "http" && url.scheme() != "https" {
@@ -705,7 +756,7 @@ fn endpoint(base: &str, source: &str) -> Result<Url, String> {
 }
 
 /// Checks the arguments and builds the plan and one client per connection.
-fn prepare(args: &Args) -> Result<(Plan, Vec<Client>, Duration), String> {
+fn prepare(args: &Args) -> Result<(Plan, Vec<conn::Conn>, Duration), String> {
     let kind = VendorKind::from_name(&args.vendor).ok_or_else(|| {
         format!(
             "--vendor {:?}: unknown; one of {}",
@@ -744,8 +795,9 @@ fn prepare(args: &Args) -> Result<(Plan, Vec<Client>, Duration), String> {
     let ca = match &args.ca_file {
         Some(p) => {
             let pem = std::fs::read(p).map_err(|e| format!("--ca-file {}: {e}", p.display()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| format!("--ca-file {}: {}", p.display(), error_chain(&e)))?;
+            let certs = <rustls_pki_types::CertificateDer as PemObject>::pem_slice_iter(&pem)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("--ca-file {}: {e}", p.display()))?;
             if certs.is_empty() {
                 return Err(format!(
                     "--ca-file {}: no PEM certificate in it",
@@ -756,9 +808,16 @@ fn prepare(args: &Args) -> Result<(Plan, Vec<Client>, Duration), String> {
         }
         None => Vec::new(),
     };
-    let clients = (0..args.connections)
-        .map(|_| build_client(args, &ca))
-        .collect::<Result<Vec<_>, _>>()?;
+    let client = ClientOptions {
+        tls: match endpoint.scheme() {
+            "https" => Some(conn::tls_config(args.insecure, ca, args.http2)?),
+            _ => None,
+        },
+        http2: args.http2,
+        timeout: Duration::from_secs(args.timeout),
+        connect_timeout: Duration::from_secs(args.timeout.min(10)),
+    };
+    let route = Route::new(&endpoint, &client)?;
 
     let secs = match (args.duration, args.requests) {
         (Some(d), _) => d,
@@ -770,6 +829,8 @@ fn prepare(args: &Args) -> Result<(Plan, Vec<Client>, Duration), String> {
         scheme,
         key,
         endpoint,
+        route,
+        client,
         body_size: args.body_size,
         filler: "x".repeat(args.body_size),
         run: rand::random(),
@@ -779,11 +840,11 @@ fn prepare(args: &Args) -> Result<(Plan, Vec<Client>, Duration), String> {
         deadline: tokio::time::Instant::now() + duration,
         stop: AtomicBool::new(false),
     };
-    // A dry run of the first request: bad header values or URLs fail here, not a million times.
-    let (rb, _) = plan.request(&clients[0], &mut None, u64::MAX);
-    rb.build()
-        .map_err(|e| format!("cannot build a request: {}", error_chain(&e)))?;
-    Ok((plan, clients, duration))
+    // A dry run of the first request: bad header values fail here, not a million times.
+    plan.request(&mut None, u64::MAX)
+        .map_err(|e| format!("cannot build a request: {e}"))?;
+    let conns = plan.connections(args.connections);
+    Ok((plan, conns, duration))
 }
 
 fn round3(x: f64) -> f64 {
@@ -815,7 +876,7 @@ async fn run(
     args: &Args,
     label: Option<&str>,
     mut plan: Plan,
-    clients: Vec<Client>,
+    clients: Vec<conn::Conn>,
     duration: Duration,
     observe: Observe<'_>,
 ) -> RunOutcome {
@@ -1303,7 +1364,7 @@ enum Bare {
 /// Starts the baseline server (in this process, or in its own with `--baseline-process`) and
 /// runs the same load against it, with the same arguments.
 async fn run_baseline(args: &Args) -> Result<RunOutcome, String> {
-    let (mut plan, clients, duration) = prepare(args)?;
+    let (mut plan, _, duration) = prepare(args)?;
     let bare = if args.baseline_process {
         Bare::Process(BareProcess::start().await?)
     } else {
@@ -1322,6 +1383,8 @@ async fn run_baseline(args: &Args) -> Result<RunOutcome, String> {
         ),
     };
     plan.endpoint = baseline_endpoint(&plan.endpoint, addr);
+    plan.route = Route::new(&plan.endpoint, &plan.client)?;
+    let clients = plan.connections(args.connections);
     let observe = Observe {
         target_pid: pid,
         ..Observe::default()
@@ -1606,10 +1669,19 @@ mod tests {
             if kind == VendorKind::GenericHmac {
                 continue;
             }
+            let endpoint = Url::parse("http://127.0.0.1/").unwrap();
+            let client = ClientOptions {
+                tls: None,
+                http2: false,
+                timeout: Duration::from_secs(1),
+                connect_timeout: Duration::from_secs(1),
+            };
             let plan = Plan {
                 scheme: scheme_for(kind, &VendorOptions::default()),
                 key: Key::plain(b"k"),
-                endpoint: Url::parse("http://127.0.0.1/").unwrap(),
+                route: Route::new(&endpoint, &client).unwrap(),
+                client,
+                endpoint,
                 body_size: 1024,
                 filler: "x".repeat(1024),
                 run: 7,
@@ -1649,7 +1721,7 @@ mod tests {
         let (addr, server) = start_baseline(LOOPBACK_ANY_PORT).await.unwrap();
         let url = format!("http://{addr}/v1/webhooks/x");
         for h2 in [false, true] {
-            let b = Client::builder().no_proxy();
+            let b = reqwest::Client::builder().no_proxy();
             let client = if h2 {
                 b.http2_prior_knowledge()
             } else {
