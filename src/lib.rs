@@ -103,6 +103,7 @@ pub mod event;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gateway;
+pub mod memory;
 pub mod ocsf;
 pub mod replay;
 pub mod server;

@@ -18,20 +18,12 @@ use siemgate::{cli, event, server};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// `mi_option_purge_delay` in mimalloc 3's `mimalloc.h` (the bindings name no constant for it).
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-
-/// Memory the allocator has freed goes back to the system after 10 ms (mimalloc 2's default)
-/// rather than mimalloc 3's second: each fold of the replay index frees the old index's shards
-/// as it builds new ones, and held for a second those showed as 40-80 MiB of resident memory
-/// over the replay store's own for that second (README, "Ten minutes at full load"). An
-/// operator's `MIMALLOC_PURGE_DELAY` still decides.
-fn set_allocator_options() {
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        // SAFETY: sets one of mimalloc's documented options to a documented value; mimalloc
-        // reads its options atomically, from any thread, at any time.
-        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 10) };
-    }
+/// After a replay-store fold frees its old index, mimalloc returns the freed memory to the
+/// system at once rather than after its purge delay (1 s), which stays as it is for everything
+/// else ([`siemgate::memory`]).
+fn return_freed_memory() {
+    // SAFETY: `mi_collect` takes no pointers; it may be called from any thread at any time.
+    unsafe { libmimalloc_sys::mi_collect(true) };
 }
 
 /// Exit codes (CONTRACT §2).
@@ -192,7 +184,7 @@ impl From<anyhow::Error> for Failure {
 }
 
 fn main() -> ExitCode {
-    set_allocator_options();
+    siemgate::memory::set_return_freed(return_freed_memory);
     let cli = Cli::parse();
     let logging = telemetry::init_logging(cli.log_format);
     let result = match cli.command.unwrap_or(Command::Run) {

@@ -208,6 +208,9 @@ impl ReplayStore for LocalStore {
             }
             self.lock().keys.finish(merge);
             self.folding.store(0, Ordering::Relaxed);
+            // The old index's shards and the sorted keys are gone: given back now, not in a
+            // second (each shard's build takes up memory freed by the shards before it).
+            crate::memory::large_block_freed();
         }
         if let Some(spool) = self.spool.get() {
             spool.expire_keys(now_s);
@@ -306,5 +309,28 @@ mod tests {
         let folded = store.size().unwrap();
         assert_eq!(folded.keys, 20_000);
         assert!(folded.bytes >= 20_000 * 16, "{folded:?}");
+    }
+
+    static RETURNED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    /// A fold frees the old index at once: the allocator is told, so that the binary's gives the
+    /// memory back now; maintenance with nothing to fold does not tell it.
+    #[test]
+    fn a_fold_tells_the_allocator_that_much_was_freed() {
+        crate::memory::set_return_freed(|| {
+            RETURNED.fetch_add(1, Ordering::SeqCst);
+        });
+        let day = Duration::from_secs(86_400);
+        let store = LocalStore::new(day, 1_000_000);
+        let now = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        store.maintain(now);
+        let before = RETURNED.load(Ordering::SeqCst);
+        let k = [ReplayKey::new("src", b"id", b"one")];
+        assert_eq!(store.reserve_now(&k, now, day), Seen::New);
+        store.confirm_now(&k, now, day);
+        store.maintain(now + day / 8);
+        assert_eq!(RETURNED.load(Ordering::SeqCst), before + 1);
+        store.maintain(now + day / 8);
+        assert_eq!(RETURNED.load(Ordering::SeqCst), before + 1);
     }
 }
