@@ -117,12 +117,6 @@ impl Dial {
             })
         }
     }
-
-    /// Whether requests carry the whole URL (HTTP/2: `:scheme` and `:authority` come from it)
-    /// or only the path and a `Host` header (HTTP/1.1).
-    pub fn http2(&self) -> bool {
-        self.http2
-    }
 }
 
 /// The TLS client configuration: the built-in web roots and the certificates of `ca`, or, with

@@ -290,13 +290,7 @@ impl Plan {
         }
         let b = cache.as_ref().expect("made above");
         let body = match &b.at {
-            Some(at) => {
-                let mut body = b.template.clone();
-                for &i in at {
-                    body[i..i + id.len()].copy_from_slice(id.as_bytes());
-                }
-                body
-            }
+            Some(at) => stamp(&b.template, at, id),
             None => self.body(b.ts, id).into_bytes(),
         };
         (b.ts, body)
@@ -412,7 +406,7 @@ impl Route {
             client.connect_timeout,
         )?;
         let bad = |e: &dyn std::fmt::Display| format!("{endpoint}: {e}");
-        let (uri, host) = if dial.http2() {
+        let (uri, host) = if client.http2 {
             (endpoint.as_str().parse().map_err(|e| bad(&e))?, None)
         } else {
             // `host_str` keeps an IPv6 address's brackets, as `Host` wants them.
@@ -456,17 +450,23 @@ impl Bodies {
             .map(|(i, _)| i)
             .collect();
         let probe = plan.event_id(0);
-        let mut made = template.clone();
-        for &i in &at {
-            made[i..i + probe.len()].copy_from_slice(probe.as_bytes());
-        }
-        let holds = !at.is_empty() && made == plan.body(ts, &probe).into_bytes();
+        let holds =
+            !at.is_empty() && stamp(&template, &at, &probe) == plan.body(ts, &probe).into_bytes();
         Bodies {
             ts,
             template,
             at: holds.then_some(at),
         }
     }
+}
+
+/// `template` with `id` written at each of `at` (over a stand-in of the same length).
+fn stamp(template: &[u8], at: &[usize], id: &str) -> Vec<u8> {
+    let mut body = template.to_vec();
+    for &i in at {
+        body[i..i + id.len()].copy_from_slice(id.as_bytes());
+    }
+    body
 }
 
 /// Latency histogram in microseconds: exact below 64 µs, then 64 sub-buckets per power of two
@@ -755,8 +755,8 @@ fn endpoint(base: &str, source: &str) -> Result<Url, String> {
     Ok(url)
 }
 
-/// Checks the arguments and builds the plan and one client per connection.
-fn prepare(args: &Args) -> Result<(Plan, Vec<conn::Conn>, Duration), String> {
+/// Checks the arguments and builds the plan.
+fn prepare(args: &Args) -> Result<(Plan, Duration), String> {
     let kind = VendorKind::from_name(&args.vendor).ok_or_else(|| {
         format!(
             "--vendor {:?}: unknown; one of {}",
@@ -843,8 +843,7 @@ fn prepare(args: &Args) -> Result<(Plan, Vec<conn::Conn>, Duration), String> {
     // A dry run of the first request: bad header values fail here, not a million times.
     plan.request(&mut None, u64::MAX)
         .map_err(|e| format!("cannot build a request: {e}"))?;
-    let conns = plan.connections(args.connections);
-    Ok((plan, conns, duration))
+    Ok((plan, duration))
 }
 
 fn round3(x: f64) -> f64 {
@@ -869,14 +868,13 @@ struct RunOutcome {
     interrupted: bool,
 }
 
-/// Runs the load described by `plan` over `clients` until the duration or the request count is
+/// Runs the load described by `plan`, over `--connections` new connections, until the duration or the request count is
 /// reached (or Ctrl-C), prints the human report (headed `siemgate-load report`, plus `: {label}`
 /// when given) and returns the JSON summary.
 async fn run(
     args: &Args,
     label: Option<&str>,
     mut plan: Plan,
-    clients: Vec<conn::Conn>,
     duration: Duration,
     observe: Observe<'_>,
 ) -> RunOutcome {
@@ -903,7 +901,8 @@ async fn run(
         .target_pid
         .and_then(|p| siemgate::telemetry::process_cpu_seconds(Some(p)));
     let tool_cpu_before = siemgate::telemetry::process_cpu_seconds(None);
-    // The deadline counts from now, not from when the clients were built.
+    let clients = plan.connections(args.connections);
+    // The deadline counts from now, not from when the plan was made.
     plan.deadline = tokio::time::Instant::now() + duration;
     let plan = Arc::new(plan);
 
@@ -1095,17 +1094,15 @@ async fn run(
     if let Some(g) = &gateway_metrics {
         println!("  gateway       {g}");
     }
-    let target_cpu_us = target_cpu
-        .filter(|_| total.requests > 0)
-        .map(|c| round3(c * 1e6 / total.requests as f64));
+    let per_request_us =
+        |c: f64| (total.requests > 0).then(|| round3(c * 1e6 / total.requests as f64));
+    let target_cpu_us = target_cpu.and_then(per_request_us);
     if let (Some(c), Some(us)) = (target_cpu, target_cpu_us) {
         println!(
             "  target CPU    {c:.2} s: {us:.1} us a request (user and system, all its threads)"
         );
     }
-    let tool_cpu_us = tool_cpu
-        .filter(|_| total.requests > 0)
-        .map(|c| round3(c * 1e6 / total.requests as f64));
+    let tool_cpu_us = tool_cpu.and_then(per_request_us);
     if let Some(us) = tool_cpu_us {
         println!("  this tool CPU {us:.1} us a request (with --baseline, the bare server's too)");
     }
@@ -1364,7 +1361,7 @@ enum Bare {
 /// Starts the baseline server (in this process, or in its own with `--baseline-process`) and
 /// runs the same load against it, with the same arguments.
 async fn run_baseline(args: &Args) -> Result<RunOutcome, String> {
-    let (mut plan, _, duration) = prepare(args)?;
+    let (mut plan, duration) = prepare(args)?;
     let bare = if args.baseline_process {
         Bare::Process(BareProcess::start().await?)
     } else {
@@ -1384,13 +1381,12 @@ async fn run_baseline(args: &Args) -> Result<RunOutcome, String> {
     };
     plan.endpoint = baseline_endpoint(&plan.endpoint, addr);
     plan.route = Route::new(&plan.endpoint, &plan.client)?;
-    let clients = plan.connections(args.connections);
     let observe = Observe {
         target_pid: pid,
         ..Observe::default()
     };
     eprintln!("siemgate-load: {label} on {addr}");
-    let mut outcome = run(args, Some(label), plan, clients, duration, observe).await;
+    let mut outcome = run(args, Some(label), plan, duration, observe).await;
     outcome.summary["server"] = server.into();
     if let Some(pid) = pid {
         outcome.summary["server_pid"] = pid.into();
@@ -1470,7 +1466,7 @@ async fn load(args: &Args) -> Result<bool, String> {
         if !send {
             break;
         }
-        let (plan, clients, duration) = match first.take() {
+        let (plan, duration) = match first.take() {
             Some(p) => p,
             // A new plan per round: a new run prefix, so no event id repeats.
             None => prepare(args)?,
@@ -1481,7 +1477,7 @@ async fn load(args: &Args) -> Result<bool, String> {
             (true, None) => Some("gateway".to_string()),
             (false, round) => round,
         };
-        let o = run(args, label.as_deref(), plan, clients, duration, observe).await;
+        let o = run(args, label.as_deref(), plan, duration, observe).await;
         ok &= !o.failed;
         rounds.push(o.summary);
         if o.interrupted {
